@@ -1,0 +1,1 @@
+"""Vision architectures, one family a file."""

@@ -1,0 +1,39 @@
+"""Task adapters: how a vision model's raw inputs and outputs look to a user."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from vision.transforms import ImageTransform
+from zoo.card import ModelCard
+from zoo.model import TaskAdapter
+
+
+class ImageClassification(TaskAdapter):
+    """Images in; ``{"label", "index", "score", "top_k"}`` out, scores from softmax."""
+
+    top_k = 5
+
+    def __init__(self, card: ModelCard):
+        super().__init__(card)
+        self._transform = ImageTransform.from_preprocessing(card.preprocessing)
+
+    @property
+    def transform(self) -> ImageTransform:
+        return self._transform
+
+    def postprocess(self, outputs: torch.Tensor) -> list[dict[str, Any]]:
+        probs = outputs.float().softmax(dim=-1)
+        k = min(self.top_k, probs.shape[-1])
+        scores, indices = probs.topk(k, dim=-1)
+        labels = self.card.labels or [str(i) for i in range(probs.shape[-1])]
+        return [
+            {
+                "label": labels[int(idx[0])],
+                "index": int(idx[0]),
+                "score": float(score[0]),
+                "top_k": [(labels[int(i)], float(s)) for i, s in zip(idx, score)],
+            }
+            for idx, score in zip(indices, scores)
+        ]

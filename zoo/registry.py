@@ -1,0 +1,285 @@
+"""The registry of models, architectures, tasks, datasets, recipes and suites.
+
+Domains fill it from their ``register(registry)`` function, found through the
+entry-point group ``zoo.domains``. Specs name code by ``"module:attribute"``
+strings, so declaring one imports no torch and ``zoo list`` stays fast.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from importlib import import_module
+from importlib.metadata import entry_points
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from zoo.errors import UnknownDatasetError, UnknownModelError, ZooError
+
+FORMATS = ("safetensors", "torch-pickle")
+
+
+def resolve_ref(ref: str | Callable) -> Any:
+    """Import ``"package.module:attr"``; pass callables through."""
+    if not isinstance(ref, str):
+        return ref
+    module, _, attr = ref.partition(":")
+    if not attr:
+        raise ValueError(f"expected 'module:attribute', got {ref!r}")
+    return getattr(import_module(module), attr)
+
+
+def _frozen(mapping: Mapping | None) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One pinned file a model needs.
+
+    ``source`` is ``package://PKG/PATH`` (bundled in an installed package),
+    ``https://...``, ``hf://ORG/REPO/PATH[@REVISION]`` or a local path.
+    ``format="torch-pickle"`` marks a legacy pickled state dict that is read once
+    with ``torch.load(weights_only=True)`` and converted to safetensors.
+    """
+
+    name: str
+    sha256: str
+    source: str
+    format: str = "safetensors"
+    size: int | None = None
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            raise ValueError(f"WeightFile.format must be one of {FORMATS}, got {self.format!r}")
+        if len(self.sha256) != 64:
+            raise ValueError(f"WeightFile.sha256 must be 64 hex digits, got {self.sha256!r}")
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """A network builder: ``builder(num_classes=..., **args) -> nn.Module``."""
+
+    name: str
+    builder: str | Callable
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Turns raw inputs into tensors and outputs into domain predictions.
+
+    ``adapter`` names a class constructed as ``adapter(card)`` with a
+    ``transform`` attribute and a ``predict(module, raw_inputs)`` method.
+    """
+
+    name: str
+    adapter: str | Callable
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A loadable model id: architecture, task, pinned weights and card defaults."""
+
+    id: str
+    task: str
+    architecture: str
+    arch_args: Mapping[str, Any] = field(default_factory=dict)
+    weights: tuple[WeightFile, ...] = ()
+    card: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self):
+        check_id(self.id)
+        object.__setattr__(self, "arch_args", _frozen(self.arch_args))
+        object.__setattr__(self, "card", _frozen(self.card))
+        object.__setattr__(self, "weights", tuple(self.weights))
+
+    @property
+    def domain(self) -> str:
+        return self.id.split("/", 1)[0]
+
+    @property
+    def pretrained(self) -> bool:
+        return bool(self.weights)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset id and the ``loader(**kwargs)`` that returns its splits."""
+
+    id: str
+    task: str
+    loader: str | Callable
+    description: str = ""
+    card: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_id(self.id)
+        object.__setattr__(self, "card", _frozen(self.card))
+
+    @property
+    def domain(self) -> str:
+        return self.id.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """A named training recipe: ``recipe`` names a :class:`zoo.recipes.Recipe` subclass."""
+
+    name: str
+    task: str
+    recipe: str | Callable
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A benchmark suite: ``builder(quick=bool) -> list[zoo.bench.BenchTask]``."""
+
+    name: str
+    builder: str | Callable
+    description: str = ""
+
+
+def check_id(spec_id: str) -> None:
+    """Ids are ``domain/name``, lower-case."""
+    domain, sep, name = spec_id.partition("/")
+    if not sep or not domain or not name or spec_id != spec_id.lower():
+        raise ValueError(f"ids are lower-case 'domain/arch.tag', got {spec_id!r}")
+
+
+class Registry:
+    """Everything the installed domains declared, keyed by id or name."""
+
+    def __init__(self):
+        self.models: dict[str, ModelSpec] = {}
+        self.architectures: dict[str, ArchitectureSpec] = {}
+        self.tasks: dict[str, TaskSpec] = {}
+        self.datasets: dict[str, DatasetSpec] = {}
+        self.recipes: dict[str, RecipeSpec] = {}
+        self.suites: dict[str, SuiteSpec] = {}
+
+    # -- declaring ---------------------------------------------------------
+    def _add(self, table: dict, key: str, spec: Any) -> None:
+        if key in table and table[key] != spec:
+            raise ZooError(f"{key!r} is registered twice with different specs")
+        table[key] = spec
+
+    def add_model(self, spec: ModelSpec) -> None:
+        self._add(self.models, spec.id, spec)
+
+    def add_architecture(self, spec: ArchitectureSpec) -> None:
+        self._add(self.architectures, spec.name, spec)
+
+    def add_task(self, spec: TaskSpec) -> None:
+        self._add(self.tasks, spec.name, spec)
+
+    def add_dataset(self, spec: DatasetSpec) -> None:
+        self._add(self.datasets, spec.id, spec)
+
+    def add_recipe(self, spec: RecipeSpec) -> None:
+        self._add(self.recipes, spec.name, spec)
+
+    def add_suite(self, spec: SuiteSpec) -> None:
+        self._add(self.suites, spec.name, spec)
+
+    # -- looking up --------------------------------------------------------
+    def model(self, model_id: str) -> ModelSpec:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise UnknownModelError(model_id, sorted(self.models)) from None
+
+    def dataset(self, dataset_id: str) -> DatasetSpec:
+        try:
+            return self.datasets[dataset_id]
+        except KeyError:
+            raise UnknownDatasetError(dataset_id, sorted(self.datasets)) from None
+
+    def architecture(self, name: str) -> ArchitectureSpec:
+        try:
+            return self.architectures[name]
+        except KeyError:
+            raise UnknownModelError(name, sorted(self.architectures), kind="architecture") from None
+
+    def task(self, name: str) -> TaskSpec:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise UnknownModelError(name, sorted(self.tasks), kind="task") from None
+
+    def recipe(self, name: str) -> RecipeSpec:
+        try:
+            return self.recipes[name]
+        except KeyError:
+            raise UnknownModelError(name, sorted(self.recipes), kind="recipe") from None
+
+    def suite(self, name: str) -> SuiteSpec:
+        try:
+            return self.suites[name]
+        except KeyError:
+            raise UnknownModelError(name, sorted(self.suites), kind="suite") from None
+
+    def list_models(
+        self,
+        pattern: str = "*",
+        domain: str | None = None,
+        task: str | None = None,
+        pretrained: bool | None = None,
+    ) -> list[ModelSpec]:
+        """Specs whose id matches the fnmatch ``pattern`` and the filters, sorted by id."""
+        return [
+            spec
+            for model_id, spec in sorted(self.models.items())
+            if fnmatch.fnmatchcase(model_id, pattern)
+            and (domain is None or spec.domain == domain)
+            and (task is None or spec.task == task)
+            and (pretrained is None or spec.pretrained == pretrained)
+        ]
+
+
+_registry: Registry | None = None
+
+
+def discover() -> Registry:
+    """Build the registry from every ``zoo.domains`` entry point."""
+    registry = Registry()
+    for ep in sorted(entry_points(group="zoo.domains"), key=lambda e: e.name):
+        ep.load()(registry)
+    return registry
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, discovered on first use."""
+    global _registry
+    if _registry is None:
+        _registry = discover()
+    return _registry
+
+
+def bundled_model(package: str, name: str, **spec_fields: Any) -> ModelSpec:
+    """A ModelSpec whose weights and card were written by a recipe into ``PACKAGE/weights/``.
+
+    ``weights/NAME.json`` is the card the recipe produced (it pins the weights'
+    sha256); ``weights/NAME.safetensors`` the weights. Metrics, provenance and
+    parameter count come from that card; everything else from ``spec_fields``.
+    Without the card (a recipe has not produced it yet) the spec has no weights.
+    """
+    import json
+    from importlib.resources import files
+
+    card_file = files(package) / "weights" / f"{name}.json"
+    if not card_file.is_file():
+        return ModelSpec(**spec_fields)
+    card = json.loads(card_file.read_text(encoding="utf-8"))
+    pinned = card["files"]["weights.safetensors"]
+    weights = (
+        WeightFile(
+            name="weights.safetensors",
+            sha256=pinned["sha256"],
+            size=pinned["size"],
+            source=f"package://{package}/weights/{name}.safetensors",
+        ),
+    )
+    recorded = {key: card[key] for key in ("metrics", "provenance", "params") if key in card}
+    merged_card = {**spec_fields.pop("card", {}), **recorded, "source": f"package://{package}/weights/{name}.*"}
+    return ModelSpec(weights=weights, card=merged_card, **spec_fields)
