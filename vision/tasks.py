@@ -7,6 +7,7 @@ import torch
 
 from vision.transforms import ImageTransform
 from zoo.card import ModelCard
+from zoo.errors import InputError
 from zoo.model import TaskAdapter
 
 
@@ -22,6 +23,20 @@ class ImageClassification(TaskAdapter):
     @property
     def transform(self) -> ImageTransform:
         return self._transform
+
+    def read(self, path) -> Any:
+        """An image file through PIL, or a ``.npy`` array."""
+        from pathlib import Path
+
+        from PIL import Image, UnidentifiedImageError
+
+        if Path(path).suffix == ".npy":
+            return super().read(path)
+        try:
+            with Image.open(path) as image:
+                return image.copy()
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputError(f"expected an image file or a .npy array, could not read {path}: {exc}") from None
 
     def postprocess(self, outputs: torch.Tensor) -> list[dict[str, Any]]:
         probs = outputs.float().softmax(dim=-1)

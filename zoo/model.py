@@ -11,6 +11,7 @@ from torch import nn
 
 from backends.state import save_state
 from zoo.card import WEIGHTS_FILE, ModelCard
+from zoo.errors import InputError
 
 
 class TaskAdapter(ABC):
@@ -27,6 +28,15 @@ class TaskAdapter(ABC):
     @abstractmethod
     def transform(self) -> Callable[[Any], torch.Tensor]:
         """Raw single input → network input tensor."""
+
+    def read(self, path: str | os.PathLike) -> Any:
+        """A raw input from a file: ``.npy`` arrays here; domains add their formats."""
+        import numpy as np
+
+        path = Path(path)
+        if path.suffix != ".npy":
+            raise InputError(f"expected a .npy file for task {self.card.task!r}, got {path.name}")
+        return np.load(path, allow_pickle=False)
 
     def batch(self, raw_inputs: Sequence[Any]) -> torch.Tensor:
         """Raw inputs → one batched tensor."""

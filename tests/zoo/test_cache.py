@@ -1,0 +1,428 @@
+"""The weights cache: sources, integrity, offline mode, locking, pickle refusal and conversion."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from zoo import cache
+from zoo.errors import DownloadError, InputError, OfflineError, UnsafeFormatError, WeightsIntegrityError
+from zoo.registry import WeightFile
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def safetensors_bytes(tmp_path: Path, seed: int = 0) -> bytes:
+    g = torch.Generator().manual_seed(seed)
+    path = tmp_path / f"w{seed}.safetensors"
+    save_file({"w": torch.randn(4, 3, generator=g), "b": torch.arange(3.0)}, str(path))
+    return path.read_bytes()
+
+
+def write_source(tmp_path: Path, name: str, data: bytes, age_s: float = 0) -> Path:
+    path = tmp_path / "src" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    if age_s:  # an old mtime makes the stat shortcut trustworthy right away
+        old = time.time_ns() - int(age_s * 1e9)
+        os.utime(path, ns=(old, old))
+    return path
+
+
+def store_files(home: Path) -> list[Path]:
+    root = home / "blobs" / "sha256"
+    return sorted(root.iterdir()) if root.is_dir() else []
+
+
+def part_files(home: Path) -> list[Path]:
+    return sorted((home / "tmp").glob("*.part")) if (home / "tmp").is_dir() else []
+
+
+# -- a loopback HTTP server ---------------------------------------------------
+class Server:
+    """Serves ``routes[path] = bytes``; ``mode`` is "good", "short" (closes half-way) or "slow"."""
+
+    def __init__(self):
+        self.routes: dict[str, bytes] = {}
+        self.mode = "good"
+        self.gets = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.gets += 1
+                data = server.routes.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if server.mode == "slow":  # keeps the first fetcher busy while the second waits
+                    time.sleep(0.5)
+                self.wfile.write(data[: len(data) // 2] if server.mode == "short" else data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+# -- settings -------------------------------------------------------------------
+def test_zoo_home_and_offline_read_env_each_call(monkeypatch, tmp_path):
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "a"))
+    assert cache.zoo_home() == tmp_path / "a"
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "b"))
+    assert cache.zoo_home() == tmp_path / "b"
+    for value, expected in [("1", True), ("TRUE", True), ("yes", True), ("0", False), ("", False)]:
+        monkeypatch.setenv("ZOO_OFFLINE", value)
+        assert cache.is_offline() is expected
+    monkeypatch.delenv("ZOO_OFFLINE")
+    assert cache.is_offline() is False  # HF_HUB_OFFLINE (set by conftest) does not count
+
+
+def test_sha256_file(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(b"abc" * 1_000_000)
+    assert cache.sha256_file(path) == sha(b"abc" * 1_000_000)
+
+
+# -- 1. package and local sources ---------------------------------------------------------
+def test_local_source_is_stored_and_second_fetch_does_not_copy(tmp_path, isolated_zoo_home, monkeypatch):
+    data = safetensors_bytes(tmp_path)
+    src = write_source(tmp_path, "tiny.safetensors", data)
+    wf = WeightFile("tiny.safetensors", sha(data), str(src))
+
+    path = cache.fetch(wf, model_id="vision/tiny.test")
+    assert path == isolated_zoo_home / "blobs" / "sha256" / sha(data)
+    assert path.read_bytes() == data
+    assert cache.cached_path(wf) == path
+    assert not part_files(isolated_zoo_home)
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("second fetch copied the source again")
+
+    monkeypatch.setattr(cache, "_link_or_copy", no_copy)
+    assert cache.fetch(wf) == path
+    assert cache.fetch(WeightFile("tiny.safetensors", sha(data), src.as_uri())) == path  # file:// too
+
+
+def test_package_source_is_copied_into_the_store(tmp_path, isolated_zoo_home, monkeypatch):
+    data = safetensors_bytes(tmp_path, seed=1)
+    pkg = tmp_path / "pkgs" / "fakeweightspkg"
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "weights" / "net.safetensors").write_bytes(data)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+    wf = WeightFile("net.safetensors", sha(data), "package://fakeweightspkg/weights/net.safetensors")
+
+    path = cache.fetch(wf)
+    assert path.parent == isolated_zoo_home / "blobs" / "sha256"
+    assert path.read_bytes() == data
+    missing = WeightFile("nope.safetensors", "d" * 64, "package://fakeweightspkg/weights/nope.safetensors")
+    with pytest.raises(DownloadError, match="nope.safetensors"):
+        cache.fetch(missing)
+
+
+def test_trusted_stat_skips_rehash_and_index_lists_model(tmp_path, isolated_zoo_home, monkeypatch):
+    data = safetensors_bytes(tmp_path)
+    src = write_source(tmp_path, "old.safetensors", data, age_s=3600)
+    wf = WeightFile("old.safetensors", sha(data), str(src))
+    path = cache.fetch(wf, model_id="vision/old.test")
+
+    calls = []
+    real = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda p: calls.append(p) or real(p))
+    assert cache.fetch(wf, model_id="vision/old.test") == path
+    assert calls == []  # stat matched the verified record: no rehash
+
+    [entry] = cache.list_entries()
+    assert entry["sha256"] == sha(data) and entry["size"] == len(data) and entry["path"] == str(path)
+    assert entry["refs"] == [{"name": "old.safetensors", "source": str(src), "model_id": "vision/old.test"}]
+
+
+# -- 2. hash mismatch at the source --------------------------------------------------------
+def test_source_hash_mismatch_raises_and_stores_nothing(tmp_path, isolated_zoo_home):
+    data = safetensors_bytes(tmp_path)
+    src = write_source(tmp_path, "tampered.safetensors", data + b" ")
+    wf = WeightFile("tampered.safetensors", sha(data), str(src))
+
+    with pytest.raises(WeightsIntegrityError) as err:
+        cache.fetch(wf)
+    message = str(err.value)
+    assert "tampered.safetensors" in message and sha(data) in message and sha(data + b" ") in message
+    assert store_files(isolated_zoo_home) == [] and cache.cached_path(wf) is None
+    assert Path(err.value.moved_to).parent == isolated_zoo_home / "quarantine"
+    assert src.read_bytes() == data + b" "  # the user's own file is left alone
+
+
+# -- 3. a cached blob corrupted on disk ------------------------------------------------------
+def corrupt(path: Path) -> None:
+    with open(path, "r+b") as f:  # same size, same inode: only the mtime betrays it
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 0xFF]))
+
+
+@pytest.mark.parametrize("age_s", [3600, 0], ids=["trusted-stat", "racy-stat"])
+def test_corrupted_blob_is_quarantined(tmp_path, isolated_zoo_home, age_s):
+    data = safetensors_bytes(tmp_path)
+    src = write_source(tmp_path, "bitrot.safetensors", data, age_s=age_s)
+    wf = WeightFile("bitrot.safetensors", sha(data), str(src))
+    path = cache.fetch(wf)
+    corrupt(path)
+    actual = cache.sha256_file(path)
+
+    with pytest.raises(WeightsIntegrityError) as err:
+        cache.fetch(wf)
+    message = str(err.value)
+    assert "bitrot.safetensors" in message and sha(data) in message and actual in message
+    moved = Path(err.value.moved_to)
+    assert moved.parent == isolated_zoo_home / "quarantine" and moved.is_file()
+    assert not path.exists()
+
+
+def test_verify_rehashes_and_reports_corruption(tmp_path, isolated_zoo_home):
+    good, bad = safetensors_bytes(tmp_path, 0), safetensors_bytes(tmp_path, 1)
+    wf_good = WeightFile("good.safetensors", sha(good), str(write_source(tmp_path, "good.safetensors", good, 3600)))
+    wf_bad = WeightFile("bad.safetensors", sha(bad), str(write_source(tmp_path, "bad.safetensors", bad, 3600)))
+    cache.fetch(wf_good)
+    corrupt(cache.fetch(wf_bad))
+
+    rows = {row["sha256"]: row for row in cache.verify()}
+    assert rows[sha(good)]["ok"] is True and rows[sha(good)]["actual"] == sha(good)
+    assert rows[sha(bad)]["ok"] is False and rows[sha(bad)]["actual"] != sha(bad)
+    assert Path(rows[sha(bad)]["moved_to"]).parent == isolated_zoo_home / "quarantine"
+    assert [p.name for p in store_files(isolated_zoo_home)] == [sha(good)]
+
+
+# -- 4. offline ---------------------------------------------------------------------------
+def test_offline_remote_source_raises_without_connecting(tmp_path, monkeypatch):
+    connects = []
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", lambda self, addr: connects.append(addr) or real_connect(self, addr))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    wf = WeightFile("r.safetensors", "a" * 64, "https://example.com/r.safetensors")
+
+    with pytest.raises(OfflineError) as err:
+        cache.fetch(wf, model_id="vision/r.test")
+    assert "zoo fetch vision/r.test" in str(err.value)
+    assert connects == []
+
+    # Local files still work offline.
+    data = safetensors_bytes(tmp_path)
+    local = WeightFile("l.safetensors", sha(data), str(write_source(tmp_path, "l.safetensors", data)))
+    assert cache.fetch(local).read_bytes() == data
+    assert connects == []
+
+
+def test_offline_uses_the_store(tmp_path, server, monkeypatch):
+    data = safetensors_bytes(tmp_path)
+    server.routes["/w.safetensors"] = data
+    wf = WeightFile("w.safetensors", sha(data), server.url("/w.safetensors"))
+    path = cache.fetch(wf)
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    assert cache.fetch(wf) == path and server.gets == 1
+
+
+# -- 5. downloads ----------------------------------------------------------------------------
+def test_download_verified_short_read_then_retry(tmp_path, isolated_zoo_home, server):
+    data = safetensors_bytes(tmp_path)
+    server.routes["/w.safetensors"] = data
+    wf = WeightFile("w.safetensors", sha(data), server.url("/w.safetensors"))
+
+    server.mode = "short"
+    with pytest.raises(DownloadError) as err:
+        cache.fetch(wf)
+    assert f"expected {len(data)} bytes, got {len(data) // 2}" in str(err.value)
+    assert store_files(isolated_zoo_home) == [] and part_files(isolated_zoo_home) == []
+
+    # A download killed half-way leaves a .part behind: the next try must not use it.
+    stale = isolated_zoo_home / "tmp" / f"{sha(data)}.99999.dead.part"
+    stale.write_bytes(data[:10])
+    server.mode = "good"
+    path = cache.fetch(wf, progress=True)
+    assert path.read_bytes() == data and cache.sha256_file(path) == sha(data)
+    assert part_files(isolated_zoo_home) == []
+
+
+def test_download_with_wrong_hash_is_quarantined(tmp_path, isolated_zoo_home, server):
+    data = safetensors_bytes(tmp_path)
+    server.routes["/w.safetensors"] = data
+    wf = WeightFile("w.safetensors", sha(b"something else"), server.url("/w.safetensors"))
+    with pytest.raises(WeightsIntegrityError, match=sha(data)):
+        cache.fetch(wf)
+    assert store_files(isolated_zoo_home) == [] and len(list((isolated_zoo_home / "quarantine").iterdir())) == 1
+
+
+def test_http_error_and_plain_http_to_remote_host(server):
+    wf = WeightFile("missing.safetensors", "b" * 64, server.url("/missing.safetensors"))
+    with pytest.raises(DownloadError, match="404"):
+        cache.fetch(wf)
+    with pytest.raises(InputError, match="https"):
+        cache.fetch(WeightFile("x.safetensors", "b" * 64, "http://example.com/x.safetensors"))
+    with pytest.raises(InputError, match="scheme"):
+        cache.fetch(WeightFile("x.safetensors", "b" * 64, "s3://bucket/x.safetensors"))
+
+
+# -- 6. two processes, one download ---------------------------------------------------------------
+def test_two_processes_download_once(tmp_path, isolated_zoo_home, server):
+    data = safetensors_bytes(tmp_path)
+    server.routes["/big.safetensors"] = data
+    server.mode = "slow"
+    script = (
+        "import sys; from zoo.cache import fetch; from zoo.registry import WeightFile; "
+        "print(fetch(WeightFile('big.safetensors', sys.argv[1], sys.argv[2])))"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, sha(data), server.url("/big.safetensors")],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    for p, (out, errout) in zip(procs, outputs):
+        assert p.returncode == 0, errout
+    assert {out.strip() for out, _ in outputs} == {str(isolated_zoo_home / "blobs" / "sha256" / sha(data))}
+    assert server.gets == 1
+
+
+# -- 7. pickles ----------------------------------------------------------------------------------
+class Evil:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_pickle_declared_safetensors_is_refused_unopened(tmp_path, isolated_zoo_home):
+    marker = tmp_path / "pwned"
+    data = pickle.dumps({"w": Evil(marker)}, protocol=4)
+    wf = WeightFile("evil.safetensors", sha(data), str(write_source(tmp_path, "evil.safetensors", data)))
+    with pytest.raises(UnsafeFormatError) as err:
+        cache.fetch(wf)
+    assert "evil.safetensors" in str(err.value) and "pickle can execute code" in str(err.value).lower()
+    assert not marker.exists() and store_files(isolated_zoo_home) == []
+
+    zipped = tmp_path / "zipped.pt"
+    torch.save({"w": torch.ones(2)}, zipped)
+    data = zipped.read_bytes()
+    with pytest.raises(UnsafeFormatError, match="zip"):
+        cache.fetch(WeightFile("zipped.pt", sha(data), str(zipped)))
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_torch_pickle_is_converted_once(tmp_path, isolated_zoo_home, monkeypatch, zip_format):
+    state = {"layer.weight": torch.randn(3, 2), "layer.bias": torch.arange(3, dtype=torch.float64)}
+    src = tmp_path / "legacy.pth"
+    torch.save({"state_dict": state, "epoch": 3}, src, _use_new_zipfile_serialization=zip_format)
+    wf = WeightFile("legacy.pth", sha(src.read_bytes()), str(src), format="torch-pickle")
+
+    path = cache.fetch(wf, model_id="vision/legacy.test")
+    loaded = load_file(str(path))
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[k], state[k]) and loaded[k].dtype == state[k].dtype for k in state)
+    record = json.loads((isolated_zoo_home / "converted" / f"{wf.sha256}.json").read_text())
+    assert record["sha256"] == path.name == cache.sha256_file(path)
+    assert cache.cached_path(wf) == path
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("torch.load called on a second fetch")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    assert cache.fetch(wf) == path
+
+
+def test_torch_pickle_with_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    src = tmp_path / "evil.pth"
+    torch.save({"w": torch.ones(1), "x": Evil(marker)}, src)
+    wf = WeightFile("evil.pth", sha(src.read_bytes()), str(src), format="torch-pickle")
+    with pytest.raises(UnsafeFormatError, match="weights_only"):
+        cache.fetch(wf)
+    assert not marker.exists()
+
+
+# -- 8. Hugging Face, offline -------------------------------------------------------------------------
+def make_hf_cache(root: Path, repo: str, filename: str, data: bytes, commit: str) -> None:
+    """The layout huggingface_hub's cache uses: blobs/, snapshots/<commit>/ symlinks, refs/main."""
+    repo_dir = root / ("models--" + repo.replace("/", "--"))
+    etag = sha(data)
+    (repo_dir / "blobs").mkdir(parents=True)
+    (repo_dir / "blobs" / etag).write_bytes(data)
+    pointer = repo_dir / "snapshots" / commit / filename
+    pointer.parent.mkdir(parents=True)
+    pointer.symlink_to(os.path.relpath(repo_dir / "blobs" / etag, pointer.parent))
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text(commit)
+
+
+def test_hf_source_offline_from_hf_cache(tmp_path, isolated_zoo_home, monkeypatch):
+    data = safetensors_bytes(tmp_path)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    make_hf_cache(tmp_path / "hf_cache", "org/tiny-net", "weights/model.safetensors", data, commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+
+    wf = WeightFile("model.safetensors", sha(data), "hf://org/tiny-net/weights/model.safetensors")
+    path = cache.fetch(wf)
+    assert path.parent == isolated_zoo_home / "blobs" / "sha256" and path.read_bytes() == data
+    cache.clear()
+    pinned = WeightFile("model.safetensors", sha(data), f"hf://org/tiny-net/weights/model.safetensors@{commit}")
+    assert cache.fetch(pinned).read_bytes() == data
+
+    absent = WeightFile("other.safetensors", "c" * 64, "hf://org/tiny-net/other.safetensors")
+    with pytest.raises(OfflineError, match="zoo fetch vision/tiny.hf"):
+        cache.fetch(absent, model_id="vision/tiny.hf")
+    with pytest.raises(InputError, match="hf://ORG/REPO"):
+        cache.fetch(WeightFile("x", "c" * 64, "hf://org-only/x"))
+
+
+# -- 9. clear ---------------------------------------------------------------------------------------
+def test_clear_empties_the_store(tmp_path, isolated_zoo_home, server):
+    data = safetensors_bytes(tmp_path)
+    server.routes["/w.safetensors"] = data
+    wf = WeightFile("w.safetensors", sha(data), server.url("/w.safetensors"))
+    cache.fetch(wf)
+    assert cache.list_entries()
+
+    freed = cache.clear()
+    assert freed >= len(data)
+    assert cache.list_entries() == [] and cache.cached_path(wf) is None
+    for part in ("blobs", "verified", "converted", "tmp", "locks", "quarantine", "index.json"):
+        assert not (isolated_zoo_home / part).exists()
+    assert cache.fetch(wf).read_bytes() == data and server.gets == 2

@@ -1,0 +1,230 @@
+"""The ``zoo`` command line: list, info, fetch, predict, finetune, bench, cache, reproduce.
+
+User errors print one line and exit 1; ``zoo --debug ...`` shows the traceback.
+Listing and info never import torch.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from zoo.errors import ZooError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Domain Zoo: load, fine-tune and benchmark pretrained models.")
+cache_app = typer.Typer(no_args_is_help=True, help="Inspect, verify or clear the weights cache.")
+app.add_typer(cache_app, name="cache")
+console = Console()
+_state = {"debug": False}
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")):
+    _state["debug"] = debug
+
+
+@app.command("list")
+def list_cmd(
+    pattern: str = typer.Argument("*", help="fnmatch pattern over ids, e.g. 'vision/*'"),
+    domain: Optional[str] = typer.Option(None, help="only this domain"),
+    task: Optional[str] = typer.Option(None, help="only this task"),
+    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="only models with (or without) weights"),
+):
+    """List registered models."""
+    from zoo.hub import info, list_models
+
+    table = Table("id", "task", "params", "metric", "weights")
+    for model_id in list_models(pattern, domain=domain, task=task, pretrained=pretrained):
+        card = info(model_id)
+        metric = next((m for m in card.metrics if m.get("split") == "test"), card.metrics[0] if card.metrics else None)
+        table.add_row(
+            model_id,
+            card.task,
+            f"{card.params:,}" if card.params else "-",
+            f"{metric['name']}={metric['value']:.4f} ({metric['split']})" if metric else "-",
+            "yes" if card.files else "no",
+        )
+    console.print(table)
+
+
+@app.command()
+def info(model_id: str, as_json: bool = typer.Option(False, "--json", help="print the whole card as JSON")):
+    """Show a model's card."""
+    from zoo.hub import info as card_of
+
+    card = card_of(model_id)
+    if as_json:
+        print(json.dumps(card.to_dict(), indent=2))
+        return
+    table = Table(show_header=False)
+    for key in ("id", "domain", "task", "architecture", "params", "license", "source", "description"):
+        table.add_row(key, str(getattr(card, key)))
+    table.add_row("labels", ", ".join(card.labels or []) or "-")
+    for metric in card.metrics:
+        table.add_row(f"metric {metric['name']}", f"{metric['value']:.4f} on {metric['dataset']} ({metric['split']})")
+    for name, meta in card.files.items():
+        table.add_row(f"file {name}", f"sha256 {meta['sha256']}")
+    recipe = card.provenance.get("recipe")
+    if recipe:
+        table.add_row("recipe", f"{recipe['name']} {json.dumps(recipe['params'])}")
+    console.print(table)
+
+
+@app.command()
+def fetch(model_id: str):
+    """Download and verify every file a model needs (run once while online)."""
+    from zoo.hub import fetch as fetch_files
+
+    for path in fetch_files(model_id, progress=True):
+        console.print(f"[green]ok[/green] {path}")
+
+
+@app.command()
+def predict(
+    model_id: str,
+    inputs: List[Path] = typer.Argument(..., help="input files (images, .npy arrays, ...)"),
+    as_json: bool = typer.Option(False, "--json", help="print predictions as JSON lines"),
+):
+    """Run a model on input files and print its predictions."""
+    from zoo.hub import load
+
+    model = load(model_id)
+    predictions = model.predict([model.adapter.read(path) for path in inputs])
+    for path, prediction in zip(inputs, predictions):
+        if as_json:
+            print(json.dumps({"input": str(path), **prediction}))
+        else:
+            console.print(f"{path}: [bold]{prediction.get('label', prediction)}[/bold] {prediction.get('score', ''):.4}")
+
+
+@app.command()
+def finetune(
+    model_id: str,
+    data: str = typer.Option(..., "--data", help="dataset id or a path to your data"),
+    out: Path = typer.Option(Path("runs/finetune"), "--out", help="output directory (a loadable model)"),
+    epochs: Optional[int] = typer.Option(None, help="number of epochs"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
+    set_: List[str] = typer.Option([], "--set", help="recipe field override key=value (repeatable)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in --out"),
+    scratch: bool = typer.Option(False, "--scratch", help="start from random weights instead of the pretrained ones"),
+):
+    """Fine-tune a model on a dataset; writes a loadable model to --out."""
+    from zoo.hub import info as card_of
+    from zoo.recipes import parse_set
+    from zoo.registry import get_registry, resolve_ref
+
+    card = card_of(model_id)
+    recipe_cls = resolve_ref(get_registry().recipe(card.task).recipe)
+    overrides = {"model": model_id, "data": data, "pretrained": not scratch, **parse_set(set_)}
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    recipe = recipe_cls.from_overrides(overrides, config_file=config)
+    result = recipe.run(out, resume=resume, progress=True)
+    _print_metrics(result.metrics)
+    console.print(f"model written to [bold]{result.out_dir}[/bold]; load it with zoo.load({str(result.out_dir)!r})")
+
+
+@app.command()
+def bench(
+    suite: str = typer.Argument(..., help="suite name, e.g. vision"),
+    quick: bool = typer.Option(False, "--quick", help="fewer timing samples"),
+    out: Optional[Path] = typer.Option(None, "--out", help="results directory (default bench-results/SUITE)"),
+):
+    """Run a benchmark suite; writes results.jsonl, leaderboard.md and plot.png."""
+    from zoo.bench import print_leaderboard, run_suite
+
+    out = out or Path("bench-results") / suite
+    rows = run_suite(suite, quick=quick, out_dir=out, progress=True)
+    print_leaderboard(rows, console=console)
+    console.print(f"results in [bold]{out}[/bold]: results.jsonl, leaderboard.md, plot.png")
+    if any(row["status"] != "ok" for row in rows):
+        raise ZooError(f"{sum(row['status'] != 'ok' for row in rows)} task(s) failed; see {out / 'leaderboard.md'}")
+
+
+@app.command()
+def reproduce(
+    model_id: str,
+    out: Path = typer.Option(None, "--out", help="where to write the retrained model (default runs/reproduce/ID)"),
+):
+    """Retrain a model from its card's recipe and compare the metrics with the card."""
+    from zoo.recipes import reproduce as run_reproduce
+
+    out = out or Path("runs/reproduce") / model_id.replace("/", "__")
+    rows = run_reproduce(model_id, out)
+    table = Table("metric", "split", "card", "reproduced", "diff")
+    for row in rows:
+        table.add_row(row["metric"], row["split"], f"{row['card']:.4f}", f"{row['reproduced']:.4f}", f"{row['diff']:+.4f}")
+    console.print(table)
+
+
+@cache_app.command("ls")
+def cache_ls():
+    """List cached files."""
+    from zoo import cache
+
+    table = Table("sha256", "size", "file", "models")
+    for entry in cache.list_entries():
+        names = sorted({ref["name"] for ref in entry["refs"]}) or [Path(entry["path"]).name]
+        models = sorted({ref["model_id"] for ref in entry["refs"] if ref.get("model_id")})
+        table.add_row(entry["sha256"][:16], f"{entry['size']:,}", ", ".join(names), ", ".join(models) or "-")
+    console.print(table)
+    console.print(f"cache: {cache.zoo_home()}")
+
+
+@cache_app.command("verify")
+def cache_verify():
+    """Rehash every cached file; corrupt ones are moved aside."""
+    from zoo import cache
+
+    rows = cache.verify()
+    bad = [row for row in rows if not row["ok"]]
+    for row in bad:
+        console.print(f"[red]corrupt[/red] {row['path']}: expected {row['sha256']}, got {row['actual']} (moved to quarantine)")
+    console.print(f"{len(rows) - len(bad)} ok, {len(bad)} corrupt")
+    if bad:
+        raise typer.Exit(1)
+
+
+@cache_app.command("clear")
+def cache_clear(yes: bool = typer.Option(False, "--yes", help="do not ask")):
+    """Delete every cached file."""
+    from zoo import cache
+
+    if not yes and not typer.confirm(f"delete the cache at {cache.zoo_home()}?"):
+        raise typer.Exit(1)
+    console.print(f"freed {cache.clear():,} bytes")
+
+
+def _print_metrics(metrics: list[dict]) -> None:
+    table = Table("metric", "split", "value")
+    for metric in metrics:
+        table.add_row(metric["name"], metric["split"], f"{metric['value']:.4f}")
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry: one clear line per user error, tracebacks with --debug."""
+    try:
+        app(standalone_mode=False)
+    except (ZooError, FileNotFoundError, KeyError) as exc:
+        if _state["debug"]:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
