@@ -103,7 +103,7 @@ _BOOLS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no"
 
 
 def _convert(value: Any, option: Any) -> Any:
-    origin = typing.get_origin(option)
+    origin = typing.get_origin(option) or option
     if option is bool:
         if isinstance(value, bool):
             return value
