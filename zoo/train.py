@@ -1,0 +1,583 @@
+"""The one supervised training loop every domain's recipes use.
+
+``Trainer(model, train_data, val_data, config=TrainConfig(...), out_dir=...).fit()``
+trains with AdamW + warm-up/cosine (or your optimizer), AMP, gradient accumulation
+and clipping; evaluates each epoch; keeps the best weights; stops early; writes
+atomic pickle-free checkpoints it can resume from exactly (bit-identical in
+deterministic mode); logs JSON lines; runs DDP under torchrun. ``out_dir`` ends
+up a loadable zoo model (or ``weights.safetensors`` for a plain module).
+
+Layout of ``out_dir``::
+
+    metrics.jsonl                 one JSON object per event ("train" / "eval")
+    best/model.safetensors        weights at the best monitored metric
+    checkpoints/step-00001234/    see zoo.checkpoint
+    checkpoints/latest            name of the newest complete checkpoint
+    weights.safetensors card.json written at the end (best weights)
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from backends.device import resolve_device
+from backends.distributed import all_reduce_mean, dist_env, init_process_group
+from backends.precision import auto_precision, autocast, check_precision, needs_grad_scaler
+from backends.seed import rng_state, seed_everything, set_deterministic, set_rng_state
+from backends.state import load_state, save_state
+from zoo.card import WEIGHTS_FILE, write_text_atomic
+from zoo.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from zoo.errors import CheckpointError, InputError
+
+METRICS_FILE = "metrics.jsonl"
+BEST_DIR = "best"
+BEST_FILE = "model.safetensors"
+# Changing any of these between a checkpoint and its resume changes the sample
+# order or the schedule, so the resumed run would not continue the same run.
+RESUME_MUST_MATCH = (
+    "epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "schedule", "grad_accum_steps", "seed",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of the loop (the recipe owns model/data ones)."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.05  # fraction of total optimizer steps spent in linear warm-up
+    schedule: str = "cosine"  # "cosine" | "constant"
+    grad_accum_steps: int = 1
+    clip_grad_norm: float | None = 1.0
+    precision: str = "fp32"  # "auto" | "fp32" | "bf16" | "fp16"
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    monitor: str = "val_loss"  # a key of the eval dict
+    monitor_mode: str = "min"  # "min" | "max"
+    early_stopping_patience: int | None = None  # epochs without improvement
+    checkpoint_every_steps: int = 0  # 0 = at the end of each epoch only
+    keep_checkpoints: int = 2
+    num_workers: int = 0
+    progress: bool = True
+    log_every_steps: int = 10  # a "train" line in metrics.jsonl every N optimizer steps
+
+    def __post_init__(self):
+        if self.schedule not in ("cosine", "constant"):
+            raise InputError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.monitor_mode not in ("min", "max"):
+            raise InputError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
+        if self.grad_accum_steps < 1 or self.batch_size < 1 or self.epochs < 0:
+            raise InputError(
+                "expected epochs >= 0, batch_size >= 1 and grad_accum_steps >= 1, got "
+                f"{self.epochs}, {self.batch_size}, {self.grad_accum_steps}"
+            )
+
+
+@dataclass
+class TrainResult:
+    """What ``fit`` returns; the same numbers are in ``out_dir/metrics.jsonl``."""
+
+    out_dir: Path
+    best_metrics: dict
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+    last_checkpoint: Path | None = None
+
+
+def cross_entropy_default(outputs, targets) -> torch.Tensor:
+    """Cross-entropy on logits (or on ``outputs["logits"]`` for dict outputs)."""
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs
+    return F.cross_entropy(logits, targets)
+
+
+class LRSchedule:
+    """Multiplier for LambdaLR: linear warm-up, then cosine to 0 or constant.
+
+    A callable object rather than a lambda: LambdaLR stores its ``__dict__`` (ints
+    and a string) in ``state_dict()``, which therefore stays JSON-able.
+    """
+
+    def __init__(self, total_steps: int, warmup_steps: int, kind: str = "cosine"):
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
+        self.kind = kind
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)  # never 0: the first step learns
+        if self.kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class ResumableBatchSampler(torch.utils.data.Sampler):
+    """Shuffled batches, reproducible per epoch, startable at any batch.
+
+    Epoch ``e`` uses ``randperm(n, generator=manual_seed(seed + e))``; under DDP the
+    order is padded to a multiple of the world size and strided by rank, as
+    ``DistributedSampler(drop_last=False)`` does. ``set_epoch(e, start_batch=k)``
+    makes the next iteration skip ``k`` batches without loading them.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def batches_per_epoch(self) -> int:
+        per_rank = math.ceil(self.n / self.world_size)
+        return math.ceil(per_rank / self.batch_size)
+
+    def _indices(self) -> list[int]:
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+        total = math.ceil(self.n / self.world_size) * self.world_size
+        order += (order * math.ceil(total / max(1, self.n)))[: total - self.n]  # pad by wrapping around
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self):
+        indices = self._indices()
+        for b in range(self.start_batch, self.batches_per_epoch()):
+            yield indices[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch() - self.start_batch
+
+
+def default_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; biases and norm weights (ndim <= 1) get no weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
+class Trainer:
+    """Supervised training of ``model`` on ``(inputs, target)`` datasets.
+
+    ``loss_fn(outputs, targets) -> scalar``; ``metrics_fn(all_outputs, all_targets)
+    -> {name: float}`` over the whole eval set; ``optimizer_fn(model) -> Optimizer``
+    replaces AdamW (the schedule then scales each group's own lr); ``callbacks``
+    are ``cb(trainer, {"step", "epoch", "loss", "lr"})`` after each optimizer step;
+    ``provenance`` goes into the saved card.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_data,
+        val_data=None,
+        *,
+        config: TrainConfig,
+        out_dir: str | os.PathLike,
+        loss_fn: Callable = cross_entropy_default,
+        metrics_fn: Callable | None = None,
+        collate_fn: Callable | None = None,
+        optimizer_fn: Callable | None = None,
+        provenance: dict | None = None,
+        callbacks: Iterable[Callable] = (),
+    ):
+        self.model = model
+        self.train_data, self.val_data = train_data, val_data
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.loss_fn, self.metrics_fn = loss_fn, metrics_fn
+        self.collate_fn = collate_fn or torch.utils.data.default_collate
+        self.optimizer_fn = optimizer_fn
+        self.provenance = provenance or {}
+        self.callbacks = list(callbacks)
+
+        self.env = dist_env()
+        self.device = resolve_device(config.device)
+        if self.env.is_distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.env.local_rank)
+        self.precision = check_precision(
+            auto_precision(self.device) if config.precision == "auto" else config.precision
+        )
+        # Loop position and bookkeeping: everything a checkpoint must carry.
+        self.epoch = self.batch = self.step = 0
+        self.best: float | None = None
+        self.best_metrics: dict[str, Any] = {}
+        self.bad_epochs = 0
+        self.epoch_loss_sum, self.epoch_steps = 0.0, 0
+        self.history: list[dict] = []
+        self.stopped_early = False
+        self.last_checkpoint: Path | None = None
+
+    # --- public ----------------------------------------------------------------
+
+    def fit(self, resume: bool | str | os.PathLike = False) -> TrainResult:
+        """Train to ``config.epochs`` (or early stop); ``resume=True`` continues from the
+        latest checkpoint in ``out_dir`` (fresh if none), ``resume=PATH`` from that one."""
+        checkpoint = self._find_checkpoint(resume)
+        self._setup()
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        else:
+            seed_everything(self.config.seed)
+            self._write_metrics_file([])
+        start_epoch, start_batch = self.epoch, self.batch
+        for epoch in range(start_epoch, self.config.epochs):
+            if self.stopped_early:
+                break
+            self._train_epoch(epoch, start_batch if epoch == start_epoch else 0)
+            self._end_epoch(epoch)
+        return self._finish()
+
+    @torch.no_grad()
+    def evaluate(self, dataset, prefix: str = "val") -> dict[str, float]:
+        """Mean loss (and ``metrics_fn``) over ``dataset``; keys are ``f"{prefix}_{name}"``.
+
+        Under DDP each rank evaluates a shard; sums are all-reduced and outputs gathered.
+        """
+        was_training = self.model.training
+        self.model.to(self.device).eval()
+        indices = list(range(self.env.rank, len(dataset), self.env.world_size))
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(dataset, indices),
+            batch_size=self.config.batch_size,
+            collate_fn=self.collate_fn,
+            num_workers=self.config.num_workers,
+            generator=torch.Generator().manual_seed(0),  # keep the global RNG untouched
+        )
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        outputs_all, targets_all = [], []
+        for inputs, targets in loader:
+            inputs, targets = _to_device(inputs, self.device), _to_device(targets, self.device)
+            with autocast(self.device, self.precision):
+                outputs = _forward(self.model, inputs)
+                loss = self.loss_fn(outputs, targets)
+            loss_sum += loss.double() * len(targets)
+            if self.metrics_fn is not None:
+                outputs_all.append(outputs.float() if outputs.is_floating_point() else outputs)
+                targets_all.append(targets)
+        self.model.train(was_training)
+
+        count = torch.tensor(float(len(indices)), dtype=torch.float64, device=self.device)
+        totals = all_reduce_mean(torch.stack([loss_sum, count]))
+        metrics = {"loss": (totals[0] / totals[1].clamp_min(1)).item()}
+        if self.metrics_fn is not None and outputs_all:
+            outputs, targets = _gather(torch.cat(outputs_all)), _gather(torch.cat(targets_all))
+            metrics.update({k: float(v) for k, v in self.metrics_fn(outputs, targets).items()})
+        return {f"{prefix}_{k}": v for k, v in metrics.items()}
+
+    # --- setup and resume ------------------------------------------------------
+
+    def _setup(self) -> None:
+        """Device, process group, DDP wrapper, sampler, optimizer, schedule, scaler."""
+        if self.config.deterministic:
+            set_deterministic(True)
+        init_process_group(self.env, self.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.model.to(self.device)
+        self.net = self.model
+        if self.env.is_distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+        self.sampler = ResumableBatchSampler(
+            len(self.train_data), self.config.batch_size, self.config.seed, self.env.rank, self.env.world_size
+        )
+        self.optimizer = (
+            self.optimizer_fn(self.model) if self.optimizer_fn else default_optimizer(self.model, self.config)
+        )
+        steps_per_epoch = math.ceil(self.sampler.batches_per_epoch() / self.config.grad_accum_steps)
+        total = steps_per_epoch * self.config.epochs
+        warmup = int(self.config.warmup_ratio * total)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, LRSchedule(total, warmup, self.config.schedule)
+        )
+        self.optimizer.zero_grad(set_to_none=True)  # gradients left on the model are not ours
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=needs_grad_scaler(self.device, self.precision)
+        )
+        if self.env.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def _find_checkpoint(self, resume: bool | str | os.PathLike) -> Path | None:
+        if resume is False:
+            existing = list_checkpoints(self.out_dir)
+            if existing:
+                raise CheckpointError(
+                    f"{self.out_dir} already holds checkpoints of a run (newest: {existing[-1].name}); "
+                    "pass resume=True to continue it, or choose another out_dir"
+                )
+            return None
+        if resume is True:
+            return latest_checkpoint(self.out_dir)
+        return Path(resume)
+
+    def _restore(self, path: Path) -> None:
+        """Load a verified checkpoint into model, optimizer, schedule, scaler, loop and RNGs."""
+        ckpt: Checkpoint = load_checkpoint(path, expected_model=self.model.state_dict())
+        state = ckpt.state
+        self._check_compatible(ckpt)
+        self.model.load_state_dict(ckpt.model)
+        try:
+            self.optimizer.load_state_dict(ckpt.optimizer)
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint {path} does not fit this optimizer/schedule: {exc}") from None
+        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
+        self.best, self.best_metrics, self.bad_epochs = state["best"], state["best_metrics"], state["bad_epochs"]
+        self.epoch_loss_sum, self.epoch_steps = state["epoch_loss_sum"], state["epoch_steps"]
+        self.history, self.stopped_early = state["history"], state["stopped_early"]
+        self.last_checkpoint = ckpt.path
+        # Events logged after this checkpoint by the interrupted run will be logged again.
+        self._write_metrics_file(self.history)
+        # Last, so the RNG streams continue exactly where the checkpoint left them.
+        set_rng_state(ckpt.rng)
+
+    def _check_compatible(self, ckpt: Checkpoint) -> None:
+        saved = ckpt.state["config"]
+        now = asdict(self.config)
+        diffs = [
+            f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in RESUME_MUST_MATCH if saved.get(k) != now[k]
+        ]
+        if ckpt.state["world_size"] != self.env.world_size:
+            diffs.append(f"world_size: checkpoint {ckpt.state['world_size']}, now {self.env.world_size}")
+        if ckpt.state["train_size"] != len(self.train_data):
+            diffs.append(f"train set size: checkpoint {ckpt.state['train_size']}, now {len(self.train_data)}")
+        if diffs:
+            raise CheckpointError(
+                f"checkpoint {ckpt.path} was made by a different run setup ({'; '.join(diffs)}); "
+                "resuming would not continue the same run"
+            )
+
+    # --- the loop --------------------------------------------------------------
+
+    def _train_epoch(self, epoch: int, start_batch: int) -> None:
+        accum = self.config.grad_accum_steps
+        n_batches = self.sampler.batches_per_epoch()
+        self.sampler.set_epoch(epoch, start_batch)
+        loader = torch.utils.data.DataLoader(
+            self.train_data,
+            batch_sampler=self.sampler,
+            collate_fn=self.collate_fn,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+            # Its own generator: the default one would draw from the global RNG when
+            # the iterator starts, shifting dropout after a mid-epoch resume.
+            generator=torch.Generator().manual_seed(self.config.seed + epoch),
+        )
+        self.net.train()
+        window_loss = torch.zeros((), device=self.device)
+        with _progress_bar(self.config.progress and self.env.is_main) as bar:
+            task = bar.add_task("", total=n_batches, completed=start_batch, epoch=epoch, loss=float("nan"))
+            for i, (inputs, targets) in enumerate(loader, start=start_batch):
+                window_start = i - i % accum
+                window = min(accum, n_batches - window_start)  # a short last window at epoch end
+                steps_now = i + 1 == window_start + window
+                inputs, targets = _to_device(inputs, self.device), _to_device(targets, self.device)
+                # Between optimizer steps DDP need not all-reduce gradients.
+                sync = contextlib.nullcontext() if steps_now or self.net is self.model else self.net.no_sync()
+                with sync:
+                    with autocast(self.device, self.precision):
+                        loss = self.loss_fn(_forward(self.net, inputs), targets) / window
+                    self.scaler.scale(loss).backward()
+                window_loss += loss.detach().float()
+                if steps_now:
+                    # Averaged over ranks so every rank logs and accumulates the same number.
+                    loss_value = all_reduce_mean(window_loss).item()
+                    window_loss.zero_()
+                    self._optimizer_step(epoch, i + 1, n_batches, loss_value)
+                    bar.update(task, loss=loss_value)
+                bar.advance(task)
+
+    def _optimizer_step(self, epoch: int, batch: int, n_batches: int, loss: float) -> None:
+        self.scaler.unscale_(self.optimizer)
+        if self.config.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.scheduler.get_last_lr()[0]  # the lr this step used
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+        self.step += 1
+        self.epoch, self.batch = epoch, batch
+        self.epoch_loss_sum += loss
+        self.epoch_steps += 1
+        event = {"step": self.step, "epoch": epoch, "loss": loss, "lr": lr}
+        if self.config.log_every_steps and self.step % self.config.log_every_steps == 0:
+            self._log({"event": "train", **event})
+        every = self.config.checkpoint_every_steps
+        if every and self.step % every == 0 and batch < n_batches:  # epoch ends checkpoint anyway
+            self._save_checkpoint()
+        for callback in self.callbacks:
+            callback(self, event)
+
+    def _end_epoch(self, epoch: int) -> None:
+        """Evaluate, keep the best weights, decide early stopping, checkpoint."""
+        train_loss = self.epoch_loss_sum / max(1, self.epoch_steps)
+        event = {"event": "eval", "epoch": epoch, "step": self.step, "train_loss": train_loss}
+        if self.val_data is not None:
+            metrics = self.evaluate(self.val_data, prefix="val")
+            event.update(metrics)
+            self._update_best(metrics, epoch)
+        self._log(event)
+        self.epoch, self.batch = epoch + 1, 0
+        self.epoch_loss_sum, self.epoch_steps = 0.0, 0
+        self._save_checkpoint()
+
+    def _update_best(self, metrics: dict[str, float], epoch: int) -> None:
+        monitor = self.config.monitor
+        if monitor not in metrics:
+            raise InputError(f"monitor {monitor!r} is not among the eval metrics {sorted(metrics)}")
+        value = metrics[monitor]
+        if self.best is None:
+            better = not math.isnan(value)
+        else:
+            better = value < self.best if self.config.monitor_mode == "min" else value > self.best
+        if better:
+            self.best, self.bad_epochs = value, 0
+            self.best_metrics = {"epoch": epoch, "step": self.step, **metrics}
+            if self.env.is_main:
+                meta = {"epoch": str(epoch), "step": str(self.step), monitor: repr(value)}
+                save_state(self.model.state_dict(), self.out_dir / BEST_DIR / BEST_FILE, metadata=meta)
+        else:
+            self.bad_epochs += 1
+            patience = self.config.early_stopping_patience
+            self.stopped_early = patience is not None and self.bad_epochs >= patience
+
+    # --- output ----------------------------------------------------------------
+
+    def _save_checkpoint(self) -> None:
+        if not self.env.is_main:
+            return
+        state = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "batch": self.batch,
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "best": self.best,
+            "best_metrics": self.best_metrics,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+            "epoch_loss_sum": self.epoch_loss_sum,
+            "epoch_steps": self.epoch_steps,
+            "history": self.history,
+            "config": asdict(self.config),
+            "world_size": self.env.world_size,
+            "train_size": len(self.train_data),
+        }
+        self.last_checkpoint = save_checkpoint(
+            self.out_dir,
+            self.step,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            rng=rng_state(),
+            state=state,
+            keep=self.config.keep_checkpoints,
+        )
+
+    def _log(self, event: dict) -> None:
+        self.history.append(event)
+        if self.env.is_main:
+            with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(event) + "\n")
+
+    def _write_metrics_file(self, events: list[dict]) -> None:
+        if self.env.is_main:
+            write_text_atomic(self.out_dir / METRICS_FILE, "".join(json.dumps(e) + "\n" for e in events))
+
+    def _finish(self) -> TrainResult:
+        """Load the best weights, save ``out_dir`` as a model, and return the result."""
+        best_file = self.out_dir / BEST_DIR / BEST_FILE
+        if self.env.is_distributed:
+            torch.distributed.barrier()  # rank 0 has finished writing best/
+        if self.best is not None and best_file.is_file():
+            self.model.load_state_dict(load_state(best_file, self.device))
+        if self.env.is_main:
+            if callable(getattr(self.model, "save", None)) and hasattr(self.model, "card"):
+                self.model.card.provenance.update(self.provenance)
+                self.model.card.provenance["train"] = {
+                    "config": asdict(self.config),
+                    "epochs_run": self.epoch,
+                    "steps": self.step,
+                    "best": self.best_metrics,
+                }
+                self.model.save(self.out_dir)
+            else:
+                save_state(self.model.state_dict(), self.out_dir / WEIGHTS_FILE)
+        if self.env.is_distributed:
+            torch.distributed.barrier()
+        return TrainResult(
+            out_dir=self.out_dir,
+            best_metrics=self.best_metrics,
+            history=self.history,
+            stopped_early=self.stopped_early,
+            last_checkpoint=self.last_checkpoint,
+        )
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _to_device(data, device: torch.device):
+    """Move a tensor, or tensors nested in dicts/lists/tuples, to ``device``."""
+    if torch.is_tensor(data):
+        return data.to(device, non_blocking=True)
+    if isinstance(data, dict):
+        return {k: _to_device(v, device) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(_to_device(v, device) for v in data)
+    return data
+
+
+def _forward(model: nn.Module, inputs):
+    return model(**inputs) if isinstance(inputs, dict) else model(inputs)
+
+
+def _gather(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor`` from every rank (rows may differ in number)."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return tensor
+    size = torch.tensor([tensor.shape[0]], device=tensor.device)
+    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+    padded[: tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: int(s.item())] for part, s in zip(parts, sizes)])
+
+
+def _progress_bar(enabled: bool):
+    """A transient rich bar showing epoch, batches and the last step's loss."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not enabled,
+    )
