@@ -57,9 +57,9 @@ class ModelCard:
             raise InputError(f"model card has unknown fields {unknown}; expected a subset of {sorted(known)}")
         return cls(**data)
 
-    def metric(self, name: str) -> dict[str, Any] | None:
-        """The first recorded metric called ``name``."""
-        return next((m for m in self.metrics if m.get("name") == name), None)
+    def metric(self, name: str, split: str | None = None) -> dict[str, Any] | None:
+        """The first recorded metric called ``name`` (on ``split`` when given)."""
+        return next((m for m in self.metrics if m.get("name") == name and split in (None, m.get("split"))), None)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``card.json`` into ``directory`` atomically."""
@@ -90,6 +90,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; cards are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from zoo.errors import ZooError
 
@@ -38,7 +38,8 @@ def list_cmd(
     """List registered models."""
     from zoo.hub import info, list_models
 
-    table = Table("id", "task", "params", "metric", "weights")
+    table = Table("task", "params", "metric", "weights")
+    table.columns.insert(0, Column("id", no_wrap=True))
     for model_id in list_models(pattern, domain=domain, task=task, pretrained=pretrained):
         card = info(model_id)
         metric = next((m for m in card.metrics if m.get("split") == "test"), card.metrics[0] if card.metrics else None)
