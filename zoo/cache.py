@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import time
 import urllib.parse
 import urllib.request
@@ -149,18 +148,13 @@ def clear() -> int:
     for part in _STORE_PARTS:
         root = home / part
         if root.exists():
-            # A blob hardlinked to a package or local file frees nothing: count only last links.
-            freed += sum(st.st_size for st in (p.lstat() for p in root.rglob("*")) if _is_last_link(st))
+            freed += sum(p.lstat().st_size for p in root.rglob("*") if p.is_file())
             shutil.rmtree(root, ignore_errors=True)
     index = home / "index.json"
     if index.exists():
         freed += index.stat().st_size
         index.unlink()
     return freed
-
-
-def _is_last_link(st: os.stat_result) -> bool:
-    return (stat.S_ISREG(st.st_mode) and st.st_nlink <= 1) or stat.S_ISLNK(st.st_mode)
 
 
 # -- fetching one blob --------------------------------------------------------
@@ -211,7 +205,7 @@ def _stage(wf: WeightFile, model_id: str | None, tmp: Path, progress: bool) -> t
         local = _hf_local(wf, model_id)
     else:
         local = _local_source(source)
-    _link_or_copy(local, tmp)
+    _copy(local, tmp)
     return str(local), None
 
 
@@ -306,13 +300,8 @@ def _hf_cache_dir() -> str | None:
     return None
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Hardlink (no extra space) when the filesystem allows it, else copy and fsync."""
-    try:
-        os.link(src, dst)
-        return
-    except OSError:  # other device, protected_hardlinks, no link support
-        pass
+def _copy(src: Path, dst: Path) -> None:
+    """Copy and fsync. Never a hardlink: a write to the cached blob would change the source file too."""
     with open(src, "rb") as fin, open(dst, "xb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
         fout.flush()

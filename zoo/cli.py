@@ -211,15 +211,13 @@ def _print_metrics(metrics: list[dict]) -> None:
 def main() -> None:
     """Console-script entry: one clear line per user error, tracebacks with --debug."""
     try:
-        app(standalone_mode=False)
+        exit_code = app(standalone_mode=False)  # click returns typer.Exit's code in this mode
     except (ZooError, FileNotFoundError, KeyError) as exc:
         if _state["debug"]:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(1)
     except Exception as exc:  # click's usage errors
@@ -229,3 +227,4 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(exit_code if isinstance(exit_code, int) else 0)

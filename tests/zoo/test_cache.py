@@ -134,7 +134,7 @@ def test_local_source_is_stored_and_second_fetch_does_not_copy(tmp_path, isolate
     def no_copy(*args, **kwargs):
         raise AssertionError("second fetch copied the source again")
 
-    monkeypatch.setattr(cache, "_link_or_copy", no_copy)
+    monkeypatch.setattr(cache, "_copy", no_copy)
     assert cache.fetch(wf) == path
     assert cache.fetch(WeightFile("tiny.safetensors", sha(data), src.as_uri())) == path  # file:// too
 

@@ -1,0 +1,87 @@
+"""The ``zoo`` command as a user runs it: a subprocess, exit codes, one-line errors."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+import zoo
+
+
+def run_zoo(*args, check=True, env=None):
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"zoo {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_list_and_info():
+    assert "vision/digits-cnn.sklearn" in run_zoo("list", "vision/*").stdout
+    card = json.loads(run_zoo("info", "vision/digits-cnn.sklearn", "--json").stdout)
+    assert card["id"] == "vision/digits-cnn.sklearn" and card["files"]["weights.safetensors"]["sha256"]
+
+
+def test_user_error_is_one_line_and_debug_shows_the_traceback():
+    result = run_zoo("info", "vision/digits-cnn", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: unknown model 'vision/digits-cnn'; did you mean: vision/digits-cnn.sklearn?"]
+    debug = run_zoo("--debug", "info", "vision/digits-cnn", check=False)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_fetch_verify_and_clear_the_cache(isolated_zoo_home):
+    run_zoo("fetch", "vision/digits-cnn.sklearn")
+    assert "digits-cnn.sklearn" in run_zoo("cache", "ls").stdout
+    assert "1 ok, 0 corrupt" in run_zoo("cache", "verify").stdout
+    blob = next((isolated_zoo_home / "blobs").rglob("*"))
+    while blob.is_dir():
+        blob = next(blob.iterdir())
+    blob.write_bytes(b"corrupted")
+    verify = run_zoo("cache", "verify", check=False)
+    assert verify.returncode == 1 and "0 ok, 1 corrupt" in verify.stdout and not blob.exists()
+    assert "freed" in run_zoo("cache", "clear", "--yes").stdout
+
+
+def test_predict_on_image_files_and_npy(tmp_path):
+    images = load_digits().images
+    Image.fromarray((images[1] / 16 * 255).astype(np.uint8)).save(tmp_path / "one.png")
+    np.save(tmp_path / "two.npy", images[2])
+    lines = run_zoo("predict", "vision/digits-cnn.sklearn", str(tmp_path / "one.png"), str(tmp_path / "two.npy"), "--json").stdout.splitlines()
+    assert [json.loads(line)["label"] for line in lines] == ["1", "2"]
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    bad = run_zoo("predict", "vision/digits-cnn.sklearn", str(tmp_path / "bad.png"), check=False)
+    assert bad.returncode == 1 and "could not read" in bad.stderr
+
+
+def _digit_folder(root, count=600):
+    data = load_digits()
+    for index, (image, target) in enumerate(zip(data.images[:count], data.target[:count])):
+        if target in (3, 8):
+            folder = root / f"d{target}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((image / 16 * 255).astype(np.uint8)).save(folder / f"{index}.png")
+
+
+def test_finetune_on_a_folder_writes_a_loadable_model(tmp_path):
+    _digit_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    result = run_zoo(
+        "finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
+        "--out", str(out), "--set", "batch_size=16", "--set", "augment=false",
+    )
+    assert "model written to" in result.stdout
+    model = zoo.load(out, device="cpu")
+    assert model.card.labels == ["d3", "d8"]
+    assert model.card.provenance["recipe"]["params"]["epochs"] == 2
+    assert model.card.metric("accuracy", split="val")["value"] >= 0.9
+    bad = run_zoo("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--set", "epochz=1", check=False)
+    assert bad.returncode == 1 and "no field(s) ['epochz']" in bad.stderr
