@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import tempfile
 
 import pytest
 
@@ -42,6 +44,9 @@ def _guarded_getaddrinfo(host, *args, **kwargs):
 
 
 def pytest_configure(config):
+    # Module-scoped fixtures run before the per-test home below: keep them off the user's cache too.
+    os.environ["ZOO_HOME"] = tempfile.mkdtemp(prefix="zoo-test-home-")
+    os.environ["HF_HUB_OFFLINE"] = "1"
     socket.socket.connect = _guarded_connect
     socket.socket.connect_ex = _guarded_connect_ex
     socket.getaddrinfo = _guarded_getaddrinfo

@@ -79,7 +79,7 @@ def load(
     model = build(card, weights)
     if num_classes is not None and num_classes != card.arch_args.get("num_classes"):
         _replace_head(model, num_classes)
-    return model.to(resolve_device(device))
+    return model.to(resolve_device(device)).eval()
 
 
 def build(card: ModelCard, weights: Path | None = None):
