@@ -15,6 +15,7 @@ a half-written file where it would be loaded.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -53,7 +54,12 @@ _RACY_NS = 2_000_000_000
 def zoo_home() -> Path:
     """``$ZOO_HOME``, else the user cache dir for ``domain-zoo`` (read on every call)."""
     home = os.environ.get("ZOO_HOME")
-    return Path(home).expanduser() if home else Path(platformdirs.user_cache_dir("domain-zoo"))
+    return Path(home).expanduser() if home else _user_cache_dir()
+
+
+@functools.lru_cache(maxsize=1)
+def _user_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("domain-zoo"))
 
 
 def is_offline() -> bool:

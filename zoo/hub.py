@@ -1,6 +1,7 @@
 """One-line loading: ``zoo.load(id_or_path)`` and the lookups around it."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -79,26 +80,56 @@ def load(
     model = build(card, weights)
     if num_classes is not None and num_classes != card.arch_args.get("num_classes"):
         _replace_head(model, num_classes)
-    return model.to(resolve_device(device)).eval()
+    target = resolve_device(device)
+    if model.device != target:
+        model.to(target)
+    return model.eval()
 
 
 def build(card: ModelCard, weights: Path | None = None):
     """Build the card's architecture and task adapter; load ``weights`` strictly if given."""
-    from backends.state import load_state
     from zoo.model import Model
 
     registry = get_registry()
-    net = resolve_ref(registry.architecture(card.architecture).builder)(**card.arch_args)
-    if weights is not None:
-        state = load_state(weights)
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise InputError(
-                f"weights {weights} do not fit architecture {card.architecture!r}: "
-                f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
-            )
+    builder = resolve_ref(registry.architecture(card.architecture).builder)
+    net = builder(**card.arch_args) if weights is None else _build_loaded(builder, card, weights)
     adapter = resolve_ref(registry.task(card.task).adapter)(card)
     return Model(net, card, adapter)
+
+
+def _build_loaded(builder, card: ModelCard, weights: Path):
+    """Build without random init (loading overwrites every tensor) and load strictly."""
+    from backends.state import load_state
+
+    with _skip_init():
+        net = builder(**card.arch_args)
+    missing, unexpected = net.load_state_dict(load_state(weights), strict=False)
+    if missing or unexpected:  # a missing key would leave uninitialised memory: never allowed
+        raise InputError(
+            f"weights {weights} do not fit architecture {card.architecture!r}: "
+            f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
+        )
+    return net
+
+
+@contextlib.contextmanager
+def _skip_init():
+    """Make ``torch.nn.init``'s in-place initialisers no-ops for the duration (as transformers does)."""
+    from torch.nn import init
+
+    names = [name for name in dir(init) if name.endswith("_") and not name.startswith("_")]
+    originals = {name: getattr(init, name) for name in names}
+    try:
+        for name in names:
+            setattr(init, name, _keep)
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(init, name, fn)
+
+
+def _keep(tensor, *args, **kwargs):
+    return tensor
 
 
 def _replace_head(model, num_classes: int) -> None:
