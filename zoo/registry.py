@@ -184,40 +184,22 @@ class Registry:
 
     # -- looking up --------------------------------------------------------
     def model(self, model_id: str) -> ModelSpec:
-        try:
-            return self.models[model_id]
-        except KeyError:
-            raise UnknownModelError(model_id, sorted(self.models)) from None
+        return _lookup(self.models, model_id, "model")
 
     def dataset(self, dataset_id: str) -> DatasetSpec:
-        try:
-            return self.datasets[dataset_id]
-        except KeyError:
-            raise UnknownDatasetError(dataset_id, sorted(self.datasets)) from None
+        return _lookup(self.datasets, dataset_id, "dataset")
 
     def architecture(self, name: str) -> ArchitectureSpec:
-        try:
-            return self.architectures[name]
-        except KeyError:
-            raise UnknownModelError(name, sorted(self.architectures), kind="architecture") from None
+        return _lookup(self.architectures, name, "architecture")
 
     def task(self, name: str) -> TaskSpec:
-        try:
-            return self.tasks[name]
-        except KeyError:
-            raise UnknownModelError(name, sorted(self.tasks), kind="task") from None
+        return _lookup(self.tasks, name, "task")
 
     def recipe(self, name: str) -> RecipeSpec:
-        try:
-            return self.recipes[name]
-        except KeyError:
-            raise UnknownModelError(name, sorted(self.recipes), kind="recipe") from None
+        return _lookup(self.recipes, name, "recipe")
 
     def suite(self, name: str) -> SuiteSpec:
-        try:
-            return self.suites[name]
-        except KeyError:
-            raise UnknownModelError(name, sorted(self.suites), kind="suite") from None
+        return _lookup(self.suites, name, "suite")
 
     def list_models(
         self,
@@ -235,6 +217,16 @@ class Registry:
             and (task is None or spec.task == task)
             and (pretrained is None or spec.pretrained == pretrained)
         ]
+
+
+def _lookup(table: dict, key: str, kind: str):
+    """``table[key]``, or an error naming the close matches among the known keys."""
+    try:
+        return table[key]
+    except KeyError:
+        if kind == "dataset":
+            raise UnknownDatasetError(key, sorted(table)) from None
+        raise UnknownModelError(key, sorted(table), kind=kind) from None
 
 
 _registry: Registry | None = None
