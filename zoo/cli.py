@@ -216,7 +216,7 @@ def main() -> None:
         if _state["debug"]:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", highlight=False)
         sys.exit(1)
     except typer.Abort:
         sys.exit(1)

@@ -321,7 +321,7 @@ class Trainer:
             if existing:
                 raise CheckpointError(
                     f"{self.out_dir} already holds checkpoints of a run (newest: {existing[-1].name}); "
-                    "pass resume=True to continue it, or choose another out_dir"
+                    "resume it (resume=True; --resume on the command line) or choose another output directory"
                 )
             return None
         if resume is True:
