@@ -14,14 +14,26 @@ from zoo.registry import ModelSpec, get_registry, resolve_ref
 def list_models(
     pattern: str = "*", domain: str | None = None, task: str | None = None, pretrained: bool | None = None
 ) -> list[str]:
-    """Ids of registered models matching an fnmatch ``pattern`` and the filters."""
-    return [spec.id for spec in get_registry().list_models(pattern, domain=domain, task=task, pretrained=pretrained)]
+    """Ids of registered models matching an fnmatch ``pattern`` and the filters.
+
+    ``PREFIX:PATTERN`` (e.g. ``timm:*resnet*``) lists an upstream zoo instead.
+    """
+    registry = get_registry()
+    upstream = registry.source(pattern)
+    if upstream is not None:
+        source, name_pattern = upstream
+        return [f"{source.prefix}:{name}" for name in resolve_ref(source.lister)(name_pattern)]
+    return [spec.id for spec in registry.list_models(pattern, domain=domain, task=task, pretrained=pretrained)]
 
 
 def info(model_id: str) -> ModelCard:
     """The card of a registered model or a saved model directory, without building it."""
     if _is_model_dir(model_id):
         return ModelCard.load(model_id)
+    upstream = get_registry().source(model_id)
+    if upstream is not None:  # upstream zoos describe a model by building it
+        source, name = upstream
+        return resolve_ref(source.loader)(name, pretrained=False, num_classes=None).card
     return card_from_spec(get_registry().model(model_id))
 
 
@@ -63,10 +75,12 @@ def load(
     ``pretrained=False`` builds the architecture with fresh weights;
     ``num_classes`` replaces the classifier head (labels then become generic).
     """
-    from backends.device import resolve_device
-
     if backend != "torch":
         raise InputError(f"zoo.load supports backend='torch' for now, got {backend!r}")
+    upstream = get_registry().source(str(id_or_path))
+    if upstream is not None:
+        source, name = upstream
+        return _placed(resolve_ref(source.loader)(name, pretrained=pretrained, num_classes=num_classes), device)
     if _is_model_dir(id_or_path):
         card = ModelCard.load(id_or_path)
         weights = _verified_dir_weights(Path(id_or_path), card)
@@ -80,6 +94,13 @@ def load(
     model = build(card, weights)
     if num_classes is not None and num_classes != card.arch_args.get("num_classes"):
         _replace_head(model, num_classes)
+    return _placed(model, device)
+
+
+def _placed(model, device: str):
+    """The model on ``device`` (moved only if needed), in eval mode."""
+    from backends.device import resolve_device
+
     target = resolve_device(device)
     if model.device != target:
         model.to(target)

@@ -140,6 +140,21 @@ class SuiteSpec:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class SourceSpec:
+    """A pass-through to a whole upstream zoo: ids ``PREFIX:NAME`` (``timm:resnet50.a1_in1k``).
+
+    ``loader(name, *, pretrained, num_classes) -> zoo.Model`` builds one model
+    through the upstream's own hub; ``lister(pattern) -> list[str]`` names the
+    upstream models matching an fnmatch pattern (without the prefix).
+    """
+
+    prefix: str
+    loader: str | Callable
+    lister: str | Callable
+    description: str = ""
+
+
 def check_id(spec_id: str) -> None:
     """Ids are ``domain/name``, lower-case."""
     domain, sep, name = spec_id.partition("/")
@@ -157,6 +172,7 @@ class Registry:
         self.datasets: dict[str, DatasetSpec] = {}
         self.recipes: dict[str, RecipeSpec] = {}
         self.suites: dict[str, SuiteSpec] = {}
+        self.sources: dict[str, SourceSpec] = {}
 
     # -- declaring ---------------------------------------------------------
     def _add(self, table: dict, key: str, spec: Any) -> None:
@@ -182,6 +198,9 @@ class Registry:
     def add_suite(self, spec: SuiteSpec) -> None:
         self._add(self.suites, spec.name, spec)
 
+    def add_source(self, spec: SourceSpec) -> None:
+        self._add(self.sources, spec.prefix, spec)
+
     # -- looking up --------------------------------------------------------
     def model(self, model_id: str) -> ModelSpec:
         return _lookup(self.models, model_id, "model")
@@ -200,6 +219,13 @@ class Registry:
 
     def suite(self, name: str) -> SuiteSpec:
         return _lookup(self.suites, name, "suite")
+
+    def source(self, model_id: str) -> tuple[SourceSpec, str] | None:
+        """``(spec, upstream name)`` for a ``PREFIX:NAME`` id of a registered prefix, else None."""
+        prefix, sep, name = model_id.partition(":")
+        if not sep or prefix not in self.sources:
+            return None
+        return self.sources[prefix], name
 
     def list_models(
         self,
