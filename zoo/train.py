@@ -45,7 +45,9 @@ BEST_FILE = "model.safetensors"
 # order or the schedule, so the resumed run would not continue the same run.
 RESUME_MUST_MATCH = (
     "epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "schedule", "grad_accum_steps", "seed",
+    "ema_decay",
 )
+EMA_PREFIX = "ema."
 
 
 @dataclass
@@ -72,6 +74,7 @@ class TrainConfig:
     num_workers: int = 0
     progress: bool = True
     log_every_steps: int = 10  # a "train" line in metrics.jsonl every N optimizer steps
+    ema_decay: float | None = None  # keep an exponential moving average of the weights; evaluate and save it
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "constant"):
@@ -244,13 +247,15 @@ class Trainer:
         return self._finish()
 
     @torch.no_grad()
-    def evaluate(self, dataset, prefix: str = "val") -> dict[str, float]:
-        """Mean loss (and ``metrics_fn``) over ``dataset``; keys are ``f"{prefix}_{name}"``.
+    def evaluate(self, dataset, prefix: str = "val", module: nn.Module | None = None) -> dict[str, float]:
+        """Mean loss (and ``metrics_fn``) of ``module`` (default: the model) over ``dataset``.
 
-        Under DDP each rank evaluates a shard; sums are all-reduced and outputs gathered.
+        Keys are ``f"{prefix}_{name}"``. Under DDP each rank evaluates a shard;
+        sums are all-reduced and outputs gathered.
         """
-        was_training = self.model.training
-        self.model.to(self.device).eval()
+        module = self.model if module is None else module
+        was_training = module.training
+        module.to(self.device).eval()
         indices = list(range(self.env.rank, len(dataset), self.env.world_size))
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(dataset, indices),
@@ -264,13 +269,13 @@ class Trainer:
         for inputs, targets in loader:
             inputs, targets = _to_device(inputs, self.device), _to_device(targets, self.device)
             with autocast(self.device, self.precision):
-                outputs = _forward(self.model, inputs)
+                outputs = _forward(module, inputs)
                 loss = self.loss_fn(outputs, targets)
             loss_sum += loss.double() * len(targets)
             if self.metrics_fn is not None:
                 outputs_all.append(outputs.float() if outputs.is_floating_point() else outputs)
                 targets_all.append(targets)
-        self.model.train(was_training)
+        module.train(was_training)
 
         count = torch.tensor(float(len(indices)), dtype=torch.float64, device=self.device)
         totals = all_reduce_mean(torch.stack([loss_sum, count]))
@@ -309,6 +314,11 @@ class Trainer:
             self.optimizer, LRSchedule(total, warmup, self.config.schedule)
         )
         self.optimizer.zero_grad(set_to_none=True)  # gradients left on the model are not ours
+        self.ema = None
+        if self.config.ema_decay is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.config.ema_decay), use_buffers=True)
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=needs_grad_scaler(self.device, self.precision)
         )
@@ -330,10 +340,13 @@ class Trainer:
 
     def _restore(self, path: Path) -> None:
         """Load a verified checkpoint into model, optimizer, schedule, scaler, loop and RNGs."""
-        ckpt: Checkpoint = load_checkpoint(path, expected_model=self.model.state_dict())
+        ckpt: Checkpoint = load_checkpoint(path, expected_model=self._checkpoint_tensors())
         state = ckpt.state
         self._check_compatible(ckpt)
-        self.model.load_state_dict(ckpt.model)
+        ema_state = {k[len(EMA_PREFIX):]: v for k, v in ckpt.model.items() if k.startswith(EMA_PREFIX)}
+        self.model.load_state_dict({k: v for k, v in ckpt.model.items() if not k.startswith(EMA_PREFIX)})
+        if self.ema is not None:
+            self.ema.load_state_dict(ema_state)
         try:
             self.optimizer.load_state_dict(ckpt.optimizer)
             self.scheduler.load_state_dict(state["scheduler"])
@@ -415,6 +428,8 @@ class Trainer:
         lr = self.scheduler.get_last_lr()[0]  # the lr this step used
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
         self.step += 1
         self.epoch, self.batch = epoch, batch
@@ -434,7 +449,7 @@ class Trainer:
         train_loss = self.epoch_loss_sum / max(1, self.epoch_steps)
         event = {"event": "eval", "epoch": epoch, "step": self.step, "train_loss": train_loss}
         if self.val_data is not None:
-            metrics = self.evaluate(self.val_data, prefix="val")
+            metrics = self.evaluate(self.val_data, prefix="val", module=self._weights_to_keep())
             event.update(metrics)
             self._update_best(metrics, epoch)
         self._log(event)
@@ -456,7 +471,8 @@ class Trainer:
             self.best_metrics = {"epoch": epoch, "step": self.step, **metrics}
             if self.env.is_main:
                 meta = {"epoch": str(epoch), "step": str(self.step), monitor: repr(value)}
-                save_state(self.model.state_dict(), self.out_dir / BEST_DIR / BEST_FILE, metadata=meta)
+                best = self._weights_to_keep().state_dict()
+                save_state(best, self.out_dir / BEST_DIR / BEST_FILE, metadata=meta)
         else:
             self.bad_epochs += 1
             patience = self.config.early_stopping_patience
@@ -487,12 +503,23 @@ class Trainer:
         self.last_checkpoint = save_checkpoint(
             self.out_dir,
             self.step,
-            model=self.model.state_dict(),
+            model=self._checkpoint_tensors(),
             optimizer=self.optimizer.state_dict(),
             rng=rng_state(),
             state=state,
             keep=self.config.keep_checkpoints,
         )
+
+    def _weights_to_keep(self) -> nn.Module:
+        """What is evaluated and kept as best: the EMA of the weights when enabled, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        """The model's state, plus the EMA's (``n_averaged`` included) under ``ema.``."""
+        tensors = dict(self.model.state_dict())
+        if self.ema is not None:
+            tensors.update({EMA_PREFIX + k: v for k, v in self.ema.state_dict().items()})
+        return tensors
 
     def _log(self, event: dict) -> None:
         self.history.append(event)

@@ -79,7 +79,7 @@ def run_training(out_dir: str, kill_at: int | None = None, resume: bool = False)
 
     config = TrainConfig(
         epochs=3, batch_size=16, grad_accum_steps=2, lr=3e-3, deterministic=True,
-        checkpoint_every_steps=3, log_every_steps=4, progress=False, device="cpu",
+        checkpoint_every_steps=3, log_every_steps=4, progress=False, device="cpu", ema_decay=0.9,
     )
     trainer = Trainer(
         mlp(), Blobs(noise=0.1), Blobs(128, seed=1), config=config, out_dir=out_dir,
@@ -146,6 +146,21 @@ def test_grad_accumulation_matches_bigger_batch(tmp_path):
         weights.append(model.state_dict())
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], atol=1e-6, rtol=0)
+
+
+def test_ema_is_what_is_evaluated_and_saved(tmp_path):
+    plain, ema0, ema9 = mlp(dropout=0.0), mlp(dropout=0.0), mlp(dropout=0.0)
+    results = {}
+    for name, model, decay in (("plain", plain, None), ("ema0", ema0, 0.0), ("ema9", ema9, 0.9)):
+        results[name] = Trainer(model, Blobs(), Blobs(128, seed=1), config=_config(epochs=2, ema_decay=decay),
+                                out_dir=tmp_path / name, metrics_fn=accuracy).fit()
+    # decay 0 averages nothing: the same run as without EMA.
+    assert results["ema0"].best_metrics == results["plain"].best_metrics
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), ema0.state_dict().values()))
+    # decay 0.9 keeps different weights, and the kept weights are the evaluated ones.
+    assert not torch.equal(plain[0].weight, ema9[0].weight)
+    best = load_state(tmp_path / "ema9" / "best" / "model.safetensors")
+    assert all(torch.equal(best[k], v) for k, v in ema9.state_dict().items())
 
 
 def test_exact_resume_after_sigkill(tmp_path):
