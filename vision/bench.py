@@ -16,30 +16,49 @@ THROUGHPUT_BATCH = 256
 
 
 def suite(quick: bool = False) -> list[BenchTask]:
-    """Tasks of the ``vision`` suite; ``quick`` takes fewer latency samples."""
-    from zoo.hub import list_models
+    """Every pretrained vision model on each dataset its card reports a metric for, plus the control.
+
+    Datasets: ``vision/digits`` always; ``vision/fashion-mnist`` when its files are
+    on this machine. ``quick`` takes fewer latency samples.
+    """
+    from vision.datasets import fashion_mnist_available
 
     iters = 30 if quick else 200
-    tasks = [
-        BenchTask(
-            name=f"{model_id.split('/', 1)[1]}@digits",
-            model=model_id,
-            dataset="vision/digits",
-            run=partial(_run_model, model_id, "vision/digits", iters),
+    datasets = ["vision/digits"] + (["vision/fashion-mnist"] if fashion_mnist_available() else [])
+    tasks = []
+    for dataset in datasets:
+        short = dataset.split("/", 1)[1]
+        tasks += [
+            BenchTask(
+                name=f"{model_id.split('/', 1)[1]}@{short}",
+                model=model_id,
+                dataset=dataset,
+                run=partial(_run_model, model_id, dataset, iters),
+            )
+            for model_id in _models_measured_on(dataset)
+        ]
+        tasks.append(
+            BenchTask(
+                name=f"logreg-pixels@{short}",
+                model="control/logreg-pixels",
+                dataset=dataset,
+                backend="sklearn",
+                control=True,
+                run=partial(_run_logreg, dataset, iters, max_train=10_000 if quick else None),
+            )
         )
-        for model_id in list_models("vision/digits-*", pretrained=True)
-    ]
-    tasks.append(
-        BenchTask(
-            name="logreg-pixels@digits",
-            model="control/logreg-pixels",
-            dataset="vision/digits",
-            backend="sklearn",
-            control=True,
-            run=partial(_run_logreg, "vision/digits", iters),
-        )
-    )
     return tasks
+
+
+def _models_measured_on(dataset: str) -> list[str]:
+    """Pretrained vision models whose card records a test metric on ``dataset`` (cards only, no build)."""
+    from zoo.hub import info, list_models
+
+    return [
+        model_id
+        for model_id in list_models("vision/*", pretrained=True)
+        if any(m.get("dataset") == dataset and m.get("split") == "test" for m in info(model_id).metrics)
+    ]
 
 
 def _run_model(model_id: str, dataset: str, iters: int, seed: int) -> TaskOutput:
@@ -67,7 +86,8 @@ def _run_model(model_id: str, dataset: str, iters: int, seed: int) -> TaskOutput
     )
 
 
-def _run_logreg(dataset: str, iters: int, seed: int) -> TaskOutput:
+def _run_logreg(dataset: str, iters: int, seed: int, max_train: int | None = None) -> TaskOutput:
+    """Multinomial logistic regression on raw pixels; ``max_train`` subsamples big training sets (quick runs)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
@@ -75,8 +95,12 @@ def _run_logreg(dataset: str, iters: int, seed: int) -> TaskOutput:
 
     splits = load_splits(dataset)
     x_train, x_test = _pixels(splits.train), _pixels(splits.test)
+    y_train = splits.train.labels
+    if max_train is not None and len(y_train) > max_train:
+        keep = np.random.default_rng(seed).choice(len(y_train), max_train, replace=False)
+        x_train, y_train = x_train[keep], y_train[keep]
     scale = max(float(x_train.max()), 1.0)
-    classifier = LogisticRegression(max_iter=2000, random_state=seed).fit(x_train / scale, splits.train.labels)
+    classifier = LogisticRegression(max_iter=2000, random_state=seed).fit(x_train / scale, y_train)
     predictions = classifier.predict(x_test / scale)
     correct = (predictions == splits.test.labels).astype(np.float64)
     return TaskOutput(
@@ -86,6 +110,7 @@ def _run_logreg(dataset: str, iters: int, seed: int) -> TaskOutput:
         throughput=_throughput(lambda batch: classifier.predict_proba(np.stack(batch) / scale), list(x_test)),
         throughput_unit="images/s",
         params=int(classifier.coef_.size + classifier.intercept_.size),
+        extra={"train_images": len(y_train)},
     )
 
 

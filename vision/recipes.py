@@ -5,15 +5,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
 from zoo.recipes import Recipe, RecipeResult
 
 
 @dataclass
 class ImageClassificationRecipe(Recipe):
-    """Fine-tune (or train from scratch) an image classifier on a dataset id or a class-folder tree.
+    """Fine-tune (or train from scratch) an image classifier on a dataset id, a class-folder tree or a CSV.
 
-    A new head is fitted when the data has a different number of classes;
-    ``freeze_backbone`` trains only the head (a linear probe).
+    A new head is fitted for the data's classes; ``freeze_backbone`` trains only
+    the head (a linear probe). ``augment``: ``"trivial"`` (flip + TrivialAugment
+    on the image, for photos), ``"affine"`` (small shifts/rotations after
+    preprocessing, for tiny images such as 8×8 digits) or ``"none"``.
+    ``image_size`` trains (and later predicts) at another resolution than the
+    weights' default — smaller is much faster on CPU. ``ema_decay`` keeps and
+    saves an exponential moving average of the weights.
     """
 
     name: ClassVar[str] = "image-classification"
@@ -27,13 +34,16 @@ class ImageClassificationRecipe(Recipe):
     weight_decay: float = 0.05
     warmup_ratio: float = 0.05
     label_smoothing: float = 0.1
-    augment: bool = True
+    augment: str = "trivial"
+    image_size: int | None = None
+    ema_decay: float | None = None
     freeze_backbone: bool = False
     val_fraction: float = 0.2
     early_stopping_patience: int | None = None
     precision: str = "auto"
     device: str = "auto"
     deterministic: bool = True
+    num_workers: int = 0
     seed: int = 0
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
@@ -50,10 +60,13 @@ class ImageClassificationRecipe(Recipe):
         splits = load_splits(self.data, val_fraction=self.val_fraction)
         model = load(self.model, pretrained=self.pretrained, num_classes=len(splits.classes), device=self.device)
         model.card.labels = list(splits.classes)
+        if self.image_size is not None:
+            model.card.preprocessing["size"] = [self.image_size, self.image_size]
+        model.adapter = type(model.adapter)(model.card)  # labels and size are the adapter's
         if self.freeze_backbone:
             _freeze_all_but_head(model.net)
         transform = model.transform
-        train_transform = _Augmented(transform) if self.augment else transform
+        train_transform = _train_transform(self.augment, transform)
         trainer = Trainer(
             model,
             splits.train.with_transform(train_transform),
@@ -71,6 +84,8 @@ class ImageClassificationRecipe(Recipe):
                 monitor="val_accuracy",
                 monitor_mode="max",
                 early_stopping_patience=self.early_stopping_patience,
+                ema_decay=self.ema_decay,
+                num_workers=self.num_workers,
                 progress=progress,
             ),
             out_dir=out_dir,
@@ -96,7 +111,18 @@ def _card_metrics(values: dict[str, float], split: str, dataset: str) -> list[di
     ]
 
 
-class _Augmented:
+AUGMENTATIONS = ("trivial", "affine", "none")
+
+
+def _train_transform(augment: str, transform):
+    if augment not in AUGMENTATIONS:
+        from zoo.errors import InputError
+
+        raise InputError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
+    return {"trivial": _TrivialAugmented, "affine": _AffineJittered}.get(augment, lambda t: t)(transform)
+
+
+class _AffineJittered:
     """Small random affine jitter after preprocessing, filling with the normalised background."""
 
     def __init__(self, transform):
@@ -108,6 +134,23 @@ class _Augmented:
 
     def __call__(self, image):
         return self.jitter(self.transform(image))
+
+
+class _TrivialAugmented:
+    """Horizontal flip and TrivialAugmentWide on the PIL image, then the weights' preprocessing."""
+
+    def __init__(self, transform):
+        from torchvision.transforms import v2
+
+        self.transform = transform
+        self.augment = v2.Compose([v2.RandomHorizontalFlip(), v2.TrivialAugmentWide()])
+
+    def __call__(self, image):
+        from PIL import Image
+
+        if not isinstance(image, Image.Image):
+            image = Image.fromarray(np.asarray(image))
+        return self.transform(self.augment(image))
 
 
 def _freeze_all_but_head(net) -> None:

@@ -35,7 +35,7 @@ class ImageClassification(TaskAdapter):
         try:
             with Image.open(path) as image:
                 return image.copy()
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise InputError(f"expected an image file or a .npy array, could not read {path}: {exc}") from None
 
     def postprocess(self, outputs: torch.Tensor) -> list[dict[str, Any]]:

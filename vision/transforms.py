@@ -5,6 +5,7 @@ exported model preprocesses exactly as it was trained.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,13 +14,48 @@ import torch
 
 from zoo.errors import InputError
 
+# PIL's own decompression-bomb threshold (Image.MAX_IMAGE_PIXELS), without importing PIL here.
+DEFAULT_MAX_PIXELS = 89_478_485
+INTERPOLATIONS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
+# PIL modes holding one high-depth grey plane, and the value that means white in each.
+_HIGH_DEPTH_WHITE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 255}
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
 
 @dataclass(frozen=True)
 class ImageTransform:
-    """Resize a PIL image (arrays must already have ``size``), scale to [0, 1], normalise.
+    """Resize a raw image, scale it to [0, 1], normalise with ``mean``/``std``.
 
-    ``array_range`` is the value range raw arrays come in (e.g. ``[0, 16]`` for
-    scikit-learn's digits); PIL images are always 0–255.
+    Geometry:
+
+    * ``crop_pct=None`` (small fixed-size models such as the digits CNN): a PIL
+      image is resized to exactly ``size``; arrays must already have ``size``.
+    * ``crop_pct`` set (ImageNet style): the image is resized, keeping its aspect
+      ratio, so that it covers ``size / crop_pct`` (for a square ``size``: the
+      shorter side becomes ``floor(size / crop_pct)``), then the central ``size``
+      is cropped. ``uint8`` arrays of any size shaped H×W×3, H×W×4 or H×W are
+      pictures too (read as ``PIL.Image.fromarray`` would).
+
+    ``interpolation`` is the PIL filter of that resize (``"box"``, ``"bilinear"``,
+    ``"bicubic"``...). Other arrays (float, or C×H×W) are taken as already
+    resized: they must have ``size`` and values in ``array_range``, the range raw
+    arrays come in (e.g. ``[0, 16]`` for scikit-learn's digits).
+
+    Inputs that need care:
+
+    * transparency (RGBA, LA, PA, or a palette/RGB image with a transparent
+      colour) is composited over white, not dropped: the colour under fully
+      transparent pixels is arbitrary (often black), while such images are shown
+      on white;
+    * grey images and 2-D arrays given to a 3-channel model are replicated into
+      the three channels (what ``Image.convert("RGB")`` does); colour images given
+      to a 1-channel model are converted to grey (ITU-R 601 luma);
+    * 16-bit grey images (PIL modes ``I;16*`` and ``I``) are scaled by 65535, not
+      clipped at 255, and resized in floating point; mode ``F`` is taken on PIL's
+      0–255 scale. Values outside the scale raise :class:`InputError`;
+    * images (or pictures given as arrays) of more than ``max_pixels`` pixels
+      raise :class:`InputError` before any decoding or resizing (default: PIL's
+      decompression-bomb limit, ~89.5 megapixels).
     """
 
     size: tuple[int, int]
@@ -27,25 +63,50 @@ class ImageTransform:
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
     array_range: tuple[float, float] = (0.0, 255.0)
+    crop_pct: float | None = None
+    interpolation: str = "box"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self):
+        if self.interpolation not in INTERPOLATIONS:
+            raise InputError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
+            raise InputError(f"crop_pct must be in (0, 1], got {self.crop_pct!r}")
+        if self.channels not in (1, 3):
+            raise InputError(f"channels must be 1 or 3, got {self.channels!r}")
 
     @classmethod
     def from_preprocessing(cls, spec: dict[str, Any]) -> "ImageTransform":
+        crop_pct = spec.get("crop_pct")
         return cls(
             size=tuple(spec["size"]),
             channels=int(spec.get("channels", 3)),
             mean=tuple(spec.get("mean", (0.0,))),
             std=tuple(spec.get("std", (1.0,))),
             array_range=tuple(spec.get("array_range", (0.0, 255.0))),
+            crop_pct=None if crop_pct is None else float(crop_pct),
+            interpolation=spec.get("interpolation", "box"),
+            max_pixels=int(spec.get("max_pixels", DEFAULT_MAX_PIXELS)),
         )
 
     def to_preprocessing(self) -> dict[str, Any]:
+        h, w = self.size
+        colour = "grey" if self.channels == 1 else "RGB (alpha composited over white, grey replicated)"
+        if self.crop_pct is None:
+            geometry = f"resize to {h}×{w} with the {self.interpolation} filter"
+        else:
+            geometry = (f"resize ({self.interpolation}, aspect kept) to cover {h}/{self.crop_pct:g}×{w}/{self.crop_pct:g}, "
+                        f"center-crop {h}×{w}")
         return {
             "size": list(self.size),
             "channels": self.channels,
             "mean": list(self.mean),
             "std": list(self.std),
             "array_range": list(self.array_range),
-            "pil": "convert to L/RGB, resize with box filter, scale 0-255 to 0-1",
+            "crop_pct": self.crop_pct,
+            "interpolation": self.interpolation,
+            "max_pixels": self.max_pixels,
+            "pil": f"convert to {colour}, {geometry}, scale 0-255 (16-bit: 0-65535) to 0-1",
         }
 
     @property
@@ -53,24 +114,76 @@ class ImageTransform:
         h, w = self.size
         lo, hi = self.array_range
         shape = f"{h}×{w}" if self.channels == 1 else f"{h}×{w}×{self.channels} or {self.channels}×{h}×{w}"
-        return f"a PIL image or a {shape} array with values in [{lo:g}, {hi:g}]"
+        pictures = ", a uint8 H×W×3 array of any size" if self.crop_pct is not None else ""
+        return f"a PIL image{pictures} or a {shape} array with values in [{lo:g}, {hi:g}]"
 
     def __call__(self, image: Any) -> torch.Tensor:
-        chw = self._pil_to_unit(image) if _is_pil(image) else self._array_to_unit(image)
+        if _is_pil(image):
+            chw = self._pil_to_unit(image)
+        elif self.crop_pct is not None and _is_picture_array(image):
+            from PIL import Image
+
+            self._check_pixels(image.shape[1], image.shape[0])
+            chw = self._pil_to_unit(Image.fromarray(np.ascontiguousarray(image)))
+        else:
+            chw = self._array_to_unit(image)
         mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
         return (chw - mean) / std
 
+    # -- PIL images ---------------------------------------------------------
     def _pil_to_unit(self, image) -> torch.Tensor:
-        from PIL import Image
-
-        image = image.convert("L" if self.channels == 1 else "RGB")
-        h, w = self.size
-        if image.size != (w, h):
-            image = image.resize((w, h), Image.Resampling.BOX)
-        array = np.asarray(image, dtype=np.float32) / 255.0
+        self._check_pixels(*image.size)
+        if image.mode in _HIGH_DEPTH_WHITE:
+            return self._high_depth_to_unit(image)
+        image = _flatten_alpha(image).convert("L" if self.channels == 1 else "RGB")
+        array = np.asarray(self._resized(image), dtype=np.float32) / 255.0
         return _to_chw(array, self.channels)
 
+    def _high_depth_to_unit(self, image) -> torch.Tensor:
+        """A 16/32-bit grey image: scaled by its own white, resized in float (no 8-bit clipping)."""
+        from PIL import Image
+
+        white = _HIGH_DEPTH_WHITE[image.mode]
+        grey = np.asarray(image).astype(np.float32)
+        if grey.size and (grey.min() < 0 or grey.max() > white or not np.isfinite(grey).all()):
+            raise InputError(f"expected a {image.mode} image with values in [0, {white}], "
+                             f"got values in [{grey.min():g}, {grey.max():g}]")
+        unit = np.asarray(self._resized(Image.fromarray(grey / np.float32(white))), dtype=np.float32)  # mode F
+        chw = torch.from_numpy(np.clip(unit, 0.0, 1.0))[None]  # bicubic overshoots a little
+        return chw if self.channels == 1 else chw.expand(3, -1, -1).clone()
+
+    def _resized(self, image):
+        """``image`` (PIL) resized (and center-cropped when ``crop_pct`` is set) to ``size``."""
+        from PIL import Image
+
+        h, w = self.size
+        resample = getattr(Image.Resampling, self.interpolation.upper())
+        if self.crop_pct is None:
+            return image if image.size == (w, h) else image.resize((w, h), resample)
+        # Rounding as torchvision's Resize(int) + CenterCrop, so results match timm's eval transform.
+        iw, ih = image.size
+        th, tw = math.floor(h / self.crop_pct), math.floor(w / self.crop_pct)
+        if th * iw >= tw * ih:  # the height binds: it becomes th, the width follows the aspect ratio
+            rh, rw = th, max(tw, int(th * iw / ih))
+        else:
+            rh, rw = max(th, int(tw * ih / iw)), tw
+        if (rw, rh) != (iw, ih):
+            image = image.resize((rw, rh), resample)
+        left, top = int(round((rw - w) / 2.0)), int(round((rh - h) / 2.0))
+        return image.crop((left, top, left + w, top + h))
+
+    def _check_pixels(self, width: int, height: int) -> None:
+        if width < 1 or height < 1:
+            raise InputError(f"expected {self.expected}, got an empty {width}×{height} image")
+        if width * height > self.max_pixels:
+            raise InputError(
+                f"image of {width}×{height} = {width * height:,} pixels is larger than the limit of "
+                f"{self.max_pixels:,} pixels (a decompression bomb?); downscale it first, or raise "
+                f"max_pixels in the card's preprocessing"
+            )
+
+    # -- arrays -------------------------------------------------------------
     def _array_to_unit(self, image: Any) -> torch.Tensor:
         array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else image
         if not isinstance(array, np.ndarray):
@@ -87,8 +200,8 @@ class ImageTransform:
 
     def _check_shape(self, array: np.ndarray) -> np.ndarray:
         h, w = self.size
-        if array.shape == (h, w) and self.channels == 1:
-            return array[None]
+        if array.shape == (h, w):  # grey: one channel, replicated for colour models
+            return array[None] if self.channels == 1 else np.repeat(array[None], self.channels, axis=0)
         if array.shape == (self.channels, h, w):
             return array
         if array.shape == (h, w, self.channels):
@@ -99,6 +212,27 @@ class ImageTransform:
 def _to_chw(array: np.ndarray, channels: int) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     return tensor[None] if channels == 1 else tensor.permute(2, 0, 1)
+
+
+def _flatten_alpha(image):
+    """Composite a PIL image with transparency over white; others pass through unchanged."""
+    if image.mode not in _ALPHA_MODES and "transparency" not in image.info:
+        return image
+    from PIL import Image
+
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def _is_picture_array(image: Any) -> bool:
+    """A uint8 H×W, H×W×3 or H×W×4 numpy array: a picture, read like ``PIL.Image.fromarray``."""
+    return (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4)))
+        and min(image.shape[:2]) > 0
+    )
 
 
 def _is_pil(image: Any) -> bool:

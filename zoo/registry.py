@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 from zoo.errors import UnknownDatasetError, UnknownModelError, ZooError
 
-FORMATS = ("safetensors", "torch-pickle")
+FORMATS = ("safetensors", "torch-pickle", "raw")
 
 
 def resolve_ref(ref: str | Callable) -> Any:
@@ -40,6 +40,13 @@ class WeightFile:
     ``https://...``, ``hf://ORG/REPO/PATH[@REVISION]`` or a local path.
     ``format="torch-pickle"`` marks a legacy pickled state dict that is read once
     with ``torch.load(weights_only=True)`` and converted to safetensors.
+    ``format="raw"`` marks a data file a model needs beside its weights (a
+    tokenizer, a vocabulary, a config): hash-checked and stored byte for byte,
+    never deserialised by the cache, and refused if it is a pickle.
+    ``remap`` (torch-pickle only) names a ``"module:function"`` that takes the
+    legacy state dict and returns it keyed for the architecture; it is applied
+    during that conversion. The converted file is keyed by source hash and
+    ``remap``, so a mapping whose behaviour changes needs a new name (e.g. ``..._v2``).
     """
 
     name: str
@@ -47,12 +54,19 @@ class WeightFile:
     source: str
     format: str = "safetensors"
     size: int | None = None
+    remap: str | None = None
 
     def __post_init__(self):
         if self.format not in FORMATS:
             raise ValueError(f"WeightFile.format must be one of {FORMATS}, got {self.format!r}")
         if len(self.sha256) != 64:
             raise ValueError(f"WeightFile.sha256 must be 64 hex digits, got {self.sha256!r}")
+        if self.remap is not None:
+            if self.format != "torch-pickle":
+                raise ValueError(f"WeightFile.remap applies to format='torch-pickle' conversions, got format={self.format!r}")
+            module, _, attr = self.remap.partition(":")
+            if not module or not attr:
+                raise ValueError(f"WeightFile.remap must be 'module:function', got {self.remap!r}")
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_ratio: float = 0.05  # fraction of total optimizer steps spent in linear warm-up
-    schedule: str = "cosine"  # "cosine" | "constant"
+    schedule: str = "cosine"  # "cosine" | "linear" (decay to 0, as BERT fine-tuning) | "constant"
     grad_accum_steps: int = 1
     clip_grad_norm: float | None = 1.0
     precision: str = "fp32"  # "auto" | "fp32" | "bf16" | "fp16"
@@ -77,8 +77,8 @@ class TrainConfig:
     ema_decay: float | None = None  # keep an exponential moving average of the weights; evaluate and save it
 
     def __post_init__(self):
-        if self.schedule not in ("cosine", "constant"):
-            raise InputError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.schedule not in ("cosine", "linear", "constant"):
+            raise InputError(f"schedule must be 'cosine', 'linear' or 'constant', got {self.schedule!r}")
         if self.monitor_mode not in ("min", "max"):
             raise InputError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
         if self.grad_accum_steps < 1 or self.batch_size < 1 or self.epochs < 0:
@@ -106,7 +106,7 @@ def cross_entropy_default(outputs, targets) -> torch.Tensor:
 
 
 class LRSchedule:
-    """Multiplier for LambdaLR: linear warm-up, then cosine to 0 or constant.
+    """Multiplier for LambdaLR: linear warm-up, then cosine to 0, linear to 0, or constant.
 
     A callable object rather than a lambda: LambdaLR stores its ``__dict__`` (ints
     and a string) in ``state_dict()``, which therefore stays JSON-able.
@@ -123,6 +123,8 @@ class LRSchedule:
         if self.kind == "constant":
             return 1.0
         progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        if self.kind == "linear":
+            return 1.0 - progress
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -181,7 +183,10 @@ class Trainer:
     -> {name: float}`` over the whole eval set; ``optimizer_fn(model) -> Optimizer``
     replaces AdamW (the schedule then scales each group's own lr); ``callbacks``
     are ``cb(trainer, {"step", "epoch", "loss", "lr"})`` after each optimizer step;
-    ``provenance`` goes into the saved card.
+    ``provenance`` goes into the saved card. ``sampler_fn(n, batch_size, seed, rank,
+    world_size)`` replaces the training batch sampler with a
+    :class:`ResumableBatchSampler` subclass (e.g. length-bucketed batches for text);
+    its batch order must depend only on the seed and epoch, so resume stays exact.
     """
 
     def __init__(
@@ -198,6 +203,7 @@ class Trainer:
         optimizer_fn: Callable | None = None,
         provenance: dict | None = None,
         callbacks: Iterable[Callable] = (),
+        sampler_fn: Callable[..., ResumableBatchSampler] | None = None,
     ):
         self.model = model
         self.train_data, self.val_data = train_data, val_data
@@ -208,6 +214,7 @@ class Trainer:
         self.optimizer_fn = optimizer_fn
         self.provenance = provenance or {}
         self.callbacks = list(callbacks)
+        self.sampler_fn = sampler_fn or ResumableBatchSampler
 
         self.env = dist_env()
         self.device = resolve_device(config.device)
@@ -301,7 +308,7 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
-        self.sampler = ResumableBatchSampler(
+        self.sampler = self.sampler_fn(
             len(self.train_data), self.config.batch_size, self.config.seed, self.env.rank, self.env.world_size
         )
         self.optimizer = (

@@ -60,3 +60,19 @@ def test_bad_data_sources_say_what_was_expected(tmp_path):
         image_folder(tmp_path)
     with pytest.raises(UnknownDatasetError, match="vision/digits"):
         load_splits("vision/digit")
+
+
+def test_image_folder_names_an_empty_class_folder(tmp_path):
+    _write_folder(tmp_path, corrupt=False)
+    (tmp_path / "birds").mkdir()
+    (tmp_path / "birds" / "README.txt").write_text("no images here")
+    with pytest.raises(InputError, match=rf"{tmp_path / 'birds'} has none; add images or remove the empty class folder"):
+        image_folder(tmp_path)
+
+
+def test_image_folder_names_a_class_whose_images_are_all_unreadable(tmp_path):
+    _write_folder(tmp_path, corrupt=False)
+    (tmp_path / "birds").mkdir()
+    (tmp_path / "birds" / "a.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match=rf"every image in {tmp_path / 'birds'} is unreadable: {tmp_path / 'birds' / 'a.png'}: "):
+        image_folder(tmp_path)

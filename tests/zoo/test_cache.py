@@ -367,6 +367,51 @@ def test_torch_pickle_is_converted_once(tmp_path, isolated_zoo_home, monkeypatch
     assert cache.fetch(wf) == path
 
 
+def prefixed_keys(state):
+    """A key remap for the test below: ``layer.*`` -> ``net.layer.*``."""
+    return {f"net.{k}": v for k, v in state.items()}
+
+
+def upper_keys(state):
+    return {k.upper(): v for k, v in state.items()}
+
+
+def not_a_state_dict(state):
+    return ["not", "a", "dict"]
+
+
+def test_torch_pickle_remap_is_applied_once_and_keyed_by_remap(tmp_path, isolated_zoo_home, monkeypatch):
+    state = {"layer.weight": torch.randn(3, 2), "layer.bias": torch.arange(3.0)}
+    src = tmp_path / "legacy.pth"
+    torch.save(state, src)
+    digest = sha(src.read_bytes())
+    plain = WeightFile("legacy.pth", digest, str(src), format="torch-pickle")
+    mapped = WeightFile("legacy.pth", digest, str(src), format="torch-pickle", remap=f"{__name__}:prefixed_keys")
+
+    path = cache.fetch(mapped)
+    loaded = load_file(str(path))
+    assert sorted(loaded) == ["net.layer.bias", "net.layer.weight"]
+    assert all(torch.equal(loaded[f"net.{k}"], v) for k, v in state.items())
+    assert cache.cached_path(mapped) == path and cache.cached_path(plain) is None  # keyed by remap too
+    assert sorted(load_file(str(cache.fetch(plain)))) == ["layer.bias", "layer.weight"]
+
+    calls = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(1) or real_load(*a, **k))
+    assert cache.fetch(mapped) == path and calls == []  # converted once
+    changed = WeightFile("legacy.pth", digest, str(src), format="torch-pickle", remap=f"{__name__}:upper_keys")
+    assert sorted(load_file(str(cache.fetch(changed)))) == ["LAYER.BIAS", "LAYER.WEIGHT"] and calls == [1]
+
+    with pytest.raises(InputError, match="must return a state dict"):
+        cache.fetch(WeightFile("legacy.pth", digest, str(src), format="torch-pickle", remap=f"{__name__}:not_a_state_dict"))
+    with pytest.raises(InputError, match="remap 'no_such_module_xyz:f' failed"):
+        cache.fetch(WeightFile("legacy.pth", digest, str(src), format="torch-pickle", remap="no_such_module_xyz:f"))
+    with pytest.raises(ValueError, match="torch-pickle"):
+        WeightFile("w.safetensors", digest, str(src), remap=f"{__name__}:upper_keys")
+    with pytest.raises(ValueError, match="module:function"):
+        WeightFile("legacy.pth", digest, str(src), format="torch-pickle", remap="no_colon")
+
+
 def test_torch_pickle_with_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     src = tmp_path / "evil.pth"

@@ -1,0 +1,1 @@
+"""NLP architectures: sentence encoders (with an optional head) and transformers pass-through classifiers."""

@@ -1,0 +1,152 @@
+"""Task adapters: how an NLP model's raw inputs (strings) and outputs look to a user.
+
+Inputs, for both tasks: a string, or a text pair as a ``(text, text_pair)`` tuple
+inside a list or a ``{"text": ..., "text_pair": ...}`` dict. ``model.predict``
+takes one input or a list; texts are tokenized outside the network, sorted by
+length and run in batches of ``batch_size`` (default 32) padded to their longest
+member, then returned in the input order.
+
+* Longer than the card's ``max_length`` tokens: truncated; the count is logged as a
+  warning (logger ``"nlp"``) and kept in ``model.adapter.last_truncated``.
+* Empty or whitespace-only strings, and non-strings (``None``, NaN): an
+  :class:`~zoo.errors.InputError` naming the position. Drop them first.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from nlp.tokenizer import Encoded, TextTokenizer, report_truncated
+from zoo.card import ModelCard
+from zoo.errors import InputError
+from zoo.model import TaskAdapter
+
+DEFAULT_BATCH_SIZE = 32
+TEXT_SUFFIXES = {".txt", ".text", ".md"}
+
+
+def card_file(card: ModelCard, name: str) -> Path:
+    """A file the card pins (a tokenizer), verified through the zoo cache."""
+    from zoo import cache
+    from zoo.registry import WeightFile
+
+    meta = card.files.get(name)
+    if meta is None:
+        raise InputError(
+            f"the card of {card.id!r} pins no {name!r} (its files: {sorted(card.files)}); "
+            "a text model needs its tokenizer beside its weights"
+        )
+    # A file recorded with a local path (an upstream cache entry) is the fallback source.
+    source = meta["path"] if meta.get("path") and Path(meta["path"]).is_file() else meta["source"]
+    wf = WeightFile(name, meta["sha256"], source, format=meta.get("format", "raw"), size=meta.get("size"))
+    return cache.fetch(wf, model_id=card.id)
+
+
+class TextTask(TaskAdapter):
+    """Shared by the text tasks: the tokenizer, batching, chunked prediction, saved files."""
+
+    batch_size = DEFAULT_BATCH_SIZE
+
+    def __init__(self, card: ModelCard):
+        super().__init__(card)
+        pre = card.preprocessing
+        self.tokenizer_files = list(pre.get("tokenizer_files") or [pre.get("tokenizer", "tokenizer.json")])
+        self.tokenizer = TextTokenizer.from_preprocessing(card_file(card, pre.get("tokenizer", "tokenizer.json")), pre)
+        self.last_truncated = 0
+
+    @property
+    def transform(self) -> Callable[[Any], dict[str, torch.Tensor]]:
+        """One text (or pair) → its unpadded network inputs (1-D tensors)."""
+        def transform(text):
+            batch = self.tokenizer.pad(self.encode([text]))
+            return {name: tensor[0] for name, tensor in batch.items()}
+
+        return transform
+
+    def read(self, path) -> str:
+        """A text file's contents (UTF-8), one input per file."""
+        from nlp.datasets import decode
+
+        path = Path(path)
+        if path.suffix.lower() not in TEXT_SUFFIXES:
+            raise InputError(f"expected a text file ({', '.join(sorted(TEXT_SUFFIXES))}) for task {self.card.task!r}, got {path.name}")
+        try:
+            return decode(path.read_bytes(), path)
+        except FileNotFoundError:
+            raise InputError(f"expected a text file at {path}, found none") from None
+
+    def encode(self, raw_inputs: Sequence[Any], what: str = "texts") -> list[Encoded]:
+        """Tokenize (checking every input); logs how many were truncated."""
+        encoded = self.tokenizer.encode(raw_inputs)
+        self.last_truncated = sum(e.truncated for e in encoded)
+        report_truncated(self.last_truncated, len(encoded), self.tokenizer.max_length, what)
+        return encoded
+
+    def batch(self, raw_inputs: Sequence[Any]) -> dict[str, torch.Tensor]:
+        return self.tokenizer.pad(self.encode(raw_inputs))
+
+    def collate(self, batch: Sequence[tuple[Encoded, int]]):
+        """Training/eval batches of ``(Encoded, label)``: dynamic padding → ``(inputs, targets)``."""
+        encoded, labels = zip(*batch)
+        return self.tokenizer.pad(encoded), torch.as_tensor(labels, dtype=torch.long)
+
+    def run(self, module, encoded: Sequence[Encoded], batch_size: int | None = None) -> torch.Tensor:
+        """Network outputs for already-encoded inputs, longest first in chunks, back in input order."""
+        batch_size = int(batch_size or self.batch_size)
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        device = next(module.parameters()).device
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        result = None
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            inputs = self.tokenizer.pad([encoded[i] for i in chunk])
+            out = module(**{k: v.to(device) for k, v in inputs.items()}).float().cpu()
+            if result is None:
+                result = torch.empty((len(encoded), *out.shape[1:]), dtype=out.dtype)
+            result[torch.as_tensor(chunk)] = out
+        return result
+
+    def predict(self, module, raw_inputs: Sequence[Any], batch_size: int | None = None):
+        return self.postprocess(self.run(module, self.encode(raw_inputs), batch_size))
+
+    def files(self) -> dict[str, Path]:
+        """The tokenizer files, so a saved model rebuilds its tokenizer from its own directory."""
+        return {name: card_file(self.card, name) for name in self.tokenizer_files if name in self.card.files}
+
+
+class SentenceEmbedding(TextTask):
+    """Texts in; L2-normalised embeddings out: a ``float32`` array ``[n, dim]`` (``[dim]`` for one text)."""
+
+    def postprocess(self, outputs: torch.Tensor) -> np.ndarray:
+        return outputs.float().cpu().numpy()
+
+
+class TextClassification(TextTask):
+    """Texts in; ``{"label", "index", "score", "top_k"}`` per text out, scores from softmax."""
+
+    top_k = 5
+
+    def postprocess(self, outputs: torch.Tensor) -> list[dict[str, Any]]:
+        probs = outputs.float().softmax(dim=-1)
+        k = min(self.top_k, probs.shape[-1])
+        scores, indices = probs.topk(k, dim=-1)
+        labels = self.card.labels or [str(i) for i in range(probs.shape[-1])]
+        return [
+            {
+                "label": labels[int(idx[0])],
+                "index": int(idx[0]),
+                "score": float(score[0]),
+                "top_k": [(labels[int(i)], float(s)) for i, s in zip(idx, score)],
+            }
+            for idx, score in zip(indices, scores)
+        ]
+
+    def label_indices(self, labels: Sequence[str], source: str = "the data") -> np.ndarray:
+        """Indices of ``labels`` in the model's classes; unknown labels are an InputError naming them."""
+        from nlp.datasets import label_indices
+
+        return label_indices([str(label) for label in labels], self.card.labels or [], source)

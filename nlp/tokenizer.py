@@ -1,0 +1,132 @@
+"""Text → token ids, outside the network: a ``tokenizers`` tokenizer bound to a card.
+
+Every NLP model in the zoo carries a ``tokenizer.json`` (the Hugging Face
+``tokenizers`` format; fast tokenizers of any architecture serialise to it), pinned
+by sha256 in its card and fetched through the zoo cache. The card's
+``preprocessing`` says how it is used::
+
+    {"tokenizer": "tokenizer.json",        # the card.files entry to read
+     "max_length": 256,                    # longer texts are truncated (and counted)
+     "pad_token_id": 0,
+     "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
+     "strip": true}                        # strip surrounding whitespace first (sentence-transformers does)
+
+Texts are encoded once without padding; :meth:`TextTokenizer.pad` pads a batch to
+its longest member (dynamic padding).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from zoo.errors import InputError
+
+log = logging.getLogger("nlp")
+
+TextInput = Any  # a str, or a (text, text_pair) pair
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One text's token ids and segment ids, unpadded."""
+
+    ids: list[int]
+    type_ids: list[int]
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class TextTokenizer:
+    """A ``tokenizers.Tokenizer`` with truncation at ``max_length``, no padding, and batch padding."""
+
+    def __init__(
+        self,
+        tokenizer_file: str | Path,
+        *,
+        max_length: int,
+        pad_token_id: int = 0,
+        model_input_names: Sequence[str] = ("input_ids", "token_type_ids", "attention_mask"),
+        strip: bool = False,
+    ):
+        from tokenizers import Tokenizer
+
+        if max_length < 2:
+            raise InputError(f"max_length must be at least 2 (room for the special tokens), got {max_length}")
+        self.file = Path(tokenizer_file)
+        try:
+            self.backend = Tokenizer.from_file(str(self.file))
+        except Exception as exc:  # tokenizers raises a bare Exception on a bad file
+            raise InputError(f"{self.file} is not a tokenizer.json file the tokenizers library can read: {exc}") from None
+        self.backend.no_padding()  # tokenizer.json may carry fixed padding (all-MiniLM-L6-v2's pads to 128)
+        self.backend.enable_truncation(max_length, strategy="longest_first")
+        self.max_length = max_length
+        self.pad_token_id = pad_token_id
+        self.model_input_names = tuple(model_input_names)
+        self.strip = strip
+
+    @classmethod
+    def from_preprocessing(cls, tokenizer_file: str | Path, preprocessing: dict) -> "TextTokenizer":
+        return cls(
+            tokenizer_file,
+            max_length=int(preprocessing.get("max_length", 512)),
+            pad_token_id=int(preprocessing.get("pad_token_id", 0)),
+            model_input_names=preprocessing.get("model_input_names", ("input_ids", "token_type_ids", "attention_mask")),
+            strip=bool(preprocessing.get("strip", False)),
+        )
+
+    # -- encoding -----------------------------------------------------------------
+    def encode(self, inputs: Sequence[TextInput]) -> list[Encoded]:
+        """Token ids of each text (or ``(text, pair)``), truncated at ``max_length``; checks inputs first."""
+        texts = [self._checked(item, i) for i, item in enumerate(inputs)]
+        encodings = self.backend.encode_batch(texts, add_special_tokens=True)
+        return [Encoded(e.ids, e.type_ids, bool(e.overflowing)) for e in encodings]
+
+    def _checked(self, item: TextInput, position: int):
+        if isinstance(item, dict):
+            if "text" not in item:
+                raise InputError(f"input {position}: expected a dict with 'text' (and optionally 'text_pair'), got keys {sorted(item)}")
+            item = item["text"] if item.get("text_pair") is None else (item["text"], item["text_pair"])
+        if isinstance(item, (tuple, list)):
+            if len(item) != 2:
+                raise InputError(f"input {position}: expected a text or a (text, text_pair) pair, got {len(item)} items")
+            return tuple(self._text(part, position) for part in item)
+        return self._text(item, position)
+
+    def _text(self, text: Any, position: int) -> str:
+        if not isinstance(text, str):
+            shown = "NaN (a missing value)" if isinstance(text, float) and math.isnan(text) else repr(text)[:60]
+            raise InputError(f"input {position}: expected a string, got {type(text).__name__} {shown}")
+        if not text.strip():
+            raise InputError(
+                f"input {position}: expected non-empty text, got {text!r}; empty and whitespace-only texts have "
+                "nothing to embed or classify: drop them before predicting"
+            )
+        return text.strip() if self.strip else text
+
+    # -- batching -----------------------------------------------------------------
+    def pad(self, batch: Sequence[Encoded]):
+        """A dict of ``[len(batch), longest]`` int64 tensors named by ``model_input_names``."""
+        import torch
+
+        longest = max(len(e) for e in batch)
+        ids = torch.full((len(batch), longest), self.pad_token_id, dtype=torch.long)
+        types = torch.zeros((len(batch), longest), dtype=torch.long)
+        mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for row, e in enumerate(batch):
+            n = len(e)
+            ids[row, :n] = torch.tensor(e.ids, dtype=torch.long)
+            types[row, :n] = torch.tensor(e.type_ids, dtype=torch.long)
+            mask[row, :n] = 1
+        tensors = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+        return {name: tensors[name] for name in self.model_input_names if name in tensors}
+
+
+def report_truncated(count: int, total: int, max_length: int, what: str = "texts") -> None:
+    """Log how many inputs were cut at ``max_length`` (nothing when none were)."""
+    if count:
+        log.warning("%d of %d %s were longer than %d tokens and were truncated", count, total, what, max_length)
