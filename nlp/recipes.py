@@ -65,7 +65,7 @@ class TextClassificationRecipe(Recipe):
     epochs: int = 3
     batch_size: int = 32
     lr: float = 5e-5
-    head_lr: float = 2e-3
+    head_lr: float = 1e-2
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     schedule: str = "linear"

@@ -104,6 +104,14 @@ def predict(
     model = load(model_id)
     predictions = model.predict([model.adapter.read(path) for path in inputs])
     for path, prediction in zip(inputs, predictions):
+        if not isinstance(prediction, dict):  # an array output (an embedding): its values, or a short summary
+            import numpy as np
+
+            array = np.asarray(prediction)
+            head = ", ".join(f"{v:.4f}" for v in array.ravel()[:4])
+            print(json.dumps({"input": str(path), "output": array.tolist()})) if as_json else \
+                console.print(f"{path}: array {tuple(array.shape)} {array.dtype} [{head}, ...]", highlight=False)
+            continue
         if as_json:
             print(json.dumps({"input": str(path), **prediction}))
         else:

@@ -96,3 +96,19 @@ def test_pickle_only_checkpoints_and_remote_code_are_refused(tiny_bert, tmp_path
 def test_options_only_reach_pass_through_ids():
     with pytest.raises(InputError, match="only pass-through ids"):
         zoo.load("nlp/all-minilm-l6-v2", task="text-classification")
+
+
+def test_fine_tune_an_hf_checkpoint_with_a_new_head(cached_repo, tmp_path):
+    from nlp.recipes import TextClassificationRecipe
+    from tests.nlp.helpers import write_reviews
+
+    data = write_reviews(tmp_path / "reviews.csv", extra_rows=[("it is okay", "3"), ("fine I guess", "3")])
+    recipe = TextClassificationRecipe(model=f"hf:{REPO}", data=str(data), text_column="review", label_column="stars",
+                                      new_head=True, epochs=1, batch_size=8, freeze_encoder=True)
+    recipe.run(tmp_path / "tuned", progress=False)
+    tuned = zoo.load(tmp_path / "tuned", device="cpu")
+    assert tuned.card.labels == ["1", "3", "5"] and tuned.card.architecture == "hf-sequence-classifier"
+    assert tuned.predict("the movie was great")["label"] in ("1", "3", "5")
+    with pytest.raises(InputError, match=r"does not know.*new_head=true"):
+        TextClassificationRecipe(model=f"hf:{REPO}", data=str(data), text_column="review", label_column="stars",
+                                 epochs=1).run(tmp_path / "kept", progress=False)
