@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from zoo.data import fingerprint, stratified_split
 from zoo.errors import InputError
 
 log = logging.getLogger("nlp")
@@ -97,38 +98,6 @@ class TextSplits:
             have = [n for n in ("train", "val", "test") if getattr(self, n) is not None]
             raise InputError(f"expected a split of {self.source} in {have}, got {name!r}")
         return dataset
-
-
-# -- splitting and fingerprints ------------------------------------------------------
-def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int = 0) -> dict[str, np.ndarray]:
-    """Indices per split, each class divided in the same proportions; deterministic in ``seed``.
-
-    ``fractions`` names the held-out splits (``{"val": .1, "test": .1}``); the rest is ``train``.
-    """
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {"train": [], **{name: [] for name in fractions}}
-    for cls in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == cls))
-        start = 0
-        for name, fraction in fractions.items():
-            count = int(round(len(members) * fraction))
-            parts[name].append(members[start : start + count])
-            start += count
-        parts["train"].append(members[start:])
-    return {name: np.sort(np.concatenate(chunks)).astype(np.int64) for name, chunks in parts.items()}
-
-
-def fingerprint(*parts: bytes | np.ndarray | str) -> str:
-    """sha256 over the given data, labels and split indices."""
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            part = np.ascontiguousarray(part).tobytes()
-        elif isinstance(part, str):
-            part = part.encode()
-        digest.update(len(part).to_bytes(8, "little"))
-        digest.update(part)
-    return digest.hexdigest()
 
 
 def sort_labels(labels) -> list[str]:

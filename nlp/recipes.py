@@ -27,7 +27,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from zoo.errors import InputError
-from zoo.recipes import Recipe, RecipeResult
+from zoo.recipes import Recipe, RecipeResult, card_metrics
 from zoo.train import ResumableBatchSampler
 
 log = logging.getLogger("nlp")
@@ -129,10 +129,10 @@ class TextClassificationRecipe(Recipe):
             provenance={**self.provenance(splits.fingerprint), "data_report": splits.report},
         )
         result = trainer.fit(resume=resume)
-        metrics = _card_metrics(result.best_metrics, "val", self.data)
+        metrics = card_metrics(result.best_metrics, "val", self.data)
         if splits.test is not None:
             test = _encoded(adapter, splits.test, "test texts", sort=True)
-            metrics += _card_metrics(trainer.evaluate(test, prefix="test"), "test", self.data)
+            metrics += card_metrics(trainer.evaluate(test, prefix="test"), "test", self.data)
         model.card.metrics = metrics
         model.save(out_dir)
         return RecipeResult(Path(out_dir), metrics)
@@ -468,15 +468,6 @@ def _optimizer(module, recipe):
         ],
         lr=recipe.lr,
     )
-
-
-def _card_metrics(values: dict[str, float], split: str, dataset: str) -> list[dict]:
-    prefix = f"{split}_"
-    return [
-        {"name": key[len(prefix):], "value": round(float(value), 6), "dataset": dataset, "split": split}
-        for key, value in values.items()
-        if key.startswith(prefix) and key != f"{prefix}loss"
-    ]
 
 
 def metrics_from_logits(logits, labels) -> dict[str, float]:

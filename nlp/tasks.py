@@ -23,6 +23,7 @@ from nlp.tokenizer import Encoded, TextTokenizer, report_truncated
 from zoo.card import ModelCard
 from zoo.errors import InputError
 from zoo.model import TaskAdapter
+from zoo.metrics import top_k_predictions
 
 DEFAULT_BATCH_SIZE = 32
 TEXT_SUFFIXES = {".txt", ".text", ".md"}
@@ -131,19 +132,7 @@ class TextClassification(TextTask):
     top_k = 5
 
     def postprocess(self, outputs: torch.Tensor) -> list[dict[str, Any]]:
-        probs = outputs.float().softmax(dim=-1)
-        k = min(self.top_k, probs.shape[-1])
-        scores, indices = probs.topk(k, dim=-1)
-        labels = self.card.labels or [str(i) for i in range(probs.shape[-1])]
-        return [
-            {
-                "label": labels[int(idx[0])],
-                "index": int(idx[0]),
-                "score": float(score[0]),
-                "top_k": [(labels[int(i)], float(s)) for i, s in zip(idx, score)],
-            }
-            for idx, score in zip(indices, scores)
-        ]
+        return top_k_predictions(outputs, self.card.labels, self.top_k)
 
     def label_indices(self, labels: Sequence[str], source: str = "the data") -> np.ndarray:
         """Indices of ``labels`` in the model's classes; unknown labels are an InputError naming them."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from zoo.data import fingerprint, stratified_split
 from zoo.errors import DownloadError, InputError, OfflineError, WeightsIntegrityError
 
 log = logging.getLogger(__name__)
@@ -77,37 +78,6 @@ class ImageSplits:
         if dataset is None:
             raise InputError(f"expected a split in train/val/test that {self.source} has, got {name!r}")
         return dataset
-
-
-def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int = 0) -> dict[str, np.ndarray]:
-    """Indices per split, each class divided in the same proportions; deterministic in ``seed``.
-
-    ``fractions`` names the held-out splits (e.g. ``{"val": .15, "test": .2}``); the rest is ``train``.
-    """
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {"train": [], **{name: [] for name in fractions}}
-    for cls in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == cls))
-        start = 0
-        for name, fraction in fractions.items():
-            count = int(round(len(members) * fraction))
-            parts[name].append(members[start : start + count])
-            start += count
-        parts["train"].append(members[start:])
-    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
-
-
-def fingerprint(*parts: bytes | np.ndarray | str) -> str:
-    """sha256 over the given data, labels and split indices."""
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            part = np.ascontiguousarray(part).tobytes()
-        elif isinstance(part, str):
-            part = part.encode()
-        digest.update(len(part).to_bytes(8, "little"))
-        digest.update(part)
-    return digest.hexdigest()
 
 
 def digits(seed: int = 0) -> ImageSplits:

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from zoo.recipes import Recipe, RecipeResult
+from zoo.recipes import Recipe, RecipeResult, card_metrics
 
 
 @dataclass
@@ -94,21 +94,12 @@ class ImageClassificationRecipe(Recipe):
             provenance=self.provenance(splits.fingerprint),
         )
         result = trainer.fit(resume=resume)
-        metrics = _card_metrics(result.best_metrics, "val", self.data)
+        metrics = card_metrics(result.best_metrics, "val", self.data)
         if splits.test is not None:
-            metrics += _card_metrics(trainer.evaluate(splits.test.with_transform(transform), prefix="test"), "test", self.data)
+            metrics += card_metrics(trainer.evaluate(splits.test.with_transform(transform), prefix="test"), "test", self.data)
         model.card.metrics = metrics
         model.save(out_dir)
         return RecipeResult(Path(out_dir), metrics)
-
-
-def _card_metrics(values: dict[str, float], split: str, dataset: str) -> list[dict]:
-    prefix = f"{split}_"
-    return [
-        {"name": key[len(prefix):], "value": round(float(value), 6), "dataset": dataset, "split": split}
-        for key, value in values.items()
-        if key.startswith(prefix) and key != f"{prefix}loss"
-    ]
 
 
 AUGMENTATIONS = ("trivial", "affine", "none")

@@ -9,6 +9,7 @@ from vision.transforms import ImageTransform
 from zoo.card import ModelCard
 from zoo.errors import InputError
 from zoo.model import TaskAdapter
+from zoo.metrics import top_k_predictions
 
 
 class ImageClassification(TaskAdapter):
@@ -39,16 +40,4 @@ class ImageClassification(TaskAdapter):
             raise InputError(f"expected an image file or a .npy array, could not read {path}: {exc}") from None
 
     def postprocess(self, outputs: torch.Tensor) -> list[dict[str, Any]]:
-        probs = outputs.float().softmax(dim=-1)
-        k = min(self.top_k, probs.shape[-1])
-        scores, indices = probs.topk(k, dim=-1)
-        labels = self.card.labels or [str(i) for i in range(probs.shape[-1])]
-        return [
-            {
-                "label": labels[int(idx[0])],
-                "index": int(idx[0]),
-                "score": float(score[0]),
-                "top_k": [(labels[int(i)], float(s)) for i, s in zip(idx, score)],
-            }
-            for idx, score in zip(indices, scores)
-        ]
+        return top_k_predictions(outputs, self.card.labels, self.top_k)

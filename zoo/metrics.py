@@ -33,3 +33,19 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[
         top5 = logits.topk(5, dim=-1).indices
         metrics["top5"] = float((top5 == targets[:, None]).any(dim=-1).double().mean())
     return metrics
+
+
+def top_k_predictions(logits: torch.Tensor, labels: list[str] | None, k: int = 5) -> list[dict]:
+    """Per row of logits: ``{"label", "index", "score", "top_k": [(label, score), ...]}`` with softmax scores."""
+    probs = logits.float().softmax(dim=-1)
+    scores, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    names = labels or [str(i) for i in range(probs.shape[-1])]
+    return [
+        {
+            "label": names[int(idx[0])],
+            "index": int(idx[0]),
+            "score": float(score[0]),
+            "top_k": [(names[int(i)], float(s)) for i, s in zip(idx, score)],
+        }
+        for idx, score in zip(indices, scores)
+    ]

@@ -71,6 +71,16 @@ class Recipe(ABC):
         return cls(**{key: coerce(value, hints[key], key) for key, value in values.items()})
 
 
+def card_metrics(values: dict[str, float], split: str, dataset: str) -> list[dict[str, Any]]:
+    """Trainer eval results (``{"test_accuracy": .9, "test_loss": ...}``) as card metric entries, loss left out."""
+    prefix = f"{split}_"
+    return [
+        {"name": key[len(prefix):], "value": round(float(value), 6), "dataset": dataset, "split": split}
+        for key, value in values.items()
+        if key.startswith(prefix) and key != f"{prefix}loss"
+    ]
+
+
 def parse_set(assignments: list[str]) -> dict[str, str]:
     """``["epochs=3", "lr=1e-3"]`` → ``{"epochs": "3", "lr": "1e-3"}``."""
     parsed = {}
