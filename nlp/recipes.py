@@ -37,15 +37,8 @@ PROBE_C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 @dataclass
-class TextClassificationRecipe(Recipe):
-    """Fine-tune a text classifier (full, or frozen encoder + head) on a dataset id or a labelled file.
-
-    A model that already classifies keeps its head and labels, and data with a label
-    outside them is an error, unless ``new_head`` (a fresh head for the data's labels).
-    A sentence encoder gets a new linear head for the data's labels.
-    """
-
-    name: ClassVar[str] = "text-classification"
+class TextDataRecipe(Recipe):
+    """The model and labelled-text fields every NLP recipe shares; subclasses add training fields and ``run``."""
 
     model: str = "nlp/all-minilm-l6-v2"
     data: str = "nlp/tweets-sentiment"
@@ -60,6 +53,19 @@ class TextClassificationRecipe(Recipe):
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     pretrained: bool = True
+
+
+@dataclass
+class TextClassificationRecipe(TextDataRecipe):
+    """Fine-tune a text classifier (full, or frozen encoder + head) on a dataset id or a labelled file.
+
+    A model that already classifies keeps its head and labels, and data with a label
+    outside them is an error, unless ``new_head`` (a fresh head for the data's labels).
+    A sentence encoder gets a new linear head for the data's labels.
+    """
+
+    name: ClassVar[str] = "text-classification"
+
     new_head: bool = False
     freeze_encoder: bool = False
     epochs: int = 3
@@ -139,7 +145,7 @@ class TextClassificationRecipe(Recipe):
 
 
 @dataclass
-class EmbeddingProbeRecipe(Recipe):
+class EmbeddingProbeRecipe(TextDataRecipe):
     """Frozen sentence embeddings + logistic regression, saved as a text classifier's linear head.
 
     ``C`` (inverse regularisation) is picked on the validation split from a small grid
@@ -148,19 +154,6 @@ class EmbeddingProbeRecipe(Recipe):
 
     name: ClassVar[str] = "embedding-probe"
 
-    model: str = "nlp/all-minilm-l6-v2"
-    data: str = "nlp/tweets-sentiment"
-    val_data: str | None = None
-    test_data: str | None = None
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
-    encoding: str = "utf-8"
-    val_fraction: float = 0.1
-    test_fraction: float = 0.0
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    pretrained: bool = True
     C: float | None = None
     class_weights: str = "balanced"
     max_iter: int = 2000
