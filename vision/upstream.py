@@ -151,7 +151,7 @@ def _hf_weights(cfg, zoo_id: str) -> tuple[Path, dict[str, dict[str, Any]]]:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    from zoo.cache import _hf_cache_dir, is_offline
+    from zoo.cache import hf_cache_dir, is_offline
 
     repo_id, _, revision = cfg.hf_hub_id.partition("@")
     candidates = _hf_candidates(cfg.hf_hub_filename)
@@ -159,7 +159,7 @@ def _hf_weights(cfg, zoo_id: str) -> tuple[Path, dict[str, dict[str, Any]]]:
     not_cached = False
     for filename in candidates:
         try:
-            local = hf_hub_download(repo_id, filename, revision=revision or None, cache_dir=_hf_cache_dir(),
+            local = hf_hub_download(repo_id, filename, revision=revision or None, cache_dir=hf_cache_dir(),
                                     local_files_only=offline)
         except (LocalEntryNotFoundError, OfflineModeIsEnabled):
             not_cached = True  # offline (ours or HF_HUB_OFFLINE) and not in the HF cache: try the next name
@@ -173,7 +173,7 @@ def _hf_weights(cfg, zoo_id: str) -> tuple[Path, dict[str, dict[str, Any]]]:
     if not_cached:
         raise OfflineError(
             f"{zoo_id!r} needs {candidates[0]} from hf://{repo_id}, which is not in the Hugging Face cache "
-            f"({_hf_cache_dir() or '~/.cache/huggingface/hub'}) and the zoo is offline (ZOO_OFFLINE / HF_HUB_OFFLINE); "
+            f"({hf_cache_dir() or '~/.cache/huggingface/hub'}) and the zoo is offline (ZOO_OFFLINE / HF_HUB_OFFLINE); "
             f"run `zoo fetch {zoo_id}` while online, then retry"
         )
     raise DownloadError(f"hf://{repo_id} has none of {candidates} for {zoo_id}")
@@ -287,9 +287,9 @@ def load_torchvision(name: str, *, pretrained: bool = True, num_classes: int | N
         # googlenet's checkpoint holds the auxiliary heads; torchvision loads them, then drops them.
         load_kwargs = {**arch_kwargs, "aux_logits": True} if model == "googlenet" else arch_kwargs
         if head_kept:
-            from zoo.hub import _skip_init  # every tensor is overwritten by the strict load below
+            from zoo.hub import skip_init  # every tensor is overwritten by the strict load below
 
-            with _skip_init():
+            with skip_init():
                 net = tvm.get_model(model, weights=None, num_classes=n, **load_kwargs)
             _load_strict(net, state, zoo_id, path)
         else:

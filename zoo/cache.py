@@ -275,7 +275,7 @@ def _hf_local(wf: WeightFile, model_id: str | None) -> Path:
     except ImportError:
         raise ZooError(f"{wf.source} needs huggingface_hub: pip install 'domain-zoo[torch]'") from None
     try:
-        path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=_hf_cache_dir(),
+        path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=hf_cache_dir(),
                                local_files_only=is_offline())
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
         # Offline (ours or HF_HUB_OFFLINE) and not in the HF cache either.
@@ -296,7 +296,7 @@ def _parse_hf(source: str) -> tuple[str, str, str | None]:
     return "/".join(parts[:2]), "/".join(parts[2:]), revision
 
 
-def _hf_cache_dir() -> str | None:
+def hf_cache_dir() -> str | None:
     """HF's cache dir from the environment now (huggingface_hub reads it once at import)."""
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
         if os.environ.get(var):

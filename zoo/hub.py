@@ -143,7 +143,7 @@ def _build_loaded(builder, card: ModelCard, weights: Path):
     """Build without random init (loading overwrites every tensor) and load strictly."""
     from backends.state import load_state
 
-    with _skip_init():
+    with skip_init():
         net = builder(**card.arch_args)
     missing, unexpected = net.load_state_dict(load_state(weights), strict=False)
     if missing or unexpected:  # a missing key would leave uninitialised memory: never allowed
@@ -155,7 +155,7 @@ def _build_loaded(builder, card: ModelCard, weights: Path):
 
 
 @contextlib.contextmanager
-def _skip_init():
+def skip_init():
     """Make ``torch.nn.init``'s in-place initialisers no-ops for the duration (as transformers does)."""
     from torch.nn import init
 

@@ -180,10 +180,10 @@ def list_hf(pattern: str) -> list[str]:
     """Model repos in the local Hugging Face cache matching an fnmatch pattern (nothing is listed online)."""
     from huggingface_hub import scan_cache_dir
 
-    from zoo.cache import _hf_cache_dir
+    from zoo.cache import hf_cache_dir
 
     try:
-        info = scan_cache_dir(_hf_cache_dir())
+        info = scan_cache_dir(hf_cache_dir())
     except Exception:  # no cache dir yet (CacheNotFound) or an unreadable one: nothing cached
         return []
     names = sorted(repo.repo_id for repo in info.repos if repo.repo_type == "model")
@@ -217,14 +217,14 @@ def _resolve(repo: str, revision: str | None) -> tuple[Path, str | None]:
         raise InputError(f"expected hf:ORG/REPO[@REVISION] or hf:PATH to a local checkpoint directory, got hf:{repo}")
     from huggingface_hub import snapshot_download
 
-    from zoo.cache import _hf_cache_dir
+    from zoo.cache import hf_cache_dir
 
     offline = _offline()
     try:
-        folder = snapshot_download(repo, revision=revision, cache_dir=_hf_cache_dir(), local_files_only=offline,
+        folder = snapshot_download(repo, revision=revision, cache_dir=hf_cache_dir(), local_files_only=offline,
                                    allow_patterns=_DOWNLOAD_PATTERNS)
     except Exception as exc:  # huggingface_hub raises many types; all mean "not available here"
-        where = _hf_cache_dir() or "~/.cache/huggingface/hub"
+        where = hf_cache_dir() or "~/.cache/huggingface/hub"
         if offline:
             raise OfflineError(
                 f"hf:{repo}" + (f"@{revision}" if revision else "") + f" is not in the Hugging Face cache ({where}) "
