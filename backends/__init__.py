@@ -34,6 +34,8 @@ class Backend(Protocol):
 # name -> "module:attribute" of a Backend class; import happens on first use.
 _BUILTIN = {
     "torch": "backends.torch_backend:TorchBackend",
+    "torch-compile": "backends.compile_backend:TorchCompileBackend",
+    "onnxruntime": "backends.onnx_backend:OnnxRuntimeBackend",
 }
 _registered: dict[str, str | Callable[[], Backend]] = dict(_BUILTIN)
 _entry_points_loaded = False

@@ -27,29 +27,36 @@ DATASET = "nlp/tweets-sentiment"
 QUICK_TRAIN, QUICK_TEST = 800, 400
 
 
-def suite(quick: bool = False) -> list[BenchTask]:
-    """Tasks of the ``nlp`` suite; ``quick`` uses small subsets and fewer latency samples."""
+def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[BenchTask]:
+    """Tasks of the ``nlp`` suite; ``quick`` uses small subsets and fewer latency samples.
+
+    Each model runs on each of ``backends`` (the tokenizer stays outside the graph).
+    """
     from zoo.hub import list_models
 
     sizes = (QUICK_TRAIN, QUICK_TEST) if quick else (None, None)
     timing = {"iters": 20 if quick else 100, "throughput_batch": 64 if quick else 256, "min_time_s": 0.5 if quick else 2.0}
     tasks = [
         BenchTask(
-            name=f"{model_id.split('/', 1)[1]}@tweets",
+            name=f"{model_id.split('/', 1)[1]}@tweets" + _suffix(backend),
             model=model_id,
             dataset=DATASET,
-            run=partial(_run_classifier, model_id, sizes, timing),
+            backend=backend,
+            run=partial(_run_classifier, model_id, sizes, timing, backend),
         )
         for model_id in list_models("nlp/*", task="text-classification", pretrained=True)
+        for backend in backends
     ]
     tasks += [
         BenchTask(
-            name=f"{model_id.split('/', 1)[1]}+probe@tweets",
+            name=f"{model_id.split('/', 1)[1]}+probe@tweets" + _suffix(backend),
             model=f"{model_id} + logreg probe",
             dataset=DATASET,
-            run=partial(_run_probe, model_id, sizes, timing),
+            backend=backend,
+            run=partial(_run_probe, model_id, sizes, timing, backend),
         )
         for model_id in list_models("nlp/*", task="sentence-embedding", pretrained=True)
+        for backend in backends
     ]
     tasks.append(
         BenchTask(
@@ -62,6 +69,10 @@ def suite(quick: bool = False) -> list[BenchTask]:
         )
     )
     return tasks
+
+
+def _suffix(backend: str) -> str:
+    return "" if backend == "torch" else f"[{backend}]"
 
 
 def _data(sizes, seed: int):
@@ -78,16 +89,16 @@ def _data(sizes, seed: int):
     return splits.classes, out[0], out[1]
 
 
-def _run_classifier(model_id: str, sizes, timing: dict, seed: int) -> TaskOutput:
+def _run_classifier(model_id: str, sizes, timing: dict, backend: str, seed: int) -> TaskOutput:
     from nlp.recipes import evaluate
     from zoo.hub import load
 
     _, _, test = _data(sizes, seed)
-    model = load(model_id, device="cpu")
+    model = load(model_id, device="cpu", backend=backend)
     return _model_output(model, test, evaluate(model, test), timing)
 
 
-def _run_probe(model_id: str, sizes, timing: dict, seed: int) -> TaskOutput:
+def _run_probe(model_id: str, sizes, timing: dict, backend: str, seed: int) -> TaskOutput:
     """Embed train/test once, fit the probe, write it into a zoo classifier, and time that classifier."""
     from sklearn.linear_model import LogisticRegression
 
@@ -102,6 +113,7 @@ def _run_probe(model_id: str, sizes, timing: dict, seed: int) -> TaskOutput:
     model.card.labels = list(classes)
     set_linear_head(model.net, probe, len(classes))
     logits = head_logits(model.net, x_test)
+    model = model.to_backend(backend)  # the probe's head goes into the converted graph
     return _model_output(model, test, metrics_from_logits(logits, test.labels), timing, logits=logits,
                          extra={"train_size": len(train), "probe": "LogisticRegression(C=1, balanced)"})
 

@@ -140,7 +140,8 @@ class TextClassificationRecipe(TextDataRecipe):
             test = _encoded(adapter, splits.test, "test texts", sort=True)
             metrics += card_metrics(trainer.evaluate(test, prefix="test"), "test", self.data)
         model.card.metrics = metrics
-        model.save(out_dir)
+        if trainer.env.is_main:  # under torchrun every rank gets here; one writes
+            model.save(out_dir)
         return RecipeResult(Path(out_dir), metrics)
 
 

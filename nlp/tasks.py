@@ -89,6 +89,14 @@ class TextTask(TaskAdapter):
     def batch(self, raw_inputs: Sequence[Any]) -> dict[str, torch.Tensor]:
         return self.tokenizer.pad(self.encode(raw_inputs))
 
+    def runtime_preprocessing(self) -> dict[str, Any]:
+        return {"ref": "nlp.tokenizer:TextBatcher", "spec": dict(self.card.preprocessing)}
+
+    def example_inputs(self) -> list[dict[str, torch.Tensor]]:
+        """Two padded token batches of different sizes and lengths (parity checks, export)."""
+        return [dict(self.batch(["A short sentence.", "The zoo loads a model in one line and fine-tunes it."])),
+                dict(self.batch(["Hi", "Benchmarks need a control arm", "so a number means something to a reader."]))]
+
     def collate(self, batch: Sequence[tuple[Encoded, int]]):
         """Training/eval batches of ``(Encoded, label)``: dynamic padding → ``(inputs, targets)``."""
         encoded, labels = zip(*batch)
@@ -130,6 +138,9 @@ class TextClassification(TextTask):
     """Texts in; ``{"label", "index", "score", "top_k"}`` per text out, scores from softmax."""
 
     top_k = 5
+
+    def runtime_postprocessing(self) -> dict[str, Any]:
+        return {"kind": "classification", "top_k": self.top_k}
 
     def postprocess(self, outputs: torch.Tensor) -> list[dict[str, Any]]:
         return top_k_predictions(outputs, self.card.labels, self.top_k)

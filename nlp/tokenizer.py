@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from zoo.errors import InputError
 
 log = logging.getLogger("nlp")
@@ -113,17 +115,35 @@ class TextTokenizer:
         """A dict of ``[len(batch), longest]`` int64 tensors named by ``model_input_names``."""
         import torch
 
+        return {name: torch.from_numpy(array) for name, array in self.pad_arrays(batch).items()}
+
+    def pad_arrays(self, batch: Sequence[Encoded]) -> dict[str, np.ndarray]:
+        """:meth:`pad` as int64 numpy arrays (no torch: the exported-model runtime uses it)."""
         longest = max(len(e) for e in batch)
-        ids = torch.full((len(batch), longest), self.pad_token_id, dtype=torch.long)
-        types = torch.zeros((len(batch), longest), dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        ids = np.full((len(batch), longest), self.pad_token_id, dtype=np.int64)
+        types = np.zeros((len(batch), longest), dtype=np.int64)
+        mask = np.zeros((len(batch), longest), dtype=np.int64)
         for row, e in enumerate(batch):
             n = len(e)
-            ids[row, :n] = torch.tensor(e.ids, dtype=torch.long)
-            types[row, :n] = torch.tensor(e.type_ids, dtype=torch.long)
+            ids[row, :n] = e.ids
+            types[row, :n] = e.type_ids
             mask[row, :n] = 1
-        tensors = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
-        return {name: tensors[name] for name in self.model_input_names if name in tensors}
+        arrays = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+        return {name: arrays[name] for name in self.model_input_names if name in arrays}
+
+
+class TextBatcher:
+    """Runtime preprocessing for an exported text model: texts → padded int64 arrays (no torch)."""
+
+    def __init__(self, tokenizer: TextTokenizer):
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_bundle(cls, directory: str | Path, spec: dict) -> "TextBatcher":
+        return cls(TextTokenizer.from_preprocessing(Path(directory) / spec.get("tokenizer", "tokenizer.json"), spec))
+
+    def __call__(self, raw_inputs: Sequence[TextInput]) -> dict[str, np.ndarray]:
+        return self.tokenizer.pad_arrays(self.tokenizer.encode(raw_inputs))
 
 
 def report_truncated(count: int, total: int, max_length: int, what: str = "texts") -> None:

@@ -15,11 +15,11 @@ from zoo.bench import BenchTask, TaskOutput, measure_latency
 THROUGHPUT_BATCH = 256
 
 
-def suite(quick: bool = False) -> list[BenchTask]:
+def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[BenchTask]:
     """Every pretrained vision model on each dataset its card reports a metric for, plus the control.
 
     Datasets: ``vision/digits`` always; ``vision/fashion-mnist`` when its files are
-    on this machine. ``quick`` takes fewer latency samples.
+    on this machine. ``quick`` takes fewer latency samples. Each model runs on each of ``backends``.
     """
     from vision.datasets import fashion_mnist_available
 
@@ -30,12 +30,14 @@ def suite(quick: bool = False) -> list[BenchTask]:
         short = dataset.split("/", 1)[1]
         tasks += [
             BenchTask(
-                name=f"{model_id.split('/', 1)[1]}@{short}",
+                name=f"{model_id.split('/', 1)[1]}@{short}" + ("" if backend == "torch" else f"[{backend}]"),
                 model=model_id,
                 dataset=dataset,
-                run=partial(_run_model, model_id, dataset, iters),
+                backend=backend,
+                run=partial(_run_model, model_id, dataset, iters, backend),
             )
             for model_id in _models_measured_on(dataset)
+            for backend in backends
         ]
         tasks.append(
             BenchTask(
@@ -61,7 +63,7 @@ def _models_measured_on(dataset: str) -> list[str]:
     ]
 
 
-def _run_model(model_id: str, dataset: str, iters: int, seed: int) -> TaskOutput:
+def _run_model(model_id: str, dataset: str, iters: int, backend: str, seed: int) -> TaskOutput:
     import torch
 
     from vision.datasets import load_splits, to_tensor_batch
@@ -69,7 +71,7 @@ def _run_model(model_id: str, dataset: str, iters: int, seed: int) -> TaskOutput
     from zoo.metrics import classification_metrics
 
     torch.manual_seed(seed)
-    model = load(model_id).eval()
+    model = load(model_id, backend=backend).eval()
     test = load_splits(dataset).test
     inputs, targets = to_tensor_batch(test, model.transform)
     with torch.inference_mode():
@@ -82,7 +84,7 @@ def _run_model(model_id: str, dataset: str, iters: int, seed: int) -> TaskOutput
         throughput=_throughput(lambda batch: model.predict(batch), raw),
         throughput_unit="images/s",
         params=model.num_params,
-        extra={"gflops": _gflops(model.net, inputs[:1].to(model.device))},
+        extra={"gflops": _gflops(model.net, inputs[:1].to(model.device))} if backend == "torch" else None,
     )
 
 

@@ -98,7 +98,8 @@ class ImageClassificationRecipe(Recipe):
         if splits.test is not None:
             metrics += card_metrics(trainer.evaluate(splits.test.with_transform(transform), prefix="test"), "test", self.data)
         model.card.metrics = metrics
-        model.save(out_dir)
+        if trainer.env.is_main:  # under torchrun every rank gets here; one writes
+            model.save(out_dir)
         return RecipeResult(Path(out_dir), metrics)
 
 

@@ -39,5 +39,11 @@ class ImageClassification(TaskAdapter):
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise InputError(f"expected an image file or a .npy array, could not read {path}: {exc}") from None
 
+    def runtime_preprocessing(self) -> dict[str, Any]:
+        return {"ref": "vision.transforms:ImageBatcher", "spec": dict(self.card.preprocessing)}
+
+    def runtime_postprocessing(self) -> dict[str, Any]:
+        return {"kind": "classification", "top_k": 5}
+
     def postprocess(self, outputs: torch.Tensor) -> list[dict[str, Any]]:
         return top_k_predictions(outputs, self.card.labels, self.top_k)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from zoo.errors import InputError
 
@@ -117,7 +116,14 @@ class ImageTransform:
         pictures = ", a uint8 H×W×3 array of any size" if self.crop_pct is not None else ""
         return f"a PIL image{pictures} or a {shape} array with values in [{lo:g}, {hi:g}]"
 
-    def __call__(self, image: Any) -> torch.Tensor:
+    def __call__(self, image: Any):
+        """The network's input tensor ``[C, H, W]`` for one raw image."""
+        import torch
+
+        return torch.from_numpy(self.to_array(image))
+
+    def to_array(self, image: Any) -> np.ndarray:
+        """:meth:`__call__` as a float32 numpy array (no torch: the exported-model runtime uses it)."""
         if _is_pil(image):
             chw = self._pil_to_unit(image)
         elif self.crop_pct is not None and _is_picture_array(image):
@@ -127,12 +133,12 @@ class ImageTransform:
             chw = self._pil_to_unit(Image.fromarray(np.ascontiguousarray(image)))
         else:
             chw = self._array_to_unit(image)
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
-        return (chw - mean) / std
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
+        return np.ascontiguousarray((chw - mean) / std, dtype=np.float32)
 
     # -- PIL images ---------------------------------------------------------
-    def _pil_to_unit(self, image) -> torch.Tensor:
+    def _pil_to_unit(self, image) -> np.ndarray:
         self._check_pixels(*image.size)
         if image.mode in _HIGH_DEPTH_WHITE:
             return self._high_depth_to_unit(image)
@@ -140,7 +146,7 @@ class ImageTransform:
         array = np.asarray(self._resized(image), dtype=np.float32) / 255.0
         return _to_chw(array, self.channels)
 
-    def _high_depth_to_unit(self, image) -> torch.Tensor:
+    def _high_depth_to_unit(self, image) -> np.ndarray:
         """A 16/32-bit grey image: scaled by its own white, resized in float (no 8-bit clipping)."""
         from PIL import Image
 
@@ -150,8 +156,8 @@ class ImageTransform:
             raise InputError(f"expected a {image.mode} image with values in [0, {white}], "
                              f"got values in [{grey.min():g}, {grey.max():g}]")
         unit = np.asarray(self._resized(Image.fromarray(grey / np.float32(white))), dtype=np.float32)  # mode F
-        chw = torch.from_numpy(np.clip(unit, 0.0, 1.0))[None]  # bicubic overshoots a little
-        return chw if self.channels == 1 else chw.expand(3, -1, -1).clone()
+        chw = np.clip(unit, 0.0, 1.0)[None]  # bicubic overshoots a little
+        return chw if self.channels == 1 else np.repeat(chw, 3, axis=0)
 
     def _resized(self, image):
         """``image`` (PIL) resized (and center-cropped when ``crop_pct`` is set) to ``size``."""
@@ -184,8 +190,8 @@ class ImageTransform:
             )
 
     # -- arrays -------------------------------------------------------------
-    def _array_to_unit(self, image: Any) -> torch.Tensor:
-        array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else image
+    def _array_to_unit(self, image: Any) -> np.ndarray:
+        array = image.detach().cpu().numpy() if type(image).__module__.startswith("torch") else image
         if not isinstance(array, np.ndarray):
             raise InputError(f"expected {self.expected}, got {type(image).__name__}")
         if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
@@ -196,7 +202,7 @@ class ImageTransform:
             raise InputError(f"expected {self.expected}, got an array with NaN or inf values")
         if chw.min() < lo or chw.max() > hi:
             raise InputError(f"expected {self.expected}, got values in [{chw.min():g}, {chw.max():g}]")
-        return torch.from_numpy((chw - lo) / (hi - lo))
+        return (chw - lo) / (hi - lo)
 
     def _check_shape(self, array: np.ndarray) -> np.ndarray:
         h, w = self.size
@@ -209,9 +215,8 @@ class ImageTransform:
         raise InputError(f"expected {self.expected}, got an array of shape {tuple(array.shape)}")
 
 
-def _to_chw(array: np.ndarray, channels: int) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    return tensor[None] if channels == 1 else tensor.permute(2, 0, 1)
+def _to_chw(array: np.ndarray, channels: int) -> np.ndarray:
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
 def _flatten_alpha(image):
@@ -237,3 +242,31 @@ def _is_picture_array(image: Any) -> bool:
 
 def _is_pil(image: Any) -> bool:
     return type(image).__module__.startswith("PIL.")
+
+
+class ImageBatcher:
+    """Runtime preprocessing for an exported image model: images (or their paths) → ``{"input": N×C×H×W}``."""
+
+    def __init__(self, transform: ImageTransform):
+        self.transform = transform
+
+    @classmethod
+    def from_bundle(cls, directory, spec: dict[str, Any]) -> "ImageBatcher":
+        return cls(ImageTransform.from_preprocessing(spec))
+
+    def __call__(self, raw_inputs) -> dict[str, np.ndarray]:
+        return {"input": np.stack([self.transform.to_array(_opened(x)) for x in raw_inputs])}
+
+
+def _opened(image: Any) -> Any:
+    """A path opened as a PIL image (errors name the file); anything else as given."""
+    if not isinstance(image, (str, bytes)) and not hasattr(image, "__fspath__"):
+        return image
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(image) as opened:
+            opened.load()
+            return opened
+    except (OSError, UnidentifiedImageError) as e:
+        raise InputError(f"could not read {image} as an image: {e}") from None

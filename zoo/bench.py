@@ -355,10 +355,20 @@ def run_tasks(tasks: Sequence[BenchTask], *, suite: str, out_dir, progress: bool
     return rows
 
 
-def run_suite(name: str, *, quick: bool = False, out_dir=None, progress: bool = True) -> list[dict]:
-    """Build the registered suite ``name`` and run it; reports go to ``bench-results/NAME`` by default."""
+def run_suite(name: str, *, quick: bool = False, out_dir=None, progress: bool = True,
+              backends: Sequence[str] = ("torch",)) -> list[dict]:
+    """Build the registered suite ``name`` and run it; reports go to ``bench-results/NAME`` by default.
+
+    ``backends`` (``torch``, ``torch-compile``, ``onnxruntime``): every model task runs
+    once per backend, side by side in the report; the control arm runs once.
+    """
+    import backends as backend_registry
+
+    unknown = [b for b in backends if b not in backend_registry.names()]
+    if unknown or not backends:
+        raise ZooError(f"unknown backend(s) {unknown}; known: {', '.join(backend_registry.names())}")
     spec = get_registry().suite(name)
-    tasks = resolve_ref(spec.builder)(quick=quick)
+    tasks = resolve_ref(spec.builder)(quick=quick, backends=tuple(backends))
     if not tasks:
         raise ZooError(f"suite {name!r} built no tasks (quick={quick})")
     out_dir = Path("bench-results") / name if out_dir is None else Path(out_dir)

@@ -6,6 +6,7 @@ Listing and info never import torch.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from zoo.errors import ZooError
+from zoo.errors import InputError, ZooError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Domain Zoo: load, fine-tune and benchmark pretrained models.")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect, verify or clear the weights cache.")
@@ -97,12 +98,20 @@ def predict(
     model_id: str,
     inputs: List[Path] = typer.Argument(..., help="input files (images, .npy arrays, ...)"),
     as_json: bool = typer.Option(False, "--json", help="print predictions as JSON lines"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the prediction to this file (one input), "
+                                       "in the task's output format, e.g. a DICOM-SEG"),
 ):
-    """Run a model on input files and print its predictions."""
+    """Run a model on input files (or folders, e.g. a DICOM series) and print its predictions."""
     from zoo.hub import load
 
+    if out is not None and len(inputs) != 1:
+        raise InputError(f"--out writes one prediction: give one input, got {len(inputs)}")
     model = load(model_id)
     predictions = model.predict([model.adapter.read(path) for path in inputs])
+    if out is not None:
+        written = model.adapter.write(predictions[0], out, source=inputs[0])
+        console.print(f"{inputs[0]}: written to [bold]{written}[/bold]")
+        return
     for path, prediction in zip(inputs, predictions):
         if not isinstance(prediction, dict):  # an array output (an embedding): its values, or a short summary
             import numpy as np
@@ -121,7 +130,7 @@ def predict(
 @app.command()
 def finetune(
     model_id: str,
-    data: str = typer.Option(..., "--data", help="dataset id or a path to your data"),
+    data: Optional[str] = typer.Option(None, "--data", help="dataset id or a path to your data"),
     out: Path = typer.Option(Path("runs/finetune"), "--out", help="output directory (a loadable model)"),
     epochs: Optional[int] = typer.Option(None, help="number of epochs"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
@@ -131,23 +140,29 @@ def finetune(
     recipe_name: Optional[str] = typer.Option(None, "--recipe", help="recipe to run (default: the one for the model's task)"),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="text data: the column holding the text"),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="text data: the column holding the label"),
+    env: Optional[str] = typer.Option(None, "--env", help="control: the environment id to train in, e.g. Hopper-v5"),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="processes on this machine, trained with DDP "
+                              "(gloo on CPU, NCCL on GPU); for several machines start `torchrun ... -m zoo finetune`"),
 ):
     """Fine-tune a model on a dataset; writes a loadable model to --out."""
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        raise typer.Exit(_torchrun(nproc))
     from zoo.hub import info as card_of
     from zoo.recipes import parse_set
     from zoo.registry import get_registry, resolve_ref
 
     card = card_of(model_id)
     recipe_cls = resolve_ref(get_registry().recipe(recipe_name or card.task).recipe)
-    overrides = {"model": model_id, "data": data, "pretrained": not scratch, **parse_set(set_)}
-    if epochs is not None:
-        overrides["epochs"] = epochs
+    overrides = {"model": model_id, "pretrained": not scratch, **parse_set(set_)}
     # Shorthands for recipe fields, set only when given (a recipe without such a field says so).
-    for field, value in (("text_column", text_column), ("label_column", label_column)):
+    for field, value in (("data", data), ("epochs", epochs), ("text_column", text_column),
+                         ("label_column", label_column), ("env_id", env)):
         if value is not None:
             overrides[field] = value
     recipe = recipe_cls.from_overrides(overrides, config_file=config)
     result = recipe.run(out, resume=resume, progress=True)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return
     _print_metrics(result.metrics)
     console.print(f"model written to [bold]{result.out_dir}[/bold]; load it with zoo.load({str(result.out_dir)!r})")
 
@@ -157,16 +172,37 @@ def bench(
     suite: str = typer.Argument(..., help="suite name, e.g. vision"),
     quick: bool = typer.Option(False, "--quick", help="fewer timing samples"),
     out: Optional[Path] = typer.Option(None, "--out", help="results directory (default bench-results/SUITE)"),
+    backends: str = typer.Option("torch", "--backends", help="comma-separated: torch,torch-compile,onnxruntime"),
 ):
     """Run a benchmark suite; writes results.jsonl, leaderboard.md and plot.png."""
     from zoo.bench import print_leaderboard, run_suite
 
     out = out or Path("bench-results") / suite
-    rows = run_suite(suite, quick=quick, out_dir=out, progress=True)
+    names = [name.strip() for name in backends.split(",") if name.strip()]
+    rows = run_suite(suite, quick=quick, out_dir=out, progress=True, backends=names)
     print_leaderboard(rows, console=console)
     console.print(f"results in [bold]{out}[/bold]: results.jsonl, leaderboard.md, plot.png")
     if any(row["status"] != "ok" for row in rows):
         raise ZooError(f"{sum(row['status'] != 'ok' for row in rows)} task(s) failed; see {out / 'leaderboard.md'}")
+
+
+@app.command()
+def export(
+    model_id: str,
+    out: Path = typer.Option(..., "--out", help="bundle directory to write"),
+    format: str = typer.Option("onnx", "--format", help="bundle format (onnx)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty --out"),
+):
+    """Export a model as a bundle that zoo.runtime runs with numpy + onnxruntime only (no torch)."""
+    import json as json_
+
+    from zoo.export import export as export_bundle
+
+    written = export_bundle(model_id, out, format=format, overwrite=overwrite)
+    parity = json_.loads((written / "parity.json").read_text(encoding="utf-8"))
+    console.print(f"{model_id} exported to [bold]{written}[/bold]; parity with eager torch: "
+                  f"max abs diff {parity['max_abs_diff']:.2e} (passed)")
+    console.print(f"run it without torch: from zoo.runtime import load_bundle; load_bundle({str(written)!r}).predict(...)")
 
 
 @app.command()
@@ -221,6 +257,23 @@ def cache_clear(yes: bool = typer.Option(False, "--yes", help="do not ask")):
     if not yes and not typer.confirm(f"delete the cache at {cache.zoo_home()}?"):
         raise typer.Exit(1)
     console.print(f"freed {cache.clear():,} bytes")
+
+
+def _torchrun(nproc: int) -> int:
+    """Run this same ``zoo finetune`` command under ``torchrun --standalone`` with ``nproc`` processes."""
+    import subprocess
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg.startswith("--nproc="):
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        args.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "zoo", *args]
+    return subprocess.call(command)
 
 
 def _print_metrics(metrics: list[dict]) -> None:

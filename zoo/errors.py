@@ -56,3 +56,7 @@ class CheckpointError(ZooError):
 
 class DownloadError(ZooError):
     """A download that failed or was cut short."""
+
+
+class BackendError(ZooError):
+    """A model that cannot run on a backend: not convertible, or not matching eager PyTorch."""

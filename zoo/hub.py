@@ -85,10 +85,15 @@ def load(
 
     ``pretrained=False`` builds the architecture with fresh weights;
     ``num_classes`` replaces the classifier head (labels then become generic).
+    ``backend`` other than ``"torch"`` converts the loaded model with
+    :meth:`zoo.Model.to_backend` (``"torch-compile"``, ``"onnxruntime"``), parity-checked.
     ``options`` go to a pass-through loader (``zoo.load("hf:ORG/REPO", task=...)``).
     """
-    if backend != "torch":
-        raise InputError(f"zoo.load supports backend='torch' for now, got {backend!r}")
+    model = _load_torch(id_or_path, pretrained, num_classes, device, **options)
+    return model if backend == "torch" else model.to_backend(backend)
+
+
+def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: str, **options: Any):
     upstream = get_registry().source(str(id_or_path))
     if upstream is not None:
         source, name = upstream
@@ -135,8 +140,9 @@ def build(card: ModelCard, weights: Path | None = None):
     registry = get_registry()
     builder = resolve_ref(registry.architecture(card.architecture).builder)
     net = builder(**card.arch_args) if weights is None else _build_loaded(builder, card, weights)
-    adapter = resolve_ref(registry.task(card.task).adapter)(card)
-    return Model(net, card, adapter)
+    task = registry.task(card.task)
+    model_class = resolve_ref(task.model_class) if task.model_class else Model
+    return model_class(net, card, resolve_ref(task.adapter)(card))
 
 
 def _build_loaded(builder, card: ModelCard, weights: Path):

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from backends.parity import Tolerance
 from backends.state import save_state
 from zoo.card import WEIGHTS_FILE, ModelCard
 from zoo.errors import InputError
@@ -38,6 +39,43 @@ class TaskAdapter(ABC):
         if path.suffix != ".npy":
             raise InputError(f"expected a .npy file for task {self.card.task!r}, got {path.name}")
         return np.load(path, allow_pickle=False)
+
+    def example_inputs(self) -> list[Any]:
+        """Network inputs of two batch sizes for parity checks and export: random, from the card's input spec.
+
+        Tasks whose inputs are not one float tensor (token ids, say) override it.
+        """
+        spec = self.card.input or {}
+        if "shape" not in spec:
+            raise InputError(f"task {self.card.task!r}: card {self.card.id!r} has no input shape to build "
+                             "example inputs from")
+        generator = torch.Generator().manual_seed(0)
+        shape = [int(d) for d in spec["shape"]]
+        return [torch.rand((n, *shape), generator=generator) for n in (2, 3)]
+
+    def runtime_preprocessing(self) -> dict[str, Any]:
+        """How :mod:`zoo.runtime` prepares raw inputs without torch: a batcher class by reference, and its spec.
+
+        The default takes arrays of the card's input shape; image and text tasks name their own.
+        """
+        return {"ref": "zoo.runtime:ArrayBatcher",
+                "spec": {"shape": list((self.card.input or {}).get("shape", [])), "dtype": "float32"}}
+
+    def runtime_postprocessing(self) -> dict[str, Any]:
+        """What :mod:`zoo.runtime` does with the network output: ``raw`` arrays, or ``classification`` (softmax top-k)."""
+        return {"kind": "raw"}
+
+    def parity_tolerance(self) -> Tolerance:
+        """How close a converted runner's outputs must be to eager (fp32): 1e-4 absolute or relative."""
+        return Tolerance()
+
+    def write(self, prediction: Any, path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
+        """Write one prediction to ``path`` in the task's file format (``zoo predict --out``).
+
+        ``source`` is the input it was predicted from (a DICOM-SEG references its series).
+        """
+        raise InputError(f"task {self.card.task!r} does not write predictions to files; "
+                         "drop --out to print them")
 
     def batch(self, raw_inputs: Sequence[Any]) -> torch.Tensor:
         """Raw inputs → one batched tensor (or a dict of tensors, passed to the network as keywords)."""
@@ -78,6 +116,8 @@ class Model(nn.Module):
     inputs (a single one or a list) and returns domain outputs.
     """
 
+    backend = "torch"
+
     def __init__(self, net: nn.Module, card: ModelCard, adapter: TaskAdapter):
         super().__init__()
         self.net = net
@@ -97,6 +137,8 @@ class Model(nn.Module):
 
     @property
     def num_params(self) -> int:
+        if isinstance(self.net, RunnerNet):  # a converted model counts the network it was made from
+            return self.net.num_params
         return sum(p.numel() for p in self.net.parameters())
 
     def predict(self, raw_inputs: Any, **options: Any) -> Any:
@@ -140,5 +182,57 @@ class Model(nn.Module):
         self.card.save(directory)
         return directory
 
+    def to_backend(self, name: str, **options: Any) -> "Model":
+        """This model on another backend (``"torch-compile"``, ``"onnxruntime"``): the same card and ``predict``.
+
+        Conversion is checked against eager PyTorch on example inputs of two batch
+        sizes; :class:`zoo.errors.BackendError` names the model and the largest
+        difference when they disagree, or says why the network cannot convert.
+        The returned model runs inference only; its ``parity`` holds the check.
+        """
+        import backends
+        from backends.onnx_backend import ExportError
+        from backends.parity import ParityError, check_parity
+        from zoo.errors import BackendError
+
+        if name == "torch":
+            return self
+        try:
+            backend = backends.get(name)
+        except KeyError as e:
+            raise BackendError(e.args[0]) from None
+        except ImportError as e:
+            raise BackendError(f"backend {name!r} is not installed here ({e}); pip install 'domain-zoo[export]'") from None
+        self.eval()
+        examples = [_to_device(x, self.device) for x in self.adapter.example_inputs()]
+        try:
+            runner = backend.prepare(self.net, examples[0], **options)
+            report = check_parity(self.net, runner, examples, name=self.card.id, backend=name,
+                                  tolerance=self.adapter.parity_tolerance())
+        except (ExportError, ParityError) as e:
+            raise BackendError(f"{self.card.id}: {e}") from e
+        converted = type(self)(RunnerNet(runner, self.device, self.num_params), self.card, self.adapter)
+        converted.backend, converted.parity = name, report
+        return converted.eval()
+
     def extra_repr(self) -> str:
         return f"id={self.card.id!r}, task={self.card.task!r}"
+
+
+class RunnerNet(nn.Module):
+    """A backend's runner in the place of a network, so task adapters call it as they call the module."""
+
+    def __init__(self, runner: Callable, device: torch.device, num_params: int):
+        super().__init__()
+        self.runner, self.num_params = runner, num_params
+        # Adapters find the input device from the network's parameters: an empty one says where inputs go.
+        self.anchor = nn.Parameter(torch.empty(0, device=device), requires_grad=False)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.runner(kwargs) if kwargs else self.runner(*args)
+
+
+def _to_device(inputs: Any, device: torch.device) -> Any:
+    if isinstance(inputs, Mapping):
+        return {k: v.to(device) for k, v in inputs.items()}
+    return inputs.to(device)

@@ -83,10 +83,13 @@ class TaskSpec:
 
     ``adapter`` names a class constructed as ``adapter(card)`` with a
     ``transform`` attribute and a ``predict(module, raw_inputs)`` method.
+    ``model_class`` optionally names a :class:`zoo.Model` subclass that ``zoo.load``
+    returns for this task, for task-specific methods (a policy's ``rollout``).
     """
 
     name: str
     adapter: str | Callable
+    model_class: str | Callable | None = None
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,12 @@ class ResumableBatchSampler(torch.utils.data.Sampler):
 
 
 def default_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; biases and norm weights (ndim <= 1) get no weight decay."""
+    """AdamW; biases and norm weights (ndim <= 1) get no weight decay.
+
+    The fused kernel is used where torch has one (CPU and CUDA floating-point
+    parameters): on CPU the per-tensor Python loop of the default AdamW is a
+    quarter of a small transformer's step time.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -173,7 +178,8 @@ def default_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Opti
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, fused=fused)
 
 
 class Trainer:

@@ -11,7 +11,7 @@ import pytest
 
 from zoo import bench, envinfo, registry
 from zoo.bench import BenchTask, TaskOutput
-from zoo.errors import InputError, UnknownModelError
+from zoo.errors import InputError, UnknownModelError, ZooError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ROW_KEYS = {
@@ -236,8 +236,8 @@ def test_progress_prints_a_line_per_task(tmp_path, capsys):
 def test_run_suite_builds_the_registered_suite(tmp_path, monkeypatch):
     seen = {}
 
-    def build(quick):
-        seen["quick"] = quick
+    def build(quick, backends):
+        seen.update(quick=quick, backends=backends)
         return [BenchTask("t", "m", "d", run=lambda s: TaskOutput({"acc": 1.0}))]
 
     reg = registry.Registry()
@@ -245,7 +245,11 @@ def test_run_suite_builds_the_registered_suite(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "_registry", reg)
     monkeypatch.chdir(tmp_path)
     rows = bench.run_suite("toy-suite", quick=True, progress=False)
-    assert seen == {"quick": True} and rows[0]["suite"] == "toy-suite"
+    assert seen == {"quick": True, "backends": ("torch",)} and rows[0]["suite"] == "toy-suite"
+    bench.run_suite("toy-suite", progress=False, backends=["torch", "onnxruntime"])
+    assert seen["backends"] == ("torch", "onnxruntime")
+    with pytest.raises(ZooError, match="unknown backend"):
+        bench.run_suite("toy-suite", progress=False, backends=["tensorrt"])
     assert (tmp_path / "bench-results" / "toy-suite" / "results.jsonl").exists()
     with pytest.raises(UnknownModelError, match="unknown suite"):
         bench.run_suite("toy-suit", progress=False)

@@ -61,6 +61,14 @@ def test_predict_on_image_files_and_npy(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"nope")
     bad = run_zoo("predict", "vision/digits-cnn.sklearn", str(tmp_path / "bad.png"), check=False)
     assert bad.returncode == 1 and "could not read" in bad.stderr
+    # --out writes one prediction in the task's file format; a classifier has none, and says so.
+    no_writer = run_zoo("predict", "vision/digits-cnn.sklearn", str(tmp_path / "two.npy"), "--out", str(tmp_path / "p"),
+                        check=False)
+    assert no_writer.returncode == 1 and "does not write predictions to files" in no_writer.stderr
+    assert not (tmp_path / "p").exists()
+    two = run_zoo("predict", "vision/digits-cnn.sklearn", str(tmp_path / "one.png"), str(tmp_path / "two.npy"),
+                  "--out", str(tmp_path / "p"), check=False)
+    assert two.returncode == 1 and "give one input, got 2" in two.stderr
 
 
 def _digit_folder(root, count=600):

@@ -1,0 +1,126 @@
+"""The ``onnxruntime`` backend: a module exported to ONNX and run by ONNX Runtime.
+
+Inputs are one tensor (named ``input``) or a mapping of named tensors (passed to
+the module as keywords, e.g. a tokenizer's ``input_ids``/``attention_mask``). The
+batch dimension is dynamic; so is the second dimension of 2-D integer inputs
+(token sequences). ONNX Runtime takes the CUDA execution provider when present.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class ExportError(RuntimeError):
+    """A module that the ONNX exporter cannot convert."""
+
+
+class OnnxRuntimeBackend:
+    """Inference through ONNX Runtime (CPU, or CUDA where its provider is installed)."""
+
+    name = "onnxruntime"
+    can_train = False
+
+    def __init__(self):
+        import onnxruntime  # noqa: F401  (ImportError: the backend is not available)
+
+    def devices(self) -> list[str]:
+        import onnxruntime
+
+        providers = onnxruntime.get_available_providers()
+        return ["cpu"] + (["cuda"] if "CUDAExecutionProvider" in providers else [])
+
+    def prepare(self, module: nn.Module, example_inputs: Any = None, *, path: str | os.PathLike | None = None,
+                device: str = "cpu") -> "OnnxRunner":
+        """Export ``module`` (traced on ``example_inputs``) to ``path`` (a temporary file if none) and open a session."""
+        if example_inputs is None:
+            raise ExportError("the onnxruntime backend needs example inputs to export the module")
+        if path is None:
+            path = Path(tempfile.mkdtemp(prefix="zoo-onnx-")) / "model.onnx"
+        export_onnx(module, example_inputs, path)
+        return OnnxRunner(path, device=device)
+
+
+class _Keywords(nn.Module):
+    """Positional tensors → the wrapped module's keyword arguments (ONNX graphs take positional inputs)."""
+
+    def __init__(self, module: nn.Module, names: list[str]):
+        super().__init__()
+        self.module, self.names = module, names
+
+    def forward(self, *tensors):
+        return self.module(**dict(zip(self.names, tensors)))
+
+
+def input_names(example_inputs: Any) -> list[str]:
+    return list(example_inputs) if isinstance(example_inputs, Mapping) else ["input"]
+
+
+def dynamic_axes(tensor: torch.Tensor) -> tuple[int, ...]:
+    """The dimensions left dynamic in the graph: the batch, and the length of token sequences."""
+    return (0, 1) if tensor.ndim == 2 and not tensor.is_floating_point() else (0,)
+
+
+def _dynamic_dims(tensor: torch.Tensor) -> dict[int, Any]:
+    return {axis: torch.export.Dim.DYNAMIC for axis in dynamic_axes(tensor)}
+
+
+def export_onnx(module: nn.Module, example_inputs: Any, path: str | os.PathLike) -> Path:
+    """Write ``module`` as a self-contained ONNX file (weights inside) with dynamic batch size."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = input_names(example_inputs)
+    tensors = tuple(example_inputs.values()) if isinstance(example_inputs, Mapping) else (example_inputs,)
+    dims = tuple(_dynamic_dims(t) for t in tensors)
+    if isinstance(example_inputs, Mapping):
+        wrapped, dynamic_shapes = _Keywords(module, names), {"tensors": dims}  # one *args parameter
+    else:
+        wrapped, dynamic_shapes = module, dims
+    wrapped.eval()
+    try:
+        program = torch.onnx.export(wrapped, tensors, dynamo=True, input_names=names, output_names=["output"],
+                                    dynamic_shapes=dynamic_shapes, verbose=False)
+    except Exception as e:  # torch.export raises many kinds; all mean "this graph cannot be exported"
+        cause = e.__cause__ or e
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise ExportError(f"{type(module).__name__} cannot be exported to ONNX: {type(cause).__name__}: {reason}") from e
+    tmp = path.with_name(path.name + ".tmp")
+    program.save(str(tmp), external_data=False)
+    os.replace(tmp, path)
+    return path
+
+
+class OnnxRunner:
+    """An ONNX Runtime session called like the module: ``runner(tensor_or_mapping) -> tensor``."""
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu"):
+        import onnxruntime
+
+        self.path = Path(path)
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            providers.insert(0, "CUDAExecutionProvider")
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, inputs: Any = None, **keywords: Any) -> torch.Tensor:
+        inputs = keywords or inputs
+        if not isinstance(inputs, Mapping):
+            inputs = {self.names[0]: inputs}
+        feed = {name: _numpy(inputs[name]) for name in self.names}
+        (output,) = self.session.run(["output"], feed)
+        return torch.from_numpy(output)
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)

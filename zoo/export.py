@@ -1,0 +1,79 @@
+"""``zoo export``: a model as a portable bundle that :mod:`zoo.runtime` runs without torch.
+
+The bundle is written into a temporary folder beside ``out_dir`` and moved into
+place when complete, so a failed export leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import BackendError, InputError
+from zoo.runtime import BUNDLE_FORMAT, BUNDLE_VERSION
+
+FORMATS = ("onnx",)
+
+
+def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx", overwrite: bool = False) -> Path:
+    """Write ``model.onnx``, ``bundle.json``, ``card.json``, ``parity.json`` (+ preprocessing files) to ``out_dir``."""
+    from backends.onnx_backend import ExportError, OnnxRunner, export_onnx
+    from backends.parity import ParityError, check_parity
+    from zoo.cache import sha256_file
+    from zoo.hub import load
+
+    if format not in FORMATS:
+        raise InputError(f"export format must be one of {FORMATS}, got {format!r}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise InputError(f"{out_dir} exists and is not empty; choose another --out or pass --overwrite")
+    model = load(model_or_id, device="cpu") if isinstance(model_or_id, (str, os.PathLike)) else model_or_id
+    model = model.cpu().eval()
+    examples = model.adapter.example_inputs()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        try:
+            export_onnx(model.net, examples[0], staging / "model.onnx")
+            parity = check_parity(model.net, OnnxRunner(staging / "model.onnx"), examples, name=model.card.id,
+                                  backend="onnxruntime", tolerance=model.adapter.parity_tolerance())
+        except (ExportError, ParityError) as e:
+            raise BackendError(f"{model.card.id}: {e}") from e
+        for name, path in model.adapter.files().items():  # a tokenizer, for instance
+            shutil.copyfile(path, staging / name)
+        (staging / "card.json").write_text(json.dumps(model.card.to_dict(), indent=2) + "\n", encoding="utf-8")
+        (staging / "parity.json").write_text(json.dumps(parity.to_dict(), indent=2) + "\n", encoding="utf-8")
+        files = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
+        bundle = {
+            "format": BUNDLE_FORMAT,
+            "version": BUNDLE_VERSION,
+            "id": model.card.id,
+            "task": model.card.task,
+            "inputs": _input_specs(examples[0]),
+            "preprocessing": model.adapter.runtime_preprocessing(),
+            "postprocessing": model.adapter.runtime_postprocessing(),
+            "files": files,
+        }
+        (staging / "bundle.json").write_text(json.dumps(bundle, indent=2) + "\n", encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def _input_specs(example: Any) -> list[dict[str, Any]]:
+    """Name, dtype and shape (``None`` for dynamic dimensions) of each network input."""
+    from backends.onnx_backend import dynamic_axes, input_names
+
+    tensors = list(example.values()) if isinstance(example, dict) else [example]
+    specs = []
+    for name, tensor in zip(input_names(example), tensors):
+        dynamic = dynamic_axes(tensor)
+        shape = [None if d in dynamic else int(n) for d, n in enumerate(tensor.shape)]
+        specs.append({"name": name, "dtype": str(tensor.dtype).removeprefix("torch."), "shape": shape})
+    return specs
