@@ -28,7 +28,7 @@ class OnnxRuntimeBackend:
     can_train = False
 
     def __init__(self):
-        import onnxruntime  # noqa: F401  (ImportError: the backend is not available)
+        import onnxruntime  # noqa: F401 -- raises ImportError where the backend is not installed
 
     def devices(self) -> list[str]:
         import onnxruntime

@@ -1,0 +1,75 @@
+"""Robotics: control policies, PPO / SAC / behaviour-cloning recipes, demonstration datasets
+and the ``robotics`` benchmark suite.
+
+``register`` only declares specs; nothing here imports torch or gymnasium.
+"""
+import json
+from importlib.resources import files
+
+from zoo.registry import (
+    ArchitectureSpec,
+    DatasetSpec,
+    RecipeSpec,
+    Registry,
+    SuiteSpec,
+    TaskSpec,
+    bundled_model,
+)
+
+# Bundled policies (robotics/weights/NAME.{json,safetensors}), each written by
+# ``python -m robotics.train_bundled NAME``: id → description.
+BUNDLED = {
+    "robotics/ppo-mlp.cartpole-v1": "PPO policy for CartPole-v1 (categorical MLP 64×64)",
+    "robotics/bc-mlp.cartpole-v1": "behaviour-cloned CartPole-v1 policy, from 20 episodes of the PPO expert",
+    "robotics/sac-mlp.pendulum-v1": "SAC policy for Pendulum-v1 (tanh-Gaussian MLP 256×256)",
+    "robotics/ppo-mlp.invertedpendulum-v5": "PPO policy for MuJoCo InvertedPendulum-v5 (Gaussian MLP 64×64)",
+    "robotics/sac-mlp.reacher-v5": "SAC policy for MuJoCo Reacher-v5 (tanh-Gaussian MLP 128×128)",
+    "robotics/ppo-mlp.hopper-v5": "PPO policy for MuJoCo Hopper-v5 (Gaussian MLP 64×64)",
+}
+
+
+def bundled_name(model_id: str) -> str:
+    """``robotics/ppo-mlp.cartpole-v1`` → ``ppo-mlp.cartpole-v1`` (the file stem in ``weights/``)."""
+    return model_id.split("/", 1)[1]
+
+
+def register(registry: Registry) -> None:
+    """Declare the robotics architectures, task, recipes, dataset, suite and bundled policies."""
+    registry.add_architecture(ArchitectureSpec("mlp-categorical", "robotics.models.mlp:mlp_categorical"))
+    registry.add_architecture(ArchitectureSpec("mlp-gaussian", "robotics.models.mlp:mlp_gaussian"))
+    registry.add_architecture(ArchitectureSpec("mlp-squashed-gaussian", "robotics.models.mlp:mlp_squashed_gaussian"))
+    registry.add_task(TaskSpec("control", "robotics.tasks:ControlPolicy", model_class="robotics.tasks:PolicyModel"))
+    registry.add_recipe(RecipeSpec("ppo", task="control", recipe="robotics.recipes.ppo:PPORecipe",
+                                   description="proximal policy optimisation, discrete or continuous actions"))
+    registry.add_recipe(RecipeSpec("sac", task="control", recipe="robotics.recipes.sac:SACRecipe",
+                                   description="soft actor-critic, continuous actions"))
+    registry.add_recipe(RecipeSpec("bc", task="control", recipe="robotics.recipes.bc:BCRecipe",
+                                   description="behaviour cloning from a demonstration dataset"))
+    registry.add_recipe(RecipeSpec("control", task="control", recipe="robotics.recipes:ContinueTraining",
+                                   description="train a pretrained policy further with the recipe that made it "
+                                   "(what `zoo finetune robotics/... --env ENV` runs)"))
+    registry.add_dataset(DatasetSpec(
+        "robotics/cartpole-v1.ppo-expert",
+        task="control",
+        loader="robotics.datasets:cartpole_expert",
+        description="20 CartPole-v1 episodes of robotics/ppo-mlp.cartpole-v1 (seeds 1000-1019), recorded "
+        "deterministically on first use into ZOO_HOME",
+        card={"license": "Apache-2.0", "source": "recorded by robotics.datasets.record", "synthetic": True},
+    ))
+    registry.add_suite(SuiteSpec("robotics", "robotics.bench:suite",
+                                 description="control: mean return over seeds vs a random policy and rl-zoo"))
+    for model_id, description in BUNDLED.items():
+        card_file = files("robotics") / "weights" / f"{bundled_name(model_id)}.json"
+        if not card_file.is_file():  # not trained yet: `python -m robotics.train_bundled NAME`
+            continue
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+        registry.add_model(bundled_model(
+            "robotics",
+            bundled_name(model_id),
+            id=model_id,
+            task="control",
+            architecture=card["architecture"],
+            arch_args=card["arch_args"],
+            description=description,
+            card={"input": card["input"], "license": "Apache-2.0"},
+        ))

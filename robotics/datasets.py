@@ -1,0 +1,281 @@
+"""Demonstration datasets: episodes recorded from any policy, stored as Parquet + JSON (no pickle).
+
+A dataset is a directory::
+
+    meta.json      format_version, env_id, spaces, episodes, frames, the sha256 of data.parquet
+                   (its fingerprint), and how it was recorded
+    data.parquet   one row per transition, in LeRobot's spirit:
+                   episode_index, frame_index, observation.state, action, reward, terminated, truncated
+
+Writes are atomic (a temp directory renamed into place). :func:`load` checks the
+fingerprint, the columns and the episode index, and reads format version 0 (the
+layout before terminated/truncated were split: ``episode, step, obs, action,
+reward, done``) by migrating it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from zoo.errors import InputError
+
+FORMAT_VERSION = 1
+READS = (0, 1)
+META_FILE = "meta.json"
+DATA_FILE = "data.parquet"
+COLUMNS = ("episode_index", "frame_index", "observation.state", "action", "reward", "terminated", "truncated")
+V0_COLUMNS = ("episode", "step", "obs", "action", "reward", "done")
+
+
+@dataclass
+class Demonstrations:
+    """A loaded dataset: one row per transition (arrays), plus its metadata."""
+
+    episode_index: np.ndarray
+    frame_index: np.ndarray
+    observations: np.ndarray  # [N, obs_dim] float32
+    actions: np.ndarray  # [N] int64 (discrete) or [N, action_dim] float32
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def env_id(self) -> str:
+        return self.meta["env_id"]
+
+    @property
+    def discrete(self) -> bool:
+        return self.meta["action_space"]["type"] == "Discrete"
+
+    def episode_returns(self) -> np.ndarray:
+        """The return of each episode, in episode order."""
+        return np.bincount(self.episode_index, weights=self.rewards)
+
+
+def record(policy, env_id: str, path: str | os.PathLike, *, episodes: int = 10, seed: int = 0,
+           overwrite: bool = False) -> Path:
+    """Roll ``policy`` out for ``episodes`` episodes (episode ``i`` reset with ``seed + i``) and write them.
+
+    ``policy`` is a loaded policy (``zoo.load(...)``; the env must be one it was trained
+    for) or a function from a batch of observations to actions. Nothing is written
+    unless the whole dataset is.
+    """
+    import pyarrow as pa
+
+    from robotics.envs import describe_spaces, make_env
+    from robotics.tasks import run_episodes
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists; choose another path or pass overwrite=True")
+    act: Callable = policy
+    source = getattr(policy, "card", None)
+    if source is not None:
+        from robotics.envs import check_env
+
+        check_env(source, env_id)
+        act = policy.act
+    rows: dict[str, list] = {name: [] for name in COLUMNS}
+
+    def on_step(episode, frame, obs, action, reward, terminated, truncated):
+        for name, value in zip(COLUMNS, (episode, frame, np.asarray(obs, np.float32), action, reward,
+                                         terminated, truncated)):
+            rows[name].append(value)
+
+    rollout = run_episodes(act, env_id, episodes, seed, on_step=on_step)
+    env = make_env(env_id)
+    spaces = describe_spaces(env)
+    env.close()
+    order = np.lexsort((rows["frame_index"], rows["episode_index"]))  # episodes ran side by side
+    table = pa.table({
+        "episode_index": pa.array(np.asarray(rows["episode_index"], np.int64)[order]),
+        "frame_index": pa.array(np.asarray(rows["frame_index"], np.int64)[order]),
+        "observation.state": _fixed_size_list(np.stack(rows["observation.state"])[order]),
+        "action": _action_column(np.asarray(rows["action"])[order], spaces["action_space"]),
+        "reward": pa.array(np.asarray(rows["reward"], np.float64)[order]),
+        "terminated": pa.array(np.asarray(rows["terminated"], bool)[order]),
+        "truncated": pa.array(np.asarray(rows["truncated"], bool)[order]),
+    })
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "env_id": env_id,
+        **spaces,
+        "episodes": episodes,
+        "frames": table.num_rows,
+        "columns": list(COLUMNS),
+        "recorded_by": {"policy": source.id if source is not None else getattr(policy, "__name__", "callable"),
+                        "seed": seed, "episodes": episodes},
+        "returns": rollout.returns.round(6).tolist(),
+    }
+    return write(table, meta, path, overwrite=overwrite)
+
+
+def write(table, meta: dict[str, Any], path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``table`` and ``meta`` (its fingerprint added) as a dataset directory, atomically."""
+    import pyarrow.parquet as pq
+
+    from zoo.cache import sha256_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        pq.write_table(table, tmp / DATA_FILE)
+        meta = {**meta, "fingerprint": sha256_file(tmp / DATA_FILE)}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        if path.exists():
+            if not overwrite:
+                raise InputError(f"{path} exists; choose another path or pass overwrite=True")
+            aside = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, aside)
+            os.replace(tmp, path)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike) -> Demonstrations:
+    """Read and check a dataset directory (format version 0 or 1); InputError says what is wrong."""
+    import pyarrow.parquet as pq
+
+    from zoo.cache import sha256_file
+
+    path = Path(path)
+    meta_file, data_file = path / META_FILE, path / DATA_FILE
+    if not meta_file.is_file() or not data_file.is_file():
+        raise InputError(f"expected a dataset directory with {META_FILE} and {DATA_FILE} at {path}, "
+                         f"found {sorted(p.name for p in path.iterdir()) if path.is_dir() else 'no directory'}")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{meta_file} is not valid JSON ({exc})") from None
+    version = meta.get("format_version", meta.get("version"))
+    if version not in READS:
+        raise InputError(f"{path} is a dataset of format version {version!r}; this code reads versions "
+                         f"{', '.join(map(str, READS))} (a newer domain-zoo wrote it? upgrade to read it)")
+    actual = sha256_file(data_file)
+    if meta.get("fingerprint") != actual:
+        raise InputError(f"{data_file} does not match the fingerprint in {META_FILE} "
+                         f"(expected {meta.get('fingerprint')}, got {actual}): modified or truncated")
+    table = pq.read_table(data_file)
+    if version == 0:
+        table, meta = _migrate_v0(table, meta, path)
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputError(f"{data_file} lacks column(s) {missing}; it has {table.column_names}")
+    demos = Demonstrations(
+        episode_index=table["episode_index"].to_numpy().astype(np.int64),
+        frame_index=table["frame_index"].to_numpy().astype(np.int64),
+        observations=_stacked(table["observation.state"]).astype(np.float32),
+        actions=_actions(table["action"], meta["action_space"]),
+        rewards=table["reward"].to_numpy().astype(np.float64),
+        terminated=table["terminated"].to_numpy(zero_copy_only=False).astype(bool),
+        truncated=table["truncated"].to_numpy(zero_copy_only=False).astype(bool),
+        meta=meta,
+    )
+    _check(demos, path)
+    return demos
+
+
+def _check(demos: Demonstrations, path: Path) -> None:
+    """Episodes are contiguous blocks numbered 0, 1, ... with frames 0, 1, ... and finite values."""
+    episodes, frames = demos.episode_index, demos.frame_index
+    if len(demos) == 0:
+        raise InputError(f"{path} holds no transitions")
+    starts = np.flatnonzero(np.diff(episodes, prepend=-1) != 0)
+    expected_frames = np.arange(len(demos)) - np.repeat(starts, np.diff(np.append(starts, len(demos))))
+    if not np.array_equal(episodes[starts], np.arange(len(starts))):
+        raise InputError(f"{path}: broken episode index: episodes must be contiguous blocks numbered 0, 1, ...; "
+                         f"found blocks {episodes[starts][:10].tolist()}...")
+    bad = np.flatnonzero(frames != expected_frames)
+    if bad.size:
+        i = bad[0]
+        raise InputError(f"{path}: broken frame index in episode {episodes[i]}: row {i} has frame_index "
+                         f"{frames[i]}, expected {expected_frames[i]}")
+    if demos.meta.get("episodes") not in (None, len(starts)):
+        raise InputError(f"{path}: {META_FILE} says {demos.meta['episodes']} episodes, the data holds {len(starts)}")
+    obs_shape = tuple(demos.meta["observation_space"]["shape"])
+    if demos.observations.shape[1:] != obs_shape:
+        raise InputError(f"{path}: observation.state has shape {demos.observations.shape[1:]}, "
+                         f"the observation space {obs_shape}")
+    if not (np.isfinite(demos.observations).all() and np.isfinite(demos.actions).all()):
+        raise InputError(f"{path}: observations or actions hold NaN or infinite values")
+
+
+def _migrate_v0(table, meta: dict[str, Any], path: Path):
+    """Version 0 → 1: renamed columns; ``done`` split into terminated / truncated by the time limit."""
+    import pyarrow as pa
+
+    from robotics.envs import make_env
+
+    missing = [c for c in V0_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputError(f"{path} (format version 0) lacks column(s) {missing}; it has {table.column_names}")
+    env = make_env(meta["env_id"])
+    limit = env.spec.max_episode_steps
+    env.close()
+    done = table["done"].to_numpy(zero_copy_only=False).astype(bool)
+    at_limit = table["step"].to_numpy() + 1 == limit
+    migrated = pa.table({
+        "episode_index": table["episode"], "frame_index": table["step"], "observation.state": table["obs"],
+        "action": table["action"], "reward": table["reward"],
+        "terminated": pa.array(done & ~at_limit), "truncated": pa.array(done & at_limit),
+    })
+    return migrated, {**meta, "format_version": FORMAT_VERSION, "migrated_from": 0, "columns": list(COLUMNS)}
+
+
+def _fixed_size_list(array: np.ndarray):
+    import pyarrow as pa
+
+    return pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1)), array.shape[1])
+
+
+def _action_column(actions: np.ndarray, space: dict[str, Any]):
+    import pyarrow as pa
+
+    if space["type"] == "Discrete":
+        return pa.array(actions.astype(np.int64))
+    return _fixed_size_list(actions.astype(np.float32).reshape(len(actions), -1))
+
+
+def _stacked(column) -> np.ndarray:
+    """A list column as a 2-D array (one row per transition)."""
+    values = column.combine_chunks()
+    return np.asarray(values.flatten().to_numpy(zero_copy_only=False)).reshape(len(values), -1)
+
+
+def _actions(column, space: dict[str, Any]) -> np.ndarray:
+    if space["type"] == "Discrete":
+        return column.to_numpy().astype(np.int64)
+    return _stacked(column).astype(np.float32)
+
+
+def cartpole_expert() -> Path:
+    """``robotics/cartpole-v1.ppo-expert``: recorded from the bundled PPO policy on first use, then cached."""
+    from zoo.cache import zoo_home
+    from zoo.hub import load as load_model
+
+    path = zoo_home() / "datasets" / "robotics" / "cartpole-v1.ppo-expert"
+    if not (path / META_FILE).is_file():
+        expert = load_model("robotics/ppo-mlp.cartpole-v1", device="cpu")
+        try:
+            record(expert, "CartPole-v1", path, episodes=20, seed=1000)
+        except InputError:
+            if not (path / META_FILE).is_file():  # another process may have written it meanwhile
+                raise
+    return path

@@ -1,0 +1,197 @@
+"""Environments: making them, describing their spaces, checking a policy fits one, and
+:class:`SyncEnvs`, the vectorised environment the recipes train in.
+
+Gymnasium is imported inside the functions: ``import robotics`` stays light.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import InputError
+
+# The environments the domain documents and tests; any gymnasium id with Box observations works.
+CLASSIC_CONTROL = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0")
+MUJOCO = ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Reacher-v5", "Hopper-v5", "HalfCheetah-v5")
+
+
+def make_env(env_id: str):
+    """``gymnasium.make(env_id)``, with an InputError naming known ids when it does not exist."""
+    import gymnasium as gym
+
+    try:
+        return gym.make(env_id)
+    except gym.error.Error as exc:
+        raise InputError(f"unknown or unavailable environment {env_id!r} ({exc}); "
+                         f"e.g. {', '.join(CLASSIC_CONTROL + MUJOCO)}") from None
+
+
+def describe_spaces(env) -> dict[str, Any]:
+    """The observation and action spaces as JSON (for a card or a dataset's metadata)."""
+    return {"observation_space": _describe(env.observation_space), "action_space": _describe(env.action_space)}
+
+
+def _describe(space) -> dict[str, Any]:
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n)}
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        return {"type": "Box", "shape": list(space.shape), "low": space.low.astype(float).tolist(),
+                "high": space.high.astype(float).tolist(), "dtype": str(space.dtype)}
+    raise InputError(f"only Discrete and 1-D Box spaces are supported, got {space}")
+
+
+def policy_arch(env_id: str, algorithm: str, hidden: tuple[int, ...], activation: str,
+                log_std_init: float = 0.0) -> tuple[str, dict[str, Any]]:
+    """The architecture name and ``arch_args`` of a fresh ``algorithm`` policy for ``env_id``."""
+    env = make_env(env_id)
+    spaces = describe_spaces(env)
+    env.close()
+    obs_dim = spaces["observation_space"]["shape"][0] if spaces["observation_space"]["type"] == "Box" else None
+    if obs_dim is None:
+        raise InputError(f"{env_id} has {spaces['observation_space']['type']} observations; policies take 1-D Box ones")
+    action = spaces["action_space"]
+    args: dict[str, Any] = {"obs_dim": obs_dim, "hidden": list(hidden), "activation": activation}
+    if action["type"] == "Discrete":
+        if algorithm == "sac":
+            raise InputError(f"SAC needs continuous (Box) actions; {env_id} has Discrete({action['n']}): use PPO")
+        return "mlp-categorical", {**args, "num_actions": action["n"]}
+    args.update(action_dim=action["shape"][0], action_low=action["low"], action_high=action["high"])
+    if algorithm == "sac":
+        return "mlp-squashed-gaussian", args
+    return "mlp-gaussian", {**args, "log_std_init": log_std_init}
+
+
+def check_env(card, env_id: str, *, same_spaces_ok: bool = False) -> None:
+    """Raise InputError unless the policy of ``card`` was trained for ``env_id``.
+
+    ``same_spaces_ok`` also accepts another environment with identical spaces (training a
+    policy further in a variant of its environment).
+    """
+    trained = card.input.get("env_ids", [])
+    if env_id in trained:
+        return
+    if same_spaces_ok:
+        env = make_env(env_id)
+        spaces = describe_spaces(env)
+        env.close()
+        if spaces["observation_space"] == card.input.get("observation_space") and \
+                spaces["action_space"] == card.input.get("action_space"):
+            return
+        raise InputError(f"policy {card.id} was trained for {', '.join(trained)}, whose spaces differ from "
+                         f"{env_id}'s (observations {card.input.get('observation_space')} vs "
+                         f"{spaces['observation_space']}, actions {card.input.get('action_space')} vs "
+                         f"{spaces['action_space']})")
+    raise InputError(f"policy {card.id} was trained for {', '.join(trained) or 'no recorded environment'}, "
+                     f"not for {env_id}")
+
+
+def env_state(env) -> dict[str, Any]:
+    """What continues an episode exactly: physics, step count and RNG (JSON-able, no pickle)."""
+    base = env.unwrapped
+    state: dict[str, Any] = {
+        "rng": base.np_random.bit_generator.state,
+        "elapsed_steps": _time_limit(env)._elapsed_steps,
+    }
+    if hasattr(base, "data") and hasattr(base, "set_state"):  # MuJoCo
+        state["qpos"] = base.data.qpos.tolist()
+        state["qvel"] = base.data.qvel.tolist()
+        state["qacc_warmstart"] = base.data.qacc_warmstart.tolist()
+        state["time"] = float(base.data.time)
+    else:  # classic control keeps its physics in ``state``
+        state["physics"] = np.asarray(base.state, dtype=np.float64).tolist()
+    return state
+
+
+def load_env_state(env, state: dict[str, Any]) -> None:
+    """Restore what :func:`env_state` returned into an environment that has been reset once."""
+    base = env.unwrapped
+    base.np_random.bit_generator.state = state["rng"]
+    _time_limit(env)._elapsed_steps = state["elapsed_steps"]
+    if "qpos" in state:
+        base.set_state(np.asarray(state["qpos"]), np.asarray(state["qvel"]))
+        base.data.qacc_warmstart[:] = state["qacc_warmstart"]
+        base.data.time = state["time"]
+    else:
+        base.state = np.asarray(state["physics"], dtype=np.asarray(base.state).dtype)
+
+
+def _time_limit(env):
+    from gymnasium.wrappers import TimeLimit
+
+    while not isinstance(env, TimeLimit):
+        if not hasattr(env, "env"):
+            raise InputError(f"{env} has no TimeLimit wrapper; make it with gymnasium.make")
+        env = env.env
+    return env
+
+
+class SyncEnvs:
+    """``n`` copies of one environment stepped in lockstep in this process.
+
+    Env ``i`` is first reset with seed ``seed + i``. An episode that ends is reset at
+    once, in the same ``step`` (its last observation is returned in ``final_obs``, for
+    bootstrapping a truncated episode). Observations are float32. ``state_dict`` is
+    JSON-able and restores the envs exactly, so a training run resumes mid-episode.
+    """
+
+    def __init__(self, env_id: str, n: int, seed: int):
+        self.env_id, self.seed = env_id, seed
+        self.envs = [make_env(env_id) for _ in range(n)]
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+        self.episode_returns = np.zeros(n)
+        self.episode_lengths = np.zeros(n, dtype=np.int64)
+        self.obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(self.envs)]).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.envs)
+
+    def step(self, actions: np.ndarray):
+        """``(obs, rewards, terminated, truncated, final_obs, finished)``; ``finished`` lists the
+        ``(return, length)`` of episodes that ended this step."""
+        n = len(self.envs)
+        rewards = np.zeros(n, dtype=np.float32)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        next_obs = np.empty_like(self.obs)
+        final_obs = np.empty_like(self.obs)
+        finished = []
+        for i, env in enumerate(self.envs):
+            obs, reward, terminated[i], truncated[i], _ = env.step(actions[i])
+            rewards[i] = reward
+            final_obs[i] = obs
+            self.episode_returns[i] += reward
+            self.episode_lengths[i] += 1
+            if terminated[i] or truncated[i]:
+                finished.append((float(self.episode_returns[i]), int(self.episode_lengths[i])))
+                self.episode_returns[i], self.episode_lengths[i] = 0.0, 0
+                obs, _ = env.reset()
+            next_obs[i] = obs
+        self.obs = next_obs
+        return next_obs, rewards, terminated, truncated, final_obs, finished
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "env_id": self.env_id,
+            "envs": [env_state(env) for env in self.envs],
+            "obs": self.obs.tolist(),
+            "episode_returns": self.episode_returns.tolist(),
+            "episode_lengths": self.episode_lengths.tolist(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["env_id"] != self.env_id or len(state["envs"]) != len(self.envs):
+            raise InputError(f"saved envs are {len(state['envs'])}× {state['env_id']}, "
+                             f"these are {len(self.envs)}× {self.env_id}")
+        for env, saved in zip(self.envs, state["envs"]):
+            load_env_state(env, saved)
+        self.obs = np.asarray(state["obs"], dtype=np.float32)
+        self.episode_returns = np.asarray(state["episode_returns"], dtype=np.float64)
+        self.episode_lengths = np.asarray(state["episode_lengths"], dtype=np.int64)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

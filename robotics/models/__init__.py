@@ -1,0 +1,1 @@
+"""Robotics policy architectures, one family a file."""

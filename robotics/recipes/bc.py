@@ -1,0 +1,130 @@
+"""Behaviour cloning: supervised learning of a demonstration dataset's actions, on the shared Trainer.
+
+Discrete actions: cross-entropy on the policy's logits. Continuous actions: mean
+squared error of the Gaussian policy's mean. The policy's observation statistics
+are set from the dataset, so the network sees normalised inputs. The Trainer
+gives checkpoints and exact resume; the result is evaluated by rollouts in the
+dataset's environment and saved as a loadable policy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from zoo.recipes import Recipe, RecipeResult
+
+
+class ActionHead(nn.Module):
+    """What BC trains: the policy's actor on normalised observations (logits, or the Gaussian mean)."""
+
+    def __init__(self, policy_net: nn.Module):
+        super().__init__()
+        self.policy = policy_net
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy.actor(self.policy.obs_norm(obs))
+
+
+def _mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return nn.functional.mse_loss(outputs, targets)
+
+
+def _accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    return {"action_accuracy": float((outputs.argmax(-1) == targets).float().mean())}
+
+
+@dataclass
+class BCRecipe(Recipe):
+    """Clone the actions of ``data`` (a dataset id such as ``robotics/cartpole-v1.ppo-expert``, or a
+    dataset directory written by :func:`robotics.datasets.record`); ``val_fraction`` of the episodes
+    are held out to pick the best epoch."""
+
+    name: ClassVar[str] = "bc"
+
+    data: str = "robotics/cartpole-v1.ppo-expert"
+    env_id: str | None = None  # default: the dataset's environment
+    model: str | None = None
+    pretrained: bool = True
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    eval_episodes: int = 10
+    device: str = "cpu"
+    threads: int = 1
+    seed: int = 0
+
+    def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
+        """Train on the dataset, evaluate by rollouts, and save a loadable policy to ``out_dir``."""
+        from robotics.tasks import torch_threads
+
+        with torch_threads(self.threads):
+            return self._train(Path(out_dir), resume, progress)
+
+    def _train(self, out_dir: Path, resume: bool | str, progress: bool) -> RecipeResult:
+        from backends.seed import seed_everything
+        from robotics import datasets
+        from robotics.envs import check_env
+        from robotics.recipes.common import finish, make_policy
+        from zoo.errors import InputError
+        from zoo.train import Trainer, TrainConfig
+
+        demos = datasets.load(self._data_path())
+        if self.env_id is None:
+            self.env_id = demos.env_id
+        seed_everything(self.seed)
+        policy = make_policy(self.env_id, "bc", self.model, self.pretrained, self.device,
+                             hidden=self.hidden, activation=self.activation)
+        check_env(policy.card, demos.env_id, same_spaces_ok=True)
+        if policy.net.discrete != demos.discrete:
+            raise InputError(f"{self.data} has {'discrete' if demos.discrete else 'continuous'} actions, "
+                             f"policy {policy.card.id} the other kind")
+        observations = torch.as_tensor(demos.observations)
+        policy.net.obs_norm.set_stats(observations.mean(0), observations.var(0), len(observations))
+        actions = torch.as_tensor(demos.actions)
+        train_rows, val_rows = _split_by_episode(demos.episode_index, self.val_fraction, self.seed)
+        train = torch.utils.data.TensorDataset(observations[train_rows], actions[train_rows])
+        val = torch.utils.data.TensorDataset(observations[val_rows], actions[val_rows]) if len(val_rows) else None
+        trainer = Trainer(
+            ActionHead(policy.net),
+            train,
+            val,
+            config=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                               weight_decay=self.weight_decay, device=self.device, seed=self.seed,
+                               monitor="val_loss", progress=progress, clip_grad_norm=None),
+            out_dir=out_dir,
+            loss_fn=nn.functional.cross_entropy if demos.discrete else _mse,
+            metrics_fn=_accuracy if demos.discrete else None,
+        )
+        result = trainer.fit(resume=resume)  # the best epoch's weights are in policy.net afterwards
+        training = {"epochs": self.epochs, "best": result.best_metrics, "frames": len(demos),
+                    "episodes": int(demos.episode_index.max() + 1),
+                    "dataset_mean_return": float(demos.episode_returns().mean())}
+        return finish(policy, self, out_dir, demos.meta["fingerprint"], training)
+
+    def _data_path(self) -> Path:
+        """A registered dataset id → its directory (recorded on first use); else the path itself."""
+        from zoo.registry import get_registry, resolve_ref
+
+        registry = get_registry()
+        if self.data in registry.datasets:
+            return resolve_ref(registry.dataset(self.data).loader)()
+        return Path(self.data)
+
+
+def _split_by_episode(episode_index, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row indices of training and held-out episodes (whole episodes, so frames do not leak)."""
+    import numpy as np
+
+    episodes = int(episode_index.max()) + 1
+    held_out = int(round(episodes * val_fraction)) if episodes > 1 else 0
+    val_episodes = np.random.default_rng(seed).permutation(episodes)[:held_out]
+    is_val = np.isin(episode_index, val_episodes)
+    return torch.as_tensor(np.flatnonzero(~is_val)), torch.as_tensor(np.flatnonzero(is_val))

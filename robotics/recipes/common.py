@@ -1,0 +1,188 @@
+"""What the control recipes share: the policy to train, checkpoints, and the final evaluation."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from backends.seed import rng_state, set_rng_state
+from zoo.card import ModelCard, write_text_atomic
+from zoo.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from zoo.errors import CheckpointError, InputError
+
+EVAL_SEED = 10_000  # evaluation episodes are reset with seeds EVAL_SEED + i, apart from training seeds
+METRICS_FILE = "metrics.jsonl"
+
+
+def make_policy(env_id: str, algorithm: str, model: str | None, pretrained: bool, device: str = "cpu",
+                **arch_options: Any):
+    """A policy for ``env_id``: ``model`` (an id or directory) to train further, else a fresh one.
+
+    A given model must fit the environment's spaces; ``arch_options`` (hidden sizes,
+    activation, ...) shape a fresh one.
+    """
+    from robotics.envs import check_env, describe_spaces, make_env, policy_arch
+    from zoo.hub import build, load
+
+    if model:
+        policy = load(model, pretrained=pretrained, device=device)
+        check_env(policy.card, env_id, same_spaces_ok=True)
+        if env_id not in policy.card.input["env_ids"]:
+            policy.card.input["env_ids"].append(env_id)
+        return policy.train()
+    architecture, arch_args = policy_arch(env_id, algorithm, **arch_options)
+    env = make_env(env_id)
+    spaces = describe_spaces(env)
+    env.close()
+    card = ModelCard(
+        id=f"robotics/{algorithm}-mlp.{env_id.lower()}",
+        domain="robotics",
+        task="control",
+        architecture=architecture,
+        arch_args=arch_args,
+        input={"shape": [arch_args["obs_dim"]], "dtype": "float32", "env_ids": [env_id], **spaces},
+        license="Apache-2.0",
+    )
+    return build(card).to(device).train()
+
+
+@dataclass
+class RunLog:
+    """Training history: ``metrics.jsonl`` in the output directory, carried by checkpoints."""
+
+    out_dir: Path
+    progress: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def log(self, event: dict[str, Any]) -> None:
+        self.history.append(event)
+        with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
+        if self.progress:
+            print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in event.items()),
+                  flush=True)
+
+    def restart(self, history: list[dict[str, Any]]) -> None:
+        """Continue from a checkpoint's history (events after it are logged again)."""
+        self.history = list(history)
+        write_text_atomic(self.out_dir / METRICS_FILE, "".join(json.dumps(e) + "\n" for e in self.history))
+
+
+def find_checkpoint(out_dir: Path, resume: bool | str) -> Checkpoint | None:
+    """The checkpoint to resume (``resume=True``: the latest; a path: that one), else None.
+
+    A fresh run refuses a directory that already holds checkpoints.
+    """
+    if resume is False:
+        existing = list_checkpoints(out_dir)
+        if existing:
+            raise CheckpointError(f"{out_dir} already holds checkpoints of a run (newest: {existing[-1].name}); "
+                                  "resume it (resume=True; --resume) or choose another output directory")
+        return None
+    path = latest_checkpoint(out_dir) if resume is True else Path(resume)
+    return None if path is None else load_checkpoint(path)
+
+
+def check_same_run(checkpoint: Checkpoint, params: dict[str, Any]) -> None:
+    """Resuming with other hyper-parameters would not continue the same run: say which differ."""
+    saved = checkpoint.state["recipe"]
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in json.loads(json.dumps(params)).items()
+             if saved.get(k) != v]
+    if diffs:
+        raise CheckpointError(f"checkpoint {checkpoint.path} was made by a different recipe ({'; '.join(diffs)})")
+
+
+def save_training(out_dir: Path, step: int, tensors: dict[str, torch.Tensor], optimizers: list[torch.optim.Optimizer],
+                  state: dict[str, Any]) -> Path:
+    """An atomic checkpoint of a control run: tensors, optimizers, every RNG and JSON ``state``."""
+    return save_checkpoint(out_dir, step, model=tensors, optimizer=stack_optimizer_states(optimizers),
+                           rng=rng_state(), state={"step": step, "epoch": 0, "batch": 0, **state})
+
+
+def restore_training(checkpoint: Checkpoint, optimizers: list[torch.optim.Optimizer]) -> None:
+    """Load the optimizers and, last, the RNG streams of ``checkpoint`` (tensors are the caller's)."""
+    try:
+        for optimizer, part in zip(optimizers, unstack_optimizer_states(checkpoint.optimizer, optimizers)):
+            optimizer.load_state_dict(part)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {checkpoint.path} does not fit these optimizers: {exc}") from None
+    set_rng_state(checkpoint.rng)
+
+
+def stack_optimizer_states(optimizers: list[torch.optim.Optimizer]) -> dict[str, Any]:
+    """Several optimizers' state dicts as one (parameter indices renumbered in order)."""
+    state, groups, offset = {}, [], 0
+    for optimizer in optimizers:
+        part = optimizer.state_dict()
+        state.update({index + offset: value for index, value in part["state"].items()})
+        groups += [{**group, "params": [p + offset for p in group["params"]]} for group in part["param_groups"]]
+        offset += sum(len(group["params"]) for group in part["param_groups"])
+    return {"state": state, "param_groups": groups}
+
+
+def unstack_optimizer_states(stacked: dict[str, Any], optimizers: list[torch.optim.Optimizer]) -> list[dict[str, Any]]:
+    """Inverse of :func:`stack_optimizer_states`, split by each optimizer's number of groups."""
+    parts, offset, first_group = [], 0, 0
+    for optimizer in optimizers:
+        n_groups = len(optimizer.param_groups)
+        groups = stacked["param_groups"][first_group:first_group + n_groups]
+        n_params = sum(len(g["params"]) for g in groups)
+        parts.append({
+            "state": {int(i) - offset: v for i, v in stacked["state"].items() if offset <= int(i) < offset + n_params},
+            "param_groups": [{**g, "params": [p - offset for p in g["params"]]} for g in groups],
+        })
+        offset += n_params
+        first_group += n_groups
+    return parts
+
+
+def return_metrics(rollout, split: str = "eval") -> list[dict[str, Any]]:
+    """Card metrics of an evaluation rollout: mean return (with its 95% CI), its std, mean length."""
+    from zoo.bench import mean_ci95
+
+    mean, lo, hi = mean_ci95(rollout.returns)
+    common = {"dataset": rollout.env_id, "split": split, "episodes": int(len(rollout.returns)), "seed": rollout.seed}
+    return [
+        {"name": "mean_return", "value": round(mean, 4),
+         "ci95": None if lo is None else [round(lo, 4), round(hi, 4)], **common},
+        {"name": "std_return", "value": round(float(rollout.returns.std()), 4), **common},
+        {"name": "mean_length", "value": round(float(rollout.lengths.mean()), 2), **common},
+    ]
+
+
+def finish(policy, recipe, out_dir: Path, data_fingerprint: str, training: dict[str, Any]):
+    """Evaluate ``policy`` on ``recipe.eval_episodes`` seeded episodes, record it all in the card, save."""
+    from zoo.recipes import RecipeResult
+
+    policy.eval()
+    rollout = policy.rollout(recipe.env_id, episodes=recipe.eval_episodes, seed=EVAL_SEED)
+    metrics = return_metrics(rollout)
+    policy.card.metrics = metrics
+    policy.card.provenance = {**recipe.provenance(data_fingerprint), "env_id": recipe.env_id, "training": training}
+    if recipe.model:
+        policy.card.provenance["finetune_from"] = recipe.model
+    policy.save(out_dir)
+    return RecipeResult(Path(out_dir), metrics)
+
+
+def env_fingerprint(env_id: str) -> str:
+    """What identifies an environment's data: its id, spaces and the gymnasium version."""
+    import gymnasium
+
+    from robotics.envs import describe_spaces, make_env
+    from zoo.data import fingerprint
+
+    env = make_env(env_id)
+    spaces = describe_spaces(env)
+    env.close()
+    return fingerprint(env_id, json.dumps(spaces, sort_keys=True), gymnasium.__version__)
+
+
+def check_positive(**values: int) -> None:
+    """InputError naming the first of ``values`` below 1."""
+    for name, value in values.items():
+        if value < 1:
+            raise InputError(f"{name} must be >= 1, got {value}")

@@ -1,0 +1,230 @@
+"""Proximal policy optimisation (Schulman et al. 2017), discrete or continuous actions.
+
+Read top to bottom like CleanRL's ``ppo.py`` / ``ppo_continuous_action.py``:
+collect ``num_steps`` transitions in each of ``num_envs`` environments, compute
+GAE advantages, then ``update_epochs`` passes of clipped-surrogate minibatch
+updates. Defaults are rl-baselines3-zoo's CartPole-v1 hyper-parameters.
+Differences from CleanRL, as in Stable-Baselines3: a truncated episode (time
+limit) bootstraps from the value of its last observation, and the clip range
+may anneal with the learning rate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from zoo.recipes import Recipe, RecipeResult
+
+
+class RewardScaler:
+    """Divides rewards by the running standard deviation of the discounted return
+    (gymnasium's ``NormalizeReward``); its state is JSON, for checkpoints."""
+
+    def __init__(self, num_envs: int, gamma: float, eps: float = 1e-8):
+        self.gamma, self.eps = gamma, eps
+        self.returns = np.zeros(num_envs)
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+
+    def __call__(self, rewards: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + rewards
+        batch_mean, batch_var, n = float(self.returns.mean()), float(self.returns.var()), len(rewards)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
+        self.mean, self.count = self.mean + delta * n / total, total
+        self.returns[done] = 0.0
+        return (rewards / np.sqrt(self.var + self.eps)).astype(np.float32)
+
+    def state_dict(self) -> dict:
+        return {"returns": self.returns.tolist(), "mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.returns = np.asarray(state["returns"], dtype=np.float64)
+        self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
+
+
+@dataclass
+class PPORecipe(Recipe):
+    """PPO on ``env_id``; ``model`` (an id or directory) continues a trained policy.
+
+    ``normalize_observations`` keeps running observation statistics in the policy's
+    buffers (saved with it); ``normalize_rewards`` scales rewards by the running
+    std of the discounted return (training only). ``checkpoint_every_steps`` writes a resumable checkpoint.
+    """
+
+    name: ClassVar[str] = "ppo"
+
+    env_id: str = "CartPole-v1"
+    model: str | None = None
+    pretrained: bool = True
+    total_steps: int = 100_000
+    num_envs: int = 8
+    num_steps: int = 32
+    learning_rate: float = 1e-3
+    anneal_lr: bool = True
+    gamma: float = 0.98
+    gae_lambda: float = 0.8
+    update_epochs: int = 20
+    minibatch_size: int = 256
+    clip_coef: float = 0.2
+    anneal_clip: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_observations: bool = False
+    normalize_rewards: bool = False
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    log_std_init: float = 0.0
+    eval_episodes: int = 10
+    checkpoint_every_steps: int = 20_000
+    device: str = "cpu"
+    threads: int = 1
+    seed: int = 0
+
+    def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True,
+            stop: Callable[[int, object], bool] | None = None) -> RecipeResult:
+        """Train, evaluate and save a loadable policy to ``out_dir``.
+
+        ``stop(step, policy)``, called after each iteration, ends training early when it returns True.
+        """
+        from robotics.tasks import torch_threads
+
+        with torch_threads(self.threads):  # small networks train fastest on one CPU thread
+            return self._train(Path(out_dir), resume, progress, stop)
+
+    def _train(self, out_dir: Path, resume: bool | str, progress: bool, stop) -> RecipeResult:
+        import torch
+
+        from backends.seed import seed_everything
+        from robotics.envs import SyncEnvs
+        from robotics.recipes.common import (RunLog, check_positive, check_same_run, env_fingerprint,
+                                             find_checkpoint, finish, make_policy, restore_training, save_training)
+
+        check_positive(total_steps=self.total_steps, num_envs=self.num_envs, num_steps=self.num_steps,
+                       minibatch_size=self.minibatch_size, update_epochs=self.update_epochs)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = find_checkpoint(out_dir, resume)
+        seed_everything(self.seed)
+        device = torch.device(self.device)
+        envs = SyncEnvs(self.env_id, self.num_envs, self.seed)
+        policy = make_policy(self.env_id, "ppo", self.model, self.pretrained, self.device,
+                             hidden=self.hidden, activation=self.activation, log_std_init=self.log_std_init)
+        net = policy.net
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, eps=1e-5, fused=True)
+        batch_size = self.num_envs * self.num_steps
+        iterations = max(1, self.total_steps // batch_size)
+        reward_scaler = RewardScaler(self.num_envs, self.gamma)
+        log = RunLog(out_dir, progress)
+        start, recent = 0, []
+        if checkpoint is None:
+            log.restart([])
+        else:
+            check_same_run(checkpoint, self.to_dict())
+            net.load_state_dict(checkpoint.model)
+            envs.load_state_dict(checkpoint.state["envs"])
+            reward_scaler.load_state_dict(checkpoint.state["reward_scaler"])
+            start, recent = checkpoint.state["iteration"], checkpoint.state["recent_returns"]
+            log.restart(checkpoint.state["history"])
+            restore_training(checkpoint, [optimizer])
+
+        action_shape = () if net.discrete else envs.single_action_space.shape
+        obs_buf = torch.zeros((self.num_steps, self.num_envs, envs.obs.shape[1]), device=device)
+        actions_buf = torch.zeros((self.num_steps, self.num_envs, *action_shape), device=device,
+                                  dtype=torch.long if net.discrete else torch.float32)
+        logprobs_buf = torch.zeros((self.num_steps, self.num_envs), device=device)
+        rewards_buf = torch.zeros((self.num_steps, self.num_envs), device=device)
+        dones_buf = torch.zeros((self.num_steps, self.num_envs), device=device)
+        values_buf = torch.zeros((self.num_steps, self.num_envs), device=device)
+        low = envs.single_action_space.low if not net.discrete else None
+        high = envs.single_action_space.high if not net.discrete else None
+
+        for iteration in range(start, iterations):
+            # Anneal the learning rate (and clip range) linearly to 0 over the run.
+            remaining = 1.0 - iteration / iterations
+            optimizer.param_groups[0]["lr"] = self.learning_rate * (remaining if self.anneal_lr else 1.0)
+            clip_coef = self.clip_coef * (remaining if self.anneal_clip else 1.0)
+
+            # 1. Collect a rollout of num_steps × num_envs transitions.
+            for t in range(self.num_steps):
+                obs = torch.as_tensor(envs.obs, device=device)
+                with torch.no_grad():
+                    if self.normalize_observations:
+                        net.obs_norm.update(obs)
+                    x = net.obs_norm(obs)
+                    distribution = net.distribution(x)
+                    action = distribution.sample()
+                    logprobs_buf[t] = distribution.log_prob(action)
+                    values_buf[t] = net.value(x)
+                obs_buf[t], actions_buf[t] = x, action
+                env_action = action.cpu().numpy()
+                if not net.discrete:
+                    env_action = np.clip(env_action, low, high)
+                _, rewards, terminated, truncated, final_obs, finished = envs.step(env_action)
+                if self.normalize_rewards:
+                    rewards = reward_scaler(rewards, terminated | truncated)
+                rewards = torch.as_tensor(rewards, device=device)
+                if truncated.any():  # a time limit is not a terminal state: bootstrap from the last observation
+                    with torch.no_grad():
+                        last = net.obs_norm(torch.as_tensor(final_obs[truncated], device=device))
+                        rewards[torch.as_tensor(truncated, device=device)] += self.gamma * net.value(last)
+                rewards_buf[t] = rewards
+                dones_buf[t] = torch.as_tensor(terminated | truncated, device=device, dtype=torch.float32)
+                recent = (recent + [ret for ret, _ in finished])[-20:]
+
+            # 2. Generalised advantage estimation, bootstrapped from the value after the rollout.
+            with torch.no_grad():
+                next_value = net.value(net.obs_norm(torch.as_tensor(envs.obs, device=device)))
+                advantages = torch.zeros_like(rewards_buf)
+                last_gae = torch.zeros(self.num_envs, device=device)
+                for t in reversed(range(self.num_steps)):
+                    following = next_value if t == self.num_steps - 1 else values_buf[t + 1]
+                    not_done = 1.0 - dones_buf[t]
+                    delta = rewards_buf[t] + self.gamma * following * not_done - values_buf[t]
+                    last_gae = delta + self.gamma * self.gae_lambda * not_done * last_gae
+                    advantages[t] = last_gae
+                returns = advantages + values_buf
+
+            # 3. Clipped-surrogate updates over shuffled minibatches.
+            b_obs = obs_buf.reshape(batch_size, -1)
+            b_actions = actions_buf.reshape(batch_size, *action_shape)
+            b_logprobs, b_advantages = logprobs_buf.reshape(-1), advantages.reshape(-1)
+            b_returns = returns.reshape(-1)
+            for _ in range(self.update_epochs):
+                order = torch.randperm(batch_size, device=device)
+                for first in range(0, batch_size, self.minibatch_size):
+                    mb = order[first:first + self.minibatch_size]
+                    distribution = net.distribution(b_obs[mb])
+                    ratio = (distribution.log_prob(b_actions[mb]) - b_logprobs[mb]).exp()
+                    mb_advantages = b_advantages[mb]
+                    if len(mb) > 1:
+                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                    pg_loss = torch.max(-mb_advantages * ratio,
+                                        -mb_advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+                    v_loss = 0.5 * (net.value(b_obs[mb]) - b_returns[mb]).square().mean()
+                    entropy = distribution.entropy().mean()
+                    loss = pg_loss - self.ent_coef * entropy + self.vf_coef * v_loss
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), self.max_grad_norm)
+                    optimizer.step()
+
+            step = (iteration + 1) * batch_size
+            if recent:
+                log.log({"step": step, "mean_return": float(np.mean(recent)), "loss": loss.item()})
+            done = (stop is not None and stop(step, policy)) or iteration + 1 == iterations
+            every = self.checkpoint_every_steps
+            if not done and every and step // every != (step - batch_size) // every:
+                save_training(out_dir, step, net.state_dict(), [optimizer], {
+                    "iteration": iteration + 1, "recent_returns": recent, "envs": envs.state_dict(),
+                    "reward_scaler": reward_scaler.state_dict(),
+                    "history": log.history, "recipe": self.to_dict()})
+            if done:
+                break
+
+        envs.close()
+        return finish(policy, self, out_dir, env_fingerprint(self.env_id),
+                      {"env_steps": step, "iterations": iteration + 1})

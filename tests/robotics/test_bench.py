@@ -1,0 +1,46 @@
+"""The robotics suite: every bundled policy, a random control arm, rl-zoo references beside ours."""
+import zoo
+from robotics.bench import reference, suite
+from zoo.bench import run_tasks
+
+
+def test_suite_has_every_bundled_policy_and_a_random_control_per_env():
+    tasks = suite(quick=True)
+    bundled = set(zoo.list_models("robotics/*", pretrained=True))
+    assert {t.model for t in tasks if not t.control} == bundled
+    controls = {t.dataset for t in tasks if t.control}
+    assert controls == {t.dataset for t in tasks if not t.control}
+    assert all(len(t.seeds) >= 3 for t in tasks)
+    assert all(len(t.seeds) >= 10 for t in suite(quick=False))
+
+
+def test_references_come_from_the_zoo_table_for_the_same_algorithm_and_env():
+    assert reference("robotics/ppo-mlp.cartpole-v1", "CartPole-v1")["metrics"] == {"mean_return": 500.0}
+    assert reference("robotics/sac-mlp.pendulum-v1", "Pendulum-v1")["metrics"] == {"mean_return": -156.995}
+    assert reference("robotics/bc-mlp.cartpole-v1", "CartPole-v1") is None  # the zoo has no BC row
+    assert "Hopper-v3" in reference("robotics/ppo-mlp.hopper-v5", "Hopper-v5")["source"]  # the zoo's version
+
+
+def test_cartpole_rows_rank_the_policy_above_the_random_control(tmp_path):
+    tasks = [t for t in suite(quick=True) if t.dataset == "CartPole-v1" and t.model in
+             ("robotics/ppo-mlp.cartpole-v1", "control/random")]
+    rows = run_tasks(tasks, suite="robotics", out_dir=tmp_path, progress=False)
+    by_model = {row["model"]: row for row in rows}
+    policy, random = by_model["robotics/ppo-mlp.cartpole-v1"], by_model["control/random"]
+    assert policy["status"] == random["status"] == "ok"
+    assert policy["metrics"]["mean_return"]["mean"] >= 475 and policy["metrics"]["success"]["mean"] == 1.0
+    assert random["metrics"]["mean_return"]["mean"] < 100 and policy["metrics"]["mean_return"]["ci95"] is not None
+    assert policy["throughput"]["unit"] == "env steps/s" and policy["throughput"]["value"] > 0
+    assert "rl-baselines3-zoo" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_a_policy_runs_on_the_onnxruntime_backend_with_the_same_actions():
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    eager = zoo.load("robotics/ppo-mlp.invertedpendulum-v5")
+    converted = zoo.load("robotics/ppo-mlp.invertedpendulum-v5", backend="onnxruntime")
+    obs = np.linspace(-0.2, 0.2, 4).astype(np.float32)
+    np.testing.assert_allclose(converted.predict(obs), eager.predict(obs), atol=1e-4)
+    assert converted.rollout("InvertedPendulum-v5", episodes=1, seed=0).returns[0] == 1000

@@ -1,0 +1,130 @@
+"""PPO, SAC and BC recipes: tiny runs that produce loadable policies, and exact resume after a kill."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+import zoo
+from robotics.recipes.bc import BCRecipe
+from robotics.recipes.ppo import PPORecipe
+from robotics.recipes.sac import SACRecipe
+from zoo.errors import CheckpointError
+
+
+class Killed(Exception):
+    """Stands in for the process being killed between two steps."""
+
+
+def kill_at(step_to_die: int):
+    def stop(step, policy):
+        if step >= step_to_die:
+            raise Killed(step)
+        return False
+    return stop
+
+
+def weights(out_dir) -> dict:
+    return load_file(str(out_dir / "weights.safetensors"))
+
+
+def assert_same_run(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=0, msg=key)
+    assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
+
+
+PPO_TINY = dict(total_steps=640, num_envs=2, num_steps=64, minibatch_size=64, update_epochs=2, hidden=(16, 16),
+                eval_episodes=2, checkpoint_every_steps=256)
+
+
+def test_ppo_writes_a_loadable_policy_with_provenance(tmp_path):
+    result = PPORecipe(**{**PPO_TINY, "total_steps": 256}).run(tmp_path / "run", progress=False)
+    model = zoo.load(result.out_dir)
+    assert model.card.id == "robotics/ppo-mlp.cartpole-v1"
+    assert model.card.provenance["recipe"]["name"] == "ppo"
+    assert model.card.provenance["env_id"] == "CartPole-v1"
+    assert model.card.metric("mean_return")["episodes"] == 2
+    assert model.predict(np.zeros(4, dtype=np.float32)) in (0, 1)
+
+
+@pytest.mark.parametrize("env_id, extra", [
+    ("CartPole-v1", {}),
+    # continuous, with running observation statistics and reward scaling
+    ("Pendulum-v1", {"normalize_observations": True, "normalize_rewards": True, "gamma": 0.99}),
+])
+def test_ppo_killed_and_resumed_continues_the_same_run(tmp_path, env_id, extra):
+    recipe = PPORecipe(env_id=env_id, **PPO_TINY, **extra)
+    recipe.run(tmp_path / "straight", progress=False)
+    with pytest.raises(Killed):
+        recipe.run(tmp_path / "killed", progress=False, stop=kill_at(384))
+    latest = (tmp_path / "killed" / "checkpoints" / "latest").read_text().strip()
+    assert latest == "step-00000256"
+    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+        recipe.run(tmp_path / "killed", progress=False)
+    recipe.run(tmp_path / "killed", resume=True, progress=False)
+    assert_same_run(tmp_path / "straight", tmp_path / "killed")
+
+
+def test_resume_with_other_hyper_parameters_is_refused(tmp_path):
+    with pytest.raises(Killed):
+        PPORecipe(**PPO_TINY).run(tmp_path / "run", progress=False, stop=kill_at(384))
+    with pytest.raises(CheckpointError, match="learning_rate"):
+        PPORecipe(**{**PPO_TINY, "learning_rate": 0.5}).run(tmp_path / "run", resume=True, progress=False)
+
+
+SAC_TINY = dict(total_steps=300, learning_starts=100, batch_size=32, hidden=(32, 32), eval_episodes=1,
+                checkpoint_every_steps=100, log_every_steps=50)
+
+
+def test_sac_killed_and_resumed_continues_the_same_run(tmp_path):
+    recipe = SACRecipe(**SAC_TINY)
+    recipe.run(tmp_path / "straight", progress=False)
+    with pytest.raises(Killed):
+        recipe.run(tmp_path / "killed", progress=False, stop=kill_at(250))
+    recipe.run(tmp_path / "killed", resume=True, progress=False)
+    assert_same_run(tmp_path / "straight", tmp_path / "killed")
+    model = zoo.load(tmp_path / "killed")
+    action = model.predict(np.zeros(3, dtype=np.float32))
+    assert action.shape == (1,) and -2 <= action[0] <= 2
+
+
+def test_bc_clones_the_expert_from_recorded_demonstrations(tmp_path):
+    from robotics import datasets
+
+    expert = zoo.load("robotics/ppo-mlp.cartpole-v1")
+    data = datasets.record(expert, "CartPole-v1", tmp_path / "demos", episodes=4, seed=0)
+    result = BCRecipe(data=str(data), epochs=15, batch_size=64, lr=3e-3, val_fraction=0.25,
+                      eval_episodes=2).run(tmp_path / "bc", progress=False)
+    model = zoo.load(result.out_dir)
+    assert model.card.id == "robotics/bc-mlp.cartpole-v1"
+    assert model.card.provenance["data_fingerprint"] == json.loads((data / "meta.json").read_text())["fingerprint"]
+    assert model.card.provenance["training"]["best"]["val_action_accuracy"] > 0.8
+    assert model.rollout("CartPole-v1", episodes=2, seed=0).mean_return > 100  # random play scores ~20
+
+
+def test_zoo_finetune_continues_a_bundled_policy_in_an_env(tmp_path):
+    from zoo.cli import app
+
+    out = tmp_path / "tuned"
+    args = ["finetune", "robotics/ppo-mlp.cartpole-v1", "--env", "CartPole-v1", "--out", str(out),
+            "--set", "total_steps=128", "--set", "num_envs=2", "--set", "num_steps=64", "--set", "eval_episodes=2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    model = zoo.load(out)
+    assert model.card.provenance["finetune_from"] == "robotics/ppo-mlp.cartpole-v1"
+    assert model.card.provenance["recipe"]["params"]["gae_lambda"] == 0.8  # the bundled run's own settings
+    assert model.card.metric("mean_return")["value"] >= 400  # still the expert after 128 more steps
+
+
+def test_finetune_in_an_env_with_other_spaces_names_both(tmp_path):
+    from zoo.cli import app
+
+    result = CliRunner().invoke(app, ["finetune", "robotics/ppo-mlp.cartpole-v1", "--env", "Hopper-v5",
+                                      "--out", str(tmp_path / "x")])
+    assert isinstance(result.exception, zoo.InputError)
+    assert "trained for CartPole-v1" in str(result.exception) and "Hopper-v5" in str(result.exception)
