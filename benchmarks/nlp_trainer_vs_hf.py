@@ -10,7 +10,7 @@ clipping at 1.0, one epoch, no evaluation, a checkpoint at the end of the epoch 
 both. Measured: samples/s over the optimizer steps (first to last step, excluding
 set-up and checkpointing) and over the whole ``fit``/``train`` call; padded tokens/s
 too, since the two samplers may pad differently. One run per arm (``--rounds`` to
-alternate more); the ratio is zoo / HF (target >= 0.95).
+alternate more); the ratio is zoo / HF (issue target >= 1.2).
 
 Needs ``accelerate`` (the HF Trainer requires it): ``pip install 'accelerate>=1.1'``.
 
@@ -132,7 +132,7 @@ def run_hf(dataset, adapter, num_classes, args, out_dir) -> dict:
     training_args = TrainingArguments(
         output_dir=out_dir, num_train_epochs=1, per_device_train_batch_size=args.batch_size, learning_rate=LR,
         weight_decay=WEIGHT_DECAY, warmup_steps=WARMUP, lr_scheduler_type="linear", max_grad_norm=1.0,
-        optim="adamw_torch",  # torch.optim.AdamW, as the zoo Trainer uses (HF's default is the fused variant)
+        optim="adamw_torch_fused",  # HF's default, and the fused AdamW the zoo Trainer uses
         use_cpu=args.device == "cpu", seed=args.seed, data_seed=args.seed, save_strategy="epoch", eval_strategy="no",
         logging_strategy="no", report_to=[], disable_tqdm=True, dataloader_num_workers=0,
         remove_unused_columns=False, bf16=False, fp16=False,
@@ -198,7 +198,7 @@ def main() -> None:
         "ratio_zoo_over_hf_samples_per_s_steps": zoo_arm["samples_per_s_steps"] / hf_arm["samples_per_s_steps"],
         "ratio_zoo_over_hf_samples_per_s_fit": zoo_arm["samples_per_s_fit"] / hf_arm["samples_per_s_fit"],
         "ratio_zoo_over_hf_padded_tokens_per_s": zoo_arm["padded_tokens_per_s"] / hf_arm["padded_tokens_per_s"],
-        "target": ">= 0.95 (samples/s over the steps)",
+        "target": ">= 1.2 (samples/s over the steps)",
         "env": zoo_env(),
     })
 
