@@ -224,8 +224,9 @@ class Trainer:
 
         self.env = dist_env()
         self.device = resolve_device(config.device)
-        if self.env.is_distributed and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.env.local_rank)
+        if self.device.type == "cuda":  # an explicit index: set_device and DDP need one
+            index = self.env.local_rank if self.env.is_distributed else self.device.index
+            self.device = torch.device("cuda", torch.cuda.current_device() if index is None else index)
         self.precision = check_precision(
             auto_precision(self.device) if config.precision == "auto" else config.precision
         )
