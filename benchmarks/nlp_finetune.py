@@ -7,10 +7,11 @@ logistic regression (balanced class weights). The fine-tune is the
 warm-up and decay, length-bucketed dynamic padding, balanced class weights, best
 epoch by validation macro-F1).
 
-The whole run must fit a CPU budget (``--budget-min``, default 30). The script times
-a few training steps first, then trains on as many training tweets as fit the budget
-for ``--epochs`` epochs (all of them when they fit), leaving room for the per-epoch
-validation and the final test pass. ``--with-probe`` adds the embedding-probe row.
+The control and the fine-tune must fit a CPU budget (``--budget-min``, default 30).
+The script times a few training steps first, then trains on as many training tweets
+as fit the budget for ``--epochs`` epochs (all of them when they fit), leaving room
+for the per-epoch validation and the final test pass. ``--with-probe`` adds the
+embedding-probe row, timed on its own after the budgeted part.
 
     python -m benchmarks.nlp_finetune [--budget-min 30] [--epochs 2] [--max-length 128] [--with-probe] [--smoke]
 """
@@ -25,7 +26,7 @@ import numpy as np
 from benchmarks.load_overhead import write, zoo_env
 
 DATASET = "nlp/tweets-sentiment"
-MARGIN = 0.85  # of the budget planned for; the rest absorbs timing noise
+MARGIN = 0.92  # of the budget planned for; the rest absorbs timing noise
 
 
 def control(train, test) -> dict:
@@ -45,11 +46,16 @@ def control(train, test) -> dict:
 
 
 def seconds_per_sample(train, args) -> tuple[float, float]:
-    """Training and inference seconds per tweet, from a few timed steps on length-bucketed batches."""
+    """Training and inference seconds per tweet, from timed steps on length-bucketed batches.
+
+    The steps run as the Trainer runs them (its fused AdamW, gradient clipping), so
+    the plan does not over-estimate and leave budget unused.
+    """
     import torch
 
     import zoo
     from nlp.recipes import LengthBucketSampler
+    from zoo.train import TrainConfig, default_optimizer
 
     model = zoo.load("nlp/all-minilm-l6-v2", num_classes=3, device=args.device)
     model.card.preprocessing["max_length"] = args.max_length
@@ -58,8 +64,8 @@ def seconds_per_sample(train, args) -> tuple[float, float]:
     subset = train.subset(rng.permutation(len(train))[: args.batch_size * 60])
     encoded = adapter.encode(subset.inputs())
     sampler = LengthBucketSampler(len(encoded), args.batch_size, lengths=[len(e) for e in encoded])
-    batches = list(sampler)[:12]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    batches = list(sampler)[:20]
+    optimizer = default_optimizer(model, TrainConfig(lr=1e-5))
     model.train()
     timed, count = 0.0, 0
     for i, batch in enumerate(batches):
@@ -68,9 +74,10 @@ def seconds_per_sample(train, args) -> tuple[float, float]:
         loss = torch.nn.functional.cross_entropy(model(**{k: v.to(model.device) for k, v in inputs.items()}),
                                                  targets.to(model.device))
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        optimizer.zero_grad()
-        if i >= 2:  # after warm-up
+        optimizer.zero_grad(set_to_none=True)
+        if i >= 3:  # after warm-up
             timed += time.perf_counter() - start
             count += len(batch)
     model.eval()
@@ -128,7 +135,8 @@ def main() -> None:
             precision="fp32", seed=0,
         )
         result = recipe.run(f"{out}/finetune", progress=False)
-        finetune_s = time.perf_counter() - start
+        finetune_done = time.perf_counter()
+        finetune_s = finetune_done - start
         tuned = {m["name"]: m["value"] for m in result.metrics if m["split"] == "test"}
         rows = {"finetuned": {**tuned, "train_size": n_train, "epochs": args.epochs, "time_s": finetune_s,
                               "val": {m["name"]: m["value"] for m in result.metrics if m["split"] == "val"}},
@@ -139,7 +147,7 @@ def main() -> None:
                                          max_eval_samples=max_eval, device=args.device).run(f"{out}/probe", progress=False)
             rows["embedding_probe"] = {**{m["name"]: m["value"] for m in probe.metrics if m["split"] == "test"},
                                        "time_s": time.perf_counter() - start}
-    total = time.perf_counter() - started
+    budgeted = finetune_done - started
     write({
         "benchmark": "nlp_finetune" + (".smoke" if args.smoke else ""),
         "dataset": f"{DATASET} (test split, {len(test)} tweets)",
@@ -148,8 +156,9 @@ def main() -> None:
         "delta_macro_f1_finetuned_minus_control": rows["finetuned"]["macro_f1"] - baseline["macro_f1"],
         "plan": plan,
         "recipe": recipe.to_dict(),
-        "total_time_s": total,
-        "within_budget": total <= args.budget_min * 60,
+        "budgeted_time_s": budgeted,  # control + planning + fine-tune + its evaluations
+        "within_budget": budgeted <= args.budget_min * 60,
+        "total_time_s": time.perf_counter() - started,
         "env": zoo_env(),
     })
 
