@@ -1,6 +1,7 @@
 """torchrun environment detection and the DDP process group."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -48,3 +49,22 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     value = value.clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / dist.get_world_size()
+
+
+def all_gather_json(value) -> list:
+    """Every rank's JSON-able ``value``, in rank order (``[value]`` outside a process group).
+
+    Sent as UTF-8 bytes in uint8 tensors, so nothing is pickled on the way.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    payload = torch.tensor(list(json.dumps(value).encode()), dtype=torch.uint8, device=device)
+    sizes = [torch.zeros((), dtype=torch.int64, device=device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor(payload.numel(), device=device))
+    longest = int(max(sizes))
+    padded = torch.zeros(longest, dtype=torch.uint8, device=device)
+    padded[: payload.numel()] = payload
+    gathered = [torch.empty(longest, dtype=torch.uint8, device=device) for _ in sizes]
+    dist.all_gather(gathered, padded)
+    return [json.loads(bytes(g[: int(n)].tolist()).decode()) for g, n in zip(gathered, sizes)]

@@ -39,6 +39,22 @@ def rng_state() -> dict:
     return state
 
 
+def rng_state_to_json(state: dict) -> dict:
+    """:func:`rng_state` with its tensors as lists of ints, for JSON (or another rank)."""
+    encoded = {**state, "torch": state["torch"].tolist()}
+    if "cuda" in state:
+        encoded["cuda"] = [s.tolist() for s in state["cuda"]]
+    return encoded
+
+
+def rng_state_from_json(encoded: dict) -> dict:
+    """Undo :func:`rng_state_to_json`."""
+    state = {**encoded, "torch": torch.tensor(encoded["torch"], dtype=torch.uint8)}
+    if "cuda" in encoded:
+        state["cuda"] = [torch.tensor(s, dtype=torch.uint8) for s in encoded["cuda"]]
+    return state
+
+
 def set_rng_state(state: dict) -> None:
     """Restore what :func:`rng_state` returned."""
     py_version, py_state, py_gauss = state["python"]

@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from backends.device import resolve_device
-from backends.distributed import all_reduce_mean, dist_env, init_process_group
+from backends.distributed import all_gather_json, all_reduce_mean, dist_env, init_process_group
 from backends.precision import auto_precision, autocast, check_precision, needs_grad_scaler
-from backends.seed import rng_state, seed_everything, set_deterministic, set_rng_state
+from backends.seed import (rng_state, rng_state_from_json, rng_state_to_json, seed_everything, set_deterministic,
+                           set_rng_state)
 from backends.state import load_state, save_state
 from zoo.card import WEIGHTS_FILE, write_text_atomic
 from zoo.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
@@ -188,7 +189,7 @@ class Trainer:
     ``loss_fn(outputs, targets) -> scalar``; ``metrics_fn(all_outputs, all_targets)
     -> {name: float}`` over the whole eval set; ``optimizer_fn(model) -> Optimizer``
     replaces AdamW (the schedule then scales each group's own lr); ``callbacks``
-    are ``cb(trainer, {"step", "epoch", "loss", "lr"})`` after each optimizer step;
+    are ``cb(trainer, {"step", "epoch", "loss", "lr"})`` after each optimizer step (before its checkpoint);
     ``provenance`` goes into the saved card. ``sampler_fn(n, batch_size, seed, rank,
     world_size)`` replaces the training batch sampler with a
     :class:`ResumableBatchSampler` subclass (e.g. length-bucketed batches for text);
@@ -375,7 +376,8 @@ class Trainer:
         # Events logged after this checkpoint by the interrupted run will be logged again.
         self._write_metrics_file(self.history)
         # Last, so the RNG streams continue exactly where the checkpoint left them.
-        set_rng_state(ckpt.rng)
+        rank, rank_rngs = self.env.rank, state.get("rank_rngs", [])
+        set_rng_state(rng_state_from_json(rank_rngs[rank - 1]) if 0 < rank <= len(rank_rngs) else ckpt.rng)
 
     def _check_compatible(self, ckpt: Checkpoint) -> None:
         saved = ckpt.state["config"]
@@ -452,11 +454,13 @@ class Trainer:
         event = {"step": self.step, "epoch": epoch, "loss": loss, "lr": lr}
         if self.config.log_every_steps and self.step % self.config.log_every_steps == 0:
             self._log({"event": "train", **event})
+        # Callbacks first: the step's checkpoint then holds what they did (RNG draws too),
+        # so a resume does not miss it.
+        for callback in self.callbacks:
+            callback(self, event)
         every = self.config.checkpoint_every_steps
         if every and self.step % every == 0 and batch < n_batches:  # epoch ends checkpoint anyway
             self._save_checkpoint()
-        for callback in self.callbacks:
-            callback(self, event)
 
     def _end_epoch(self, epoch: int) -> None:
         """Evaluate, keep the best weights, decide early stopping, checkpoint."""
@@ -495,6 +499,9 @@ class Trainer:
     # --- output ----------------------------------------------------------------
 
     def _save_checkpoint(self) -> None:
+        # Every rank's RNG state, so each one continues its own streams after a resume
+        # (ranks draw differently where their batches differ in shape).
+        rank_rngs = all_gather_json(rng_state_to_json(rng_state())) if self.env.is_distributed else []
         if not self.env.is_main:
             return
         state = {
@@ -513,6 +520,7 @@ class Trainer:
             "config": asdict(self.config),
             "world_size": self.env.world_size,
             "train_size": len(self.train_data),
+            "rank_rngs": rank_rngs[1:],  # rank 0's is the checkpoint's own RNG file
         }
         self.last_checkpoint = save_checkpoint(
             self.out_dir,

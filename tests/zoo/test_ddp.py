@@ -1,8 +1,17 @@
-"""``zoo finetune --nproc 2``: DDP with gloo on CPU trains as well as one process."""
+"""DDP with gloo on CPU: ``zoo finetune --nproc 2`` trains as well as one process, and a killed
+two-process run resumes to the same weights as an uninterrupted one."""
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import torch
+
+from backends.state import load_state
+from zoo.checkpoint import list_checkpoints
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def finetune(out, *extra):
@@ -25,3 +34,27 @@ def test_two_gloo_processes_reach_the_single_process_accuracy(tmp_path):
     events = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     assert events, "rank 0 wrote no metrics"
     assert accuracy["one"] > 0.9 and abs(accuracy["two"] - accuracy["one"]) < 0.05, accuracy
+
+
+def two_processes(out, *extra):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "tests.zoo.ddp_run", str(out), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    # 512 blobs / 2 ranks / batch 16: 16 steps an epoch; step 20 dies two steps after checkpoint step-18.
+    whole = two_processes(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = two_processes(tmp_path / "killed", "20")
+    assert killed.returncode != 0, "the run meant to be killed finished"
+    assert not (tmp_path / "killed" / "weights.safetensors").exists()  # it did die before the end
+    assert list_checkpoints(tmp_path / "killed")[-1].name == "step-00000018"
+    resumed = two_processes(tmp_path / "killed", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    a, b = (load_state(tmp_path / run / "weights.safetensors") for run in ("whole", "killed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "whole" / "metrics.jsonl").read_text() == (tmp_path / "killed" / "metrics.jsonl").read_text()
