@@ -4,7 +4,9 @@ Same model (the zoo's all-MiniLM-L6-v2 + linear head, a fresh copy per arm, same
 seed), same data (``--samples`` random tweets of the train split, tokenized once
 at ``--max-length``), same batch size, same sequence policy (dynamic padding to the
 longest text of each batch; ``--grouping length`` groups texts of similar length in
-both arms: the zoo's LengthBucketSampler, HF's ``group_by_length``), same optimizer
+both arms: the zoo's LengthBucketSampler, HF's ``group_by_length``; ``--grouping
+defaults`` gives each trainer its own default: the zoo recipe's length buckets, HF's
+random batches), same optimizer
 (AdamW, lr 5e-5, weight decay 0.01 on matrices), linear warm-up/decay, fp32, gradient
 clipping at 1.0, one epoch, no evaluation, a checkpoint at the end of the epoch in
 both. Measured: samples/s over the optimizer steps (first to last step, excluding
@@ -14,7 +16,7 @@ alternate more); the ratio is zoo / HF (issue target >= 1.2).
 
 Needs ``accelerate`` (the HF Trainer requires it): ``pip install 'accelerate>=1.1'``.
 
-    python -m benchmarks.nlp_trainer_vs_hf [--samples 2048] [--batch-size 32] [--grouping none|length] [--smoke]
+    python -m benchmarks.nlp_trainer_vs_hf [--samples 2048] [--batch-size 32] [--grouping none|length|defaults] [--smoke]
 """
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ def run_zoo(dataset, adapter, num_classes, args, out_dir) -> dict:
 
     model = fresh_model(num_classes, args.seed)
     counter, clock = TokenCounter(model.net), StepClock()
-    sampler_fn = partial(LengthBucketSampler, lengths=[len(e) for e, _ in dataset]) if args.grouping == "length" else None
+    sampler_fn = partial(LengthBucketSampler, lengths=[len(e) for e, _ in dataset]) if args.grouping in ("length", "defaults") else None
     trainer = Trainer(
         model, dataset, None,
         config=TrainConfig(epochs=1, batch_size=args.batch_size, lr=LR, weight_decay=WEIGHT_DECAY, warmup_ratio=WARMUP,
@@ -163,7 +165,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--grouping", choices=("none", "length"), default="length")
+    parser.add_argument("--grouping", choices=("none", "length", "defaults"), default="length")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -186,7 +188,8 @@ def main() -> None:
     median = {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in results.items()}
     zoo_arm, hf_arm = median["zoo Trainer"], median["HF Trainer"]
     write({
-        "benchmark": "nlp_trainer_vs_hf" + (".smoke" if args.smoke else ""),
+        "benchmark": "nlp_trainer_vs_hf" + ("" if args.grouping == "length" else f".{args.grouping}")
+                     + (".smoke" if args.smoke else ""),
         "model": "nlp/all-minilm-l6-v2 + linear head (3 classes)",
         "data": f"{len(dataset)} random texts of nlp/tweets-sentiment train (seed 0), max_length {args.max_length}",
         "batch_size": args.batch_size,
