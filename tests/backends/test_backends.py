@@ -1,3 +1,4 @@
+import json
 import random
 
 import numpy as np
@@ -8,7 +9,7 @@ import backends
 from backends.device import resolve_device
 from backends.distributed import dist_env
 from backends.precision import autocast, check_precision
-from backends.seed import rng_state, seed_everything, set_rng_state
+from backends.seed import rng_state, rng_state_from_json, rng_state_to_json, seed_everything, set_rng_state
 from backends.state import load_state, read_metadata, save_state
 
 
@@ -63,6 +64,15 @@ def test_rng_state_round_trip_continues_identically():
     state = rng_state()
     expected = (random.random(), np.random.rand(), torch.rand(3))
     set_rng_state(state)
+    got = (random.random(), np.random.rand(), torch.rand(3))
+    assert expected[:2] == got[:2] and torch.equal(expected[2], got[2])
+
+
+def test_rng_state_survives_json_as_sent_between_ranks():
+    seed_everything(4)
+    encoded = json.loads(json.dumps(rng_state_to_json(rng_state())))
+    expected = (random.random(), np.random.rand(), torch.rand(3))
+    set_rng_state(rng_state_from_json(encoded))
     got = (random.random(), np.random.rand(), torch.rand(3))
     assert expected[:2] == got[:2] and torch.equal(expected[2], got[2])
 
