@@ -1,7 +1,7 @@
 """The ``torch-compile`` backend: the module compiled by TorchInductor for inference.
 
-Weights are frozen into the graph (Inductor's ``freezing``), which lets it fold
-constants and pre-pack weights for the CPU's matrix kernels.
+Weights are frozen into the graph (Inductor's ``freezing``): batch norms fold into
+the convolutions before them and weights are pre-packed for the CPU's oneDNN kernels.
 """
 from __future__ import annotations
 
@@ -31,11 +31,16 @@ class CompiledRunner:
 
     def __init__(self, module: nn.Module, mode: str | None = None):
         self.module = module.eval()
-        self.compiled = torch.compile(self.module, mode=mode, options=None if mode else {"freezing": True})
+        self.compiled = torch.compile(self.module, mode=mode)
 
     def __call__(self, inputs: Any = None, **keywords: Any) -> Any:
         inputs = keywords or inputs
-        with torch.no_grad():  # Inductor's freezing applies under no_grad (inference_mode is not traced the same)
+        # Freezing is set around every call, not passed as torch.compile(options=...):
+        # Dynamo reads the global Inductor config when it traces (on the first call and
+        # on any recompile) to decide that parameters are constants; through `options`
+        # only Inductor saw it, so nothing was folded or pre-packed. Inductor's freezing
+        # applies under no_grad (inference_mode is not traced the same).
+        with torch.no_grad(), torch._inductor.config.patch(freezing=True):
             if isinstance(inputs, Mapping):
                 return self.compiled(**inputs)
             return self.compiled(inputs)

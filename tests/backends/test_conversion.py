@@ -75,3 +75,21 @@ def test_unknown_backend_lists_the_known_ones():
 def test_bundled_models_of_every_domain_run_on_onnxruntime(model_id):
     converted = zoo.load(model_id, device="cpu", backend="onnxruntime")
     assert converted.parity.passed and len(converted.parity.batches) == 2
+
+
+def test_torch_compile_freezes_weights_into_the_graph():
+    # Dynamo decides from the global Inductor config whether parameters are constants;
+    # the runner must set it, or no batch norm is folded and no weight pre-packed.
+    from torch._dynamo.utils import counters
+
+    from backends.compile_backend import TorchCompileBackend
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU()).eval()
+    counters.clear()
+    runner = TorchCompileBackend().prepare(net, torch.rand(2, 3, 16, 16))
+    assert counters["inductor"]["binary_folding_conv"] >= 1  # the batch norm folded into the conv
+    if torch.backends.mkldnn.is_available():
+        assert counters["inductor"]["mkldnn_conv_weight_pack_matcher_count"] == 1
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(runner(x), net(x), atol=1e-5)
