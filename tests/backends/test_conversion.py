@@ -77,6 +77,12 @@ def test_bundled_models_of_every_domain_run_on_onnxruntime(model_id):
     assert converted.parity.passed and len(converted.parity.batches) == 2
 
 
+@pytest.mark.parametrize("model_id", ["medical/unet3d.ct-phantom", "robotics/ppo-mlp.hopper-v5"])
+def test_bundled_3d_unet_and_policy_run_on_torch_compile(model_id):
+    converted = zoo.load(model_id, device="cpu", backend="torch-compile")
+    assert converted.parity.passed and len(converted.parity.batches) == 2
+
+
 def test_torch_compile_freezes_weights_into_the_graph():
     # Dynamo decides from the global Inductor config whether parameters are constants;
     # the runner must set it, or no batch norm is folded and no weight pre-packed.
