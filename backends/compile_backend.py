@@ -5,6 +5,7 @@ the convolutions before them and weights are pre-packed for the CPU's oneDNN ker
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Mapping
 
 import torch
@@ -32,15 +33,29 @@ class CompiledRunner:
     def __init__(self, module: nn.Module, mode: str | None = None):
         self.module = module.eval()
         self.compiled = torch.compile(self.module, mode=mode)
+        self.seen_layouts: set[tuple] = set()
 
     def __call__(self, inputs: Any = None, **keywords: Any) -> Any:
         inputs = keywords or inputs
-        # Freezing is set around every call, not passed as torch.compile(options=...):
-        # Dynamo reads the global Inductor config when it traces (on the first call and
-        # on any recompile) to decide that parameters are constants; through `options`
-        # only Inductor saw it, so nothing was folded or pre-packed. Inductor's freezing
-        # applies under no_grad (inference_mode is not traced the same).
-        with torch.no_grad(), torch._inductor.config.patch(freezing=True):
-            if isinstance(inputs, Mapping):
-                return self.compiled(**inputs)
-            return self.compiled(inputs)
+        # Freezing is set around calls that may compile, not passed as torch.compile(options=...):
+        # Dynamo reads the global Inductor config when it traces to decide that parameters are
+        # constants; through `options` only Inductor saw it, so nothing was folded or pre-packed.
+        # A call can only trace on an input layout not seen before; the patch costs about as
+        # much as a small policy's whole forward, so the other calls go without it.
+        layout = input_layout(inputs)
+        may_compile = layout not in self.seen_layouts
+        with torch.no_grad(), torch._inductor.config.patch(freezing=True) if may_compile else nullcontext():
+            outputs = self.compiled(**inputs) if isinstance(inputs, Mapping) else self.compiled(inputs)
+        self.seen_layouts.add(layout)
+        return outputs
+
+
+def input_layout(inputs: Any) -> tuple:
+    """What Dynamo's guards check of the inputs: shapes, strides, dtypes and devices."""
+    if isinstance(inputs, Mapping):
+        return tuple((key, input_layout(value)) for key, value in sorted(inputs.items()))
+    if isinstance(inputs, torch.Tensor):
+        return (tuple(inputs.shape), inputs.stride(), inputs.dtype, inputs.device)
+    if isinstance(inputs, (list, tuple)):
+        return tuple(input_layout(value) for value in inputs)
+    return (type(inputs), inputs)
