@@ -58,4 +58,6 @@ def input_layout(inputs: Any) -> tuple:
         return (tuple(inputs.shape), inputs.stride(), inputs.dtype, inputs.device)
     if isinstance(inputs, (list, tuple)):
         return tuple(input_layout(value) for value in inputs)
-    return (type(inputs), inputs)
+    if inputs is None or isinstance(inputs, (bool, int, float, str)):
+        return (type(inputs), inputs)
+    return (type(inputs), id(inputs))  # anything else: taken as new each time, so always frozen if it compiles
