@@ -1,6 +1,7 @@
 """The ``zoo`` command line: list, info, fetch, predict, finetune, bench, cache, reproduce.
 
-User errors print one line and exit 1; ``zoo --debug ...`` shows the traceback.
+User errors print one line and exit 1, usage mistakes (click's) one line and exit 2;
+``zoo --debug ...`` shows the traceback.
 Listing and info never import torch.
 """
 from __future__ import annotations
@@ -22,10 +23,23 @@ cache_app = typer.Typer(no_args_is_help=True, help="Inspect, verify or clear the
 app.add_typer(cache_app, name="cache")
 console = Console(width=None if sys.stdout.isatty() else 160)  # pipes and logs get whole tables
 _state = {"debug": False}
+_MODEL_ID = typer.Argument(..., metavar="ID", help="a registered id (zoo list), PREFIX:NAME, or a saved model folder")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"zoo (domain-zoo) {version('domain-zoo')}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")):
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Show the installed version and exit."),
+):
     _state["debug"] = debug
 
 
@@ -60,7 +74,7 @@ def list_cmd(
 
 
 @app.command()
-def info(model_id: str, as_json: bool = typer.Option(False, "--json", help="print the whole card as JSON")):
+def info(model_id: str = _MODEL_ID, as_json: bool = typer.Option(False, "--json", help="print the whole card as JSON")):
     """Show a model's card."""
     from zoo.hub import info as card_of
 
@@ -85,7 +99,7 @@ def info(model_id: str, as_json: bool = typer.Option(False, "--json", help="prin
 
 
 @app.command()
-def fetch(model_id: str):
+def fetch(model_id: str = _MODEL_ID):
     """Download and verify every file a model needs (run once while online)."""
     from zoo.hub import fetch as fetch_files
 
@@ -95,7 +109,7 @@ def fetch(model_id: str):
 
 @app.command()
 def predict(
-    model_id: str,
+    model_id: str = _MODEL_ID,
     inputs: List[Path] = typer.Argument(..., help="input files (images, .npy arrays, ...)"),
     as_json: bool = typer.Option(False, "--json", help="print predictions as JSON lines"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the prediction to this file (one input), "
@@ -129,7 +143,7 @@ def predict(
 
 @app.command()
 def finetune(
-    model_id: str,
+    model_id: str = _MODEL_ID,
     data: Optional[str] = typer.Option(None, "--data", help="dataset id or a path to your data"),
     out: Path = typer.Option(Path("runs/finetune"), "--out", help="output directory (a loadable model)"),
     epochs: Optional[int] = typer.Option(None, help="number of epochs"),
@@ -188,7 +202,7 @@ def bench(
 
 @app.command()
 def export(
-    model_id: str,
+    model_id: str = _MODEL_ID,
     out: Path = typer.Option(..., "--out", help="bundle directory to write"),
     format: str = typer.Option("onnx", "--format", help="bundle format (onnx)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty --out"),
@@ -207,7 +221,7 @@ def export(
 
 @app.command()
 def reproduce(
-    model_id: str,
+    model_id: str = _MODEL_ID,
     out: Path = typer.Option(None, "--out", help="where to write the retrained model (default runs/reproduce/ID)"),
 ):
     """Retrain a model from its card's recipe and compare the metrics with the card."""
@@ -295,11 +309,21 @@ def main() -> None:
         sys.exit(1)
     except typer.Abort:
         sys.exit(1)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except _click_exception() as exc:  # usage errors: a typo, a missing argument, a bad value
+        if _state["debug"]:
+            raise
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]error:[/red] {exc.format_message()} (see {_command_path(exc)} --help)", highlight=False)
+        sys.exit(exc.exit_code)
     sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+def _command_path(exc: Exception) -> str:
+    """``zoo predict`` for an error in that command's arguments, else ``zoo``."""
+    ctx = getattr(exc, "ctx", None)
+    return ctx.command_path if ctx is not None and ctx.command_path else "zoo"
+
+
+def _click_exception() -> type[Exception]:
+    """click's ``ClickException`` as this typer raises it (typer 0.29 vendors its own click)."""
+    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")

@@ -1,6 +1,7 @@
 """The ``zoo`` command as a user runs it: a subprocess, exit codes, one-line errors."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -94,3 +95,32 @@ def test_finetune_on_a_folder_writes_a_loadable_model(tmp_path):
     assert model.card.metric("accuracy", split="val")["value"] >= 0.9
     bad = run_zoo("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--set", "epochz=1", check=False)
     assert bad.returncode == 1 and "no field(s) ['epochz']" in bad.stderr
+
+
+def run_console_script(*args):
+    """The installed ``zoo`` script itself, as a user types it."""
+    script = shutil.which("zoo")
+    assert script, "the zoo console script is not on PATH: pip install -e ."
+    return subprocess.run([script, *args], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict"], "Missing argument 'ID'"),
+    (["prdict"], "No such command 'prdict'. Did you mean 'predict'?"),
+    (["list", "--bogus"], "No such option: --bogus"),
+    (["finetune", "vision/digits-cnn.sklearn", "--epochs", "zero"], "Invalid value for '--epochs'"),
+    (["export", "vision/digits-cnn.sklearn"], "Missing option '--out'"),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(args, message):
+    result = run_console_script(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = run_console_script("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"zoo (domain-zoo) {version('domain-zoo')}"
