@@ -279,8 +279,31 @@ def discover() -> Registry:
     """Build the registry from every ``zoo.domains`` entry point."""
     registry = Registry()
     for ep in sorted(entry_points(group="zoo.domains"), key=lambda e: e.name):
+        _check_not_shadowed(ep)
         ep.load()(registry)
     return registry
+
+
+def _check_not_shadowed(ep) -> None:
+    """Refuse a domain of ours that would import from somewhere else than beside ``zoo``.
+
+    A folder named ``nlp/`` (or ``vision/``...) in the working directory comes first on
+    ``sys.path`` and would be imported in place of the installed package.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    if ep.dist is None or ep.dist.name != "domain-zoo":
+        return  # a plugin domain lives where its own distribution put it
+    expected = Path(__file__).resolve().parents[1] / ep.module
+    spec = importlib.util.find_spec(ep.module)
+    found = [Path(p).resolve() for p in (spec.submodule_search_locations or [])] if spec else []
+    if spec is not None and expected not in found:
+        where = ", ".join(str(p) for p in found) or str(spec.origin)
+        raise ZooError(
+            f"the folder {where} shadows the installed domain package {ep.module!r} (expected {expected}): "
+            f"rename that folder or run zoo from another directory"
+        )
 
 
 def get_registry() -> Registry:

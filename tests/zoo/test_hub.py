@@ -143,3 +143,11 @@ def test_card_json_records_files_params_and_provenance():
     assert recipe["name"] == "image-classification" and recipe["params"]["epochs"] > 0
     assert len(card.provenance["data_fingerprint"]) == 64 and card.provenance["seed"] == 0
     json.dumps(card.to_dict())
+
+
+def test_a_folder_shadowing_a_domain_package_is_named(tmp_path):
+    (tmp_path / "nlp").mkdir()  # a user's data folder that happens to share the package's name
+    script = "import zoo.errors, zoo.hub\ntry:\n    zoo.hub.list_models()\nexcept zoo.errors.ZooError as e:\n    print(e)"
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"the folder {tmp_path.resolve() / 'nlp'} shadows the installed domain package 'nlp'" in result.stdout
