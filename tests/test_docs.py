@@ -19,3 +19,11 @@ def test_guide_code_runs(guide, tmp_path, monkeypatch):
     namespace: dict = {"__name__": "__docs__"}
     for number, block in enumerate(blocks, 1):
         exec(compile(block, f"{guide.name}[block {number}]", "exec"), namespace)
+
+
+@pytest.mark.parametrize("page", [*DOCS, DOCS[0].parents[1] / "README.md"], ids=lambda p: p.name)
+def test_card_tables_match_the_cards(page):
+    from zoo.doctables import render
+
+    text = page.read_text(encoding="utf-8")
+    assert render(text) == text, f"{page.name}: a table drifted from the cards; run python -m zoo.doctables {page.name}"
