@@ -139,8 +139,9 @@ class TextBatcher:
         self.tokenizer = tokenizer
 
     @classmethod
-    def from_bundle(cls, directory: str | Path, spec: dict) -> "TextBatcher":
-        return cls(TextTokenizer.from_preprocessing(Path(directory) / spec.get("tokenizer", "tokenizer.json"), spec))
+    def from_bundle(cls, files, spec: dict) -> "TextBatcher":
+        """``files`` is the bundle's :class:`zoo.runtime.BundleFiles`: the tokenizer must be one of its verified files."""
+        return cls(TextTokenizer.from_preprocessing(files.path(spec.get("tokenizer", "tokenizer.json")), spec))
 
     def __call__(self, raw_inputs: Sequence[TextInput]) -> dict[str, np.ndarray]:
         return self.tokenizer.pad_arrays(self.tokenizer.encode(raw_inputs))

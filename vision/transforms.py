@@ -251,7 +251,7 @@ class ImageBatcher:
         self.transform = transform
 
     @classmethod
-    def from_bundle(cls, directory, spec: dict[str, Any]) -> "ImageBatcher":
+    def from_bundle(cls, files, spec: dict[str, Any]) -> "ImageBatcher":
         return cls(ImageTransform.from_preprocessing(spec))
 
     def __call__(self, raw_inputs) -> dict[str, np.ndarray]:
