@@ -56,7 +56,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from zoo.errors import BackendError, InputError, UnsafeFormatError, WeightsIntegrityError, ZooError
+from zoo.errors import BackendError, InputError, UnsafeFormatError, WeightsIntegrityError
 
 BUNDLE_FORMAT = "zoo-onnx-bundle"
 BUNDLE_VERSION = 2
@@ -118,8 +118,8 @@ class BundleFiles:
     def path(self, name: Any) -> Path:
         """The path of ``name``, a file manifest.json lists (and that was verified)."""
         if not isinstance(name, str) or name not in self.names:
-            raise InputError(f"{self.directory / BUNDLE_FILE} names the file {name!r}: expected one of the "
-                             f"bundle's files {sorted(self.names)} (a plain file name listed in {MANIFEST_FILE})")
+            raise InputError(f"it names the file {name!r}: expected one of the bundle's files "
+                             f"{sorted(self.names)} (a plain file name listed in {MANIFEST_FILE})")
         return self.directory / name
 
 
@@ -187,8 +187,12 @@ def load_bundle(directory: str | Path, providers: Sequence[str] | None = None, *
 def seal(directory: str | Path) -> str:
     """Write manifest.json (sha256 + size of every other file) and manifest.sha256; returns the digest."""
     directory = Path(directory)
-    listed = {p.name: {"sha256": _sha256_file(p), "size": p.stat().st_size}
-              for p in sorted(directory.iterdir()) if p.name not in (MANIFEST_FILE, DIGEST_FILE)}
+    paths = [p for p in sorted(directory.iterdir()) if p.name not in (MANIFEST_FILE, DIGEST_FILE)]
+    for path in paths:
+        _check_plain_name(path.name, directory)
+        if not path.is_file():
+            raise InputError(f"a bundle holds files only, got the folder {path}")
+    listed = {p.name: {"sha256": _sha256_file(p), "size": p.stat().st_size} for p in paths}
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "files": listed}
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     digest = _sha256_file(directory / MANIFEST_FILE)
@@ -226,7 +230,7 @@ def recorded_digest(directory: str | Path) -> str:
     """The bundle's digest as its manifest.sha256 records it (what ``load_bundle(..., sha256=)`` pins)."""
     path = Path(directory) / DIGEST_FILE
     text = _regular_file_bytes(path, 1024).decode("ascii", errors="replace")
-    match = re.fullmatch(rf"([0-9a-f]{{64}})  {re.escape(MANIFEST_FILE)}\n?", text)
+    match = re.fullmatch(rf"([0-9a-f]{{64}})  {re.escape(MANIFEST_FILE)}\n", text)
     if not match:
         raise WeightsIntegrityError(str(path), f"'<64 hex digits>  {MANIFEST_FILE}'", repr(text[:100]))
     return match.group(1)
@@ -340,11 +344,10 @@ def _batcher(files: BundleFiles, preprocessing: dict[str, Any]):
     batcher = getattr(import_module(module), name)
     try:
         return batcher.from_bundle(files, preprocessing["spec"])
-    except ZooError:
-        raise
-    except (KeyError, TypeError, ValueError, OverflowError) as e:  # the spec's fields of the wrong type or missing
+    except (KeyError, TypeError, ValueError, OverflowError) as e:  # InputError too: a field missing, mistyped, wrong
+        reason = str(e) if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
         raise InputError(f"{files.directory / BUNDLE_FILE}: preprocessing spec for {preprocessing['ref']} is not "
-                         f"valid ({type(e).__name__}: {e}); {_REEXPORT}") from None
+                         f"valid: {reason}; {_REEXPORT}") from None
 
 
 def _session(path: Path, providers: Sequence[str] | None):
