@@ -210,3 +210,45 @@ def test_the_cli_refuses_a_tampered_bundle_in_one_line(bundle, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("error:")
 
+
+
+@pytest.fixture
+def text_bundle(bundle):
+    """The digits bundle made to name a (tiny, real) tokenizer: enough to load a TextBatcher from it."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    tokenizer = Tokenizer(WordLevel({"[PAD]": 0, "[UNK]": 1, "hello": 2}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = Whitespace()
+    tokenizer.save(str(bundle / "tokenizer.json"))
+    return bundle
+
+
+def use_text_spec(bundle, **spec):
+    edit_json(bundle / "bundle.json", lambda b: b.update(preprocessing={
+        "ref": "nlp.tokenizer:TextBatcher", "spec": {"tokenizer": "tokenizer.json", "max_length": 16, **spec}}))
+    seal(bundle)
+
+
+def test_a_text_spec_naming_a_bundle_file_loads(text_bundle):
+    use_text_spec(text_bundle)
+    assert load_bundle(text_bundle).preprocess(["hello you"])["input_ids"].tolist() == [[2, 1]]
+
+
+@pytest.mark.parametrize("field, value", [("max_length", "x"), ("max_length", 10 ** 30), ("max_length", None),
+                                          ("pad_token_id", 10 ** 30), ("pad_token_id", -1), ("pad_token_id", 3),
+                                          ("model_input_names", 5), ("tokenizer", None)])
+def test_a_bad_text_spec_is_an_input_error_naming_bundle_json(text_bundle, field, value):
+    use_text_spec(text_bundle, **{field: value})
+    with pytest.raises(InputError, match="bundle.json: preprocessing spec for nlp.tokenizer:TextBatcher"):
+        load_bundle(text_bundle)
+
+
+def test_a_tokenizer_symlinked_from_outside_is_refused(text_bundle, tmp_path):
+    use_text_spec(text_bundle)
+    outside = tmp_path / "tokenizer.json"
+    shutil.move(text_bundle / "tokenizer.json", outside)
+    (text_bundle / "tokenizer.json").symlink_to(outside)
+    with pytest.raises(WeightsIntegrityError, match="tokenizer.json.*not a regular file"):
+        load_bundle(text_bundle)
