@@ -29,8 +29,11 @@ actual value):
   file missing, none unlisted, each a regular file (no symlink, no folder) under
   a plain name (no ``/``, no ``..``), of the listed size and sha256;
 * bundle.json has the expected format, version, keys and types; its preprocessing
-  names a batcher of :data:`BATCHERS` (no other module is imported), and any file
-  that preprocessing reads is one of the verified files.
+  names a batcher of :data:`BATCHERS` (no other module is imported), whose spec
+  the batcher checks, and any file that preprocessing reads is one of the
+  verified files (:class:`BundleFiles`); card.json's labels are strings;
+* model.onnx loads in ONNX Runtime; at ``predict``, a classifier's output has one
+  row of logits per input and one per label.
 
 Without ``sha256`` this catches any partial edit (a changed file, a deleted or
 edited hash, an added or removed file); someone able to rewrite every file,
@@ -118,7 +121,7 @@ class BundleFiles:
     def path(self, name: Any) -> Path:
         """The path of ``name``, a file manifest.json lists (and that was verified)."""
         if not isinstance(name, str) or name not in self.names:
-            raise InputError(f"it names the file {name!r}: expected one of the bundle's files "
+            raise InputError(f"the preprocessing names the file {name!r}: expected one of the bundle's files "
                              f"{sorted(self.names)} (a plain file name listed in {MANIFEST_FILE})")
         return self.directory / name
 
