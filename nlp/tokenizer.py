@@ -64,6 +64,10 @@ class TextTokenizer:
             self.backend = Tokenizer.from_file(str(self.file))
         except Exception as exc:  # tokenizers raises a bare Exception on a bad file
             raise InputError(f"{self.file} is not a tokenizer.json file the tokenizers library can read: {exc}") from None
+        vocabulary = self.backend.get_vocab_size(with_added_tokens=True)
+        if not (isinstance(pad_token_id, int) and 0 <= pad_token_id < vocabulary):
+            raise InputError(f"pad_token_id must be a token id of {self.file.name} (0 to {vocabulary - 1}), "
+                             f"got {pad_token_id!r}")
         self.backend.no_padding()  # tokenizer.json may carry fixed padding (all-MiniLM-L6-v2's pads to 128)
         self.backend.enable_truncation(max_length, strategy="longest_first")
         self.max_length = max_length
@@ -139,8 +143,9 @@ class TextBatcher:
         self.tokenizer = tokenizer
 
     @classmethod
-    def from_bundle(cls, directory: str | Path, spec: dict) -> "TextBatcher":
-        return cls(TextTokenizer.from_preprocessing(Path(directory) / spec.get("tokenizer", "tokenizer.json"), spec))
+    def from_bundle(cls, files, spec: dict) -> "TextBatcher":
+        """``files`` is the bundle's :class:`zoo.runtime.BundleFiles`: the tokenizer must be one of its verified files."""
+        return cls(TextTokenizer.from_preprocessing(files.path(spec.get("tokenizer", "tokenizer.json")), spec))
 
     def __call__(self, raw_inputs: Sequence[TextInput]) -> dict[str, np.ndarray]:
         return self.tokenizer.pad_arrays(self.tokenizer.encode(raw_inputs))

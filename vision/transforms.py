@@ -73,6 +73,23 @@ class ImageTransform:
             raise InputError(f"crop_pct must be in (0, 1], got {self.crop_pct!r}")
         if self.channels not in (1, 3):
             raise InputError(f"channels must be 1 or 3, got {self.channels!r}")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Sizes, statistics and ranges as a card or bundle may give them wrongly (they are data, not code)."""
+        if len(self.size) != 2 or not all(_is_int(n) and n >= 1 for n in self.size):
+            raise InputError(f"size must be [height, width], two positive integers, got {list(self.size)!r:.80}")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if len(values) not in (1, self.channels) or not all(_is_finite(v) for v in values):
+                raise InputError(f"{name} must be 1 or {self.channels} (channels) finite numbers, got {list(values)!r:.80}")
+        if 0 in self.std:
+            raise InputError(f"std must not be 0, got {list(self.std)}")
+        if len(self.array_range) != 2 or not all(_is_finite(v) for v in self.array_range) \
+                or not self.array_range[0] < self.array_range[1]:
+            raise InputError(f"array_range must be [low, high] with low < high, got {list(self.array_range)!r:.80}")
+        if not (_is_int(self.max_pixels) and self.max_pixels >= 1):
+            raise InputError(f"max_pixels must be a positive integer, got {self.max_pixels!r}")
 
     @classmethod
     def from_preprocessing(cls, spec: dict[str, Any]) -> "ImageTransform":
@@ -240,6 +257,14 @@ def _is_picture_array(image: Any) -> bool:
     )
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _is_pil(image: Any) -> bool:
     return type(image).__module__.startswith("PIL.")
 
@@ -251,7 +276,7 @@ class ImageBatcher:
         self.transform = transform
 
     @classmethod
-    def from_bundle(cls, directory, spec: dict[str, Any]) -> "ImageBatcher":
+    def from_bundle(cls, files, spec: dict[str, Any]) -> "ImageBatcher":
         return cls(ImageTransform.from_preprocessing(spec))
 
     def __call__(self, raw_inputs) -> dict[str, np.ndarray]:

@@ -211,12 +211,16 @@ def export(
     import json as json_
 
     from zoo.export import export as export_bundle
+    from zoo.runtime import recorded_digest
 
     written = export_bundle(model_id, out, format=format, overwrite=overwrite)
     parity = json_.loads((written / "parity.json").read_text(encoding="utf-8"))
     console.print(f"{model_id} exported to [bold]{written}[/bold]; parity with eager torch: "
                   f"max abs diff {parity['max_abs_diff']:.2e} (passed)")
-    console.print(f"run it without torch: from zoo.runtime import load_bundle; load_bundle({str(written)!r}).predict(...)")
+    console.print(f"bundle sha256 (pin it where you load the bundle): {recorded_digest(written)}", highlight=False)
+    console.print(f"run it without torch: from zoo.runtime import load_bundle; "
+                  f"load_bundle({str(written)!r}, sha256={recorded_digest(written)!r}).predict(...)",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import BackendError, InputError
-from zoo.runtime import BUNDLE_FORMAT, BUNDLE_VERSION
+from zoo.runtime import BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, seal
 
 FORMATS = ("onnx",)
 
 
 def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx", overwrite: bool = False) -> Path:
-    """Write ``model.onnx``, ``bundle.json``, ``card.json``, ``parity.json`` (+ preprocessing files) to ``out_dir``."""
+    """Write ``model.onnx``, ``bundle.json``, ``card.json``, ``parity.json`` (+ preprocessing files) to ``out_dir``,
+    sealed by ``manifest.json`` and its digest ``manifest.sha256`` (see :mod:`zoo.runtime`)."""
     from backends.onnx_backend import ExportError, OnnxRunner, export_onnx
     from backends.parity import ParityError, check_parity
-    from zoo.cache import sha256_file
     from zoo.hub import load
 
     if format not in FORMATS:
@@ -46,7 +46,6 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
             shutil.copyfile(path, staging / name)
         (staging / "card.json").write_text(json.dumps(model.card.to_dict(), indent=2) + "\n", encoding="utf-8")
         (staging / "parity.json").write_text(json.dumps(parity.to_dict(), indent=2) + "\n", encoding="utf-8")
-        files = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
         bundle = {
             "format": BUNDLE_FORMAT,
             "version": BUNDLE_VERSION,
@@ -55,9 +54,9 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
             "inputs": _input_specs(examples[0]),
             "preprocessing": model.adapter.runtime_preprocessing(),
             "postprocessing": model.adapter.runtime_postprocessing(),
-            "files": files,
         }
-        (staging / "bundle.json").write_text(json.dumps(bundle, indent=2) + "\n", encoding="utf-8")
+        (staging / BUNDLE_FILE).write_text(json.dumps(bundle, indent=2) + "\n", encoding="utf-8")
+        seal(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)

@@ -1,17 +1,46 @@
 """Run an exported bundle with numpy and ONNX Runtime only — no torch.
 
-A bundle (written by ``zoo export ID --format onnx --out DIR``) holds::
+A bundle (written by ``zoo export ID --format onnx --out DIR``) is one flat folder
+that holds exactly these files, and nothing else::
 
-    model.onnx     the network, dynamic batch size
-    bundle.json    how to feed it: inputs, the preprocessing (a class named by
-                   reference + its spec, as data) and the postprocessing
-    card.json      the model card (labels, metrics, provenance, sha256 of every file)
-    parity.json    eager PyTorch vs ONNX Runtime on example inputs, at export time
-    ...            files the preprocessing needs (a tokenizer)
+    model.onnx       the network, dynamic batch size
+    bundle.json      how to feed it: inputs, the preprocessing (one of the zoo's own
+                     batchers, named in :data:`BATCHERS`, + its spec, as data) and
+                     the postprocessing
+    card.json        the model card (labels, metrics, provenance)
+    parity.json      eager PyTorch vs ONNX Runtime on example inputs, at export time
+    ...              files the preprocessing names (a tokenizer): plain file names
+    manifest.json    the sha256 and size of every file above
+    manifest.sha256  the sha256 of manifest.json (``sha256sum -c`` reads it): the
+                     bundle's digest, which ``zoo export`` prints
 
     >>> from zoo.runtime import load_bundle
-    >>> model = load_bundle("exported/")            # doctest: +SKIP
+    >>> model = load_bundle("exported/", sha256="<the digest zoo export printed>")  # doctest: +SKIP
     >>> model.predict(["a photo.jpg"])              # doctest: +SKIP
+
+What :func:`load_bundle` verifies, every time, before it imports or runs anything
+the bundle names (a failure raises a :class:`~zoo.errors.ZooError`, most often
+:class:`~zoo.errors.WeightsIntegrityError` naming the file, the expected and the
+actual value):
+
+* manifest.json hashes to the digest in manifest.sha256 and, when given, to the
+  pinned ``sha256``;
+* the folder holds exactly the files manifest.json lists (+ the two above): no
+  file missing, none unlisted, each a regular file (no symlink, no folder) under
+  a plain name (no ``/``, no ``..``), of the listed size and sha256;
+* bundle.json has the expected format, version, keys and types; its preprocessing
+  names a batcher of :data:`BATCHERS` (no other module is imported), whose spec
+  the batcher checks, and any file that preprocessing reads is one of the
+  verified files (:class:`BundleFiles`); card.json's labels are strings;
+* model.onnx loads in ONNX Runtime; at ``predict``, a classifier's output has one
+  row of logits per input and one per label.
+
+Without ``sha256`` this catches any partial edit (a changed file, a deleted or
+edited hash, an added or removed file); someone able to rewrite every file,
+manifest and digest included, can still replace the whole bundle. Pinning the
+digest printed at export (``load_bundle(DIR, sha256=...)``) makes the bundle
+tamper-evident against that too. The check happens at load: the folder must not
+change while it loads.
 
 Preprocessing classes live in the domain packages (``vision.transforms:ImageBatcher``,
 ``nlp.tokenizer:TextBatcher``) and import no torch; a bundle of array inputs
@@ -21,26 +50,41 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import stat
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from zoo.errors import InputError, WeightsIntegrityError
+from zoo.errors import BackendError, InputError, UnsafeFormatError, WeightsIntegrityError
 
 BUNDLE_FORMAT = "zoo-onnx-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
+MANIFEST_FORMAT = "zoo-bundle-manifest"
+MANIFEST_VERSION = 1
+BUNDLE_FILE, MANIFEST_FILE, DIGEST_FILE, MODEL_FILE, CARD_FILE = (
+    "bundle.json", "manifest.json", "manifest.sha256", "model.onnx", "card.json")
+# The only preprocessing classes a bundle may name (``module:Class``): the zoo's own batchers.
+BATCHERS = ("zoo.runtime:ArrayBatcher", "vision.transforms:ImageBatcher", "nlp.tokenizer:TextBatcher")
+POSTPROCESSING = ("classification", "raw")
+MAX_MANIFEST_BYTES = 1 << 20  # read before it is verified: bounded
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_REEXPORT = "re-export it with `zoo export ID --out DIR`"
 
 
 class ArrayBatcher:
     """Arrays of the model's input shape → one float32 batch ``{"input": [N, *shape]}``."""
 
     def __init__(self, shape: Sequence[int], dtype: str = "float32"):
-        self.shape, self.dtype = tuple(int(d) for d in shape), dtype
+        self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
+        if any(d < 1 for d in self.shape) or self.dtype.kind != "f":
+            raise InputError(f"expected a positive shape and a float dtype, got {self.shape} {self.dtype}")
 
     @classmethod
-    def from_bundle(cls, directory, spec: dict[str, Any]) -> "ArrayBatcher":
+    def from_bundle(cls, files: "BundleFiles", spec: dict[str, Any]) -> "ArrayBatcher":
         return cls(spec["shape"], spec.get("dtype", "float32"))
 
     def __call__(self, raw_inputs: Sequence[Any]) -> dict[str, np.ndarray]:
@@ -68,24 +112,33 @@ def softmax_top_k(logits: np.ndarray, labels: list[str] | None, k: int = 5) -> l
     return rows
 
 
+class BundleFiles:
+    """The verified files of a bundle: the only files a batcher's ``from_bundle`` may read."""
+
+    def __init__(self, directory: Path, names: set[str]):
+        self.directory, self.names = directory, frozenset(names)
+
+    def path(self, name: Any) -> Path:
+        """The path of ``name``, a file manifest.json lists (and that was verified)."""
+        if not isinstance(name, str) or name not in self.names:
+            raise InputError(f"the preprocessing names the file {name!r}: expected one of the bundle's files "
+                             f"{sorted(self.names)} (a plain file name listed in {MANIFEST_FILE})")
+        return self.directory / name
+
+
 class Bundle:
     """An exported model: ``predict(raw_inputs)`` like ``zoo.Model.predict``, ``run(arrays)`` for raw outputs."""
 
-    def __init__(self, directory: str | Path, providers: Sequence[str] | None = None):
-        import onnxruntime
-
+    def __init__(self, directory: str | Path, providers: Sequence[str] | None = None, *, sha256: str | None = None):
         self.directory = Path(directory)
-        self.spec = _read_json(self.directory / "bundle.json")
-        if self.spec.get("format") != BUNDLE_FORMAT or self.spec.get("version") != BUNDLE_VERSION:
-            raise InputError(f"{self.directory}: expected a {BUNDLE_FORMAT} version {BUNDLE_VERSION} bundle.json, "
-                             f"got format {self.spec.get('format')!r} version {self.spec.get('version')!r}")
-        self.card = _read_json(self.directory / "card.json")
-        _verify_files(self.directory, self.spec["files"])
-        pre = self.spec["preprocessing"]
-        module, _, name = pre["ref"].partition(":")
-        self.preprocess = getattr(import_module(module), name).from_bundle(self.directory, pre["spec"])
-        self.session = onnxruntime.InferenceSession(str(self.directory / "model.onnx"),
-                                                    providers=list(providers or ["CPUExecutionProvider"]))
+        files = verify_bundle(self.directory, sha256)
+        self.spec = _checked_spec(_read_json(self.directory / BUNDLE_FILE), self.directory / BUNDLE_FILE)
+        self.card = _read_json(self.directory / CARD_FILE)
+        labels = self.card.get("labels")
+        if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+            raise InputError(f"{self.directory / CARD_FILE}: expected 'labels' to be a list of strings, got {labels!r:.80}")
+        self.preprocess = _batcher(files, self.spec["preprocessing"])
+        self.session = _session(self.directory / MODEL_FILE, providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     @property
@@ -97,8 +150,14 @@ class Bundle:
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
             raise InputError(f"expected inputs {self.input_names}, got {sorted(inputs)} (missing {missing})")
-        (output,) = self.session.run(None, {n: inputs[n] for n in self.input_names})
-        return output
+        try:
+            outputs = self.session.run(None, {n: inputs[n] for n in self.input_names})
+        except _onnxruntime_errors() as e:
+            raise BackendError(f"{self.directory / MODEL_FILE}: ONNX Runtime could not run the model on inputs "
+                               f"{ {n: (inputs[n].dtype.name, inputs[n].shape) for n in self.input_names} }: {e}") from None
+        if len(outputs) != 1:
+            raise BackendError(f"{self.directory / MODEL_FILE}: expected a network with one output, got {len(outputs)}")
+        return outputs[0]
 
     def predict(self, raw_inputs: Any) -> Any:
         """One raw input or a list of them (a list in gives a list out), as the torch model's ``predict``."""
@@ -108,25 +167,204 @@ class Bundle:
             return []
         outputs = self.run(self.preprocess(items))
         post = self.spec["postprocessing"]
-        predictions = softmax_top_k(outputs, self.labels, int(post.get("top_k", 5))) \
-            if post["kind"] == "classification" else list(outputs)
+        if post["kind"] == "classification":
+            predictions = softmax_top_k(self._logits(outputs, len(items)), self.labels, post.get("top_k", 5))
+        else:
+            predictions = list(outputs)
         return predictions[0] if single else predictions
 
+    def _logits(self, outputs: np.ndarray, rows: int) -> np.ndarray:
+        classes = len(self.labels) if self.labels else None
+        if (outputs.ndim != 2 or outputs.shape[0] != rows or outputs.shape[1] < 1 or outputs.dtype.kind != "f"
+                or classes not in (None, outputs.shape[1])):
+            raise BackendError(f"{self.directory / MODEL_FILE}: expected {rows} rows of "
+                               f"{classes or 'class'} float logits, got {outputs.dtype.name} {outputs.shape}")
+        return outputs
 
-def load_bundle(directory: str | Path, providers: Sequence[str] | None = None) -> Bundle:
-    """Open an exported bundle; its files are checked against the sha256 recorded in ``bundle.json``."""
-    return Bundle(directory, providers)
+
+def load_bundle(directory: str | Path, providers: Sequence[str] | None = None, *, sha256: str | None = None) -> Bundle:
+    """Open an exported bundle, verified as the module docstring says; ``sha256`` pins its digest."""
+    return Bundle(directory, providers, sha256=sha256)
+
+
+def seal(directory: str | Path) -> str:
+    """Write manifest.json (sha256 + size of every other file) and manifest.sha256; returns the digest."""
+    directory = Path(directory)
+    paths = [p for p in sorted(directory.iterdir()) if p.name not in (MANIFEST_FILE, DIGEST_FILE)]
+    for path in paths:
+        _check_plain_name(path.name, directory)
+        if not path.is_file():
+            raise InputError(f"a bundle holds files only, got the folder {path}")
+    listed = {p.name: {"sha256": _sha256_file(p), "size": p.stat().st_size} for p in paths}
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "files": listed}
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    digest = _sha256_file(directory / MANIFEST_FILE)
+    (directory / DIGEST_FILE).write_text(f"{digest}  {MANIFEST_FILE}\n", encoding="utf-8")
+    return digest
+
+
+def verify_bundle(directory: str | Path, sha256: str | None = None) -> BundleFiles:
+    """Check the manifest against its digest (and ``sha256``), then every file against the manifest."""
+    directory = Path(directory)
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+        raise InputError(f"expected sha256 to be 64 lowercase hex digits (the digest zoo export printed), got {sha256!r}")
+    recorded = recorded_digest(directory)
+    manifest_path = directory / MANIFEST_FILE
+    data = _regular_file_bytes(manifest_path, MAX_MANIFEST_BYTES)
+    actual = hashlib.sha256(data).hexdigest()
+    for expected in (recorded, sha256):
+        if expected is not None and actual != expected:
+            raise WeightsIntegrityError(str(manifest_path), expected, actual)
+    listed = _manifest_files(data, manifest_path)
+    present = {entry.name for entry in os.scandir(directory)} - {MANIFEST_FILE, DIGEST_FILE}
+    unlisted = sorted(present - set(listed))
+    if unlisted:
+        raise WeightsIntegrityError(str(directory / unlisted[0]), f"no such file ({MANIFEST_FILE} does not list it)",
+                                    "a file that is not part of the bundle")
+    for name, meta in listed.items():
+        _verify_file(directory / name, meta)
+    for name in (BUNDLE_FILE, MODEL_FILE, CARD_FILE):
+        if name not in listed:
+            raise InputError(f"{manifest_path}: expected a bundle with {name}, the manifest lists none; {_REEXPORT}")
+    return BundleFiles(directory, set(listed))
+
+
+def recorded_digest(directory: str | Path) -> str:
+    """The bundle's digest as its manifest.sha256 records it (what ``load_bundle(..., sha256=)`` pins)."""
+    path = Path(directory) / DIGEST_FILE
+    text = _regular_file_bytes(path, 1024).decode("ascii", errors="replace")
+    match = re.fullmatch(rf"([0-9a-f]{{64}})  {re.escape(MANIFEST_FILE)}\n", text)
+    if not match:
+        raise WeightsIntegrityError(str(path), f"'<64 hex digits>  {MANIFEST_FILE}'", repr(text[:100]))
+    return match.group(1)
+
+
+def _manifest_files(data: bytes, path: Path) -> dict[str, dict[str, Any]]:
+    """The ``files`` of a manifest, each a plain name with a sha256 and a size, or an error naming what is wrong."""
+    manifest = _parse_json(data, path)
+    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != MANIFEST_VERSION:
+        raise InputError(f"{path}: expected a {MANIFEST_FORMAT} version {MANIFEST_VERSION}, got format "
+                         f"{manifest.get('format')!r:.40} version {manifest.get('version')!r:.40}; {_REEXPORT}")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise InputError(f"{path}: expected 'files' to map file names to their sha256 and size, got {files!r:.80}")
+    for name, meta in files.items():
+        _check_plain_name(name, path)
+        if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) \
+                or not _SHA256.fullmatch(meta["sha256"]):
+            raise WeightsIntegrityError(str(path.parent / name), f"a sha256 (64 hex digits) in {MANIFEST_FILE}",
+                                        f"{meta!r:.80}")
+        if type(meta.get("size")) is not int or meta["size"] < 0:
+            raise WeightsIntegrityError(str(path.parent / name), f"a size in bytes in {MANIFEST_FILE}", f"{meta!r:.80}")
+    return files
+
+
+def _check_plain_name(name: str, where: Path) -> None:
+    """A file directly in the bundle folder: no folder part, no ``..``, nothing absolute or unprintable."""
+    if name in ("", ".", "..", MANIFEST_FILE, DIGEST_FILE) or not name.isprintable() \
+            or any(sep in name for sep in ("/", "\\", "\0")):
+        raise InputError(f"{where} lists {name!r}: expected a plain file name in the bundle folder "
+                         "(no '/', no '..', not the manifest itself)")
+
+
+def _verify_file(path: Path, meta: dict[str, Any]) -> None:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        raise WeightsIntegrityError(str(path), meta["sha256"], "no file") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise WeightsIntegrityError(str(path), meta["sha256"], "not a regular file (a symlink or a folder)")
+    if info.st_size != meta["size"]:
+        raise WeightsIntegrityError(str(path), f"{meta['size']} bytes, sha256 {meta['sha256']}", f"{info.st_size} bytes")
+    actual = _sha256_file(path)
+    if actual != meta["sha256"]:
+        raise WeightsIntegrityError(str(path), meta["sha256"], actual)
+
+
+def _regular_file_bytes(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file (no symlink) of at most ``limit`` bytes."""
+    try:
+        info = path.lstat()
+    except OSError as e:  # no such file, or the bundle "folder" is a file
+        raise InputError(f"expected an exported bundle with {path.name} in {path.parent}, found none "
+                         f"({e.strerror}); bundles written before {DIGEST_FILE} existed need a new export: "
+                         f"{_REEXPORT}") from None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+        raise WeightsIntegrityError(str(path), f"a regular file of at most {limit} bytes",
+                                    f"{'a file' if stat.S_ISREG(info.st_mode) else 'a symlink or folder'} of "
+                                    f"{info.st_size} bytes")
+    return path.read_bytes()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parse_json(data: bytes, path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise InputError(f"{path}: expected a JSON object, could not parse it: {e}; {_REEXPORT}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(value).__name__}; {_REEXPORT}")
+    return value
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    return _parse_json(path.read_bytes(), path)
+
+
+def _checked_spec(spec: dict[str, Any], path: Path) -> dict[str, Any]:
+    """bundle.json with the format, version, keys and types the runtime relies on."""
+    if spec.get("format") != BUNDLE_FORMAT or spec.get("version") != BUNDLE_VERSION \
+            or type(spec.get("version")) is not int:
+        raise InputError(f"{path}: expected a {BUNDLE_FORMAT} version {BUNDLE_VERSION} bundle.json, got format "
+                         f"{spec.get('format')!r:.40} version {spec.get('version')!r:.40}; {_REEXPORT}")
+    pre, post = spec.get("preprocessing"), spec.get("postprocessing")
+    if not (isinstance(pre, dict) and isinstance(pre.get("ref"), str) and isinstance(pre.get("spec"), dict)):
+        raise InputError(f"{path}: expected 'preprocessing' to be {{'ref': 'module:Class', 'spec': {{...}}}}, "
+                         f"got {pre!r:.80}")
+    if pre["ref"] not in BATCHERS:
+        raise UnsafeFormatError(f"{path}: preprocessing ref {pre['ref']!r:.80} is not one of the zoo's batchers "
+                                f"{BATCHERS}; a bundle may not import other code")
+    top_k = post.get("top_k", 5) if isinstance(post, dict) else None
+    if not (isinstance(post, dict) and post.get("kind") in POSTPROCESSING and type(top_k) is int and top_k >= 1):
+        raise InputError(f"{path}: expected 'postprocessing' to be {{'kind': one of {POSTPROCESSING}, "
+                         f"'top_k': a positive int}}, got {post!r:.80}")
+    inputs = spec.get("inputs")
+    if not (isinstance(inputs, list) and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in inputs)):
+        raise InputError(f"{path}: expected 'inputs' to be a list of {{'name', 'dtype', 'shape'}}, got {inputs!r:.80}")
+    return spec
+
+
+def _batcher(files: BundleFiles, preprocessing: dict[str, Any]):
+    """The allow-listed batcher named by ``preprocessing["ref"]``, built from its spec."""
+    module, _, name = preprocessing["ref"].partition(":")
+    batcher = getattr(import_module(module), name)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"expected an exported bundle with {path.name} in {path.parent}, found none") from None
+        return batcher.from_bundle(files, preprocessing["spec"])
+    except (KeyError, TypeError, ValueError, OverflowError) as e:  # InputError too: a field missing, mistyped, wrong
+        reason = str(e) if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
+        raise InputError(f"{files.directory / BUNDLE_FILE}: preprocessing spec for {preprocessing['ref']} is not "
+                         f"valid: {reason}; {_REEXPORT}") from None
 
 
-def _verify_files(directory: Path, files: dict[str, str]) -> None:
-    for name, expected in files.items():
-        digest = hashlib.sha256((directory / name).read_bytes()).hexdigest()
-        if digest != expected:
-            raise WeightsIntegrityError(str(directory / name), expected, digest)
+def _session(path: Path, providers: Sequence[str] | None):
+    import onnxruntime
+
+    try:
+        return onnxruntime.InferenceSession(str(path), providers=list(providers or ["CPUExecutionProvider"]))
+    except _onnxruntime_errors() as e:
+        raise BackendError(f"{path}: ONNX Runtime could not load it as a model: {e}; {_REEXPORT}") from None
+
+
+def _onnxruntime_errors() -> tuple[type[BaseException], ...]:
+    """What ONNX Runtime raises: its own exception classes, and ValueError/RuntimeError from its Python layer."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    own = tuple(v for v in vars(state).values() if isinstance(v, type) and issubclass(v, Exception))
+    return own + (ValueError, RuntimeError, TypeError)
