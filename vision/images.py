@@ -101,7 +101,8 @@ def read_image(path: str | os.PathLike, *, card_limit: int | None = None) -> Any
     except (InputError, MemoryError):
         raise
     except Image.DecompressionBombError as exc:  # PIL's own fence, when ours was raised above twice PIL's
-        raise InputError(f"{path}: {exc} Raise PIL.Image.MAX_IMAGE_PIXELS as well as {PIXELS_VARIABLE}") from None
+        raise InputError(f"{path}: {exc} Downscale it, or raise both PIL.Image.MAX_IMAGE_PIXELS and "
+                         f"{PIXELS_VARIABLE}") from None
     except Exception as exc:  # PIL raises many types for corrupt files (OSError, SyntaxError, struct.error...)
         raise InputError(f"expected a PNG, JPEG, TIFF, BMP, GIF or WebP image (or a .npy array), "
                          f"could not read {path}: {type(exc).__name__}: {exc}") from None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def _read_header(stream, path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
         read_header = readers.get(version)
         if read_header is not None:
             shape, fortran_order, dtype = read_header(stream)
-    except (ValueError, TypeError, SyntaxError, EOFError) as exc:  # numpy's errors for a malformed header
+    except (ValueError, TypeError, SyntaxError, EOFError, TokenError) as exc:  # numpy's, for a malformed header
         raise InputError(f"{path}: expected a .npy file (numpy.save), could not read its header: {exc}") from None
     if read_header is None:
         raise InputError(f"{path}: expected a .npy file of format version 1.0 or 2.0, got version {version}")
