@@ -6,6 +6,7 @@ exported model preprocesses exactly as it was trained.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,9 +76,31 @@ class ImageTransform:
             raise InputError(f"crop_pct must be in (0, 1], got {self.crop_pct!r}")
         if self.channels not in (1, 3):
             raise InputError(f"channels must be 1 or 3, got {self.channels!r}")
+        if len(self.size) != 2 or not all(isinstance(d, numbers.Integral) and d >= 1 for d in self.size):
+            raise InputError(f"size must be two positive integers (height, width), got {self.size!r}")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if len(values) not in (1, self.channels) or not np.isfinite(np.asarray(values, dtype=float)).all():
+                raise InputError(f"{name} must be 1 or {self.channels} finite numbers, got {values!r}")
+        if 0 in self.std:
+            raise InputError(f"std must not be 0, got {self.std!r}")
+        lo, hi = np.asarray(self.array_range, dtype=float)
+        if not lo < hi:
+            raise InputError(f"array_range must be [low, high] with low < high, got {self.array_range!r}")
 
     @classmethod
     def from_preprocessing(cls, spec: dict[str, Any]) -> "ImageTransform":
+        """The transform a card's (or bundle's) ``preprocessing`` describes; :class:`InputError` when it is malformed."""
+        try:
+            return cls._from_spec(spec)
+        except InputError as exc:
+            raise InputError(f"preprocessing: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"preprocessing: expected an image preprocessing dict with a size, got {spec!r} "
+                             f"({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _from_spec(cls, spec: dict[str, Any]) -> "ImageTransform":
         crop_pct = spec.get("crop_pct")
         return cls(
             size=tuple(spec["size"]),
@@ -168,7 +191,10 @@ class ImageTransform:
         h, w = self.size
         resample = getattr(Image.Resampling, self.interpolation.upper())
         if self.crop_pct is None:
-            return image if image.size == (w, h) else image.resize((w, h), resample)
+            if image.size == (w, h):
+                return image
+            check_image_size(w, h, card_limit=self.max_pixels, source="the resize target")  # a card's size
+            return image.resize((w, h), resample)
         # Rounding as torchvision's Resize(int) + CenterCrop, so results match timm's eval transform.
         iw, ih = image.size
         th, tw = math.floor(h / self.crop_pct), math.floor(w / self.crop_pct)
@@ -178,7 +204,7 @@ class ImageTransform:
             rh, rw = max(th, int(tw * ih / iw)), tw
         if (rw, rh) != (iw, ih):
             # The aspect-ratio limit bounds this intermediate; checked again so no spec can make it huge.
-            check_image_size(rw, rh, card_limit=self.max_pixels, source="the resized image")
+            check_image_size(rw, rh, card_limit=self.max_pixels, source="the resize target")
             image = image.resize((rw, rh), resample)
         left, top = int(round((rw - w) / 2.0)), int(round((rh - h) / 2.0))
         return image.crop((left, top, left + w, top + h))

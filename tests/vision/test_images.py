@@ -55,7 +55,7 @@ def test_resize_targets_stay_bounded_when_the_aspect_limit_is_raised(tmp_path, m
     bomb = tmp_path / "bomb.png"
     Image.new("L", (100_000, 1)).save(bomb)
     monkeypatch.setenv("ZOO_MAX_IMAGE_ASPECT", "1000000")
-    with pytest.raises(InputError, match=r"the resized image: image of 25600000×256 = 6,553,600,000 pixels is "
+    with pytest.raises(InputError, match=r"the resize target: image of 25600000×256 = 6,553,600,000 pixels is "
                                          r"larger than the limit of 89,478,485"):
         ImageBatcher(IMAGENET)([str(bomb)])
     wide = tmp_path / "wide.png"
@@ -294,3 +294,25 @@ def test_zoo_predict_on_an_object_npy_is_one_line(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 1 and len(lines) == 1 and "got dtype object" in lines[0], run.stderr
     assert not run.stdout  # nothing predicted
+
+
+# -- a card's preprocessing is untrusted too ---------------------------------------------------------------
+@pytest.mark.parametrize("spec, message", [
+    ({}, "with a size"),
+    ({"size": "ab"}, "size must be two positive integers"),
+    ({"size": [8, 0]}, "size must be two positive integers"),
+    ({"size": [8, 8], "channels": 3, "mean": [0.5, 0.5]}, "mean must be 1 or 3 finite numbers"),
+    ({"size": [8, 8], "std": [0]}, "std must not be 0"),
+    ({"size": [8, 8], "std": ["x"]}, "with a size"),
+    ({"size": [8, 8], "array_range": [5, 5]}, "low < high"),
+    ({"size": [8, 8], "max_pixels": "many"}, "with a size"),
+])
+def test_malformed_preprocessing_raises_input_error(spec, message):
+    with pytest.raises(InputError, match=message):
+        ImageTransform.from_preprocessing(spec)
+
+
+def test_a_cards_resize_target_is_bounded_too():
+    huge_target = ImageTransform.from_preprocessing({"size": [100_000, 100_000]})
+    with pytest.raises(InputError, match=r"the resize target: image of 100000×100000 = 10,000,000,000 pixels"):
+        huge_target(Image.new("RGB", (4, 4)))
