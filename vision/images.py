@@ -15,7 +15,9 @@ Both are read on every call, so ``os.environ[...] = ...`` takes effect at once.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+import zlib
 from typing import Any
 
 from zoo.errors import InputError
@@ -78,6 +80,11 @@ def check_image_size(width: int, height: int, *, card_limit: int | None = None, 
         )
 
 
+# What PIL's plugins raise on corrupt files: listed, not ``Exception``, so that an interrupt or a timeout still ends a read.
+PIL_DECODING_ERRORS = (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error, EOFError,
+                       ArithmeticError, AttributeError, RuntimeError, zlib.error)
+
+
 def read_image(path: str | os.PathLike, *, card_limit: int | None = None) -> Any:
     """The image in the file ``path``: a decoded PIL image, upright (EXIF orientation applied).
 
@@ -98,12 +105,12 @@ def read_image(path: str | os.PathLike, *, card_limit: int | None = None) -> Any
             check_image_size(*image.size, card_limit=card_limit, source=path)
             # What phones and cameras write: the pixels as the sensor saw them, the rotation in EXIF.
             return ImageOps.exif_transpose(image)  # a decoded copy, turned upright
-    except (InputError, MemoryError):
+    except InputError:
         raise
     except Image.DecompressionBombError as exc:  # PIL's own fence, when ours was raised above twice PIL's
         raise InputError(f"{path}: {exc} Downscale it, or raise both PIL.Image.MAX_IMAGE_PIXELS and "
                          f"{PIXELS_VARIABLE}") from None
-    except Exception as exc:  # PIL raises many types for corrupt files (OSError, SyntaxError, struct.error...)
+    except PIL_DECODING_ERRORS as exc:
         raise InputError(f"expected a PNG, JPEG, TIFF, BMP, GIF or WebP image (or a .npy array), "
                          f"could not read {path}: {type(exc).__name__}: {exc}") from None
 
