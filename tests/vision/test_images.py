@@ -230,6 +230,22 @@ def test_exif_orientation_is_applied(tmp_path, suffix, digits_model):
     assert upright_scores != sideways_scores
 
 
+# How a camera stores an upright picture for each EXIF orientation (TIFF 6.0: the transform that undoes it is the display's).
+STORED_AS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+             8: Image.Transpose.ROTATE_270}
+
+
+@pytest.mark.parametrize("orientation", sorted(STORED_AS))
+def test_every_exif_orientation_reads_upright(tmp_path, orientation):
+    upright = np.zeros((30, 20), dtype=np.uint8)
+    upright[:5, :10] = 255  # a mark in the top-left corner: every flip and turn moves it
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(upright).transpose(STORED_AS[orientation]).save(tmp_path / "photo.png", exif=exif)
+    assert np.array_equal(np.asarray(read_image(tmp_path / "photo.png")), upright)
+
+
 # -- .npy files ------------------------------------------------------------------------------------------
 def npy_bytes(array, **header_changes):
     """``np.save``'s bytes for ``array`` with header fields replaced (the text padded as numpy pads it)."""
