@@ -16,6 +16,8 @@ import json
 import logging
 import os
 import shutil
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -286,7 +288,7 @@ def medmnist(path: str | Path) -> ClassificationSplits:
             if missing:
                 raise InputError(f"{path.name}: expected MedMNIST arrays {', '.join(MEDMNIST_KEYS)}, missing {', '.join(missing)}")
             arrays = {k: archive[k] for k in MEDMNIST_KEYS}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # a truncated or altered archive
         raise InputError(f"expected a MedMNIST .npz file at {path}: {exc}") from None
     splits, all_labels = {}, []
     for split in ("train", "val", "test"):

@@ -47,10 +47,9 @@ class ImageDataset(Dataset):
     def raw(self, index: int) -> Any:
         image = self.images[index]
         if isinstance(image, Path):
-            from PIL import Image
+            from vision.images import read_image
 
-            with Image.open(image) as opened:
-                return opened.copy()
+            return read_image(image)
         return image
 
     def __getitem__(self, index: int):
@@ -627,14 +626,13 @@ def fashion_mnist(
 
 
 def _unreadable(path: Path) -> str | None:
-    """Why PIL cannot decode ``path``, or None when it can."""
-    from PIL import Image
+    """Why ``path`` cannot be read as an image (corrupt, or beyond the size limits), or None when it can."""
+    from vision.images import read_image
 
     try:
-        with Image.open(path) as image:
-            image.load()
-    except Exception as exc:  # PIL raises many types for corrupt files
-        return f"{type(exc).__name__}: {exc}"
+        read_image(path)
+    except InputError as exc:
+        return str(exc)
     return None
 
 

@@ -7,7 +7,6 @@ import torch
 
 from vision.transforms import ImageTransform
 from zoo.card import ModelCard
-from zoo.errors import InputError
 from zoo.model import TaskAdapter
 from zoo.metrics import top_k_predictions
 
@@ -26,18 +25,10 @@ class ImageClassification(TaskAdapter):
         return self._transform
 
     def read(self, path) -> Any:
-        """An image file through PIL, or a ``.npy`` array."""
-        from pathlib import Path
+        """An image file (checked for size before decoding, EXIF orientation applied), or a ``.npy`` array."""
+        from vision.images import read_image
 
-        from PIL import Image, UnidentifiedImageError
-
-        if Path(path).suffix == ".npy":
-            return super().read(path)
-        try:
-            with Image.open(path) as image:
-                return image.copy()
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-            raise InputError(f"expected an image file or a .npy array, could not read {path}: {exc}") from None
+        return read_image(path, card_limit=self._transform.max_pixels)
 
     def runtime_preprocessing(self) -> dict[str, Any]:
         return {"ref": "vision.transforms:ImageBatcher", "spec": dict(self.card.preprocessing)}

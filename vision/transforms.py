@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from vision.images import check_image_size, read_image
 from zoo.errors import InputError
 
-# PIL's own decompression-bomb threshold (Image.MAX_IMAGE_PIXELS), without importing PIL here.
-DEFAULT_MAX_PIXELS = 89_478_485
 INTERPOLATIONS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
 # PIL modes holding one high-depth grey plane, and the value that means white in each.
 _HIGH_DEPTH_WHITE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 255}
@@ -52,9 +51,12 @@ class ImageTransform:
     * 16-bit grey images (PIL modes ``I;16*`` and ``I``) are scaled by 65535, not
       clipped at 255, and resized in floating point; mode ``F`` is taken on PIL's
       0–255 scale. Values outside the scale raise :class:`InputError`;
-    * images (or pictures given as arrays) of more than ``max_pixels`` pixels
-      raise :class:`InputError` before any decoding or resizing (default: PIL's
-      decompression-bomb limit, ~89.5 megapixels).
+    * images (or pictures given as arrays) beyond the size limits raise
+      :class:`InputError` before any decoding or resizing: more pixels than
+      ``$ZOO_MAX_IMAGE_PIXELS``, else ``max_pixels``, else PIL's decompression-bomb
+      limit (~89.5 megapixels); a longer side more than ``$ZOO_MAX_IMAGE_ASPECT``
+      (default 100) times the shorter (see :mod:`vision.images`);
+    * other PIL modes (CMYK, YCbCr, LAB, HSV...) are converted through RGB.
     """
 
     size: tuple[int, int]
@@ -64,7 +66,7 @@ class ImageTransform:
     array_range: tuple[float, float] = (0.0, 255.0)
     crop_pct: float | None = None
     interpolation: str = "box"
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int | None = None
 
     def __post_init__(self):
         if self.interpolation not in INTERPOLATIONS:
@@ -88,11 +90,22 @@ class ImageTransform:
         if len(self.array_range) != 2 or not all(_is_finite(v) for v in self.array_range) \
                 or not self.array_range[0] < self.array_range[1]:
             raise InputError(f"array_range must be [low, high] with low < high, got {list(self.array_range)!r:.80}")
-        if not (_is_int(self.max_pixels) and self.max_pixels >= 1):
-            raise InputError(f"max_pixels must be a positive integer, got {self.max_pixels!r}")
+        if self.max_pixels is not None and not (_is_int(self.max_pixels) and self.max_pixels >= 1):
+            raise InputError(f"max_pixels must be a positive integer or null, got {self.max_pixels!r}")
 
     @classmethod
     def from_preprocessing(cls, spec: dict[str, Any]) -> "ImageTransform":
+        """The transform a card's (or bundle's) ``preprocessing`` describes; :class:`InputError` when it is malformed."""
+        try:
+            return cls._from_spec(spec)
+        except InputError as exc:
+            raise InputError(f"preprocessing: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"preprocessing: expected an image preprocessing dict with a size, got {spec!r} "
+                             f"({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _from_spec(cls, spec: dict[str, Any]) -> "ImageTransform":
         crop_pct = spec.get("crop_pct")
         return cls(
             size=tuple(spec["size"]),
@@ -102,7 +115,7 @@ class ImageTransform:
             array_range=tuple(spec.get("array_range", (0.0, 255.0))),
             crop_pct=None if crop_pct is None else float(crop_pct),
             interpolation=spec.get("interpolation", "box"),
-            max_pixels=int(spec.get("max_pixels", DEFAULT_MAX_PIXELS)),
+            max_pixels=None if spec.get("max_pixels") is None else int(spec["max_pixels"]),
         )
 
     def to_preprocessing(self) -> dict[str, Any]:
@@ -121,7 +134,7 @@ class ImageTransform:
             "array_range": list(self.array_range),
             "crop_pct": self.crop_pct,
             "interpolation": self.interpolation,
-            "max_pixels": self.max_pixels,
+            **({} if self.max_pixels is None else {"max_pixels": self.max_pixels}),
             "pil": f"convert to {colour}, {geometry}, scale 0-255 (16-bit: 0-65535) to 0-1",
         }
 
@@ -146,7 +159,7 @@ class ImageTransform:
         elif self.crop_pct is not None and _is_picture_array(image):
             from PIL import Image
 
-            self._check_pixels(image.shape[1], image.shape[0])
+            check_image_size(image.shape[1], image.shape[0], card_limit=self.max_pixels)
             chw = self._pil_to_unit(Image.fromarray(np.ascontiguousarray(image)))
         else:
             chw = self._array_to_unit(image)
@@ -156,10 +169,10 @@ class ImageTransform:
 
     # -- PIL images ---------------------------------------------------------
     def _pil_to_unit(self, image) -> np.ndarray:
-        self._check_pixels(*image.size)
+        check_image_size(*image.size, card_limit=self.max_pixels)
         if image.mode in _HIGH_DEPTH_WHITE:
             return self._high_depth_to_unit(image)
-        image = _flatten_alpha(image).convert("L" if self.channels == 1 else "RGB")
+        image = _converted(_flatten_alpha(image), "L" if self.channels == 1 else "RGB")
         array = np.asarray(self._resized(image), dtype=np.float32) / 255.0
         return _to_chw(array, self.channels)
 
@@ -183,7 +196,10 @@ class ImageTransform:
         h, w = self.size
         resample = getattr(Image.Resampling, self.interpolation.upper())
         if self.crop_pct is None:
-            return image if image.size == (w, h) else image.resize((w, h), resample)
+            if image.size == (w, h):
+                return image
+            check_image_size(w, h, card_limit=self.max_pixels, source="the resize target")  # a card's size
+            return image.resize((w, h), resample)
         # Rounding as torchvision's Resize(int) + CenterCrop, so results match timm's eval transform.
         iw, ih = image.size
         th, tw = math.floor(h / self.crop_pct), math.floor(w / self.crop_pct)
@@ -192,19 +208,11 @@ class ImageTransform:
         else:
             rh, rw = max(th, int(tw * ih / iw)), tw
         if (rw, rh) != (iw, ih):
+            # The aspect-ratio limit bounds this intermediate; checked again so no spec can make it huge.
+            check_image_size(rw, rh, card_limit=self.max_pixels, source="the resize target")
             image = image.resize((rw, rh), resample)
         left, top = int(round((rw - w) / 2.0)), int(round((rh - h) / 2.0))
         return image.crop((left, top, left + w, top + h))
-
-    def _check_pixels(self, width: int, height: int) -> None:
-        if width < 1 or height < 1:
-            raise InputError(f"expected {self.expected}, got an empty {width}×{height} image")
-        if width * height > self.max_pixels:
-            raise InputError(
-                f"image of {width}×{height} = {width * height:,} pixels is larger than the limit of "
-                f"{self.max_pixels:,} pixels (a decompression bomb?); downscale it first, or raise "
-                f"max_pixels in the card's preprocessing"
-            )
 
     # -- arrays -------------------------------------------------------------
     def _array_to_unit(self, image: Any) -> np.ndarray:
@@ -236,13 +244,26 @@ def _to_chw(array: np.ndarray, channels: int) -> np.ndarray:
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
+def _converted(image, mode: str):
+    """``image.convert(mode)``, through RGB for modes PIL cannot convert directly (LAB → L)."""
+    for steps in ((mode,), ("RGB", mode)):
+        try:
+            converted = image
+            for step in steps:
+                converted = converted.convert(step)
+            return converted
+        except ValueError:
+            continue
+    raise InputError(f"expected an image PIL can convert to {mode}, got one of mode {image.mode}")
+
+
 def _flatten_alpha(image):
     """Composite a PIL image with transparency over white; others pass through unchanged."""
     if image.mode not in _ALPHA_MODES and "transparency" not in image.info:
         return image
     from PIL import Image
 
-    rgba = image.convert("RGBA")
+    rgba = _converted(image, "RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(white, rgba).convert("RGB")
 
@@ -280,18 +301,10 @@ class ImageBatcher:
         return cls(ImageTransform.from_preprocessing(spec))
 
     def __call__(self, raw_inputs) -> dict[str, np.ndarray]:
-        return {"input": np.stack([self.transform.to_array(_opened(x)) for x in raw_inputs])}
+        return {"input": np.stack([self.transform.to_array(self._opened(x)) for x in raw_inputs])}
 
-
-def _opened(image: Any) -> Any:
-    """A path opened as a PIL image (errors name the file); anything else as given."""
-    if not isinstance(image, (str, bytes)) and not hasattr(image, "__fspath__"):
+    def _opened(self, image: Any) -> Any:
+        """A path read by :func:`vision.images.read_image` (errors name the file); anything else as given."""
+        if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+            return read_image(image, card_limit=self.transform.max_pixels)
         return image
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(image) as opened:
-            opened.load()
-            return opened
-    except (OSError, UnidentifiedImageError) as e:
-        raise InputError(f"could not read {image} as an image: {e}") from None

@@ -32,13 +32,13 @@ class TaskAdapter(ABC):
         """Raw single input → network input tensor."""
 
     def read(self, path: str | os.PathLike) -> Any:
-        """A raw input from a file: ``.npy`` arrays here; domains add their formats."""
-        import numpy as np
+        """A raw input from a file: ``.npy`` arrays here (checked by :func:`zoo.arrays.read_npy`); domains add their formats."""
+        from zoo.arrays import read_npy
 
         path = Path(path)
         if path.suffix != ".npy":
             raise InputError(f"expected a .npy file for task {self.card.task!r}, got {path.name}")
-        return np.load(path, allow_pickle=False)
+        return read_npy(path)
 
     def example_inputs(self) -> list[Any]:
         """Network inputs of two batch sizes for parity checks and export: random, from the card's input spec.

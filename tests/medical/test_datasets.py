@@ -132,6 +132,20 @@ def test_medmnist_npz_schema(tmp_path, monkeypatch):
         medmnist(tmp_path / "broken.npz")
 
 
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_medmnist_npz_is_an_input_error(tmp_path, damage):
+    path = write_medmnist(tmp_path / "pneumoniamnist.npz")
+    payload = bytearray(path.read_bytes())
+    if damage == "truncate":
+        del payload[len(payload) // 2:]
+    else:  # inside the first member's deflated data: its CRC no longer matches
+        for at in range(60, 90):
+            payload[at] ^= 0xFF
+    path.write_bytes(bytes(payload))
+    with pytest.raises(InputError, match="expected a MedMNIST .npz file"):
+        medmnist(path)
+
+
 @pytest.fixture
 def medmnist_server(tmp_path, monkeypatch):
     """A loopback server holding one small MedMNIST-schema file, standing in for Zenodo."""

@@ -145,7 +145,9 @@ def test_huge_images_are_rejected_before_resizing():
         limited(np.zeros((30, 40, 3), dtype=np.uint8))
     from PIL import Image as PILImage
 
-    assert IMAGENET.max_pixels == PILImage.MAX_IMAGE_PIXELS  # PIL's decompression-bomb limit by default
+    from vision.images import pixel_limit
+
+    assert pixel_limit(IMAGENET.max_pixels) == PILImage.MAX_IMAGE_PIXELS  # PIL's decompression-bomb limit by default
     bomb = PILImage.new("1", (10_000, 9_000))  # 90 Mpx, but 1 bit a pixel: cheap to make
     with pytest.raises(InputError, match=r"10000×9000 = 90,000,000 pixels .* limit of 89,478,485"):
         IMAGENET(bomb)
