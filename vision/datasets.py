@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from zoo.data import fingerprint, stratified_split
+from zoo.data import check_fractions, fingerprint, stratified_split
 from zoo.errors import DownloadError, InputError, OfflineError, WeightsIntegrityError
 
 log = logging.getLogger(__name__)
@@ -177,8 +177,7 @@ def _check_splittable(labels: np.ndarray, classes: Sequence[str], fractions: dic
         counts = [int(round(n * f)) for f in held_out.values()]
         return min(counts) >= 1 and n - sum(counts) >= 1
 
-    if sum(held_out.values()) >= 1:
-        raise InputError(f"expected held-out fractions summing to less than 1, got {held_out}")
+    check_fractions(held_out)
     counts = np.bincount(labels, minlength=len(classes))
     small = [f"{classes[c]!r} has {counts[c]}" for c in range(len(classes)) if not fits(int(counts[c]))]
     if small:

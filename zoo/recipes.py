@@ -3,10 +3,17 @@
 Overrides come from Python kwargs, a YAML file or ``--set key=value``; the
 resolved recipe is written into the trained model's card, so ``zoo reproduce``
 can run it again.
+
+Numeric fields declare the range they accept with :func:`bounded`
+(``val_fraction: float = bounded(0.1, "[0, 1)")``); every recipe checks its values
+against those ranges when it is made, however the values came, so a value out of
+range is an :class:`~zoo.errors.InputError` naming the field, the range and the value.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -17,6 +24,67 @@ from typing import Any, ClassVar, Mapping
 import yaml
 
 from zoo.errors import InputError
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A range of numbers written as in mathematics: ``[0, 1)``, ``(0, inf)``, ``[1, inf)``.
+
+    NaN is in no interval; ``inf`` is in one only when that end is closed.
+    """
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+
+    @classmethod
+    def parse(cls, text: str) -> "Interval":
+        try:
+            opening, closing = text[0], text[-1]
+            low, high = (float(part) for part in text[1:-1].split(","))
+        except ValueError:
+            raise ValueError(f"expected an interval such as '[0, 1)', got {text!r}") from None
+        if opening not in "[(" or closing not in "])" or not low <= high:
+            raise ValueError(f"expected an interval such as '[0, 1)', got {text!r}")
+        return cls(low, high, opening == "[", closing == "]")
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low <= value if self.low_closed else self.low < value
+        below = value <= self.high if self.high_closed else value < self.high
+        return above and below  # both False for NaN
+
+    def __str__(self) -> str:
+        def show(end: float) -> str:
+            return str(int(end)) if math.isfinite(end) and end == int(end) else str(end)
+
+        return f"{'[' if self.low_closed else '('}{show(self.low)}, {show(self.high)}{']' if self.high_closed else ')'}"
+
+
+def bounded(default: Any, *intervals: str) -> Any:
+    """A recipe field whose numbers must lie in ``intervals``.
+
+    One interval bounds the number, or every item of a tuple; several give one per item
+    (and so the tuple's length). ``None`` stays allowed where the type allows it.
+    """
+    return dataclasses.field(default=default, metadata={"range": tuple(Interval.parse(i) for i in intervals)})
+
+
+def check_ranges(recipe: Any) -> None:
+    """InputError naming the first field of ``recipe`` whose value lies outside its declared range."""
+    for f in dataclasses.fields(recipe):
+        intervals = f.metadata.get("range")
+        value = getattr(recipe, f.name)
+        if not intervals or value is None:
+            continue
+        several = isinstance(value, (tuple, list))
+        items = tuple(value) if several else (value,)
+        if len(intervals) > 1 and len(items) != len(intervals):
+            raise InputError(f"recipe field {f.name!r} expects {len(intervals)} numbers, got {value!r}")
+        for index, (item, interval) in enumerate(zip(items, intervals if len(intervals) > 1 else intervals * len(items))):
+            if isinstance(item, bool) or not isinstance(item, numbers.Real) or item not in interval:
+                what = f"item {index} of recipe field {f.name!r}" if several else f"recipe field {f.name!r}"
+                raise InputError(f"{what} must be in {interval}, got {value!r}; choose a value in that range")
 
 
 @dataclass
@@ -32,7 +100,10 @@ class Recipe(ABC):
     """Base of every task recipe; subclasses add hyper-parameter fields and ``run``."""
 
     name: ClassVar[str]
-    seed: int = 0
+    seed: int = bounded(0, "[0, 4294967296)")
+
+    def __post_init__(self):
+        check_ranges(self)
 
     @abstractmethod
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
