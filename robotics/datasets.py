@@ -282,7 +282,7 @@ def _check(demos: Demonstrations, path: Path) -> None:
     episodes, frames = demos.episode_index, demos.frame_index
     if len(demos) == 0:
         raise InputError(f"{path} holds no transitions")
-    starts = np.flatnonzero(np.diff(episodes, prepend=-1) != 0)
+    starts = np.flatnonzero(np.r_[True, episodes[1:] != episodes[:-1]])  # row 0 starts one, whatever its number
     expected_frames = np.arange(len(demos)) - np.repeat(starts, np.diff(np.append(starts, len(demos))))
     if not np.array_equal(episodes[starts], np.arange(len(starts))):
         raise InputError(f"{path}: broken episode index: episodes must be contiguous blocks numbered 0, 1, ...; "

@@ -247,7 +247,7 @@ def image_csv(csv_path: str | Path, val_fraction: float = 0.2, test_fraction: fl
             continue
         path = Path(raw_path).expanduser()
         path = path if path.is_absolute() else base / path
-        if not path.is_file():
+        if not _is_file(path):
             absent.append(f"line {line}: {raw_path}")
             continue
         entries.append((path, label, split))
@@ -304,6 +304,14 @@ def image_csv(csv_path: str | Path, val_fraction: float = 0.2, test_fraction: fl
         source=str(csv_path.resolve()),
         skipped=skipped,
     )
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a name the system cannot look up (too long, say) is not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 # -- IDX files (the MNIST family's format) ------------------------------------------
