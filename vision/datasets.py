@@ -235,7 +235,7 @@ def image_csv(csv_path: str | Path, val_fraction: float = 0.2, test_fraction: fl
     def cell(row: list[str], name: str) -> str:
         return row[col[name]].strip()
 
-    entries, problems, absent = [], [], []
+    entries, problems, absent, first_line = [], [], [], {}
     for line, row in rows:
         raw_path, label = cell(row, "path"), label_name(row[col["label"]]) or ""
         split = cell(row, "split").lower() if has_split else None
@@ -250,9 +250,14 @@ def image_csv(csv_path: str | Path, val_fraction: float = 0.2, test_fraction: fl
         if not _is_file(path):
             absent.append(f"line {line}: {raw_path}")
             continue
+        seen = first_line.setdefault(os.path.realpath(path), line)
+        if seen != line:  # one image twice could land in two splits
+            problems.append(f"line {line}: {raw_path} is listed already on line {seen}")
+            continue
         entries.append((path, label, split))
     if problems:
-        raise InputError(f"expected a path, a label{' and a split' if has_split else ''} on every row of {csv_path}: {_listing(problems)}")
+        raise InputError(f"expected a path, a label{' and a split' if has_split else ''} on every row of {csv_path}, "
+                         f"each image once: {_listing(problems)}")
     if absent:
         raise InputError(f"expected every path in {csv_path} to exist (relative to {base} or absolute), but "
                          f"{len(absent)} do not: {_listing(absent)}")

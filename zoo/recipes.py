@@ -129,7 +129,10 @@ class Recipe(ABC):
         """Defaults, then a YAML file, then ``overrides`` (strings are parsed to each field's type)."""
         values: dict[str, Any] = {}
         if config_file is not None:
-            loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+            try:
+                loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                raise InputError(f"expected a YAML file of recipe fields at {config_file}: {exc}") from None
             if not isinstance(loaded, dict):
                 raise InputError(f"expected a mapping of recipe fields in {config_file}, got {type(loaded).__name__}")
             values.update(loaded)
@@ -200,7 +203,10 @@ def _convert(value: Any, option: Any) -> Any:
     if option is str:
         return value if isinstance(value, str) else _FAIL
     if origin in (tuple, list):
-        items = yaml.safe_load(value) if isinstance(value, str) else value
+        try:
+            items = yaml.safe_load(value) if isinstance(value, str) else value
+        except yaml.YAMLError:
+            return _FAIL
         if not isinstance(items, (list, tuple)):
             return _FAIL
         return origin(items)

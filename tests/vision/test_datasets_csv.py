@@ -170,3 +170,10 @@ def test_fractions_outside_their_range_are_errors(tmp_path):
         image_csv(csv_path, val_fraction=-0.1)
     with pytest.raises(InputError, match=r"val_fraction=0.5 \+ test_fraction=0.5 is at least 1"):
         image_csv(csv_path, val_fraction=0.5, test_fraction=0.5)
+
+
+def test_an_image_listed_twice_is_an_error_naming_both_lines(tmp_path):
+    rows = _dataset(tmp_path)
+    csv_path = _write_csv(tmp_path / "data.csv", "path,label", rows + [("./" + rows[0][0], "cat")])
+    with pytest.raises(InputError, match=rf"line 17: ./{rows[0][0]} is listed already on line 2"):
+        image_csv(csv_path, val_fraction=0.2)

@@ -134,3 +134,16 @@ def test_interval_notation():
     assert str(half_open) == "[0, 1)" and str(Interval.parse("(0, inf)")) == "(0, inf)"
     with pytest.raises(ValueError, match="interval"):
         Interval.parse("0..1")
+
+
+def test_unparsable_yaml_in_overrides_and_config_files_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match=r"'widths' expects tuple, got '\\x1f'"):
+        ToyRecipe.from_overrides({"widths": "\x1f"})
+    with pytest.raises(InputError, match="'widths' expects tuple"):
+        ToyRecipe.from_overrides({"widths": "[1, 2"})
+    config = tmp_path / "bad.yaml"
+    config.write_text("epochs: [1\n")
+    with pytest.raises(InputError, match="expected a YAML file of recipe fields"):
+        ToyRecipe.from_overrides({}, config_file=config)
+    with pytest.raises(InputError, match="expected a YAML file of recipe fields"):
+        ToyRecipe.from_overrides({}, config_file=tmp_path / "missing.yaml")
