@@ -127,22 +127,26 @@ class Recipe(ABC):
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, Any] | None = None, config_file: str | Path | None = None):
         """Defaults, then a YAML file, then ``overrides`` (strings are parsed to each field's type)."""
-        values: dict[str, Any] = {}
-        if config_file is not None:
-            try:
-                loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-                raise InputError(f"expected a YAML file of recipe fields at {config_file}: {exc}") from None
-            if not isinstance(loaded, dict):
-                raise InputError(f"expected a mapping of recipe fields in {config_file}, got {type(loaded).__name__}")
-            values.update(loaded)
-        values.update(overrides or {})
+        values = {**read_config(config_file), **(overrides or {})}
         hints = typing.get_type_hints(cls)
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - fields)
         if unknown:
             raise InputError(f"recipe {cls.name!r} has no field(s) {unknown}; its fields are {sorted(fields)}")
         return cls(**{key: coerce(value, hints[key], key) for key, value in values.items()})
+
+
+def read_config(config_file: str | Path | None) -> dict[str, Any]:
+    """The recipe fields of a YAML file (``{}`` for none); an unreadable file or not a mapping is an InputError."""
+    if config_file is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"expected a YAML file of recipe fields at {config_file}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"expected a mapping of recipe fields in {config_file}, got {type(loaded).__name__}")
+    return loaded
 
 
 def card_metrics(values: dict[str, float], split: str, dataset: str) -> list[dict[str, Any]]:

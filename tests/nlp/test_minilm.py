@@ -156,3 +156,16 @@ def test_pretrained_false_keeps_the_tokenizer(minilm):
     assert "tokenizer.json" in fresh.card.files and "model.safetensors" not in fresh.card.files
     assert fresh.predict("hello").shape == (384,)
     assert not np.allclose(fresh.predict("hello"), minilm.predict("hello"), atol=1e-2)
+
+
+def test_runtime_text_batcher_encodes_empty_text_and_names_bad_items():
+    from nlp.tokenizer import TextBatcher, TextTokenizer
+
+    batcher = TextBatcher(TextTokenizer(package_dir() / "tokenizer.json", max_length=16, strip=True))
+    arrays = batcher(["", "   ", "hi"])
+    assert arrays["input_ids"].shape[0] == 3 and arrays["attention_mask"].sum(1).tolist() == [2, 2, 3]
+    assert arrays["input_ids"][0, :2].tolist() == arrays["input_ids"][1, :2].tolist() == [101, 102]  # [CLS] [SEP]
+    with pytest.raises(InputError, match="input 2: expected a string, got bytes"):
+        batcher(["a", "b", b"c"])
+    with pytest.raises(InputError, match="input 1: expected a string, got float 2.5"):
+        batcher(["a", 2.5])
