@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from zoo.recipes import Recipe, RecipeResult, card_metrics
+from zoo.recipes import Recipe, RecipeResult, bounded, card_metrics
 
 
 @dataclass
@@ -32,25 +32,24 @@ class Segmentation3DRecipe(Recipe):
     model: str = "medical/unet3d.ct-phantom"
     data: str = "medical/ct-phantom"
     pretrained: bool = True
-    max_train_cases: int | None = None
-    max_eval_cases: int | None = None
-    epochs: int = 6
-    patches_per_epoch: int = 480
-    batch_size: int = 4
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    warmup_ratio: float = 0.05
-    patch_size: tuple[int, int, int] = (32, 32, 32)
-    spacing: tuple[float, float, float] = (4.0, 4.0, 4.0)
-    window: tuple[float, float] = (400.0, 40.0)
-    foreground_fraction: float = 0.67
-    overlap: float = 0.5
-    val_patches_per_case: int = 8
+    max_train_cases: int | None = bounded(None, "[1, inf)")
+    max_eval_cases: int | None = bounded(None, "[1, inf)")
+    epochs: int = bounded(6, "[1, inf)")
+    patches_per_epoch: int = bounded(480, "[1, inf)")
+    batch_size: int = bounded(4, "[1, inf)")
+    lr: float = bounded(3e-3, "(0, inf)")
+    weight_decay: float = bounded(1e-4, "[0, inf)")
+    warmup_ratio: float = bounded(0.05, "[0, 1)")
+    patch_size: tuple[int, int, int] = bounded((32, 32, 32), "[1, inf)", "[1, inf)", "[1, inf)")
+    spacing: tuple[float, float, float] = bounded((4.0, 4.0, 4.0), "(0, inf)", "(0, inf)", "(0, inf)")
+    window: tuple[float, float] = bounded((400.0, 40.0), "(0, inf)", "(-inf, inf)")
+    foreground_fraction: float = bounded(0.67, "[0, 1]")
+    overlap: float = bounded(0.5, "[0, 1)")
+    val_patches_per_case: int = bounded(8, "[1, inf)")
     precision: str = "fp32"
     device: str = "auto"
-    num_threads: int | None = None
+    num_threads: int | None = bounded(None, "[1, inf)")
     deterministic: bool = True
-    seed: int = 0
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch
@@ -237,19 +236,18 @@ class Classification2DRecipe(Recipe):
     data: str = ""
     backbone: str | None = None
     pretrained: bool = False
-    image_size: int = 28
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_ratio: float = 0.05
-    max_train_images: int | None = None
-    val_fraction: float = 0.2
+    image_size: int = bounded(28, "[1, inf)")
+    epochs: int = bounded(10, "[1, inf)")
+    batch_size: int = bounded(128, "[1, inf)")
+    lr: float = bounded(1e-3, "(0, inf)")
+    weight_decay: float = bounded(1e-4, "[0, inf)")
+    warmup_ratio: float = bounded(0.05, "[0, 1)")
+    max_train_images: int | None = bounded(None, "[1, inf)")
+    val_fraction: float = bounded(0.2, "(0, 1)")  # the best epoch is picked on val
     precision: str = "fp32"
     device: str = "auto"
-    num_threads: int | None = None
+    num_threads: int | None = bounded(None, "[1, inf)")
     deterministic: bool = True
-    seed: int = 0
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch

@@ -16,25 +16,30 @@ Policies, the same everywhere:
   copy kept, so no text sits in two splits;
 * bytes that are not valid in the file's encoding are an error naming the file, the
   byte offset and line (pass ``encoding="latin-1"`` if that is what the file is);
-* labels are strings; a class the model does not know (``labels=`` given) is an
-  error naming the unknown and the known classes.
+* rows are checked as they are read: a quote that never closes, or a row with more or
+  fewer fields than the header (a missing or extra delimiter, rows merged by a stray
+  quote), is an error naming the lines; a quoted field may span lines, as CSV allows;
+* labels are compared as text, normalised once by :func:`zoo.data.label_name`: strings
+  stripped, whole numbers written as integers, so JSON ``1``, ``1.0`` and ``"1"`` are
+  one class (``1.5`` is ``"1.5"``), and ``null`` or NaN is an empty label; a class the
+  model does not know (``labels=`` given) is an error naming the unknown and the known
+  classes.
 
 Nothing here imports torch.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from zoo.data import fingerprint, stratified_split
+from zoo.data import fingerprint, label_name, read_delimited, stratified_split
 from zoo.errors import InputError
 
 log = logging.getLogger("nlp")
@@ -117,7 +122,7 @@ def label_indices(labels: Sequence[str], classes: Sequence[str], source: str = "
         if label not in index:
             unknown[label] = unknown.get(label, 0) + 1
     if unknown:
-        shown = ", ".join(f"{k!r} ({n} rows)" for k, n in sorted(unknown.items())[:10])
+        shown = ", ".join(f"{k!r} ({n} rows)" for k, n in sorted(unknown.items(), key=lambda kv: str(kv[0]))[:10])
         raise InputError(
             f"{source} has labels the model does not know: {shown}; its classes are {list(classes)}. "
             "Map or drop those rows, or train a new head for the new label set"
@@ -183,36 +188,29 @@ def read_table(
 
 
 def _delimited_rows(text: str, path: Path, delimiter: str, wanted: list[str]):
-    """``(line, row dict)`` pairs of a CSV/TSV file with a header row."""
-    csv.field_size_limit(1 << 30)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = reader.fieldnames
-    except csv.Error as exc:
-        raise InputError(f"{path}: cannot read the header row: {exc}") from None
+    """``(line, row dict)`` pairs of a CSV/TSV file with a header row (ragged rows are errors)."""
+    header, rows = read_delimited(text, path, delimiter)
     if not header:
         raise InputError(f"{path} is empty: expected a header row naming the columns {wanted}")
-    header = [h.strip() if h else h for h in header]
-    reader.fieldnames = header
     _require_columns(path, header, wanted)
-    rows = []
-    try:
-        for row in reader:
-            rows.append((reader.line_num, row))
-    except csv.Error as exc:
-        raise InputError(f"{path}, line {reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}") from None
-    return rows
+    doubled = sorted({c for c in wanted if header.count(c) > 1})
+    if doubled:
+        raise InputError(f"{path} names the column(s) {doubled} more than once in its header {header}; rename one")
+    return [(line, dict(zip(header, cells))) for line, cells in rows]
 
 
 def _jsonl_rows(text: str, path: Path, wanted: list[str]):
     rows = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # Only "\n" ends a line: JSON strings may hold U+2028 and the other breaks str.splitlines() knows.
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}, line {number}: not valid JSON ({exc.msg}); expected one JSON object per line") from None
+        except RecursionError:
+            raise InputError(f"{path}, line {number}: JSON nested too deeply; expected one flat JSON object per line") from None
         if not isinstance(row, dict):
             raise InputError(f"{path}, line {number}: expected a JSON object per line, got {type(row).__name__}")
         missing = [c for c in wanted if c not in row]
@@ -237,13 +235,21 @@ def _require_columns(path: Path, header: list[str], wanted: list[str]) -> None:
 
 
 def _cell(value: Any, path: Path, line: int, column: str) -> str:
-    if value is None:
+    """A text field as a string: JSON numbers and booleans as their text, null and NaN as empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float, bool)):  # JSON numbers and booleans as labels
+    if isinstance(value, (int, float, bool)):
         return str(value)
     raise InputError(f"{path}, line {line}: field {column!r} must be text, got {type(value).__name__}")
+
+
+def _label(value: Any, path: Path, line: int, column: str) -> str | None:
+    try:
+        return label_name(value)
+    except InputError as exc:
+        raise InputError(f"{path}, line {line}: field {column!r}: {exc}") from None
 
 
 def _table_from_rows(rows, path: Path, digest: str, text_column: str, text_pair_column: str | None,
@@ -253,7 +259,7 @@ def _table_from_rows(rows, path: Path, digest: str, text_column: str, text_pair_
     for line, row in rows:
         text = _cell(row.get(text_column), path, line, text_column)
         pair = _cell(row.get(text_pair_column), path, line, text_pair_column) if text_pair_column else None
-        label = _cell(row.get(label_column), path, line, label_column).strip() if label_column else None
+        label = _label(row.get(label_column), path, line, label_column) if label_column else None
         if not text.strip() or (text_pair_column and not pair.strip()):
             empty_text.append(line)
             continue

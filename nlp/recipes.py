@@ -27,7 +27,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from zoo.errors import InputError
-from zoo.recipes import Recipe, RecipeResult, card_metrics
+from zoo.recipes import Recipe, RecipeResult, bounded, card_metrics
 from zoo.train import ResumableBatchSampler
 
 log = logging.getLogger("nlp")
@@ -48,10 +48,10 @@ class TextDataRecipe(Recipe):
     text_pair_column: str | None = None
     label_column: str = "label"
     encoding: str = "utf-8"
-    val_fraction: float = 0.1
-    test_fraction: float = 0.0
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
+    val_fraction: float = bounded(0.1, "[0, 1)")
+    test_fraction: float = bounded(0.0, "[0, 1)")
+    max_train_samples: int | None = bounded(None, "[1, inf)")
+    max_eval_samples: int | None = bounded(None, "[1, inf)")
     pretrained: bool = True
 
 
@@ -68,22 +68,21 @@ class TextClassificationRecipe(TextDataRecipe):
 
     new_head: bool = False
     freeze_encoder: bool = False
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 5e-5
-    head_lr: float = 1e-2
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
+    epochs: int = bounded(3, "[1, inf)")
+    batch_size: int = bounded(32, "[1, inf)")
+    lr: float = bounded(5e-5, "(0, inf)")
+    head_lr: float = bounded(1e-2, "(0, inf)")
+    weight_decay: float = bounded(0.01, "[0, inf)")
+    warmup_ratio: float = bounded(0.1, "[0, 1)")
     schedule: str = "linear"
-    max_length: int | None = None
+    max_length: int | None = bounded(None, "[2, inf)")
     class_weights: str = "balanced"
     length_bucketing: bool = True
-    grad_accum_steps: int = 1
-    early_stopping_patience: int | None = None
+    grad_accum_steps: int = bounded(1, "[1, inf)")
+    early_stopping_patience: int | None = bounded(None, "[1, inf)")
     precision: str = "auto"
     device: str = "auto"
     deterministic: bool = False
-    seed: int = 0
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         from backends.seed import seed_everything, set_deterministic
@@ -155,13 +154,12 @@ class EmbeddingProbeRecipe(TextDataRecipe):
 
     name: ClassVar[str] = "embedding-probe"
 
-    C: float | None = None
+    C: float | None = bounded(None, "(0, inf)")
     class_weights: str = "balanced"
-    max_iter: int = 2000
-    batch_size: int = 64
-    max_length: int | None = None
+    max_iter: int = bounded(2000, "[1, inf)")
+    batch_size: int = bounded(64, "[1, inf)")
+    max_length: int | None = bounded(None, "[2, inf)")
     device: str = "auto"
-    seed: int = 0
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         from backends.seed import seed_everything

@@ -8,8 +8,11 @@ member, then returned in the input order.
 
 * Longer than the card's ``max_length`` tokens: truncated; the count is logged as a
   warning (logger ``"nlp"``) and kept in ``model.adapter.last_truncated``.
-* Empty or whitespace-only strings, and non-strings (``None``, NaN): an
-  :class:`~zoo.errors.InputError` naming the position. Drop them first.
+* Empty or whitespace-only strings are text like any other: they encode to the
+  special tokens alone and get an embedding or a class, as sentence-transformers and
+  transformers pipelines give them.
+* Non-strings (``None``, NaN, numbers, bytes) and strings UTF-8 cannot encode (lone
+  surrogates): an :class:`~zoo.errors.InputError` naming the position.
 """
 from __future__ import annotations
 
@@ -148,5 +151,6 @@ class TextClassification(TextTask):
     def label_indices(self, labels: Sequence[str], source: str = "the data") -> np.ndarray:
         """Indices of ``labels`` in the model's classes; unknown labels are an InputError naming them."""
         from nlp.datasets import label_indices
+        from zoo.data import label_name
 
-        return label_indices([str(label) for label in labels], self.card.labels or [], source)
+        return label_indices([label_name(label) for label in labels], self.card.labels or [], source)

@@ -104,14 +104,16 @@ class TextTokenizer:
         return self._text(item, position)
 
     def _text(self, text: Any, position: int) -> str:
+        """A string as the tokenizer takes it; "" is valid text (it encodes to the special tokens alone,
+        as sentence-transformers and transformers pipelines encode it)."""
         if not isinstance(text, str):
             shown = "NaN (a missing value)" if isinstance(text, float) and math.isnan(text) else repr(text)[:60]
             raise InputError(f"input {position}: expected a string, got {type(text).__name__} {shown}")
-        if not text.strip():
-            raise InputError(
-                f"input {position}: expected non-empty text, got {text!r}; empty and whitespace-only texts have "
-                "nothing to embed or classify: drop them before predicting"
-            )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"input {position}: expected text that UTF-8 can encode, got {text[exc.start:exc.end]!r} "
+                             f"at character {exc.start} (a lone surrogate); decode the source with errors='replace'") from None
         return text.strip() if self.strip else text
 
     # -- batching -----------------------------------------------------------------
@@ -123,7 +125,7 @@ class TextTokenizer:
 
     def pad_arrays(self, batch: Sequence[Encoded]) -> dict[str, np.ndarray]:
         """:meth:`pad` as int64 numpy arrays (no torch: the exported-model runtime uses it)."""
-        longest = max(len(e) for e in batch)
+        longest = max((len(e) for e in batch), default=0)
         ids = np.full((len(batch), longest), self.pad_token_id, dtype=np.int64)
         types = np.zeros((len(batch), longest), dtype=np.int64)
         mask = np.zeros((len(batch), longest), dtype=np.int64)

@@ -7,8 +7,10 @@ A dataset is a directory::
     data.parquet   one row per transition, in LeRobot's spirit:
                    episode_index, frame_index, observation.state, action, reward, terminated, truncated
 
-Writes are atomic (a temp directory renamed into place). :func:`load` checks the
-fingerprint, the columns and the episode index, and reads format version 0 (the
+Writes are atomic (a temp directory renamed into place). :func:`load` treats a
+dataset as untrusted: it checks the fingerprint, the metadata's spaces, each column's
+type, nulls and list lengths, finite values, actions inside the action space and the
+episode index (any problem is an InputError), and reads format version 0 (the
 layout before terminated/truncated were split: ``episode, step, obs, action,
 reward, done``) by migrating it.
 """
@@ -151,6 +153,7 @@ def write(table, meta: dict[str, Any], path: str | os.PathLike, overwrite: bool 
 
 def load(path: str | os.PathLike) -> Demonstrations:
     """Read and check a dataset directory (format version 0 or 1); InputError says what is wrong."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from zoo.cache import sha256_file
@@ -160,24 +163,23 @@ def load(path: str | os.PathLike) -> Demonstrations:
     if not meta_file.is_file() or not data_file.is_file():
         raise InputError(f"expected a dataset directory with {META_FILE} and {DATA_FILE} at {path}, "
                          f"found {sorted(p.name for p in path.iterdir()) if path.is_dir() else 'no directory'}")
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{meta_file} is not valid JSON ({exc})") from None
+    meta = _read_meta(meta_file)
     version = meta.get("format_version", meta.get("version"))
-    if version not in READS:
+    if isinstance(version, bool) or version not in READS:
         raise InputError(f"{path} is a dataset of format version {version!r}; this code reads versions "
                          f"{', '.join(map(str, READS))} (a newer domain-zoo wrote it? upgrade to read it)")
     actual = sha256_file(data_file)
     if meta.get("fingerprint") != actual:
         raise InputError(f"{data_file} does not match the fingerprint in {META_FILE} "
                          f"(expected {meta.get('fingerprint')}, got {actual}): modified or truncated")
-    table = pq.read_table(data_file)
+    try:
+        table = pq.read_table(data_file)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{data_file} is not a readable Parquet file ({type(exc).__name__}: {exc})") from None
     if version == 0:
         table, meta = _migrate_v0(table, meta, path)
-    missing = [c for c in COLUMNS if c not in table.column_names]
-    if missing:
-        raise InputError(f"{data_file} lacks column(s) {missing}; it has {table.column_names}")
+    discrete = meta["action_space"]["type"] == "Discrete"
+    _check_columns(table, data_file, {**COLUMN_TYPES, "action": _is_integer if discrete else _is_number_list})
     demos = Demonstrations(
         episode_index=table["episode_index"].to_numpy().astype(np.int64),
         frame_index=table["frame_index"].to_numpy().astype(np.int64),
@@ -192,12 +194,95 @@ def load(path: str | os.PathLike) -> Demonstrations:
     return demos
 
 
+def _read_meta(meta_file: Path) -> dict[str, Any]:
+    """``meta.json`` as a dict whose spaces are a 1-D Box or Discrete (what the loader relies on)."""
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"{meta_file} is not valid UTF-8 JSON ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{meta_file} must hold a JSON object, got {type(meta).__name__}")
+    if not isinstance(meta.get("env_id"), str):
+        raise InputError(f"{meta_file} must name its environment as a string env_id, got {meta.get('env_id')!r}")
+    observation, action = meta.get("observation_space"), meta.get("action_space")
+    if not (isinstance(observation, dict) and _is_shape(observation.get("shape"))):
+        raise InputError(f"{meta_file}: observation_space must be an object with a shape of one positive integer, "
+                         f"got {observation!r}")
+    box = isinstance(action, dict) and action.get("type") == "Box" and _is_shape(action.get("shape"))
+    discrete = isinstance(action, dict) and action.get("type") == "Discrete" and _is_count(action.get("n"))
+    if not (box or discrete):
+        raise InputError(f"{meta_file}: action_space must be a Discrete space with n >= 1 or a Box with a shape "
+                         f"of one positive integer, got {action!r}")
+    return meta
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 1 and _is_count(value[0])
+
+
+def _is_integer(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(kind)
+
+
+def _is_number(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+
+
+def _is_boolean(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_boolean(kind)
+
+
+def _is_number_list(kind) -> bool:
+    import pyarrow as pa
+
+    lists = pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+    return lists and _is_number(kind.value_type)
+
+
+COLUMN_TYPES = {"episode_index": _is_integer, "frame_index": _is_integer, "observation.state": _is_number_list,
+                "reward": _is_number, "terminated": _is_boolean, "truncated": _is_boolean}
+
+
+def _check_columns(table, data_file: Path, expected: dict[str, Callable]) -> None:
+    """Each expected column present, of its kind, without nulls, and a list column of one length throughout."""
+    import pyarrow.compute as pc
+
+    missing = [c for c in expected if c not in table.column_names]
+    if missing:
+        raise InputError(f"{data_file} lacks column(s) {missing}; it has {table.column_names}")
+    if table.num_rows == 0:
+        raise InputError(f"{data_file} holds no transitions")
+    for name, is_kind in expected.items():
+        column = table[name]
+        if not is_kind(column.type):
+            raise InputError(f"{data_file}: column {name!r} has the wrong type {column.type}")
+        values = column.combine_chunks()
+        if hasattr(values, "flatten"):  # a list column: every row the same length, no empty lists
+            lengths = pc.list_value_length(values).to_numpy(zero_copy_only=False)
+            if lengths.min() != lengths.max() or lengths.min() < 1:
+                raise InputError(f"{data_file}: column {name!r} holds lists of lengths {lengths.min()} to "
+                                 f"{lengths.max()}; expected one fixed length >= 1")
+            values = values.flatten()
+        if column.null_count or values.null_count:
+            raise InputError(f"{data_file}: column {name!r} has missing (null) values")
+
+
 def _check(demos: Demonstrations, path: Path) -> None:
     """Episodes are contiguous blocks numbered 0, 1, ... with frames 0, 1, ... and finite values."""
     episodes, frames = demos.episode_index, demos.frame_index
     if len(demos) == 0:
         raise InputError(f"{path} holds no transitions")
-    starts = np.flatnonzero(np.diff(episodes, prepend=-1) != 0)
+    starts = np.flatnonzero(np.r_[True, episodes[1:] != episodes[:-1]])  # row 0 starts one, whatever its number
     expected_frames = np.arange(len(demos)) - np.repeat(starts, np.diff(np.append(starts, len(demos))))
     if not np.array_equal(episodes[starts], np.arange(len(starts))):
         raise InputError(f"{path}: broken episode index: episodes must be contiguous blocks numbered 0, 1, ...; "
@@ -213,8 +298,15 @@ def _check(demos: Demonstrations, path: Path) -> None:
     if demos.observations.shape[1:] != obs_shape:
         raise InputError(f"{path}: observation.state has shape {demos.observations.shape[1:]}, "
                          f"the observation space {obs_shape}")
-    if not (np.isfinite(demos.observations).all() and np.isfinite(demos.actions).all()):
-        raise InputError(f"{path}: observations or actions hold NaN or infinite values")
+    if not (np.isfinite(demos.observations).all() and np.isfinite(demos.actions).all()
+            and np.isfinite(demos.rewards).all()):
+        raise InputError(f"{path}: observations, actions or rewards hold NaN or infinite values")
+    space = demos.meta["action_space"]
+    if demos.discrete and not ((demos.actions >= 0) & (demos.actions < space["n"])).all():
+        raise InputError(f"{path}: discrete actions must lie in [0, {space['n']}), found {demos.actions.min()} "
+                         f"to {demos.actions.max()}")
+    if not demos.discrete and demos.actions.shape[1:] != tuple(space["shape"]):
+        raise InputError(f"{path}: action has shape {demos.actions.shape[1:]}, the action space {tuple(space['shape'])}")
 
 
 def _migrate_v0(table, meta: dict[str, Any], path: Path):
@@ -223,9 +315,15 @@ def _migrate_v0(table, meta: dict[str, Any], path: Path):
 
     from robotics.envs import make_env
 
+    import gymnasium
+
     missing = [c for c in V0_COLUMNS if c not in table.column_names]
     if missing:
         raise InputError(f"{path} (format version 0) lacks column(s) {missing}; it has {table.column_names}")
+    _check_columns(table, path / DATA_FILE, {"episode": _is_integer, "step": _is_integer, "done": _is_boolean})
+    if meta["env_id"] not in gymnasium.registry:  # make_env would import a "module:Env" id's module
+        raise InputError(f"{path}: {META_FILE} names the environment {meta['env_id']!r}, which gymnasium does not "
+                         "register; migrating format version 0 needs its time limit")
     env = make_env(meta["env_id"])
     limit = env.spec.max_episode_steps
     env.close()

@@ -5,7 +5,6 @@ the class names, and a fingerprint of the exact data and split.
 """
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import logging
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from zoo.data import fingerprint, stratified_split
+from zoo.data import check_fractions, fingerprint, label_name, read_delimited, stratified_split
 from zoo.errors import DownloadError, InputError, OfflineError, WeightsIntegrityError
 
 log = logging.getLogger(__name__)
@@ -176,8 +175,7 @@ def _check_splittable(labels: np.ndarray, classes: Sequence[str], fractions: dic
         counts = [int(round(n * f)) for f in held_out.values()]
         return min(counts) >= 1 and n - sum(counts) >= 1
 
-    if sum(held_out.values()) >= 1:
-        raise InputError(f"expected held-out fractions summing to less than 1, got {held_out}")
+    check_fractions(held_out)
     counts = np.bincount(labels, minlength=len(classes))
     small = [f"{classes[c]!r} has {counts[c]}" for c in range(len(classes)) if not fits(int(counts[c]))]
     if small:
@@ -210,33 +208,35 @@ def image_csv(csv_path: str | Path, val_fraction: float = 0.2, test_fraction: fl
         raise InputError(f"expected a CSV file of path,label rows at {csv_path}, found no file")
     base = csv_path.resolve().parent
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-    except (UnicodeDecodeError, csv.Error) as exc:
+        text = csv_path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise InputError(f"expected a UTF-8 CSV file at {csv_path}: {type(exc).__name__}: {exc}") from None
-    if header is None or not any(cell.strip() for cell in header):
+    header, rows = read_delimited(text, csv_path)
+    rows = [(line, row) for line, row in rows if any(cell.strip() for cell in row)]  # spreadsheets' ",," lines
+    if not any(header):
         raise InputError(f"expected a CSV with a header row path,label[,split] at {csv_path}, found an empty file")
-    columns = [cell.strip().lower() for cell in header]
+    columns = [cell.lower() for cell in header]
     missing = [name for name in ("path", "label") if name not in columns]
     if missing:
         raise InputError(
             f"expected columns path,label (and optionally split) in the header of {csv_path}; "
-            f"missing {','.join(missing)}, found columns {[cell.strip() for cell in header]}"
+            f"missing {','.join(missing)}, found columns {header}"
         )
+    doubled = sorted({name for name in ("path", "label", "split") if columns.count(name) > 1})
+    if doubled:
+        raise InputError(f"expected each of path,label,split at most once in the header of {csv_path}, "
+                         f"found {doubled} more than once in {header}")
     if not rows:
         raise InputError(f"expected at least one path,label row in {csv_path} after the header, found none")
     col = {name: columns.index(name) for name in ("path", "label", "split") if name in columns}
     has_split = "split" in col
 
     def cell(row: list[str], name: str) -> str:
-        index = col[name]
-        return row[index].strip() if index < len(row) else ""
+        return row[col[name]].strip()
 
-    entries, problems, absent = [], [], []
+    entries, problems, absent, first_line = [], [], [], {}
     for line, row in rows:
-        raw_path, label = cell(row, "path"), cell(row, "label")
+        raw_path, label = cell(row, "path"), label_name(row[col["label"]]) or ""
         split = cell(row, "split").lower() if has_split else None
         if not raw_path or not label:
             problems.append(f"line {line}: empty {'path' if not raw_path else 'label'}")
@@ -246,12 +246,17 @@ def image_csv(csv_path: str | Path, val_fraction: float = 0.2, test_fraction: fl
             continue
         path = Path(raw_path).expanduser()
         path = path if path.is_absolute() else base / path
-        if not path.is_file():
+        if not _is_file(path):
             absent.append(f"line {line}: {raw_path}")
+            continue
+        seen = first_line.setdefault(os.path.realpath(path), line)
+        if seen != line:  # one image twice could land in two splits
+            problems.append(f"line {line}: {raw_path} is listed already on line {seen}")
             continue
         entries.append((path, label, split))
     if problems:
-        raise InputError(f"expected a path, a label{' and a split' if has_split else ''} on every row of {csv_path}: {_listing(problems)}")
+        raise InputError(f"expected a path, a label{' and a split' if has_split else ''} on every row of {csv_path}, "
+                         f"each image once: {_listing(problems)}")
     if absent:
         raise InputError(f"expected every path in {csv_path} to exist (relative to {base} or absolute), but "
                          f"{len(absent)} do not: {_listing(absent)}")
@@ -303,6 +308,14 @@ def image_csv(csv_path: str | Path, val_fraction: float = 0.2, test_fraction: fl
         source=str(csv_path.resolve()),
         skipped=skipped,
     )
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a name the system cannot look up (too long, say) is not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 # -- IDX files (the MNIST family's format) ------------------------------------------

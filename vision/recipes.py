@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from zoo.recipes import Recipe, RecipeResult, card_metrics
+from zoo.recipes import Recipe, RecipeResult, bounded, card_metrics
 
 
 @dataclass
@@ -28,23 +28,22 @@ class ImageClassificationRecipe(Recipe):
     model: str = "vision/digits-cnn.sklearn"
     data: str = "vision/digits"
     pretrained: bool = True
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.05
-    warmup_ratio: float = 0.05
-    label_smoothing: float = 0.1
+    epochs: int = bounded(10, "[1, inf)")
+    batch_size: int = bounded(64, "[1, inf)")
+    lr: float = bounded(3e-3, "(0, inf)")
+    weight_decay: float = bounded(0.05, "[0, inf)")
+    warmup_ratio: float = bounded(0.05, "[0, 1)")
+    label_smoothing: float = bounded(0.1, "[0, 1)")
     augment: str = "trivial"
-    image_size: int | None = None
-    ema_decay: float | None = None
+    image_size: int | None = bounded(None, "[1, inf)")
+    ema_decay: float | None = bounded(None, "[0, 1)")
     freeze_backbone: bool = False
-    val_fraction: float = 0.2
-    early_stopping_patience: int | None = None
+    val_fraction: float = bounded(0.2, "(0, 1)")  # the best epoch is picked on val
+    early_stopping_patience: int | None = bounded(None, "[1, inf)")
     precision: str = "auto"
     device: str = "auto"
     deterministic: bool = True
-    num_workers: int = 0
-    seed: int = 0
+    num_workers: int = bounded(0, "[0, inf)")
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch

@@ -3,10 +3,17 @@
 Overrides come from Python kwargs, a YAML file or ``--set key=value``; the
 resolved recipe is written into the trained model's card, so ``zoo reproduce``
 can run it again.
+
+Numeric fields declare the range they accept with :func:`bounded`
+(``val_fraction: float = bounded(0.1, "[0, 1)")``); every recipe checks its values
+against those ranges when it is made, however the values came, so a value out of
+range is an :class:`~zoo.errors.InputError` naming the field, the range and the value.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -17,6 +24,67 @@ from typing import Any, ClassVar, Mapping
 import yaml
 
 from zoo.errors import InputError
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A range of numbers written as in mathematics: ``[0, 1)``, ``(0, inf)``, ``[1, inf)``.
+
+    NaN is in no interval; ``inf`` is in one only when that end is closed.
+    """
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+
+    @classmethod
+    def parse(cls, text: str) -> "Interval":
+        try:
+            opening, closing = text[0], text[-1]
+            low, high = (float(part) for part in text[1:-1].split(","))
+        except ValueError:
+            raise ValueError(f"expected an interval such as '[0, 1)', got {text!r}") from None
+        if opening not in "[(" or closing not in "])" or not low <= high:
+            raise ValueError(f"expected an interval such as '[0, 1)', got {text!r}")
+        return cls(low, high, opening == "[", closing == "]")
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low <= value if self.low_closed else self.low < value
+        below = value <= self.high if self.high_closed else value < self.high
+        return above and below  # both False for NaN
+
+    def __str__(self) -> str:
+        def show(end: float) -> str:
+            return str(int(end)) if math.isfinite(end) and end == int(end) else str(end)
+
+        return f"{'[' if self.low_closed else '('}{show(self.low)}, {show(self.high)}{']' if self.high_closed else ')'}"
+
+
+def bounded(default: Any, *intervals: str) -> Any:
+    """A recipe field whose numbers must lie in ``intervals``.
+
+    One interval bounds the number, or every item of a tuple; several give one per item
+    (and so the tuple's length). ``None`` stays allowed where the type allows it.
+    """
+    return dataclasses.field(default=default, metadata={"range": tuple(Interval.parse(i) for i in intervals)})
+
+
+def check_ranges(recipe: Any) -> None:
+    """InputError naming the first field of ``recipe`` whose value lies outside its declared range."""
+    for f in dataclasses.fields(recipe):
+        intervals = f.metadata.get("range")
+        value = getattr(recipe, f.name)
+        if not intervals or value is None:
+            continue
+        several = isinstance(value, (tuple, list))
+        items = tuple(value) if several else (value,)
+        if len(intervals) > 1 and len(items) != len(intervals):
+            raise InputError(f"recipe field {f.name!r} expects {len(intervals)} numbers, got {value!r}")
+        for index, (item, interval) in enumerate(zip(items, intervals if len(intervals) > 1 else intervals * len(items))):
+            if isinstance(item, bool) or not isinstance(item, numbers.Real) or item not in interval:
+                what = f"item {index} of recipe field {f.name!r}" if several else f"recipe field {f.name!r}"
+                raise InputError(f"{what} must be in {interval}, got {value!r}; choose a value in that range")
 
 
 @dataclass
@@ -32,7 +100,10 @@ class Recipe(ABC):
     """Base of every task recipe; subclasses add hyper-parameter fields and ``run``."""
 
     name: ClassVar[str]
-    seed: int = 0
+    seed: int = bounded(0, "[0, 4294967296)")
+
+    def __post_init__(self):
+        check_ranges(self)
 
     @abstractmethod
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
@@ -56,19 +127,26 @@ class Recipe(ABC):
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, Any] | None = None, config_file: str | Path | None = None):
         """Defaults, then a YAML file, then ``overrides`` (strings are parsed to each field's type)."""
-        values: dict[str, Any] = {}
-        if config_file is not None:
-            loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-            if not isinstance(loaded, dict):
-                raise InputError(f"expected a mapping of recipe fields in {config_file}, got {type(loaded).__name__}")
-            values.update(loaded)
-        values.update(overrides or {})
+        values = {**read_config(config_file), **(overrides or {})}
         hints = typing.get_type_hints(cls)
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - fields)
         if unknown:
             raise InputError(f"recipe {cls.name!r} has no field(s) {unknown}; its fields are {sorted(fields)}")
         return cls(**{key: coerce(value, hints[key], key) for key, value in values.items()})
+
+
+def read_config(config_file: str | Path | None) -> dict[str, Any]:
+    """The recipe fields of a YAML file (``{}`` for none); an unreadable file or not a mapping is an InputError."""
+    if config_file is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"expected a YAML file of recipe fields at {config_file}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"expected a mapping of recipe fields in {config_file}, got {type(loaded).__name__}")
+    return loaded
 
 
 def card_metrics(values: dict[str, float], split: str, dataset: str) -> list[dict[str, Any]]:
@@ -129,7 +207,10 @@ def _convert(value: Any, option: Any) -> Any:
     if option is str:
         return value if isinstance(value, str) else _FAIL
     if origin in (tuple, list):
-        items = yaml.safe_load(value) if isinstance(value, str) else value
+        try:
+            items = yaml.safe_load(value) if isinstance(value, str) else value
+        except yaml.YAMLError:
+            return _FAIL
         if not isinstance(items, (list, tuple)):
             return _FAIL
         return origin(items)

@@ -21,9 +21,8 @@ class ContinueTraining:
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, Any] | None = None, config_file: str | Path | None = None):
         """The trained model's recipe: its recorded params, then ``config_file``, then ``overrides``."""
-        import yaml
-
         from zoo.hub import info
+        from zoo.recipes import read_config
         from zoo.registry import get_registry, resolve_ref
 
         overrides = dict(overrides or {})
@@ -32,8 +31,5 @@ class ContinueTraining:
         recorded = info(overrides["model"]).provenance.get("recipe")
         if not recorded:
             raise InputError(f"{overrides['model']} records no recipe; pick one with --recipe ppo|sac|bc")
-        configured = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) if config_file else {}
-        if not isinstance(configured, dict):
-            raise InputError(f"expected a mapping of recipe fields in {config_file}, got {type(configured).__name__}")
         recipe_cls = resolve_ref(get_registry().recipe(recorded["name"]).recipe)
-        return recipe_cls.from_overrides({**recorded["params"], **configured, **overrides})
+        return recipe_cls.from_overrides({**recorded["params"], **read_config(config_file), **overrides})

@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from zoo.recipes import Recipe, RecipeResult
+from zoo.recipes import Recipe, RecipeResult, bounded
 
 
 class ActionHead(nn.Module):
@@ -49,17 +49,16 @@ class BCRecipe(Recipe):
     env_id: str | None = None  # default: the dataset's environment
     model: str | None = None
     pretrained: bool = True
-    epochs: int = 20
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    val_fraction: float = 0.1
-    hidden: tuple[int, ...] = (64, 64)
+    epochs: int = bounded(20, "[1, inf)")
+    batch_size: int = bounded(256, "[1, inf)")
+    lr: float = bounded(1e-3, "(0, inf)")
+    weight_decay: float = bounded(0.0, "[0, inf)")
+    val_fraction: float = bounded(0.1, "[0, 1)")
+    hidden: tuple[int, ...] = bounded((64, 64), "[1, inf)")
     activation: str = "tanh"
-    eval_episodes: int = 10
+    eval_episodes: int = bounded(10, "[1, inf)")
     device: str = "cpu"
-    threads: int = 1
-    seed: int = 0
+    threads: int = bounded(1, "[1, inf)")
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         """Train on the dataset, evaluate by rollouts, and save a loadable policy to ``out_dir``."""

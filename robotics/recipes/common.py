@@ -11,7 +11,7 @@ import torch
 from backends.seed import rng_state, set_rng_state
 from zoo.card import ModelCard, write_text_atomic
 from zoo.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from zoo.errors import CheckpointError, InputError
+from zoo.errors import CheckpointError
 
 EVAL_SEED = 10_000  # evaluation episodes are reset with seeds EVAL_SEED + i, apart from training seeds
 METRICS_FILE = "metrics.jsonl"
@@ -180,9 +180,3 @@ def env_fingerprint(env_id: str) -> str:
     env.close()
     return fingerprint(env_id, json.dumps(spaces, sort_keys=True), gymnasium.__version__)
 
-
-def check_positive(**values: int) -> None:
-    """InputError naming the first of ``values`` below 1."""
-    for name, value in values.items():
-        if value < 1:
-            raise InputError(f"{name} must be >= 1, got {value}")

@@ -16,7 +16,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from zoo.recipes import Recipe, RecipeResult
+from zoo.recipes import Recipe, RecipeResult, bounded
 
 
 class RewardScaler:
@@ -60,30 +60,29 @@ class PPORecipe(Recipe):
     env_id: str = "CartPole-v1"
     model: str | None = None
     pretrained: bool = True
-    total_steps: int = 100_000
-    num_envs: int = 8
-    num_steps: int = 32
-    learning_rate: float = 1e-3
+    total_steps: int = bounded(100_000, "[1, inf)")
+    num_envs: int = bounded(8, "[1, inf)")
+    num_steps: int = bounded(32, "[1, inf)")
+    learning_rate: float = bounded(1e-3, "(0, inf)")
     anneal_lr: bool = True
-    gamma: float = 0.98
-    gae_lambda: float = 0.8
-    update_epochs: int = 20
-    minibatch_size: int = 256
-    clip_coef: float = 0.2
+    gamma: float = bounded(0.98, "[0, 1]")
+    gae_lambda: float = bounded(0.8, "[0, 1]")
+    update_epochs: int = bounded(20, "[1, inf)")
+    minibatch_size: int = bounded(256, "[1, inf)")
+    clip_coef: float = bounded(0.2, "(0, inf)")
     anneal_clip: bool = True
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
+    ent_coef: float = bounded(0.0, "[0, inf)")
+    vf_coef: float = bounded(0.5, "[0, inf)")
+    max_grad_norm: float = bounded(0.5, "(0, inf)")
     normalize_observations: bool = False
     normalize_rewards: bool = False
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = bounded((64, 64), "[1, inf)")
     activation: str = "tanh"
-    log_std_init: float = 0.0
-    eval_episodes: int = 10
-    checkpoint_every_steps: int = 20_000
+    log_std_init: float = bounded(0.0, "(-inf, inf)")
+    eval_episodes: int = bounded(10, "[1, inf)")
+    checkpoint_every_steps: int = bounded(20_000, "[0, inf)")  # 0: never
     device: str = "cpu"
-    threads: int = 1
-    seed: int = 0
+    threads: int = bounded(1, "[1, inf)")
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True,
             stop: Callable[[int, object], bool] | None = None) -> RecipeResult:
@@ -101,11 +100,9 @@ class PPORecipe(Recipe):
 
         from backends.seed import seed_everything
         from robotics.envs import SyncEnvs
-        from robotics.recipes.common import (RunLog, check_positive, check_same_run, env_fingerprint,
+        from robotics.recipes.common import (RunLog, check_same_run, env_fingerprint,
                                              find_checkpoint, finish, make_policy, restore_training, save_training)
 
-        check_positive(total_steps=self.total_steps, num_envs=self.num_envs, num_steps=self.num_steps,
-                       minibatch_size=self.minibatch_size, update_epochs=self.update_epochs)
         out_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = find_checkpoint(out_dir, resume)
         seed_everything(self.seed)

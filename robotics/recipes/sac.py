@@ -15,7 +15,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from zoo.recipes import Recipe, RecipeResult
+from zoo.recipes import Recipe, RecipeResult, bounded
 
 
 class ReplayBuffer:
@@ -70,24 +70,23 @@ class SACRecipe(Recipe):
     env_id: str = "Pendulum-v1"
     model: str | None = None
     pretrained: bool = True
-    total_steps: int = 20_000
-    buffer_size: int = 1_000_000
-    learning_starts: int = 1_000
-    batch_size: int = 256
-    gamma: float = 0.99
-    tau: float = 0.005
-    policy_lr: float = 1e-3
-    q_lr: float = 1e-3
-    policy_frequency: int = 1
-    alpha: float = 1.0
+    total_steps: int = bounded(20_000, "[1, inf)")
+    buffer_size: int = bounded(1_000_000, "[1, inf)")
+    learning_starts: int = bounded(1_000, "[0, inf)")
+    batch_size: int = bounded(256, "[1, inf)")
+    gamma: float = bounded(0.99, "[0, 1]")
+    tau: float = bounded(0.005, "(0, 1]")
+    policy_lr: float = bounded(1e-3, "(0, inf)")
+    q_lr: float = bounded(1e-3, "(0, inf)")
+    policy_frequency: int = bounded(1, "[1, inf)")
+    alpha: float = bounded(1.0, "(0, inf)")
     autotune: bool = True
-    hidden: tuple[int, ...] = (256, 256)
-    eval_episodes: int = 10
-    checkpoint_every_steps: int = 10_000
-    log_every_steps: int = 1_000
+    hidden: tuple[int, ...] = bounded((256, 256), "[1, inf)")
+    eval_episodes: int = bounded(10, "[1, inf)")
+    checkpoint_every_steps: int = bounded(10_000, "[0, inf)")  # 0: never
+    log_every_steps: int = bounded(1_000, "[1, inf)")
     device: str = "cpu"
-    threads: int = 1
-    seed: int = 0
+    threads: int = bounded(1, "[1, inf)")
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True,
             stop: Callable[[int, object], bool] | None = None) -> RecipeResult:
@@ -105,11 +104,9 @@ class SACRecipe(Recipe):
 
         from backends.seed import seed_everything
         from robotics.envs import SyncEnvs
-        from robotics.recipes.common import (RunLog, check_positive, check_same_run, env_fingerprint,
+        from robotics.recipes.common import (RunLog, check_same_run, env_fingerprint,
                                              find_checkpoint, finish, make_policy, restore_training, save_training)
 
-        check_positive(total_steps=self.total_steps, batch_size=self.batch_size, buffer_size=self.buffer_size,
-                       policy_frequency=self.policy_frequency, log_every_steps=self.log_every_steps)
         out_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = find_checkpoint(out_dir, resume)
         seed_everything(self.seed)

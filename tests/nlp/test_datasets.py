@@ -107,3 +107,67 @@ def test_fixed_labels_reject_unknown_classes(tmp_path):
     val = write(tmp_path / "val.jsonl", json.dumps({"text": "x", "label": "other"}) + "\n")
     with pytest.raises(InputError, match="'other'"):
         load_splits(write(tmp_path / "t.csv", "text,label\na,pos\nb,neg\n"), val_data=val)
+
+
+# -- issue 13, item 9: ragged and merged rows, label types, fractions ------------------
+SIXTEEN_ROWS = "text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(16))
+
+
+@pytest.mark.parametrize("content, message", [
+    # An unclosed quote at the end of the file swallows the rows after it.
+    ('text,label\n"unclosed,a\nsecond row,b\nthird,a\n', r"line 2: malformed CSV .*unexpected end of data"),
+    # ... and one closed later merges two rows into one with too few fields.
+    ('text,label\nfirst,a\n"unclosed,a\nsecond row,b"\nthird,a\n', r"2 fields in every row.* line 3 has 1"),
+    ('text,label\n"quoted" then text,a\n', r"line 2: malformed CSV"),
+    ("text,label\nan extra, comma,a\nfine,b\n", r"line 2 has 3"),
+    ("text,label\nno delimiter\nfine,b\n", r"line 2 has 1"),
+])
+def test_ragged_or_merged_csv_rows_are_errors_naming_the_line(tmp_path, content, message):
+    with pytest.raises(InputError, match=message):
+        read_table(write(tmp_path / "d.csv", content))
+
+
+def test_ragged_tsv_rows_are_errors_too(tmp_path):
+    with pytest.raises(InputError, match=r"line 3 has 3"):
+        read_table(write(tmp_path / "d.tsv", "text\tlabel\nfine\ta\ntoo\tmany\tb\n"))
+
+
+def test_quoted_fields_may_span_lines_and_blank_lines_are_skipped(tmp_path):
+    table = read_table(write(tmp_path / "d.csv", 'text,label\n"two\nlines",a\n\n"with ""quotes"", and comma",b\n\n'))
+    assert table.texts == ["two\nlines", 'with "quotes", and comma'] and table.labels == ["a", "b"]
+
+
+def test_a_column_named_twice_is_an_error(tmp_path):
+    with pytest.raises(InputError, match=r"names the column\(s\) \['text'\] more than once"):
+        read_table(write(tmp_path / "d.csv", "text,text,label\na,b,c\n"))
+
+
+def test_jsonl_labels_are_one_class_whatever_their_json_type(tmp_path):
+    rows = [("a", 1), ("b", 1.0), ("c", "1"), ("d", " 1 "), ("e", 2), ("f", 2.5), ("g", None), ("h", float("nan"))]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    splits = text_table(path, val_fraction=0)
+    assert splits.classes == ["1", "2", "2.5"]
+    assert splits.train.labels.tolist() == [0, 0, 0, 0, 1, 2]
+    assert splits.report["dropped_empty_label"] == 2  # null and NaN are missing labels
+
+
+def test_jsonl_lines_end_only_at_newline(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"text": "a\u2028b\x85c", "label": "x"}, ensure_ascii=False) + "\n")
+    assert read_table(path).texts == ["a\u2028b\x85c"]
+
+
+def test_jsonl_nested_too_deep_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="line 1: JSON nested too deeply"):
+        read_table(write(tmp_path / "d.jsonl", "[" * 100_000 + "\n"))
+
+
+@pytest.mark.parametrize("fractions, message", [
+    ({"val_fraction": -0.1}, r"val_fraction must be in \[0, 1\), got -0.1"),
+    ({"val_fraction": 1.5}, r"val_fraction must be in \[0, 1\), got 1.5"),
+    ({"val_fraction": 0.5, "test_fraction": 0.5}, r"val_fraction=0.5 \+ test_fraction=0.5 is at least 1"),
+])
+def test_held_out_fractions_outside_their_range_are_errors(tmp_path, fractions, message):
+    with pytest.raises(InputError, match=message):
+        text_table(write(tmp_path / "d.csv", SIXTEEN_ROWS), **fractions)

@@ -42,6 +42,13 @@ def test_loads_offline_from_the_hf_cache_and_matches_transformers(cached_repo, t
     assert model.card.files["tokenizer.json"]["format"] == "raw"
 
 
+def test_empty_text_is_classified_as_transformers_classifies_it(cached_repo, tiny_bert):
+    model = zoo.load(f"hf:{REPO}", task="text-classification", device="cpu")
+    texts = ["", "   ", "the movie was great !"]
+    scores = np.array([[dict(p["top_k"])[label] for label in ("negative", "positive")] for p in model.predict(texts)])
+    np.testing.assert_allclose(scores, reference_logits(tiny_bert, texts), atol=1e-5)
+
+
 def test_revision_pin_local_directory_and_listing(cached_repo, tiny_bert):
     pinned = zoo.load(f"hf:{REPO}@{COMMIT}", device="cpu")
     assert pinned.card.id == f"hf:{REPO}@{COMMIT}" and pinned.card.source == f"hf://{REPO}@{COMMIT}"

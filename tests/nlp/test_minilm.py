@@ -85,10 +85,22 @@ def test_long_texts_are_truncated_at_256_tokens_and_counted(minilm, caplog):
     assert len(cut) == 256 and cut.truncated
 
 
+def test_empty_text_is_embedded_as_sentence_transformers_embeds_it(minilm):
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(package_dir()), device="cpu", local_files_only=True)
+    texts = ["", "   ", "A man is eating food."]
+    ours = minilm.predict(texts)
+    np.testing.assert_allclose(ours, reference.encode(texts, normalize_embeddings=True), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(minilm.predict(""), ours[0], atol=1e-6)
+
+
 @pytest.mark.parametrize("bad, message", [
-    ("", "input 0: expected non-empty text"),
-    (["fine", "   "], "input 1: expected non-empty text"),
     (["fine", None], "input 1: expected a string, got NoneType"),
+    (["fine", "", 3], "input 2: expected a string, got int 3"),
+    (["fine", b"bytes"], "input 1: expected a string, got bytes"),
+    (["fine", "lone \ud800 surrogate"], "input 1: expected text that UTF-8 can encode"),
+    ([("fine", None)], "input 0: expected a string, got NoneType"),
     ([float("nan")], "NaN (a missing value)"),
     ([("a", "b", "c")], "expected a text or a (text, text_pair) pair"),
 ])
@@ -144,3 +156,16 @@ def test_pretrained_false_keeps_the_tokenizer(minilm):
     assert "tokenizer.json" in fresh.card.files and "model.safetensors" not in fresh.card.files
     assert fresh.predict("hello").shape == (384,)
     assert not np.allclose(fresh.predict("hello"), minilm.predict("hello"), atol=1e-2)
+
+
+def test_runtime_text_batcher_encodes_empty_text_and_names_bad_items():
+    from nlp.tokenizer import TextBatcher, TextTokenizer
+
+    batcher = TextBatcher(TextTokenizer(package_dir() / "tokenizer.json", max_length=16, strip=True))
+    arrays = batcher(["", "   ", "hi"])
+    assert arrays["input_ids"].shape[0] == 3 and arrays["attention_mask"].sum(1).tolist() == [2, 2, 3]
+    assert arrays["input_ids"][0, :2].tolist() == arrays["input_ids"][1, :2].tolist() == [101, 102]  # [CLS] [SEP]
+    with pytest.raises(InputError, match="input 2: expected a string, got bytes"):
+        batcher(["a", "b", b"c"])
+    with pytest.raises(InputError, match="input 1: expected a string, got float 2.5"):
+        batcher(["a", 2.5])

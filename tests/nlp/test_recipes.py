@@ -111,3 +111,17 @@ def test_length_buckets_cover_every_example_once_and_cut_padding():
 def test_recipe_rejects_bad_choices():
     with pytest.raises(InputError, match="class_weights"):
         TextClassificationRecipe(class_weights="inverse").run("unused")
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5"])
+def test_finetune_refuses_a_val_fraction_outside_its_range_in_one_line(tmp_path, value):
+    from tests.zoo.test_cli import run_zoo
+
+    data = write_reviews(tmp_path / "reviews.csv")
+    result = run_zoo("finetune", "nlp/all-minilm-l6-v2", "--data", str(data), "--text-column", "review",
+                     "--label-column", "stars", "--set", f"val_fraction={value}", "--out", str(tmp_path / "out"),
+                     check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: recipe field 'val_fraction' must be in [0, 1), got {float(value)}; choose a value in that range"]
+    assert not (tmp_path / "out").exists()

@@ -130,3 +130,60 @@ def test_recording_a_policy_in_an_env_it_was_not_trained_for_is_refused(tmp_path
     with pytest.raises(zoo.InputError, match="trained for CartPole-v1, not for Acrobot-v1"):
         datasets.record(zoo.load("robotics/ppo-mlp.cartpole-v1"), "Acrobot-v1", tmp_path / "d", episodes=1)
     assert not (tmp_path / "d").exists()
+
+
+# -- untrusted dataset files: typed errors, never another exception (issue 13) ----------
+def replaced_column(path, name, array):
+    table = pq.read_table(path / "data.parquet")
+    return rewrite(path, table.set_column(table.column_names.index(name), name, array))
+
+
+@pytest.mark.parametrize("name, make_array, message", [
+    ("reward", lambda t: pa.array(np.where(np.arange(t.num_rows) == 5, np.nan, 1.0)), "rewards hold NaN"),
+    ("reward", lambda t: pa.array(["x"] * t.num_rows), "column 'reward' has the wrong type string"),
+    ("terminated", lambda t: pa.array(np.zeros(t.num_rows, np.int64)), "column 'terminated' has the wrong type"),
+    ("episode_index", lambda t: pa.array([None] + [0] * (t.num_rows - 1), pa.int64()), "'episode_index' has missing"),
+    ("observation.state", lambda t: pa.array([[0.0, 1.0, 2.0]] * (t.num_rows - 1) + [[0.0] * 5]),
+     "'observation.state' holds lists of lengths 3 to 5"),
+    ("observation.state", lambda t: pa.array([[0.0, None, 2.0]] * t.num_rows), "'observation.state' has missing"),
+    ("action", lambda t: pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(2 * t.num_rows, np.float32)), 2),
+     r"action has shape \(2,\), the action space \(1,\)"),
+])
+def test_bad_columns_are_input_errors(pendulum_demos, name, make_array, message):
+    table = pq.read_table(pendulum_demos / "data.parquet")
+    with pytest.raises(zoo.InputError, match=message):
+        datasets.load(replaced_column(pendulum_demos, name, make_array(table)))
+
+
+def test_a_garbled_parquet_file_with_a_matching_fingerprint_is_an_input_error(pendulum_demos):
+    data = bytearray((pendulum_demos / "data.parquet").read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+    data[-12:-8] = b"\xff\xff\xff\x7f"  # the footer length
+    (pendulum_demos / "data.parquet").write_bytes(bytes(data))
+    meta = json.loads((pendulum_demos / "meta.json").read_text())
+    meta["fingerprint"] = zoo.cache.sha256_file(pendulum_demos / "data.parquet")
+    (pendulum_demos / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(zoo.InputError, match="not a readable Parquet file"):
+        datasets.load(pendulum_demos)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda meta: [meta], "must hold a JSON object, got list"),
+    (lambda meta: {**meta, "action_space": {"type": "Box"}}, "action_space must be"),
+    (lambda meta: {**meta, "observation_space": {"shape": ["3"]}}, "observation_space must be"),
+    (lambda meta: {**meta, "format_version": True}, "format version True"),
+    (lambda meta: {**meta, "action_space": {"type": "Discrete", "n": 2}}, "column .action. has the wrong type fixed_size_list"),
+])
+def test_bad_metadata_is_an_input_error(pendulum_demos, edit, message):
+    meta = json.loads((pendulum_demos / "meta.json").read_text())
+    (pendulum_demos / "meta.json").write_text(json.dumps(edit(meta)))
+    with pytest.raises(zoo.InputError, match=message):
+        datasets.load(pendulum_demos)
+
+
+def test_version_0_with_an_unregistered_env_is_refused_without_importing_it(tmp_path):
+    path = write_v0(tmp_path / "old")
+    meta = json.loads((path / "meta.json").read_text())
+    (path / "meta.json").write_text(json.dumps({**meta, "env_id": "json:Evil-v0"}))
+    with pytest.raises(zoo.InputError, match="which gymnasium does not register"):
+        datasets.load(path)

@@ -147,3 +147,33 @@ def test_csv_fingerprint_survives_moving_the_folder(tmp_path):
     before = image_csv(tmp_path / "a" / "data.csv").fingerprint
     (tmp_path / "a").rename(tmp_path / "b")
     assert image_csv(tmp_path / "b" / "data.csv").fingerprint == before
+
+
+@pytest.mark.parametrize("tail, message", [
+    # An unclosed quote swallows the rows after it (issue 13, item 9).
+    ['"img/dog_0.png,dog\nimg/cat_0.png,cat\n', r"line 3: malformed CSV .*unexpected end of data"],
+    # ... or merges two rows into one with too few fields.
+    ['"img/dog_0.png,dog\nimg/cat_0.png,cat"\n', r"expected 2 fields in every row.* line 3 has 1"],
+    ["img/dog_0.png,dog,extra\n", r"line 3 has 3"],
+])
+def test_ragged_or_merged_rows_are_errors_naming_the_line(tmp_path, tail, message):
+    rows = _dataset(tmp_path, per_class=2, classes=("dog", "cat"))
+    csv_path = tmp_path / "data.csv"
+    csv_path.write_text(f"path,label\n{rows[1][0]},dog\n" + tail)
+    with pytest.raises(InputError, match=message):
+        image_csv(csv_path, val_fraction=0.2)
+
+
+def test_fractions_outside_their_range_are_errors(tmp_path):
+    csv_path = _write_csv(tmp_path / "data.csv", "path,label", _dataset(tmp_path))
+    with pytest.raises(InputError, match=r"val_fraction must be in \[0, 1\), got -0.1"):
+        image_csv(csv_path, val_fraction=-0.1)
+    with pytest.raises(InputError, match=r"val_fraction=0.5 \+ test_fraction=0.5 is at least 1"):
+        image_csv(csv_path, val_fraction=0.5, test_fraction=0.5)
+
+
+def test_an_image_listed_twice_is_an_error_naming_both_lines(tmp_path):
+    rows = _dataset(tmp_path)
+    csv_path = _write_csv(tmp_path / "data.csv", "path,label", rows + [("./" + rows[0][0], "cat")])
+    with pytest.raises(InputError, match=rf"line 17: ./{rows[0][0]} is listed already on line 2"):
+        image_csv(csv_path, val_fraction=0.2)

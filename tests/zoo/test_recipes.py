@@ -57,3 +57,93 @@ def test_provenance_records_resolved_recipe():
     assert provenance["recipe"] == {"name": "toy", "params": {"seed": 0, "epochs": 2, "lr": 1e-3, "augment": True, "patience": None, "widths": (1, 2), "data": "a/b"}}
     assert provenance["data_fingerprint"] == "abc" and provenance["seed"] == 0
     assert "git_commit" in provenance["code_version"]
+
+
+def _registered_recipes():
+    import dataclasses
+
+    from zoo.registry import get_registry, resolve_ref
+
+    registry = get_registry()
+    classes = [resolve_ref(registry.recipe(name).recipe) for name in sorted(registry.recipes)]
+    return [cls for cls in classes if dataclasses.is_dataclass(cls)]
+
+
+def test_every_numeric_field_of_every_recipe_declares_its_range():
+    import dataclasses
+    import typing
+
+    unbounded = []
+    for cls in _registered_recipes():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            numeric = {int, float} & set(typing.get_args(hints[f.name]) or (hints[f.name],))
+            numeric_items = typing.get_origin(hints[f.name]) is tuple
+            if (numeric or numeric_items) and "range" not in f.metadata:
+                unbounded.append(f"{cls.__name__}.{f.name}")
+        cls()  # the defaults lie in their ranges
+    assert len(_registered_recipes()) >= 8 and not unbounded
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("val_fraction=-0.1", r"recipe field 'val_fraction' must be in \[0, 1\), got -0.1"),
+    ("val_fraction=1.5", r"recipe field 'val_fraction' must be in \[0, 1\), got 1.5"),
+    ("test_fraction=1", r"'test_fraction' must be in \[0, 1\), got 1.0"),
+    ("lr=0", r"'lr' must be in \(0, inf\), got 0.0"),
+    ("lr=nan", r"'lr' must be in \(0, inf\), got nan"),
+    ("lr=-inf", r"'lr' must be in \(0, inf\), got -inf"),
+    ("epochs=0", r"'epochs' must be in \[1, inf\), got 0"),
+    ("batch_size=-3", r"'batch_size' must be in \[1, inf\), got -3"),
+    ("warmup_ratio=1", r"'warmup_ratio' must be in \[0, 1\)"),
+    ("max_length=1", r"'max_length' must be in \[2, inf\)"),
+    ("seed=-1", r"'seed' must be in \[0, 4294967296\)"),
+])
+def test_text_recipe_rejects_out_of_range_overrides(assignment, message):
+    from nlp.recipes import TextClassificationRecipe
+
+    with pytest.raises(InputError, match=message):
+        TextClassificationRecipe.from_overrides(parse_set([assignment]))
+
+
+def test_ranges_hold_for_python_kwargs_and_every_domain():
+    from medical.recipes import Segmentation3DRecipe
+    from robotics.recipes.ppo import PPORecipe
+    from robotics.recipes.sac import SACRecipe
+    from vision.recipes import ImageClassificationRecipe
+
+    with pytest.raises(InputError, match=r"'val_fraction' must be in \(0, 1\), got 0"):
+        ImageClassificationRecipe(val_fraction=0)
+    with pytest.raises(InputError, match=r"item 1 of recipe field 'hidden' must be in \[1, inf\), got \(64, 0\)"):
+        PPORecipe.from_overrides(parse_set(["hidden=[64, 0]"]))
+    with pytest.raises(InputError, match=r"'gamma' must be in \[0, 1\], got 1.5"):
+        SACRecipe(gamma=1.5)
+    with pytest.raises(InputError, match=r"'patch_size' expects 3 numbers, got \(8, 8\)"):
+        Segmentation3DRecipe(patch_size=(8, 8))
+    with pytest.raises(InputError, match=r"item 0 of recipe field 'window' must be in \(0, inf\)"):
+        Segmentation3DRecipe(window=(0.0, 40.0))
+    assert Segmentation3DRecipe(window=(400.0, -1000.0)).window == (400.0, -1000.0)
+    assert PPORecipe(checkpoint_every_steps=0, ent_coef=0.0).checkpoint_every_steps == 0
+    assert ToyRecipe(seed=7).seed == 7
+
+
+def test_interval_notation():
+    from zoo.recipes import Interval
+
+    half_open = Interval.parse("[0, 1)")
+    assert 0 in half_open and 0.5 in half_open and 1 not in half_open and float("nan") not in half_open
+    assert str(half_open) == "[0, 1)" and str(Interval.parse("(0, inf)")) == "(0, inf)"
+    with pytest.raises(ValueError, match="interval"):
+        Interval.parse("0..1")
+
+
+def test_unparsable_yaml_in_overrides_and_config_files_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match=r"'widths' expects tuple, got '\\x1f'"):
+        ToyRecipe.from_overrides({"widths": "\x1f"})
+    with pytest.raises(InputError, match="'widths' expects tuple"):
+        ToyRecipe.from_overrides({"widths": "[1, 2"})
+    config = tmp_path / "bad.yaml"
+    config.write_text("epochs: [1\n")
+    with pytest.raises(InputError, match="expected a YAML file of recipe fields"):
+        ToyRecipe.from_overrides({}, config_file=config)
+    with pytest.raises(InputError, match="expected a YAML file of recipe fields"):
+        ToyRecipe.from_overrides({}, config_file=tmp_path / "missing.yaml")
