@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import re
 import shutil
@@ -96,10 +97,10 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
     latest = root / LATEST_FILE
     if latest.is_file():
         name = latest.read_bytes().decode("utf-8", errors="replace").strip()
-        path = root / name
-        if not (_STEP_DIR.match(name) and path.is_dir()):
+        path = root / name if _STEP_DIR.match(name) else None  # nothing else is joined to a path
+        if path is None or not path.is_dir():
             raise CheckpointError(
-                f"{latest} names {name!r}, which is not a checkpoint directory in {root}; "
+                f"{latest} names {name[:80]!r}, which is not a checkpoint directory in {root}; "
                 f"{_others_hint(root, exclude=path)}"
             )
         return path
@@ -171,31 +172,36 @@ def load_checkpoint(path: str | os.PathLike, expected_model: dict[str, torch.Ten
 
 
 def verify_checkpoint(path: str | os.PathLike) -> None:
-    """Raise CheckpointError unless the manifest is sealed, every file matches its sha256 and trainer.json is well-typed."""
+    """Raise CheckpointError unless the manifest's seal and every file's sha256 match and trainer.json is well-typed."""
     _read_trainer_json(Path(path))
 
 
 def check_like(value: Any, template: Any, where: str) -> None:
-    """CheckpointError unless ``value`` has ``template``'s structure: the same JSON types, dict keys and list lengths.
+    """CheckpointError unless ``value`` has ``template``'s structure: the same JSON kinds, dict keys and list lengths.
 
     For state a torch object takes without checking (a scheduler's or scaler's
     ``load_state_dict`` just assigns), compared with the fresh object's own state.
     """
-    numbers = (int, float)
-    same_type = type(value) is type(template) or (
-        type(value) in numbers and type(template) in numbers)  # JSON writes 2.0 as 2.0, but a user may write 2
-    if not same_type:
-        raise CheckpointError(f"{where} is {type(value).__name__} {value!r:.60}, expected {type(template).__name__}")
-    if isinstance(template, dict):
+    kind, expected = _json_kind(value), _json_kind(template)
+    if kind != expected:
+        raise CheckpointError(f"{where} is {kind} {value!r:.60}, expected {expected}")
+    if kind == "dict":
         if sorted(value, key=str) != sorted(template, key=str):
             raise CheckpointError(f"{where} has keys {sorted(value, key=str)}, expected {sorted(template, key=str)}")
         for key in template:
             check_like(value[key], template[key], f"{where}.{key}")
-    elif isinstance(template, (list, tuple)):
+    elif kind == "list":
         if len(value) != len(template):
             raise CheckpointError(f"{where} has {len(value)} entries, expected {len(template)}")
         for i, (item, like) in enumerate(zip(value, template)):
             check_like(item, like, f"{where}[{i}]")
+
+
+def _json_kind(value: Any) -> str:
+    """What JSON makes of ``value``: ints and floats (numpy's too) are numbers, tuples are lists."""
+    kinds = (("null", type(None)), ("bool", bool), ("number", numbers.Real), ("str", str), ("dict", dict),
+             ("list", (list, tuple)))
+    return next((kind for kind, types in kinds if isinstance(value, types)), type(value).__name__)
 
 
 def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -252,7 +258,7 @@ def _load_verified(path: Path, expected_model: dict[str, torch.Tensor] | None) -
     try:
         optimizer = unflatten_optimizer_state(tensors[OPTIMIZER_FILE], trainer["optimizer"])
         rng = _join_rng(tensors[RNG_FILE], trainer["rng"])
-    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, OverflowError) as exc:
         raise CheckpointError(f"{TRAINER_FILE} optimizer/rng entries are malformed ({exc!r})") from None
     return Checkpoint(path=path, model=tensors[MODEL_FILE], optimizer=optimizer, rng=rng, state=state)
 
@@ -360,11 +366,11 @@ def _step_dirs(root: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)), key=lambda p: p.name)
 
 
-def _others_hint(root: Path, exclude: Path) -> str:
+def _others_hint(root: Path, exclude: Path | None) -> str:
     """Name the other checkpoints in ``root`` that still verify, so the user can resume from one."""
     usable = []
     for other in _step_dirs(root):
-        if other.resolve() == Path(exclude).resolve():
+        if exclude is not None and other.resolve() == exclude.resolve():
             continue
         try:
             verify_checkpoint(other)

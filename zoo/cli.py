@@ -131,7 +131,7 @@ def predict(
 def finetune(
     model_id: str,
     checkpoint: Optional[Path] = typer.Argument(
-        None, metavar="[PATH]", show_default=False,
+        None, metavar="PATH", show_default=False,
         help="with --resume: the checkpoint directory to resume from, e.g. OUT/checkpoints/step-00000800"),
     data: Optional[str] = typer.Option(None, "--data", help="dataset id or a path to your data"),
     out: Path = typer.Option(Path("runs/finetune"), "--out", help="output directory (a loadable model)"),

@@ -64,7 +64,7 @@ TRAINER_FIELDS = {
     "world_size": int, "train_size": int, "rank_rngs": list,
 }
 # What loading malformed nested state into torch objects raises.
-_STATE_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError)
+_STATE_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError, OverflowError)
 
 
 @dataclass
@@ -362,7 +362,8 @@ class Trainer:
             if existing:
                 raise CheckpointError(
                     f"{self.out_dir} already holds checkpoints of a run (newest: {existing[-1].name}); "
-                    "resume it (`zoo finetune ... --resume`; in Python fit(resume=True)) or choose another output directory"
+                    "resume it (`zoo finetune ... --resume`; in Python fit(resume=True)) "
+                    "or choose another output directory"
                 )
             return None
         if resume is True:

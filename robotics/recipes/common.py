@@ -121,7 +121,7 @@ def restore_training(checkpoint: Checkpoint, optimizers: list[torch.optim.Optimi
         for optimizer, part in zip(optimizers, unstack_optimizer_states(checkpoint.optimizer, optimizers)):
             optimizer.load_state_dict(part)
         set_rng_state(checkpoint.rng)
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError, OverflowError) as exc:
         raise CheckpointError(f"checkpoint {checkpoint.path} does not fit these optimizers: {exc}") from None
 
 
