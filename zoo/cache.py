@@ -3,7 +3,7 @@
 Layout under :func:`zoo_home`::
 
     blobs/sha256/<hash>        every file, named by its sha256 (the only place files load from)
-    verified/<hash>.json       size, mtime_ns and inode when the blob was last fully hashed
+    verified/<hash>.json       size, mtime_ns, ctime_ns and inode when the blob was last fully hashed
     converted/<hash>[.<remap>].json   legacy pickle <hash> (+ key remap) -> the safetensors blob converted from it
     index.json                 {hash: [{"name", "source", "model_id"}, ...]} for listings
     tmp/<hash>.<pid>.<rand>.part   downloads and copies in progress
@@ -12,6 +12,21 @@ Layout under :func:`zoo_home`::
 
 Every write is a temp file plus ``os.replace``, so a killed process never leaves
 a half-written file where it would be loaded.
+
+What is verified when: a blob enters the store only after its sha256 matched the
+pinned one. :func:`fetch` (so every ``zoo.load``) rehashes a stored blob unless its
+``lstat`` still shows the regular file that was last fully hashed: same size,
+inode, ``mtime_ns`` and ``ctime_ns``. Restoring the mtime with ``os.utime`` does
+not fool this, because the kernel sets ``ctime`` to "now" on every write, utime,
+chmod or rename, and no user call can set it back. Rehashing on every load was
+measured instead (``benchmarks/cache_verify_cost.py``: EfficientNet-Lite0's 19 MB
+adds 69% to a 13 ms warm load, MiniLM's 92 MB adds 13% to 350 ms; the zoo's load
+budget is +20%), so it is left to :func:`verify`, which rehashes every blob.
+Anything in the blob store that is not a regular file (a directory, symlink or
+fifo) is corrupt: :func:`verify` reports it and :func:`fetch` moves it to
+``quarantine/`` and raises :class:`WeightsIntegrityError`. The JSON records
+(``verified/``, ``converted/``, ``index.json``) are only caches of facts the
+blobs prove: a malformed one counts as absent (rehash, reconvert, re-index).
 """
 from __future__ import annotations
 
@@ -22,6 +37,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 import urllib.parse
 import urllib.request
@@ -108,35 +124,39 @@ def cached_path(wf: WeightFile) -> Path | None:
     """The store path :func:`fetch` would return, if present (no hashing, no network)."""
     digest = wf.sha256
     if wf.format == "torch-pickle":
-        record = _read_json(_converted_record(wf))
-        if not record:
+        digest = _converted_digest(_converted_record(wf))
+        if digest is None:
             return None
-        digest = record["sha256"]
     blob = _blob(digest)
-    return blob if blob.is_file() else None
+    return blob if _not_a_file(blob) is None else None
 
 
 def list_entries() -> list[dict]:
     """One row per blob: ``sha256``, ``size``, ``path`` and ``refs`` (the model files known to use it)."""
-    index = _read_json(zoo_home() / "index.json") or {}
-    return [
-        {"sha256": blob.name, "size": blob.stat().st_size, "path": str(blob), "refs": index.get(blob.name, [])}
-        for blob in _blobs()
-    ]
+    index = _read_index()
+    rows = []
+    for blob in _blobs():
+        try:
+            size = blob.lstat().st_size
+        except FileNotFoundError:  # removed by a concurrent verify or fetch
+            continue
+        rows.append({"sha256": blob.name, "size": size, "path": str(blob), "refs": index.get(blob.name, [])})
+    return rows
 
 
 def verify() -> list[dict]:
     """Rehash every blob (ignoring the stat shortcut); quarantine the ones that do not match.
 
-    Returns rows ``{"sha256", "path", "ok", "actual", "moved_to"}``.
+    Returns rows ``{"sha256", "path", "ok", "actual", "moved_to"}``; ``actual`` is the
+    hash, or what the entry is when it is no regular file (``"a directory, not a file"``).
     """
     rows = []
     for blob in _blobs():
         digest = blob.name
         with _lock(digest):
-            if not blob.is_file():  # removed by a concurrent verify or fetch
+            if not os.path.lexists(blob):  # removed by a concurrent verify or fetch
                 continue
-            actual = sha256_file(blob)
+            actual = _not_a_file(blob) or sha256_file(blob)
             moved_to = None
             if actual == digest:
                 _mark_verified(blob, digest)
@@ -170,7 +190,7 @@ def _fetch_blob(wf: WeightFile, model_id: str | None, progress: bool) -> Path:
     if not _stat_trusted(blob, wf.sha256):
         with _lock(wf.sha256):
             # Another process may have stored it while we waited for the lock.
-            if blob.is_file():
+            if os.path.lexists(blob):
                 _check_blob(blob, wf.sha256, wf.name)
             else:
                 _store_from_source(wf, model_id, progress)
@@ -179,10 +199,10 @@ def _fetch_blob(wf: WeightFile, model_id: str | None, progress: bool) -> Path:
 
 
 def _check_blob(blob: Path, digest: str, name: str) -> None:
-    """Rehash a stored blob unless its stat is trusted; quarantine and raise on mismatch."""
+    """Rehash a stored blob unless its stat is trusted; quarantine and raise on mismatch or a non-file."""
     if _stat_trusted(blob, digest):
         return
-    actual = sha256_file(blob)
+    actual = _not_a_file(blob) or sha256_file(blob)
     if actual != digest:
         moved_to = _quarantine(blob, digest, actual, name)
         raise WeightsIntegrityError(str(blob), digest, actual, moved_to)
@@ -374,18 +394,24 @@ def _converted_record(wf: WeightFile) -> Path:
 def _fetch_converted(wf: WeightFile, model_id: str | None, progress: bool) -> Path:
     """The safetensors blob converted from a legacy pickle; converts at most once."""
     record_path = _converted_record(wf)
-    record = _read_json(record_path)
-    if record and _blob(record["sha256"]).is_file():
-        blob = _blob(record["sha256"])
-        with _lock(record["sha256"]):
-            _check_blob(blob, record["sha256"], wf.name)
-        return blob
+    digest = _converted_digest(record_path)
+    if digest is not None:
+        with _lock(digest):
+            if os.path.lexists(_blob(digest)):
+                _check_blob(_blob(digest), digest, wf.name)
+                return _blob(digest)
     source_blob = _fetch_blob(wf, model_id, progress)
     with _lock(wf.sha256):
-        record = _read_json(record_path)  # converted by another process meanwhile?
-        if record and _blob(record["sha256"]).is_file():
-            return _blob(record["sha256"])
+        digest = _converted_digest(record_path)  # converted by another process meanwhile?
+        if digest is not None and _not_a_file(_blob(digest)) is None:
+            return _blob(digest)
         return _convert(source_blob, wf, record_path, model_id)
+
+
+def _converted_digest(record_path: Path) -> str | None:
+    """The converted blob's hash a conversion record names; None when absent or malformed."""
+    digest = (_read_record(record_path) or {}).get("sha256")
+    return digest if isinstance(digest, str) and _HASH_RE.match(digest) else None
 
 
 def _convert(source_blob: Path, wf: WeightFile, record_path: Path, model_id: str | None) -> Path:
@@ -407,6 +433,8 @@ def _convert(source_blob: Path, wf: WeightFile, record_path: Path, model_id: str
         save_state(state, tmp, metadata=metadata)
         digest = sha256_file(tmp)
         blob = _blob(digest)
+        if _not_a_file(blob) not in (None, "missing"):  # os.replace cannot replace a directory
+            _quarantine(blob, digest, "not-a-file", wf.name)
         os.replace(tmp, blob)
     finally:
         tmp.unlink(missing_ok=True)
@@ -456,25 +484,46 @@ def _load_legacy_state(path: Path, wf: WeightFile) -> dict:
 
 # -- verification records, quarantine, index ---------------------------------
 def _stat_trusted(blob: Path, digest: str) -> bool:
-    """Whether the blob is unchanged since it was last fully hashed (so hashing can be skipped)."""
-    record = _read_json(zoo_home() / "verified" / f"{digest}.json")
+    """Whether the blob is the regular file last fully hashed, unchanged since (so hashing can be skipped).
+
+    ``ctime`` moves on any write, ``os.utime`` or rename and cannot be set back,
+    so a blob edited with its mtime restored is rehashed.
+    """
+    record = _read_record(zoo_home() / "verified" / f"{digest}.json")
     try:
-        st = blob.stat()
+        st = blob.lstat()
     except FileNotFoundError:
         return False
-    return bool(record) and (
-        record.get("size") == st.st_size
-        and record.get("mtime_ns") == st.st_mtime_ns
+    verified_at = record.get("verified_at_ns") if record else None
+    return (
+        stat.S_ISREG(st.st_mode)
+        and type(verified_at) is int
+        and record.get("size") == st.st_size
         and record.get("inode") == st.st_ino
-        and record.get("verified_at_ns", 0) - st.st_mtime_ns >= _RACY_NS
+        and record.get("mtime_ns") == st.st_mtime_ns
+        and record.get("ctime_ns") == st.st_ctime_ns
+        and verified_at - max(st.st_mtime_ns, st.st_ctime_ns) >= _RACY_NS
     )
 
 
 def _mark_verified(blob: Path, digest: str) -> None:
-    st = blob.stat()
+    st = blob.lstat()
     _write_json(zoo_home() / "verified" / f"{digest}.json",
-                {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino,
+                {"size": st.st_size, "inode": st.st_ino, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
                  "verified_at_ns": time.time_ns()})
+
+
+def _not_a_file(path: Path) -> str | None:
+    """None for a regular file, else what the store entry is instead (never followed or opened)."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISLNK: "a symlink", stat.S_ISFIFO: "a fifo"}
+    kind = next((word for test, word in kinds.items() if test(mode)), "a special file")
+    return f"{kind}, not a file"
 
 
 def _quarantine(path: Path, expected: str, actual: str, name: str | None) -> str:
@@ -482,26 +531,35 @@ def _quarantine(path: Path, expected: str, actual: str, name: str | None) -> str
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name or expected)
     dest = _dir("quarantine") / f"{safe}.expected-{expected[:12]}.actual-{actual[:12]}.{time.time_ns()}"
     os.replace(path, dest)
-    (zoo_home() / "verified" / f"{expected}.json").unlink(missing_ok=True)
+    _discard(zoo_home() / "verified" / f"{expected}.json")
     return str(dest)
 
 
 def _remember(digest: str, ref: dict) -> None:
     """Add ``ref`` to the index entry of ``digest`` (read first: most fetches change nothing)."""
-    path = zoo_home() / "index.json"
-    if ref in (_read_json(path) or {}).get(digest, []):
+    if ref in _read_index().get(digest, []):
         return
     with filelock.FileLock(str(_dir("locks") / "index.lock")):
-        index = _read_json(path) or {}
+        index = _read_index()
         refs = index.setdefault(digest, [])
         if ref not in refs:
             refs.append(ref)
-            _write_json(path, index)
+            _write_json(zoo_home() / "index.json", index)
+
+
+def _read_index() -> dict[str, list[dict]]:
+    """``index.json`` with malformed entries left out (the next fetch of a blob re-adds its refs)."""
+    index = _read_record(zoo_home() / "index.json") or {}
+    return {
+        digest: [ref for ref in refs if isinstance(ref, dict)]
+        for digest, refs in index.items()
+        if _HASH_RE.match(digest) and isinstance(refs, list)
+    }
 
 
 def _known_name(digest: str) -> str | None:
-    refs = (_read_json(zoo_home() / "index.json") or {}).get(digest) or [{}]
-    return refs[0].get("name")
+    name = next(iter(_read_index().get(digest, [])), {}).get("name")
+    return name if isinstance(name, str) else None
 
 
 def _blobs() -> list[Path]:
@@ -523,21 +581,35 @@ def _lock(digest: str):
 
 
 # -- small atomic IO ----------------------------------------------------------
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+def _read_record(path: Path) -> dict | None:
+    """A JSON object record, or None when it is absent, unreadable or not an object (records are caches)."""
+    if _not_a_file(path) is not None:
         return None
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):  # ValueError covers bad JSON and bad UTF-8
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() and not path.is_symlink():  # a record garbled into a directory: os.replace cannot replace it
+        _discard(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _discard(path: Path) -> None:
+    """Remove a store record whatever it has become (a file, a link, a directory)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:

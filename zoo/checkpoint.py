@@ -7,7 +7,17 @@ A checkpoint is ``OUT/checkpoints/step-00001234/`` holding
 - ``rng.safetensors``        the torch (and CUDA) generator states;
 - ``trainer.json``           everything else (loop position, scheduler, scaler, the
                              optimizer's non-tensor state, Python/NumPy RNG, history,
-                             config) plus the sha256 of each file above.
+                             config);
+- ``manifest.json``          ``{"format", "files": {name: sha256} for the four files
+                             above, "seal"}``, where ``seal`` is the sha256 of the
+                             canonical JSON of ``format`` and ``files``.
+
+Any edit is detected before anything is used: a changed file no longer matches its
+hash in the manifest, trainer.json included (so "epoch": 4 -> 5 cannot shorten a
+resumed run), and a manifest edited to match no longer matches its seal. There is
+no secret key: this catches corruption and hand edits, not someone who rewrites
+every hash on purpose. After the hashes, trainer.json's fields are checked by type
+(:class:`CheckpointError` naming the field, never a TypeError later on).
 
 It is written into a hidden temp directory, fsynced, renamed into place, and only
 then named in ``OUT/checkpoints/latest``; older checkpoints are pruned last, so a
@@ -17,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +47,17 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
 TRAINER_FILE = "trainer.json"
-FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 2  # 1: hashes in trainer.json, which itself was not covered
+_HASHED_FILES = (MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, TRAINER_FILE)
 _PREFIX = "step-"
+_STEP_DIR = re.compile(r"^step-\d{8,}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TMP_PREFIX = ".tmp-"
+# What the loop position and the split optimizer/RNG state must be; a subclass of int/float, never bool.
+_CORE_FIELDS = {"format": int, "step": int, "epoch": int, "batch": int, "optimizer": dict, "rng": dict}
+_OPTIMIZER_FIELDS = {"param_groups": list, "scalars": dict}
+_RNG_FIELDS = {"python": list, "numpy": list, "cuda_devices": int}
 
 
 @dataclass
@@ -56,7 +76,14 @@ def checkpoint_name(step: int) -> str:
 
 
 def checkpoints_dir(out_dir: str | os.PathLike) -> Path:
-    return Path(out_dir) / CHECKPOINTS_DIR
+    """``OUT/checkpoints``; CheckpointError if it (or ``OUT``) exists but is not a directory."""
+    root = Path(out_dir) / CHECKPOINTS_DIR
+    for path in (root.parent, root):
+        if os.path.lexists(path) and not path.is_dir():
+            raise CheckpointError(
+                f"{path} is a file, not a directory; checkpoints go to {root}: move it away or choose another --out"
+            )
+    return root
 
 
 def list_checkpoints(out_dir: str | os.PathLike) -> list[Path]:
@@ -69,11 +96,11 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
     root = checkpoints_dir(out_dir)
     latest = root / LATEST_FILE
     if latest.is_file():
-        name = latest.read_text(encoding="utf-8").strip()
-        path = root / name
-        if not (name.startswith(_PREFIX) and path.is_dir()):
+        name = latest.read_bytes().decode("utf-8", errors="replace").strip()
+        path = root / name if _STEP_DIR.match(name) else None  # nothing else is joined to a path
+        if path is None or not path.is_dir():
             raise CheckpointError(
-                f"{latest} names {name!r}, which is not a checkpoint directory in {root}; "
+                f"{latest} names {name[:80]!r}, which is not a checkpoint directory in {root}; "
                 f"{_others_hint(root, exclude=path)}"
             )
         return path
@@ -110,10 +137,10 @@ def save_checkpoint(
         save_state(model, tmp / MODEL_FILE)
         save_state(opt_tensors, tmp / OPTIMIZER_FILE)
         save_state(rng_tensors, tmp / RNG_FILE)
-        files = {name: _sha256(tmp / name) for name in (MODEL_FILE, OPTIMIZER_FILE, RNG_FILE)}
-        text = _to_json({**trainer, "files": files})
-        (tmp / TRAINER_FILE).write_text(text, encoding="utf-8")
-        for name in (*files, TRAINER_FILE):
+        (tmp / TRAINER_FILE).write_text(_to_json(trainer), encoding="utf-8")
+        files = {name: _sha256(tmp / name) for name in _HASHED_FILES}
+        (tmp / MANIFEST_FILE).write_text(_to_json(_sealed(files)), encoding="utf-8")
+        for name in (*files, MANIFEST_FILE):
             _fsync(tmp / name)
         _fsync(tmp)
         _move_into_place(tmp, final)
@@ -126,23 +153,55 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(path: str | os.PathLike, expected_model: dict[str, torch.Tensor] | None = None) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, expected_model: dict[str, torch.Tensor] | None = None,
+                    fields: dict[str, type | tuple[type, ...]] | None = None) -> Checkpoint:
     """Read and verify a checkpoint directory; CheckpointError says what is wrong and what else exists.
 
-    ``expected_model`` (a model's state_dict) checks that the stored keys and shapes match.
+    ``expected_model`` (a model's state_dict) checks that the stored keys and shapes match;
+    ``fields`` maps the caller's own ``state`` keys to the types they must have.
     Nothing on disk is changed, whatever happens.
     """
     path = Path(path)
     try:
-        return _load_verified(path, expected_model)
+        checkpoint = _load_verified(path, expected_model)
+        _check_fields(checkpoint.state, fields or {}, TRAINER_FILE)
+        return checkpoint
     except CheckpointError as exc:
         hint = _others_hint(path.parent, exclude=path)
         raise CheckpointError(f"checkpoint {path} cannot be resumed: {exc}; {hint}") from None
 
 
 def verify_checkpoint(path: str | os.PathLike) -> None:
-    """Raise CheckpointError unless every file is present, parses and matches its sha256."""
+    """Raise CheckpointError unless the manifest's seal and every file's sha256 match and trainer.json is well-typed."""
     _read_trainer_json(Path(path))
+
+
+def check_like(value: Any, template: Any, where: str) -> None:
+    """CheckpointError unless ``value`` has ``template``'s structure: the same JSON kinds, dict keys and list lengths.
+
+    For state a torch object takes without checking (a scheduler's or scaler's
+    ``load_state_dict`` just assigns), compared with the fresh object's own state.
+    """
+    kind, expected = _json_kind(value), _json_kind(template)
+    if kind != expected:
+        raise CheckpointError(f"{where} is {kind} {value!r:.60}, expected {expected}")
+    if kind == "dict":
+        if sorted(value, key=str) != sorted(template, key=str):
+            raise CheckpointError(f"{where} has keys {sorted(value, key=str)}, expected {sorted(template, key=str)}")
+        for key in template:
+            check_like(value[key], template[key], f"{where}.{key}")
+    elif kind == "list":
+        if len(value) != len(template):
+            raise CheckpointError(f"{where} has {len(value)} entries, expected {len(template)}")
+        for i, (item, like) in enumerate(zip(value, template)):
+            check_like(item, like, f"{where}[{i}]")
+
+
+def _json_kind(value: Any) -> str:
+    """What JSON makes of ``value``: ints and floats (numpy's too) are numbers, tuples are lists."""
+    kinds = (("null", type(None)), ("bool", bool), ("number", numbers.Real), ("str", str), ("dict", dict),
+             ("list", (list, tuple)))
+    return next((kind for kind, types in kinds if isinstance(value, types)), type(value).__name__)
 
 
 def flatten_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -195,41 +254,94 @@ def _load_verified(path: Path, expected_model: dict[str, torch.Tensor] | None) -
             raise CheckpointError(f"{name} does not load as safetensors ({exc})") from None
     if expected_model is not None:
         _check_model_keys(tensors[MODEL_FILE], expected_model)
-    state = {k: v for k, v in trainer.items() if k not in ("optimizer", "rng", "files", "format")}
+    state = {k: v for k, v in trainer.items() if k not in ("optimizer", "rng", "format")}
     try:
         optimizer = unflatten_optimizer_state(tensors[OPTIMIZER_FILE], trainer["optimizer"])
         rng = _join_rng(tensors[RNG_FILE], trainer["rng"])
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, OverflowError) as exc:
         raise CheckpointError(f"{TRAINER_FILE} optimizer/rng entries are malformed ({exc!r})") from None
     return Checkpoint(path=path, model=tensors[MODEL_FILE], optimizer=optimizer, rng=rng, state=state)
 
 
 def _read_trainer_json(path: Path) -> dict[str, Any]:
+    """trainer.json of a checkpoint whose sealed manifest matches every file, its fields type-checked."""
     if not path.is_dir():
         raise CheckpointError(f"{path} is not a directory")
-    missing = [n for n in (MODEL_FILE, OPTIMIZER_FILE, RNG_FILE, TRAINER_FILE) if not (path / n).is_file()]
-    if missing:
-        raise CheckpointError(f"missing files {missing}")
-    try:
-        trainer = json.loads((path / TRAINER_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{TRAINER_FILE} is not valid JSON ({exc})") from None
-    needed = ("format", "step", "epoch", "batch", "files", "optimizer", "rng")
-    absent = [k for k in needed if k not in trainer] if isinstance(trainer, dict) else list(needed)
-    if absent:
-        raise CheckpointError(f"{TRAINER_FILE} lacks {absent}")
-    if trainer["format"] != FORMAT_VERSION:
-        raise CheckpointError(f"{TRAINER_FILE} has format {trainer['format']}, this code reads {FORMAT_VERSION}")
-    if sorted(trainer["files"]) != sorted((MODEL_FILE, OPTIMIZER_FILE, RNG_FILE)):
-        raise CheckpointError(f"{TRAINER_FILE} lists hashes for {sorted(trainer['files'])}, not for every file")
-    for name, expected in trainer["files"].items():
+    files = _read_manifest(path)
+    for name, expected in files.items():
+        if not (path / name).is_file() or (path / name).is_symlink():
+            raise CheckpointError(f"{name} is missing (or not a plain file)")
         actual = _sha256(path / name)
         if actual != expected:
             size = (path / name).stat().st_size
             raise CheckpointError(
-                f"{name} is corrupt or truncated ({size} bytes, sha256 {actual[:12]}…, expected {expected[:12]}…)"
+                f"{name} is corrupt, truncated or edited ({size} bytes, sha256 {actual[:12]}…, "
+                f"{MANIFEST_FILE} says {expected[:12]}…)"
             )
+    trainer = _parse_json(path / TRAINER_FILE)
+    _check_fields(trainer, _CORE_FIELDS, TRAINER_FILE)
+    if trainer["format"] != FORMAT_VERSION:
+        raise CheckpointError(f"{TRAINER_FILE} has format {trainer['format']}, this code reads {FORMAT_VERSION}")
+    _check_fields(trainer["optimizer"], _OPTIMIZER_FIELDS, f"{TRAINER_FILE} optimizer")
+    _check_fields(trainer["rng"], _RNG_FIELDS, f"{TRAINER_FILE} rng")
     return trainer
+
+
+def _read_manifest(path: Path) -> dict[str, str]:
+    """The ``files`` of a checkpoint's manifest, once its seal and shape check out."""
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.is_file():
+        if (path / TRAINER_FILE).is_file():
+            raise CheckpointError(
+                f"it has no {MANIFEST_FILE}: written by an older zoo (checkpoint format 1), whose {TRAINER_FILE} "
+                "no hash covers, so it cannot be verified; start the run again in a new output directory"
+            )
+        raise CheckpointError(f"{MANIFEST_FILE} is missing")
+    manifest = _parse_json(manifest_path)
+    files = manifest.get("files")
+    if not (
+        isinstance(files, dict)
+        and sorted(files) == sorted(_HASHED_FILES)
+        and all(isinstance(h, str) and _SHA256.match(h) for h in files.values())
+        and manifest.get("format") == FORMAT_VERSION
+        and manifest == _sealed(files)
+    ):
+        raise CheckpointError(
+            f"{MANIFEST_FILE} is corrupt or was edited (its seal does not match its contents, or it does not "
+            f"list the sha256 of exactly {', '.join(_HASHED_FILES)})"
+        )
+    return files
+
+
+def _sealed(files: dict[str, str]) -> dict[str, Any]:
+    """The manifest for ``files``: the seal is the sha256 of the canonical JSON of everything else."""
+    body = {"format": FORMAT_VERSION, "files": dict(sorted(files.items()))}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return {**body, "seal": hashlib.sha256(canonical).hexdigest()}
+
+
+def _parse_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise CheckpointError(f"{path.name} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path.name} holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _check_fields(data: dict[str, Any], fields: dict[str, type | tuple[type, ...]], where: str) -> None:
+    """CheckpointError naming the first field of ``fields`` that is absent or of another type (bool is no int)."""
+    absent = [k for k in fields if k not in data]
+    if absent:
+        raise CheckpointError(f"{where} lacks {absent}")
+    for key, types in fields.items():
+        value, allowed = data[key], types if isinstance(types, tuple) else (types,)
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise CheckpointError(f"{where} field {key!r} must be {names}, got {value!r:.60}")
+        if type(value) is int and value < 0:
+            raise CheckpointError(f"{where} field {key!r} must not be negative, got {value}")
 
 
 def _check_model_keys(stored: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
@@ -251,14 +363,14 @@ def _check_model_keys(stored: dict[str, torch.Tensor], expected: dict[str, torch
 def _step_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
-    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith(_PREFIX)), key=lambda p: p.name)
+    return sorted((p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)), key=lambda p: p.name)
 
 
-def _others_hint(root: Path, exclude: Path) -> str:
+def _others_hint(root: Path, exclude: Path | None) -> str:
     """Name the other checkpoints in ``root`` that still verify, so the user can resume from one."""
     usable = []
     for other in _step_dirs(root):
-        if other.resolve() == Path(exclude).resolve():
+        if exclude is not None and other.resolve() == exclude.resolve():
             continue
         try:
             verify_checkpoint(other)
@@ -269,7 +381,7 @@ def _others_hint(root: Path, exclude: Path) -> str:
         return "no other intact checkpoint is left in this directory (nothing was deleted)"
     return (
         f"intact checkpoints still there (nothing was deleted): {', '.join(reversed(usable))}; "
-        f"resume from one with fit(resume=PATH)"
+        f"resume from one with `zoo finetune ... --resume PATH` (in Python: fit(resume=PATH))"
     )
 
 

@@ -144,12 +144,16 @@ def predict(
 @app.command()
 def finetune(
     model_id: str = _MODEL_ID,
+    checkpoint: Optional[Path] = typer.Argument(
+        None, metavar="PATH", show_default=False,
+        help="with --resume: the checkpoint directory to resume from, e.g. OUT/checkpoints/step-00000800"),
     data: Optional[str] = typer.Option(None, "--data", help="dataset id or a path to your data"),
     out: Path = typer.Option(Path("runs/finetune"), "--out", help="output directory (a loadable model)"),
     epochs: Optional[int] = typer.Option(None, help="number of epochs"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
     set_: List[str] = typer.Option([], "--set", help="recipe field override key=value (repeatable)"),
-    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in --out"),
+    resume: bool = typer.Option(False, "--resume", help="continue a run: `--resume` from the latest checkpoint in "
+                                "--out, `--resume PATH` from that checkpoint"),
     scratch: bool = typer.Option(False, "--scratch", help="start from random weights instead of the pretrained ones"),
     recipe_name: Optional[str] = typer.Option(None, "--recipe", help="recipe to run (default: the one for the model's task)"),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="text data: the column holding the text"),
@@ -159,6 +163,9 @@ def finetune(
                               "(gloo on CPU, NCCL on GPU); for several machines start `torchrun ... -m zoo finetune`"),
 ):
     """Fine-tune a model on a dataset; writes a loadable model to --out."""
+    if checkpoint is not None and not resume:
+        raise InputError(f"unexpected argument {str(checkpoint)!r}: a checkpoint path goes after --resume, "
+                         f"e.g. `zoo finetune {model_id} --resume {checkpoint}`")
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         raise typer.Exit(_torchrun(nproc))
     from zoo.hub import info as card_of
@@ -174,7 +181,7 @@ def finetune(
         if value is not None:
             overrides[field] = value
     recipe = recipe_cls.from_overrides(overrides, config_file=config)
-    result = recipe.run(out, resume=resume, progress=True)
+    result = recipe.run(out, resume=str(checkpoint) if checkpoint is not None else resume, progress=True)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return
     _print_metrics(result.metrics)

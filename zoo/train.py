@@ -36,7 +36,15 @@ from backends.seed import (rng_state, rng_state_from_json, rng_state_to_json, se
                            set_rng_state)
 from backends.state import load_state, save_state
 from zoo.card import WEIGHTS_FILE, write_text_atomic
-from zoo.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from zoo.checkpoint import (
+    TRAINER_FILE,
+    Checkpoint,
+    check_like,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from zoo.errors import CheckpointError, InputError
 
 METRICS_FILE = "metrics.jsonl"
@@ -49,6 +57,14 @@ RESUME_MUST_MATCH = (
     "ema_decay",
 )
 EMA_PREFIX = "ema."
+# The types of what a checkpoint's trainer.json must hold for Trainer._restore (see zoo.checkpoint).
+TRAINER_FIELDS = {
+    "scheduler": dict, "scaler": dict, "best": (float, int, type(None)), "best_metrics": dict, "bad_epochs": int,
+    "stopped_early": bool, "epoch_loss_sum": (float, int), "epoch_steps": int, "history": list, "config": dict,
+    "world_size": int, "train_size": int, "rank_rngs": list,
+}
+# What loading malformed nested state into torch objects raises.
+_STATE_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError, OverflowError)
 
 
 @dataclass
@@ -346,7 +362,8 @@ class Trainer:
             if existing:
                 raise CheckpointError(
                     f"{self.out_dir} already holds checkpoints of a run (newest: {existing[-1].name}); "
-                    "resume it (resume=True; --resume on the command line) or choose another output directory"
+                    "resume it (`zoo finetune ... --resume`; in Python fit(resume=True)) "
+                    "or choose another output directory"
                 )
             return None
         if resume is True:
@@ -355,19 +372,21 @@ class Trainer:
 
     def _restore(self, path: Path) -> None:
         """Load a verified checkpoint into model, optimizer, schedule, scaler, loop and RNGs."""
-        ckpt: Checkpoint = load_checkpoint(path, expected_model=self._checkpoint_tensors())
+        ckpt: Checkpoint = load_checkpoint(path, expected_model=self._checkpoint_tensors(), fields=TRAINER_FIELDS)
         state = ckpt.state
         self._check_compatible(ckpt)
         ema_state = {k[len(EMA_PREFIX):]: v for k, v in ckpt.model.items() if k.startswith(EMA_PREFIX)}
-        self.model.load_state_dict({k: v for k, v in ckpt.model.items() if not k.startswith(EMA_PREFIX)})
-        if self.ema is not None:
-            self.ema.load_state_dict(ema_state)
+        for name, fresh in (("scheduler", self.scheduler), ("scaler", self.scaler)):
+            check_like(state[name], fresh.state_dict(), f"checkpoint {path}: {TRAINER_FILE} {name}")
         try:
+            self.model.load_state_dict({k: v for k, v in ckpt.model.items() if not k.startswith(EMA_PREFIX)})
+            if self.ema is not None:
+                self.ema.load_state_dict(ema_state)
             self.optimizer.load_state_dict(ckpt.optimizer)
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"checkpoint {path} does not fit this optimizer/schedule: {exc}") from None
+        except _STATE_ERRORS as exc:
+            raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer/schedule: {exc}") from None
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
         self.best, self.best_metrics, self.bad_epochs = state["best"], state["best_metrics"], state["bad_epochs"]
         self.epoch_loss_sum, self.epoch_steps = state["epoch_loss_sum"], state["epoch_steps"]
@@ -376,8 +395,11 @@ class Trainer:
         # Events logged after this checkpoint by the interrupted run will be logged again.
         self._write_metrics_file(self.history)
         # Last, so the RNG streams continue exactly where the checkpoint left them.
-        rank, rank_rngs = self.env.rank, state.get("rank_rngs", [])
-        set_rng_state(rng_state_from_json(rank_rngs[rank - 1]) if 0 < rank <= len(rank_rngs) else ckpt.rng)
+        rank, rank_rngs = self.env.rank, state["rank_rngs"]
+        try:
+            set_rng_state(rng_state_from_json(rank_rngs[rank - 1]) if 0 < rank <= len(rank_rngs) else ckpt.rng)
+        except _STATE_ERRORS as exc:
+            raise CheckpointError(f"checkpoint {path} holds malformed RNG states: {exc}") from None
 
     def _check_compatible(self, ckpt: Checkpoint) -> None:
         saved = ckpt.state["config"]

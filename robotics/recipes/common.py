@@ -10,7 +10,8 @@ import torch
 
 from backends.seed import rng_state, set_rng_state
 from zoo.card import ModelCard, write_text_atomic
-from zoo.checkpoint import Checkpoint, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from zoo.checkpoint import (Checkpoint, check_like, latest_checkpoint, list_checkpoints, load_checkpoint,
+                            save_checkpoint)
 from zoo.errors import CheckpointError
 
 EVAL_SEED = 10_000  # evaluation episodes are reset with seeds EVAL_SEED + i, apart from training seeds
@@ -71,19 +72,25 @@ class RunLog:
         write_text_atomic(self.out_dir / METRICS_FILE, "".join(json.dumps(e) + "\n" for e in self.history))
 
 
-def find_checkpoint(out_dir: Path, resume: bool | str) -> Checkpoint | None:
+# What every control recipe's checkpoint state holds, by type (zoo.checkpoint checks them).
+RUN_FIELDS = {"recipe": dict, "history": list, "recent_returns": list, "envs": dict}
+
+
+def find_checkpoint(out_dir: Path, resume: bool | str, fields: dict[str, type] | None = None) -> Checkpoint | None:
     """The checkpoint to resume (``resume=True``: the latest; a path: that one), else None.
 
+    ``fields`` adds the recipe's own state keys and types to :data:`RUN_FIELDS`.
     A fresh run refuses a directory that already holds checkpoints.
     """
     if resume is False:
         existing = list_checkpoints(out_dir)
         if existing:
             raise CheckpointError(f"{out_dir} already holds checkpoints of a run (newest: {existing[-1].name}); "
-                                  "resume it (resume=True; --resume) or choose another output directory")
+                                  "resume it (`zoo finetune ... --resume`; in Python run(resume=True)) "
+                                  "or choose another output directory")
         return None
     path = latest_checkpoint(out_dir) if resume is True else Path(resume)
-    return None if path is None else load_checkpoint(path)
+    return None if path is None else load_checkpoint(path, fields={**RUN_FIELDS, **(fields or {})})
 
 
 def check_same_run(checkpoint: Checkpoint, params: dict[str, Any]) -> None:
@@ -102,14 +109,20 @@ def save_training(out_dir: Path, step: int, tensors: dict[str, torch.Tensor], op
                            rng=rng_state(), state={"step": step, "epoch": 0, "batch": 0, **state})
 
 
+def load_state_of(obj, checkpoint: Checkpoint, key: str) -> None:
+    """``obj.load_state_dict(checkpoint.state[key])`` once it has the structure of ``obj``'s own state."""
+    check_like(checkpoint.state[key], obj.state_dict(), f"checkpoint {checkpoint.path}: trainer.json {key}")
+    obj.load_state_dict(checkpoint.state[key])
+
+
 def restore_training(checkpoint: Checkpoint, optimizers: list[torch.optim.Optimizer]) -> None:
     """Load the optimizers and, last, the RNG streams of ``checkpoint`` (tensors are the caller's)."""
     try:
         for optimizer, part in zip(optimizers, unstack_optimizer_states(checkpoint.optimizer, optimizers)):
             optimizer.load_state_dict(part)
-    except (ValueError, KeyError, RuntimeError) as exc:
+        set_rng_state(checkpoint.rng)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError, OverflowError) as exc:
         raise CheckpointError(f"checkpoint {checkpoint.path} does not fit these optimizers: {exc}") from None
-    set_rng_state(checkpoint.rng)
 
 
 def stack_optimizer_states(optimizers: list[torch.optim.Optimizer]) -> dict[str, Any]:

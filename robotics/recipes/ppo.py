@@ -101,10 +101,11 @@ class PPORecipe(Recipe):
         from backends.seed import seed_everything
         from robotics.envs import SyncEnvs
         from robotics.recipes.common import (RunLog, check_same_run, env_fingerprint,
-                                             find_checkpoint, finish, make_policy, restore_training, save_training)
+                                             find_checkpoint, finish, load_state_of, make_policy, restore_training,
+                                             save_training)
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = find_checkpoint(out_dir, resume)
+        checkpoint = find_checkpoint(out_dir, resume, {"iteration": int, "reward_scaler": dict})
         seed_everything(self.seed)
         device = torch.device(self.device)
         envs = SyncEnvs(self.env_id, self.num_envs, self.seed)
@@ -122,8 +123,8 @@ class PPORecipe(Recipe):
         else:
             check_same_run(checkpoint, self.to_dict())
             net.load_state_dict(checkpoint.model)
-            envs.load_state_dict(checkpoint.state["envs"])
-            reward_scaler.load_state_dict(checkpoint.state["reward_scaler"])
+            load_state_of(envs, checkpoint, "envs")
+            load_state_of(reward_scaler, checkpoint, "reward_scaler")
             start, recent = checkpoint.state["iteration"], checkpoint.state["recent_returns"]
             log.restart(checkpoint.state["history"])
             restore_training(checkpoint, [optimizer])

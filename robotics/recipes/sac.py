@@ -105,10 +105,11 @@ class SACRecipe(Recipe):
         from backends.seed import seed_everything
         from robotics.envs import SyncEnvs
         from robotics.recipes.common import (RunLog, check_same_run, env_fingerprint,
-                                             find_checkpoint, finish, make_policy, restore_training, save_training)
+                                             find_checkpoint, finish, load_state_of, make_policy, restore_training,
+                                             save_training)
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = find_checkpoint(out_dir, resume)
+        checkpoint = find_checkpoint(out_dir, resume, {"step": int, "buffer_size": int, "buffer_pos": int})
         seed_everything(self.seed)
         device = torch.device(self.device)
         envs = SyncEnvs(self.env_id, 1, self.seed)
@@ -139,7 +140,7 @@ class SACRecipe(Recipe):
             with torch.no_grad():
                 log_alpha.copy_(tensors["log_alpha"])
             buffer.load(tensors, checkpoint.state["buffer_size"], checkpoint.state["buffer_pos"])
-            envs.load_state_dict(checkpoint.state["envs"])
+            load_state_of(envs, checkpoint, "envs")
             start, recent = checkpoint.state["step"], checkpoint.state["recent_returns"]
             log.restart(checkpoint.state["history"])
             restore_training(checkpoint, optimizers)

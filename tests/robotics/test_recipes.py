@@ -77,6 +77,30 @@ def test_resume_with_other_hyper_parameters_is_refused(tmp_path):
         PPORecipe(**{**PPO_TINY, "learning_rate": 0.5}).run(tmp_path / "run", resume=True, progress=False)
 
 
+def test_ppo_checkpoints_get_the_same_checks_as_the_trainer(tmp_path):
+    from tests.zoo.test_train import edit_trainer_json, reseal
+
+    with pytest.raises(Killed):
+        PPORecipe(**PPO_TINY).run(tmp_path / "run", progress=False, stop=kill_at(384))
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-00000256"
+    original = (checkpoint / "trainer.json").read_bytes()
+
+    edit_trainer_json(checkpoint, lambda t: t.update(iteration=t["iteration"] + 1))
+    with pytest.raises(CheckpointError, match="trainer.json is corrupt, truncated or edited"):
+        PPORecipe(**PPO_TINY).run(tmp_path / "run", resume=True, progress=False)
+    for edit, expected in [
+        (lambda t: t.update(iteration="4"), "'iteration' must be int"),
+        (lambda t: t.pop("history"), "lacks \\['history'\\]"),
+        (lambda t: t["reward_scaler"].update(returns="x"), "reward_scaler.returns is str"),
+        (lambda t: t["envs"]["envs"][0].update(physics=[0.0]), "envs.envs\\[0\\].physics has 1 entries, expected 4"),
+    ]:
+        (checkpoint / "trainer.json").write_bytes(original)
+        edit_trainer_json(checkpoint, edit)
+        reseal(checkpoint)
+        with pytest.raises(CheckpointError, match=expected):
+            PPORecipe(**PPO_TINY).run(tmp_path / "run", resume=True, progress=False)
+
+
 SAC_TINY = dict(total_steps=300, learning_starts=100, batch_size=32, hidden=(32, 32), eval_episodes=1,
                 checkpoint_every_steps=100, log_every_steps=50)
 

@@ -39,7 +39,7 @@ def write_source(tmp_path: Path, name: str, data: bytes, age_s: float = 0) -> Pa
     path = tmp_path / "src" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    if age_s:  # an old mtime makes the stat shortcut trustworthy right away
+    if age_s:  # an old mtime: only the blob's fresh ctime then keeps the stat shortcut racy
         old = time.time_ns() - int(age_s * 1e9)
         os.utime(path, ns=(old, old))
     return path
@@ -48,6 +48,14 @@ def write_source(tmp_path: Path, name: str, data: bytes, age_s: float = 0) -> Pa
 def store_files(home: Path) -> list[Path]:
     root = home / "blobs" / "sha256"
     return sorted(root.iterdir()) if root.is_dir() else []
+
+
+def trusted_fetch(wf: WeightFile, monkeypatch, **kwargs) -> Path:
+    """Fetch ``wf`` until its stat is trusted: a racy window of 50 ms (above a kernel tick) instead of 2 s."""
+    monkeypatch.setattr(cache, "_RACY_NS", 50_000_000)
+    cache.fetch(wf, **kwargs)
+    time.sleep(0.06)
+    return cache.fetch(wf, **kwargs)  # rehashed once more, now long after the blob's ctime
 
 
 def part_files(home: Path) -> list[Path]:
@@ -160,7 +168,7 @@ def test_trusted_stat_skips_rehash_and_index_lists_model(tmp_path, isolated_zoo_
     data = safetensors_bytes(tmp_path)
     src = write_source(tmp_path, "old.safetensors", data, age_s=3600)
     wf = WeightFile("old.safetensors", sha(data), str(src))
-    path = cache.fetch(wf, model_id="vision/old.test")
+    path = trusted_fetch(wf, monkeypatch, model_id="vision/old.test")
 
     calls = []
     real = cache.sha256_file
@@ -227,6 +235,138 @@ def test_verify_rehashes_and_reports_corruption(tmp_path, isolated_zoo_home):
     assert rows[sha(bad)]["ok"] is False and rows[sha(bad)]["actual"] != sha(bad)
     assert Path(rows[sha(bad)]["moved_to"]).parent == isolated_zoo_home / "quarantine"
     assert [p.name for p in store_files(isolated_zoo_home)] == [sha(good)]
+
+
+def flip_first_byte_keep_mtime(path: Path) -> None:
+    """Same size, same inode, mtime set back: only ctime (which utime also moves) betrays the edit."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0x01
+    with open(path, "r+b") as f:
+        f.write(data[:1])
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_mtime_ns == st.st_mtime_ns and path.stat().st_size == st.st_size
+
+
+def test_edit_with_restored_mtime_is_caught_on_fetch(tmp_path, isolated_zoo_home, monkeypatch):
+    data = safetensors_bytes(tmp_path)
+    wf = WeightFile("restored.safetensors", sha(data), str(write_source(tmp_path, "restored.safetensors", data, 3600)))
+    path = trusted_fetch(wf, monkeypatch)
+    flip_first_byte_keep_mtime(path)
+
+    with pytest.raises(WeightsIntegrityError) as err:
+        cache.fetch(wf)
+    assert sha(data) in str(err.value) and Path(err.value.moved_to).parent == isolated_zoo_home / "quarantine"
+    assert cache.fetch(wf).read_bytes() == data  # fetched again from the source
+
+
+def test_chmod_or_touch_only_costs_a_rehash(tmp_path, isolated_zoo_home, monkeypatch):
+    data = safetensors_bytes(tmp_path)
+    wf = WeightFile("touched.safetensors", sha(data), str(write_source(tmp_path, "touched.safetensors", data, 3600)))
+    path = trusted_fetch(wf, monkeypatch)
+    os.chmod(path, 0o444)
+    calls = []
+    real = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda p: calls.append(p) or real(p))
+    assert cache.fetch(wf) == path and calls == [path]
+
+
+def make_non_file(path: Path, kind: str, target: Path) -> None:
+    path.unlink()
+    if kind == "directory":
+        path.mkdir()
+        (path / "inside").write_bytes(b"x")
+    elif kind == "symlink":  # even to the right bytes: the store holds files, not pointers elsewhere
+        path.symlink_to(target)
+    else:
+        os.mkfifo(path)
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink", "fifo"])
+def test_blob_that_is_not_a_file_is_corrupt_for_verify_and_fetch(tmp_path, isolated_zoo_home, monkeypatch, kind):
+    data = safetensors_bytes(tmp_path)
+    src = write_source(tmp_path, "odd.safetensors", data, 3600)
+    wf = WeightFile("odd.safetensors", sha(data), str(src))
+    path = trusted_fetch(wf, monkeypatch)
+
+    make_non_file(path, kind, src)
+    [row] = cache.verify()
+    assert row["ok"] is False and row["actual"] == f"a {kind}, not a file"
+    assert Path(row["moved_to"]).parent == isolated_zoo_home / "quarantine" and not os.path.lexists(path)
+    assert cache.fetch(wf).read_bytes() == data  # missing now: fetched again
+
+    make_non_file(path, kind, src)
+    assert cache.cached_path(wf) is None and [e["sha256"] for e in cache.list_entries()] == [sha(data)]
+    with pytest.raises(WeightsIntegrityError, match=f"got a {kind}, not a file"):
+        cache.fetch(wf)
+    assert cache.fetch(wf).read_bytes() == data
+    assert src.read_bytes() == data  # a symlink's target is never written to
+
+
+MALFORMED_RECORDS = [b"[]", b"[1, 2]", b'"text"', b"null", b"42", b"{", b"\xff\xfe{}", b"[" * 100_000,
+                     b'{"size": "big", "inode": [], "mtime_ns": null, "ctime_ns": 1.5, "verified_at_ns": "x"}']
+
+
+def short_id(content: bytes) -> str:
+    return repr(content[:24])
+
+
+@pytest.mark.parametrize("content", MALFORMED_RECORDS, ids=short_id)
+def test_malformed_verified_record_means_rehash(tmp_path, isolated_zoo_home, monkeypatch, content):
+    data = safetensors_bytes(tmp_path)
+    wf = WeightFile("rec.safetensors", sha(data), str(write_source(tmp_path, "rec.safetensors", data, 3600)))
+    path = trusted_fetch(wf, monkeypatch)
+    record = isolated_zoo_home / "verified" / f"{sha(data)}.json"
+    record.write_bytes(content)
+
+    calls = []
+    real = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda p: calls.append(p) or real(p))
+    assert cache.fetch(wf) == path and calls == [path]
+    assert isinstance(json.loads(record.read_text()), dict)  # rewritten
+    assert cache.verify()[0]["ok"] is True
+
+
+def test_verified_record_that_is_a_directory_is_replaced(tmp_path, isolated_zoo_home, monkeypatch):
+    data = safetensors_bytes(tmp_path)
+    wf = WeightFile("rec.safetensors", sha(data), str(write_source(tmp_path, "rec.safetensors", data, 3600)))
+    path = trusted_fetch(wf, monkeypatch)
+    record = isolated_zoo_home / "verified" / f"{sha(data)}.json"
+    record.unlink()
+    record.mkdir()
+    assert cache.fetch(wf) == path and record.is_file()
+
+
+@pytest.mark.parametrize("content", [*MALFORMED_RECORDS, b'{"not-a-hash": [], "%s": {"name": 1}}'], ids=short_id)
+def test_malformed_index_is_an_empty_index(tmp_path, isolated_zoo_home, content):
+    data = safetensors_bytes(tmp_path)
+    wf = WeightFile("idx.safetensors", sha(data), str(write_source(tmp_path, "idx.safetensors", data)))
+    path = cache.fetch(wf, model_id="vision/idx.test")
+    (isolated_zoo_home / "index.json").write_bytes(content.replace(b"%s", sha(data).encode()))
+
+    assert [(e["path"], e["refs"]) for e in cache.list_entries()] == [(str(path), [])]
+    assert cache.fetch(wf, model_id="vision/idx.test") == path  # and the index is repaired
+    [entry] = cache.list_entries()
+    assert entry["refs"] == [{"name": "idx.safetensors", "source": str(wf.source), "model_id": "vision/idx.test"}]
+    corrupt(path)
+    assert cache.verify()[0]["ok"] is False
+
+
+@pytest.mark.parametrize("content", [*MALFORMED_RECORDS, b'{"sha256": "../../../../etc/hostname"}',
+                                     b'{"sha256": ["a"]}', b'{"sha256": "%s"}' % (b"0" * 64)], ids=short_id)
+def test_malformed_conversion_record_means_convert_again(tmp_path, isolated_zoo_home, content):
+    state = {"layer.weight": torch.randn(3, 2)}
+    src = tmp_path / "legacy.pth"
+    torch.save(state, src)
+    wf = WeightFile("legacy.pth", sha(src.read_bytes()), str(src), format="torch-pickle")
+    cache.fetch(wf)
+    record = isolated_zoo_home / "converted" / f"{wf.sha256}.json"
+    record.write_bytes(content)
+
+    assert cache.cached_path(wf) is None
+    converted = cache.fetch(wf)  # safetensors orders header metadata at random: maybe another blob
+    assert torch.equal(load_file(str(converted))["layer.weight"], state["layer.weight"])
+    assert json.loads(record.read_text())["sha256"] == converted.name and cache.cached_path(wf) == converted
 
 
 # -- 4. offline ---------------------------------------------------------------------------

@@ -124,3 +124,32 @@ def test_version_prints_the_installed_version():
 
     result = run_console_script("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"zoo (domain-zoo) {version('domain-zoo')}"
+
+
+def test_finetune_resume_latest_or_a_path_and_checkpoint_errors_name_the_cli_form(tmp_path):
+    _digit_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    args = ["finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
+            "--out", str(out), "--set", "batch_size=16", "--set", "augment=none"]
+    run_zoo(*args)
+    older, latest = sorted((out / "checkpoints").glob("step-*"))
+    trainer_json = latest / "trainer.json"
+    trainer_json.write_text(trainer_json.read_text().replace('"epoch": 2', '"epoch": 3', 1))
+
+    edited = run_zoo(*args, "--resume", check=False)
+    assert edited.returncode == 1 and len(edited.stderr.strip().splitlines()) == 1
+    assert "trainer.json is corrupt, truncated or edited" in edited.stderr
+    assert f"intact checkpoints still there (nothing was deleted): {older}" in edited.stderr
+    assert "zoo finetune ... --resume PATH" in edited.stderr
+
+    resumed = run_zoo(*args, "--resume", str(older))
+    assert "model written to" in resumed.stdout
+    assert (latest / "manifest.json").is_file() and "epoch" in json.loads(trainer_json.read_text())
+
+    stray = run_zoo(*args[:2], str(older), *args[2:], check=False)
+    assert stray.returncode == 1 and "a checkpoint path goes after --resume" in stray.stderr
+
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "checkpoints").write_text("")
+    blocked = run_zoo(*args[:-6], "--out", str(tmp_path / "other"), *args[-4:], "--resume", check=False)
+    assert blocked.returncode == 1 and "checkpoints is a file, not a directory" in blocked.stderr

@@ -239,3 +239,122 @@ def test_no_pickle_anywhere(tmp_path):
     for path in files:
         head = path.read_bytes()[:2]
         assert not head.startswith(b"\x80") and head != b"PK", path
+
+
+# --- checkpoint metadata: every file under the sealed manifest, typed fields --------------------
+
+
+def reseal(checkpoint: Path) -> None:
+    """Rewrite manifest.json for the files as they are now (what a deliberate forger would do)."""
+    names = ("model.safetensors", "optimizer.safetensors", "rng.safetensors", "trainer.json")
+    files = {name: hashlib.sha256((checkpoint / name).read_bytes()).hexdigest() for name in sorted(names)}
+    body = {"format": 2, "files": files}
+    seal = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    (checkpoint / "manifest.json").write_text(json.dumps({**body, "seal": seal}))
+
+
+def edit_trainer_json(checkpoint: Path, edit) -> None:
+    path = checkpoint / "trainer.json"
+    trainer = json.loads(path.read_text())
+    edit(trainer)
+    path.write_text(json.dumps(trainer, indent=1))
+
+
+def two_epoch_run(out_dir: Path):
+    """A finished 2-epoch run; returns a factory for its Trainer and its checkpoints (after epoch 0, 1)."""
+    def trainer():
+        return Trainer(mlp(), Blobs(128), Blobs(64, seed=1), config=_config(epochs=2), out_dir=out_dir)
+
+    trainer().fit()
+    return trainer, list_checkpoints(out_dir)
+
+
+def test_edited_epoch_in_trainer_json_is_detected_not_resumed_short(tmp_path):
+    trainer, (after_epoch_0, _) = two_epoch_run(tmp_path)
+    edit_trainer_json(after_epoch_0, lambda t: t.update(epoch=t["epoch"] + 1))
+    before = _sha_tree(tmp_path)
+    with pytest.raises(CheckpointError) as info:
+        trainer().fit(resume=after_epoch_0)
+    message = str(info.value)
+    assert "trainer.json" in message and "manifest.json" in message
+    assert "zoo finetune ... --resume PATH" in message  # the CLI form names the intact checkpoint to use
+    assert _sha_tree(tmp_path) == before
+
+
+def test_manifest_edited_to_match_breaks_its_seal(tmp_path):
+    _, (checkpoint, _) = two_epoch_run(tmp_path)
+    edit_trainer_json(checkpoint, lambda t: t.update(epoch=t["epoch"] + 1))
+    manifest = json.loads((checkpoint / "manifest.json").read_text())
+    manifest["files"]["trainer.json"] = hashlib.sha256((checkpoint / "trainer.json").read_bytes()).hexdigest()
+    (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="manifest.json is corrupt or was edited"):
+        load_checkpoint(checkpoint)
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda c: (c / "manifest.json").unlink(), "older zoo"),
+    (lambda c: (c / "manifest.json").write_bytes(b"[1, 2]"), "JSON list, not an object"),
+    (lambda c: (c / "manifest.json").write_bytes(b"\xff\xfe"), "not valid JSON"),
+    (lambda c: ((c / "rng.safetensors").unlink(), (c / "rng.safetensors").mkdir()), "rng.safetensors is missing"),
+    (lambda c: ((c / "trainer.json").unlink(), (c / "trainer.json").symlink_to(c / "rng.safetensors")),
+     "trainer.json is missing"),
+], ids=["no-manifest", "manifest-list", "manifest-bytes", "file-is-dir", "symlink"])
+def test_damaged_checkpoint_files_raise_checkpoint_error(tmp_path, damage, expected):
+    trainer, (checkpoint, _) = two_epoch_run(tmp_path)
+    damage(checkpoint)
+    with pytest.raises(CheckpointError, match=expected):
+        trainer().fit(resume=checkpoint)
+
+
+def _delete(key):
+    return lambda t: t.pop(key)
+
+
+def _set(key, value):
+    return lambda t: t.update({key: value})
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (_set("epoch", "1"), "'epoch' must be int, got '1'"),
+    (_set("epoch", -1), "'epoch' must not be negative"),
+    (_set("step", 1.5), "'step' must be int"),
+    (_set("batch", True), "'batch' must be int"),
+    (_delete("batch"), "lacks \\['batch'\\]"),
+    (_set("format", 1), "format 1"),
+    (_set("history", {}), "'history' must be list"),
+    (_set("scheduler", []), "'scheduler' must be dict"),
+    (_set("best", "high"), "'best' must be float or int or null"),
+    (_set("stopped_early", 0), "'stopped_early' must be bool"),
+    (_delete("rank_rngs"), "lacks \\['rank_rngs'\\]"),
+    (_set("optimizer", {"param_groups": "x", "scalars": {}}), "optimizer field 'param_groups' must be list"),
+    (_set("rng", {"python": [], "numpy": [], "cuda_devices": -2}), "'cuda_devices' must not be negative"),
+    (lambda t: t["optimizer"]["param_groups"].clear(), "different number of parameter groups"),
+    (lambda t: t["optimizer"]["scalars"].update(x={}), "optimizer/rng entries are malformed"),
+    (lambda t: t["rng"].update(python=[3, [1, 2], None]), "malformed RNG states"),
+    (lambda t: t["scheduler"].update(base_lrs="x"), "scheduler.base_lrs is str 'x', expected list"),
+    (lambda t: t["scaler"].update(scale="x"), "scaler has keys \\['scale'\\], expected \\[\\]"),
+    (lambda t: t["config"].update(lr=99.0), "different run setup"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_wrong_fields_in_a_resealed_trainer_json_raise_checkpoint_error(tmp_path, edit, expected):
+    trainer, (checkpoint, _) = two_epoch_run(tmp_path)
+    edit_trainer_json(checkpoint, edit)
+    reseal(checkpoint)
+    with pytest.raises(CheckpointError, match=expected):
+        trainer().fit(resume=checkpoint)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_file_named_checkpoints_is_refused_before_training(tmp_path, resume):
+    (tmp_path / "checkpoints").write_text("not a folder")
+    trainer = Trainer(mlp(), Blobs(128), None, config=_config(epochs=1), out_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="checkpoints is a file, not a directory"):
+        trainer.fit(resume=resume)
+    assert not (tmp_path / "metrics.jsonl").exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize("latest", [b"step-00000004/../..\n", b"\xff\xfe\n", b"../../etc\n"])
+def test_latest_naming_something_else_is_refused(tmp_path, latest):
+    trainer, _ = two_epoch_run(tmp_path)
+    (tmp_path / "checkpoints" / "latest").write_bytes(latest)
+    with pytest.raises(CheckpointError, match="not a checkpoint directory"):
+        trainer().fit(resume=True)
