@@ -6,11 +6,14 @@ writes ``benchmarks/results/fuzz.json``: examples per reader (counted by the
 harness, one per call), the tests that failed (failures must be 0) and wall time.
 CI runs the same tests with a small fixed-seed profile.
 
-    python -m benchmarks.fuzz [--examples 100000] [-k EXPR] [--smoke]
+    python -m benchmarks.fuzz [--examples 100000] [--workers 2] [-k EXPR] [--smoke]
+
+``--workers N`` splits the tests over N pytest processes (one core each).
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import os
@@ -47,9 +50,17 @@ def failures(junit: Path) -> list[dict]:
     return rows
 
 
+def _start(tests: list[str], prefix: Path, env: dict) -> tuple[subprocess.Popen, Path, Path]:
+    """One pytest process over ``tests``; returns it with the paths of its example counts and JUnit report."""
+    stats, junit = prefix.with_suffix(".stats.json"), prefix.with_suffix(".junit.xml")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *tests]
+    return subprocess.Popen(command, cwd=ROOT, env={**env, "ZOO_FUZZ_STATS": str(stats)}), stats, junit
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=100_000, help="total examples over all fuzz tests")
+    parser.add_argument("--workers", type=int, default=1, help="pytest processes to split the tests over")
     parser.add_argument("-k", dest="select", help="pytest -k expression to run some tests only")
     parser.add_argument("--smoke", action="store_true", help="a few examples, result in fuzz.smoke.json")
     args = parser.parse_args()
@@ -58,23 +69,24 @@ def main() -> None:
     if not tests:
         sys.exit("no fuzz tests collected under tests/fuzz")
     per_test = math.ceil(examples / len(tests))
+    env = {**os.environ, "ZOO_FUZZ_PROFILE": "campaign", "ZOO_FUZZ_EXAMPLES": str(per_test)}
+    shares = [tests[i::args.workers] for i in range(min(args.workers, len(tests)))]
     with tempfile.TemporaryDirectory() as tmp:
-        stats, junit = Path(tmp) / "stats.json", Path(tmp) / "junit.xml"
-        env = {**os.environ, "ZOO_FUZZ_PROFILE": "campaign", "ZOO_FUZZ_EXAMPLES": str(per_test),
-               "ZOO_FUZZ_STATS": str(stats)}
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/fuzz",
-                   f"--junitxml={junit}", *(["-k", args.select] if args.select else [])]
         start = time.perf_counter()
-        run = subprocess.run(command, cwd=ROOT, env=env)
+        runs = [_start(share, Path(tmp) / f"worker{i}", env) for i, share in enumerate(shares)]
+        per_reader, failed = collections.Counter(), []
+        for process, stats, junit in runs:
+            process.wait()
+            per_reader.update(json.loads(stats.read_text()) if stats.exists() else {})
+            failed += failures(junit) if junit.exists() else [{"test": "pytest", "outcome": f"exit {process.returncode}"}]
         wall_s = time.perf_counter() - start
-        per_reader = json.loads(stats.read_text()) if stats.exists() else {}
-        failed = failures(junit) if junit.exists() else [{"test": "pytest", "outcome": f"exit {run.returncode}"}]
     write({
         "benchmark": "fuzz.smoke" if args.smoke else "fuzz",
         "command": "python -m benchmarks.fuzz " + " ".join(sys.argv[1:]),
         "tests": len(tests),
         "examples_per_test": per_test,
-        "examples_per_reader": per_reader,
+        "workers": len(shares),
+        "examples_per_reader": dict(sorted(per_reader.items())),
         "examples_total": sum(per_reader.values()),
         "failures": len(failed),
         "failed": failed,
