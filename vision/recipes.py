@@ -128,7 +128,11 @@ class _AffineJittered:
 
 
 class _TrivialAugmented:
-    """Horizontal flip and TrivialAugmentWide on the PIL image, then the weights' preprocessing."""
+    """Horizontal flip and TrivialAugmentWide, then the weights' mean/std.
+
+    They run on the preprocessed image as 8-bit pixels, so every input the
+    datasets produce (grey, colour, 16-bit, float arrays) is augmented alike.
+    """
 
     def __init__(self, transform):
         from torchvision.transforms import v2
@@ -137,11 +141,11 @@ class _TrivialAugmented:
         self.augment = v2.Compose([v2.RandomHorizontalFlip(), v2.TrivialAugmentWide()])
 
     def __call__(self, image):
-        from PIL import Image
+        import torch
 
-        if not isinstance(image, Image.Image):
-            image = Image.fromarray(np.asarray(image))
-        return self.transform(self.augment(image))
+        pixels = torch.from_numpy(np.rint(self.transform.to_unit(image) * 255).astype(np.uint8))
+        augmented = self.augment(pixels).numpy().astype(np.float32) / 255
+        return torch.from_numpy(self.transform.normalize(augmented))
 
 
 def _freeze_all_but_head(net) -> None:

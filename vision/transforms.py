@@ -154,18 +154,25 @@ class ImageTransform:
 
     def to_array(self, image: Any) -> np.ndarray:
         """:meth:`__call__` as a float32 numpy array (no torch: the exported-model runtime uses it)."""
+        return self.normalize(self.to_unit(image))
+
+    def to_unit(self, image: Any) -> np.ndarray:
+        """One raw image → ``[C, H, W]`` float32 in [0, 1] at the model's size, before mean/std
+        (training augmentations work on this, whatever the input's mode or dtype)."""
         if _is_pil(image):
-            chw = self._pil_to_unit(image)
-        elif self.crop_pct is not None and _is_picture_array(image):
+            return self._pil_to_unit(image)
+        if self.crop_pct is not None and _is_picture_array(image):
             from PIL import Image
 
             check_image_size(image.shape[1], image.shape[0], card_limit=self.max_pixels)
-            chw = self._pil_to_unit(Image.fromarray(np.ascontiguousarray(image)))
-        else:
-            chw = self._array_to_unit(image)
+            return self._pil_to_unit(Image.fromarray(np.ascontiguousarray(image)))
+        return self._array_to_unit(image)
+
+    def normalize(self, unit: np.ndarray) -> np.ndarray:
+        """``[C, H, W]`` values in [0, 1] → the network's input: ``(unit - mean) / std`` as float32."""
         mean = np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
         std = np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
-        return np.ascontiguousarray((chw - mean) / std, dtype=np.float32)
+        return np.ascontiguousarray((unit - mean) / std, dtype=np.float32)
 
     # -- PIL images ---------------------------------------------------------
     def _pil_to_unit(self, image) -> np.ndarray:
