@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo.card import CARD_FILE, WEIGHTS_FILE, ModelCard
-from zoo.errors import InputError, WeightsIntegrityError
+from zoo.card import CARD_FILE, WEIGHTS_FILE, ModelCard, check_file_name
+from zoo.errors import InputError, WeightsIntegrityError, ZooError
 from zoo.registry import ModelSpec, get_registry, resolve_ref
 
 
@@ -29,7 +29,7 @@ def list_models(
 def info(model_id: str) -> ModelCard:
     """The card of a registered model or a saved model directory, without building it."""
     if _is_model_dir(model_id):
-        return ModelCard.load(model_id)
+        return folder_card(model_id)
     upstream = get_registry().source(model_id)
     if upstream is not None:  # upstream zoos describe a model by building it
         source, name = upstream
@@ -104,10 +104,11 @@ def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: s
             f"zoo.load got options {sorted(options)} for {str(id_or_path)!r}; "
             "only pass-through ids (PREFIX:NAME) take extra options"
         )
-    if _is_model_dir(id_or_path):
-        card = ModelCard.load(id_or_path)
-        weights = _verified_dir_weights(Path(id_or_path), card)
-        card.files = _resolve_local_files(Path(id_or_path), card.files)
+    from_folder = _is_model_dir(id_or_path)
+    if from_folder:
+        card = folder_card(id_or_path)
+        card.files = _verified_folder_files(Path(id_or_path), card.files)
+        weights = Path(id_or_path).resolve() / WEIGHTS_FILE
     else:
         spec = get_registry().model(str(id_or_path))
         card = card_from_spec(spec)
@@ -117,7 +118,7 @@ def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: s
         card.metrics, card.provenance = [], {}
         # Raw data files (a tokenizer) are not weights: a fresh network still needs them.
         card.files = {name: meta for name, meta in card.files.items() if meta.get("format") == "raw"}
-    model = build(card, weights)
+    model = _build_from_folder(card, weights, id_or_path) if from_folder else build(card, weights)
     if num_classes is not None and num_classes != card.arch_args.get("num_classes"):
         _replace_head(model, num_classes)
     return _placed(model, device)
@@ -149,9 +150,16 @@ def _build_loaded(builder, card: ModelCard, weights: Path):
     """Build without random init (loading overwrites every tensor) and load strictly."""
     from backends.state import load_state
 
+    from safetensors import SafetensorError
+
     with skip_init():
         net = builder(**card.arch_args)
-    missing, unexpected = net.load_state_dict(load_state(weights), strict=False)
+    try:
+        state = load_state(weights)
+    except SafetensorError as exc:
+        raise InputError(f"weights {weights} are not a readable safetensors file ({exc}); "
+                         "save the model again or restore the file") from None
+    missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:  # a missing key would leave uninitialised memory: never allowed
         raise InputError(
             f"weights {weights} do not fit architecture {card.architecture!r}: "
@@ -206,39 +214,85 @@ def _spec_weights(spec: ModelSpec) -> Path | None:
     return cache.fetch(spec.weights[0], model_id=spec.id)
 
 
-def _verified_dir_weights(directory: Path, card: ModelCard) -> Path:
-    """A saved model's weights, checked against the sha256 its card records."""
-    from zoo.cache import sha256_file
+def folder_card(directory: str | os.PathLike) -> ModelCard:
+    """The card of a model folder, with its file list checked: what a folder may name and how.
 
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise InputError(f"expected {weights} beside {CARD_FILE}, found no file")
-    expected = card.files.get(WEIGHTS_FILE, {}).get("sha256")
-    if expected is None:
-        raise InputError(f"{directory / CARD_FILE} records no sha256 for {WEIGHTS_FILE}")
-    actual = sha256_file(weights)
-    if actual != expected:
-        raise WeightsIntegrityError(str(weights), expected, actual)
-    return weights
+    A folder is untrusted: its card may name only plain files directly inside it (``source: "local"``,
+    format ``safetensors`` or ``raw``, a sha256 each), never another path, a URL or a pickle, and it
+    must pin ``weights.safetensors``. :func:`_verified_folder_files` then checks the files themselves.
+    """
+    card = ModelCard.load(directory)
+    where = Path(directory) / CARD_FILE
+    if WEIGHTS_FILE not in card.files:
+        raise InputError(f"{where} pins no {WEIGHTS_FILE}; a model folder holds its weights beside its card")
+    for name, meta in card.files.items():
+        _check_folder_entry(where, name, meta)
+    return card
 
 
-def _resolve_local_files(directory: Path, files: dict) -> dict:
-    """Files a saved model keeps beside its weights (``source: "local"``): checked against their sha256
-    and pointed at the directory again, so they load from there."""
-    from zoo.cache import sha256_file
+_FOLDER_ENTRY_KEYS = {"sha256", "size", "source", "format"}
+_SHA256_HEX = set("0123456789abcdef")
 
+
+def _check_folder_entry(where: Path, name: str, meta: dict) -> None:
+    check_file_name(name)
+    if name == CARD_FILE:
+        raise InputError(f"{where} pins {CARD_FILE} itself as a file; a card cannot pin its own hash")
+    unknown = sorted(set(meta) - _FOLDER_ENTRY_KEYS)
+    if unknown:
+        raise InputError(f"{where}: file {name!r} has keys {unknown}; a model folder's files take only "
+                         f"{sorted(_FOLDER_ENTRY_KEYS)}")
+    if meta.get("source", "local") != "local":
+        raise InputError(f"{where}: file {name!r} has source {meta['source']!r}; a model folder's files must be "
+                         "in the folder (source \"local\"), never fetched from elsewhere")
+    formats = ("safetensors",) if name == WEIGHTS_FILE else ("safetensors", "raw")
+    if meta.get("format", formats[0]) not in formats:
+        raise InputError(f"{where}: file {name!r} has format {meta['format']!r}; a model folder holds only "
+                         f"{' or '.join(formats)} files (the zoo never unpickles a folder's files)")
+    digest = meta.get("sha256")
+    if not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _SHA256_HEX):
+        raise InputError(f"{where}: file {name!r} needs a sha256 (64 lowercase hex digits), got {digest!r:.80}")
+    size = meta.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise InputError(f"{where}: file {name!r} has size {size!r:.80}; expected a byte count")
+
+
+def _verified_folder_files(directory: Path, files: dict) -> dict:
+    """The folder's files (checked by :func:`folder_card`) verified on disk: inside the folder, the recorded
+    sha256, the declared format. Entries other than the weights point their ``source`` at the file, so the
+    task adapter loads them from the folder (through the verified cache)."""
+    from zoo import cache
+    from zoo.registry import WeightFile
+
+    root = directory.resolve()
     resolved = {}
     for name, meta in files.items():
-        if meta.get("source") == "local" and name != WEIGHTS_FILE:
-            path = directory / name
-            if not path.is_file():
-                raise InputError(f"expected {path} beside {CARD_FILE} (its card pins it), found no file")
-            actual = sha256_file(path)
-            if actual != meta.get("sha256"):
-                raise WeightsIntegrityError(str(path), str(meta.get("sha256")), actual)
-            meta = {**meta, "source": str(path.resolve())}
-        resolved[name] = meta
+        path = directory / name
+        real = path.resolve()
+        if real.parent != root:  # a symlink leaving the folder (or into a subfolder of it)
+            raise InputError(f"{path} points outside its model folder ({real}); a folder's files must be in it")
+        if not real.is_file():
+            raise InputError(f"expected {path} beside {CARD_FILE} (its card pins it), found no file")
+        actual = cache.sha256_file(real)
+        if actual != meta["sha256"]:
+            raise WeightsIntegrityError(str(path), meta["sha256"], actual)
+        declared = meta.get("format", "safetensors" if name == WEIGHTS_FILE else "raw")
+        # The cache's check for every file entering the zoo: a pickle is refused whatever it is declared as.
+        cache._require_format(real, WeightFile(name, actual, str(real), format=declared), str(path))
+        resolved[name] = meta if name == WEIGHTS_FILE else {**meta, "source": str(real)}
     return resolved
+
+
+def _build_from_folder(card: ModelCard, weights: Path | None, directory):
+    """:func:`build` for a folder's card, whose architecture arguments and preprocessing are untrusted:
+    a card that does not describe a buildable model is an :class:`InputError`, not a traceback."""
+    try:
+        return build(card, weights)
+    except ZooError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError) as exc:
+        raise InputError(f"{Path(directory) / CARD_FILE} does not describe a model this zoo can build "
+                         f"({card.architecture!r} for task {card.task!r}): {type(exc).__name__}: {exc}") from None
 
 
 def _is_model_dir(id_or_path: Any) -> bool:
