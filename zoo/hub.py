@@ -235,7 +235,10 @@ _SHA256_HEX = set("0123456789abcdef")
 
 
 def _check_folder_entry(where: Path, name: str, meta: dict) -> None:
-    check_file_name(name)
+    try:
+        check_file_name(name)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
     if name == CARD_FILE:
         raise InputError(f"{where} pins {CARD_FILE} itself as a file; a card cannot pin its own hash")
     unknown = sorted(set(meta) - _FOLDER_ENTRY_KEYS)
@@ -268,7 +271,10 @@ def _verified_folder_files(directory: Path, files: dict) -> dict:
     resolved = {}
     for name, meta in files.items():
         path = directory / name
-        real = path.resolve()
+        try:
+            real = path.resolve()
+        except RuntimeError:  # a symlink loop
+            raise InputError(f"{path} is a symlink loop; a folder's files must be plain files in it") from None
         if real.parent != root:  # a symlink leaving the folder (or into a subfolder of it)
             raise InputError(f"{path} points outside its model folder ({real}); a folder's files must be in it")
         if not real.is_file():
