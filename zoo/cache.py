@@ -67,6 +67,27 @@ def is_offline() -> bool:
     return os.environ.get("ZOO_OFFLINE", "").strip().lower() in ("1", "true", "yes")
 
 
+@contextmanager
+def hf_offline():
+    """Within it, while ``ZOO_OFFLINE`` is set, huggingface_hub (and transformers and timm through it)
+    opens no connection at all.
+
+    ``local_files_only=True`` is not enough: huggingface_hub still builds request headers, whose agent
+    detection looks its registry up online, and it reads ``HF_HUB_OFFLINE`` only once, at import. Every
+    request and that lookup check its ``constants.HF_HUB_OFFLINE``, so that is switched on for the call.
+    """
+    if not is_offline():
+        yield
+        return
+    from huggingface_hub import constants
+
+    previous, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """The hex sha256 of a file, read in 1 MiB chunks."""
     hasher = hashlib.sha256()
@@ -275,8 +296,9 @@ def _hf_local(wf: WeightFile, model_id: str | None) -> Path:
     except ImportError:
         raise ZooError(f"{wf.source} needs huggingface_hub: pip install 'domain-zoo[torch]'") from None
     try:
-        path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=hf_cache_dir(),
-                               local_files_only=is_offline())
+        with hf_offline():
+            path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=hf_cache_dir(),
+                                   local_files_only=is_offline())
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
         # Offline (ours or HF_HUB_OFFLINE) and not in the HF cache either.
         raise _offline_error(wf, model_id) from None

@@ -22,7 +22,9 @@ def list_models(
     upstream = registry.source(pattern)
     if upstream is not None:
         source, name_pattern = upstream
-        return [f"{source.prefix}:{name}" for name in resolve_ref(source.lister)(name_pattern)]
+        with _upstream_call():
+            names = resolve_ref(source.lister)(name_pattern)
+        return [f"{source.prefix}:{name}" for name in names]
     return [spec.id for spec in registry.list_models(pattern, domain=domain, task=task, pretrained=pretrained)]
 
 
@@ -33,7 +35,8 @@ def info(model_id: str) -> ModelCard:
     upstream = get_registry().source(model_id)
     if upstream is not None:  # upstream zoos describe a model by building it
         source, name = upstream
-        return resolve_ref(source.loader)(name, pretrained=False, num_classes=None).card
+        with _upstream_call():
+            return resolve_ref(source.loader)(name, pretrained=False, num_classes=None).card
     return card_from_spec(get_registry().model(model_id))
 
 
@@ -67,7 +70,8 @@ def fetch(model_id: str, progress: bool = True) -> list[Path]:
     upstream = registry.source(model_id)
     if upstream is not None:
         source, name = upstream
-        model = resolve_ref(source.loader)(name, pretrained=True, num_classes=None)
+        with _upstream_call():
+            model = resolve_ref(source.loader)(name, pretrained=True, num_classes=None)
         return [Path(meta["path"]) for meta in model.card.files.values() if meta.get("path")]
     spec = registry.model(model_id)
     return [cache.fetch(wf, model_id=spec.id, progress=progress) for wf in spec.weights]
@@ -97,8 +101,9 @@ def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: s
     upstream = get_registry().source(str(id_or_path))
     if upstream is not None:
         source, name = upstream
-        loader = resolve_ref(source.loader)
-        return _placed(loader(name, pretrained=pretrained, num_classes=num_classes, **options), device)
+        with _upstream_call():
+            model = resolve_ref(source.loader)(name, pretrained=pretrained, num_classes=num_classes, **options)
+        return _placed(model, device)
     if options:
         raise InputError(
             f"zoo.load got options {sorted(options)} for {str(id_or_path)!r}; "
@@ -122,6 +127,14 @@ def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: s
     if num_classes is not None and num_classes != card.arch_args.get("num_classes"):
         _replace_head(model, num_classes)
     return _placed(model, device)
+
+
+def _upstream_call():
+    """Around every call into an upstream zoo (``hf:``, ``timm:``, ``torchvision:``): with ``ZOO_OFFLINE``,
+    the Hugging Face libraries they use stay off the network too."""
+    from zoo.cache import hf_offline
+
+    return hf_offline()
 
 
 def _placed(model, device: str):
