@@ -172,7 +172,11 @@ def _build_loaded(builder, card: ModelCard, weights: Path):
     except SafetensorError as exc:
         raise InputError(f"weights {weights} are not a readable safetensors file ({exc}); "
                          "save the model again or restore the file") from None
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensors of other shapes: torch lists them over many lines
+        raise InputError(f"weights {weights} do not fit architecture {card.architecture!r} "
+                         f"with {card.arch_args}: {_one_line(exc)}") from None
     if missing or unexpected:  # a missing key would leave uninitialised memory: never allowed
         raise InputError(
             f"weights {weights} do not fit architecture {card.architecture!r}: "
@@ -234,8 +238,9 @@ def folder_card(directory: str | os.PathLike) -> ModelCard:
     format ``safetensors`` or ``raw``, a sha256 each), never another path, a URL or a pickle, and it
     must pin ``weights.safetensors``. :func:`_verified_folder_files` then checks the files themselves.
     """
-    card = ModelCard.load(directory)
     where = Path(directory) / CARD_FILE
+    _inside_folder(Path(directory), where)
+    card = ModelCard.load(where)
     if WEIGHTS_FILE not in card.files:
         raise InputError(f"{where} pins no {WEIGHTS_FILE}; a model folder holds its weights beside its card")
     for name, meta in card.files.items():
@@ -280,16 +285,10 @@ def _verified_folder_files(directory: Path, files: dict) -> dict:
     from zoo import cache
     from zoo.registry import WeightFile
 
-    root = directory.resolve()
     resolved = {}
     for name, meta in files.items():
         path = directory / name
-        try:
-            real = path.resolve()
-        except RuntimeError:  # a symlink loop
-            raise InputError(f"{path} is a symlink loop; a folder's files must be plain files in it") from None
-        if real.parent != root:  # a symlink leaving the folder (or into a subfolder of it)
-            raise InputError(f"{path} points outside its model folder ({real}); a folder's files must be in it")
+        real = _inside_folder(directory, path)
         if not real.is_file():
             raise InputError(f"expected {path} beside {CARD_FILE} (its card pins it), found no file")
         actual = cache.sha256_file(real)
@@ -302,6 +301,17 @@ def _verified_folder_files(directory: Path, files: dict) -> dict:
     return resolved
 
 
+def _inside_folder(directory: Path, path: Path) -> Path:
+    """``path`` with its symlinks resolved, if that is still directly inside ``directory``; else InputError."""
+    try:
+        real = path.resolve()
+    except RuntimeError:  # a symlink loop
+        raise InputError(f"{path} is a symlink loop; a model folder's files must be plain files in it") from None
+    if real.parent != directory.resolve():  # a symlink leaving the folder (or into a subfolder of it)
+        raise InputError(f"{path} points outside its model folder ({real}); a folder's files must be in it")
+    return real
+
+
 def _build_from_folder(card: ModelCard, weights: Path | None, directory):
     """:func:`build` for a folder's card, whose architecture arguments and preprocessing are untrusted:
     a card that does not describe a buildable model is an :class:`InputError`, not a traceback."""
@@ -311,7 +321,12 @@ def _build_from_folder(card: ModelCard, weights: Path | None, directory):
         raise
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError) as exc:
         raise InputError(f"{Path(directory) / CARD_FILE} does not describe a model this zoo can build "
-                         f"({card.architecture!r} for task {card.task!r}): {type(exc).__name__}: {exc}") from None
+                         f"({card.architecture!r} for task {card.task!r}): {type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: Exception, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _is_model_dir(id_or_path: Any) -> bool:

@@ -109,6 +109,12 @@ def test_symlinks_leaving_the_folder_are_refused(text_dir, tmp_path):
     (folder / "tokenizer.json").symlink_to(outside)
     with pytest.raises(InputError, match="points outside its model folder"):
         zoo.load(folder, device="cpu")
+    shutil.move(folder / "card.json", tmp_path / "card.json")
+    (folder / "card.json").symlink_to(tmp_path / "card.json")  # the card itself, too
+    with pytest.raises(InputError, match="card.json points outside its model folder"):
+        zoo.info(str(folder))
+    (folder / "card.json").unlink()
+    shutil.move(tmp_path / "card.json", folder / "card.json")
     (folder / "tokenizer.json").unlink()
     shutil.move(outside, folder / "real-tokenizer.json")
     (folder / "tokenizer.json").symlink_to("real-tokenizer.json")  # a link inside the folder is fine
@@ -204,12 +210,14 @@ def test_a_huge_card_is_refused_without_parsing(digits_dir, tmp_path):
         zoo.info(str(folder))
 
 
-@pytest.mark.parametrize("arch_args", [{"num_classes": "ten"}, {"nonsense": 1}, {"num_classes": 3}])
+@pytest.mark.parametrize("arch_args", [{"num_classes": "ten"}, {"nonsense": 1}, {"num_classes": 3},
+                                       {"num_classes": 2**40}, {"widths": [16, 32, 2**20]}, {"num_classes": -1}])
 def test_arch_args_that_do_not_build_or_fit_the_weights(digits_dir, tmp_path, arch_args):
     folder = copy_of(digits_dir, tmp_path)
     edit_card(folder, lambda card: card["arch_args"].update(arch_args))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="do not fit|does not describe a model") as info:
         zoo.load(folder)
+    assert "\n" not in str(info.value)
 
 
 def repin_weights(folder):
