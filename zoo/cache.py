@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -81,11 +82,23 @@ def hf_offline():
         return
     from huggingface_hub import constants
 
-    previous, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
+    global _hf_offline_depth, _hf_offline_saved
+    with _hf_offline_lock:  # concurrent loads: the last one out restores the setting
+        if _hf_offline_depth == 0:
+            _hf_offline_saved, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
+        _hf_offline_depth += 1
     try:
         yield
     finally:
-        constants.HF_HUB_OFFLINE = previous
+        with _hf_offline_lock:
+            _hf_offline_depth -= 1
+            if _hf_offline_depth == 0:
+                constants.HF_HUB_OFFLINE = _hf_offline_saved
+
+
+_hf_offline_lock = threading.Lock()
+_hf_offline_depth = 0
+_hf_offline_saved = False
 
 
 def sha256_file(path: str | os.PathLike) -> str:

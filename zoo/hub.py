@@ -10,6 +10,10 @@ from zoo.card import CARD_FILE, WEIGHTS_FILE, ModelCard, check_file_name
 from zoo.errors import InputError, WeightsIntegrityError, ZooError
 from zoo.registry import ModelSpec, get_registry, resolve_ref
 
+# What a model folder's card may say about each of its files.
+_FOLDER_ENTRY_KEYS = {"sha256", "size", "source", "format"}
+_SHA256_HEX = set("0123456789abcdef")
+
 
 def list_models(
     pattern: str = "*", domain: str | None = None, task: str | None = None, pretrained: bool | None = None
@@ -161,9 +165,9 @@ def build(card: ModelCard, weights: Path | None = None):
 
 def _build_loaded(builder, card: ModelCard, weights: Path):
     """Build without random init (loading overwrites every tensor) and load strictly."""
-    from backends.state import load_state
-
     from safetensors import SafetensorError
+
+    from backends.state import load_state
 
     with skip_init():
         net = builder(**card.arch_args)
@@ -248,10 +252,6 @@ def folder_card(directory: str | os.PathLike) -> ModelCard:
     return card
 
 
-_FOLDER_ENTRY_KEYS = {"sha256", "size", "source", "format"}
-_SHA256_HEX = set("0123456789abcdef")
-
-
 def _check_folder_entry(where: Path, name: str, meta: dict) -> None:
     try:
         check_file_name(name)
@@ -321,7 +321,8 @@ def _build_from_folder(card: ModelCard, weights: Path | None, directory):
         raise
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError) as exc:
         raise InputError(f"{Path(directory) / CARD_FILE} does not describe a model this zoo can build "
-                         f"({card.architecture!r} for task {card.task!r}): {type(exc).__name__}: {_one_line(exc)}") from None
+                         f"({card.architecture!r} for task {card.task!r}): "
+                         f"{type(exc).__name__}: {_one_line(exc)}") from None
 
 
 def _one_line(exc: Exception, limit: int = 300) -> str:

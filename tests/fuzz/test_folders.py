@@ -1,4 +1,5 @@
-"""Model folders and their cards, mutated: ``zoo.load``/``zoo.info`` give a model or a ZooError, ``save`` stays in its target.
+"""Model folders and their cards, mutated: ``zoo.load``/``zoo.info`` give a model or a ZooError,
+``save`` stays in its target.
 
 Two real saved models (the digits CNN and a tiny BERT text classifier with its
 tokenizer) are mutated per example: card.json fields deleted, retyped or garbled,

@@ -102,6 +102,8 @@ def test_hf_offline_switches_huggingface_hub_offline_only_inside(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     with hf_offline():
+        with hf_offline():  # another load at the same time: leaving it keeps the outer one offline
+            assert constants.is_offline_mode()
         assert constants.is_offline_mode()
     assert not constants.is_offline_mode()
     monkeypatch.delenv("ZOO_OFFLINE")
