@@ -126,10 +126,21 @@ def _check_field_types(data: dict[str, Any]) -> None:
                              f"got {type(value).__name__} {value!r:.80}")
     if not all(isinstance(label, str) for label in data.get("labels") or []):
         raise InputError(f"model card labels must be strings, got {data['labels']!r:.80}")
-    if not all(isinstance(metric, dict) for metric in data.get("metrics", [])):
-        raise InputError(f"model card metrics must be objects, got {data['metrics']!r:.80}")
+    if not all(_is_metric(metric) for metric in data.get("metrics", [])):
+        raise InputError("model card metrics must be objects with name, dataset and split (strings), value "
+                         f"(a number) and optionally ci95 ([low, high]); got {data['metrics']!r:.80}")
     if not all(isinstance(meta, dict) for meta in data.get("files", {}).values()):
         raise InputError(f"model card files must map names to objects, got {data['files']!r:.80}")
+
+
+def _is_metric(metric: Any) -> bool:
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    return (isinstance(metric, dict) and all(isinstance(metric.get(k), str) for k in ("name", "dataset", "split"))
+            and number(metric.get("value"))
+            and (metric.get("ci95") is None or isinstance(metric["ci95"], list) and len(metric["ci95"]) == 2
+                 and all(number(x) for x in metric["ci95"])))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

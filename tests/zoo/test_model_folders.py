@@ -194,6 +194,9 @@ def test_card_json_that_is_not_a_card(digits_dir, tmp_path, card_json, message):
 @pytest.mark.parametrize("field, value", [
     ("files", []), ("files", {"weights.safetensors": "abc"}), ("labels", 3), ("labels", [1, 2]),
     ("arch_args", "x"), ("preprocessing", None), ("metrics", [1]), ("params", "many"), ("params", True),
+    ("metrics", [{"name": "accuracy", "value": "high", "dataset": "d", "split": "test"}]),
+    ("metrics", [{"name": "accuracy", "value": 0.9, "split": "test"}]),
+    ("metrics", [{"name": "accuracy", "value": 0.9, "dataset": "d", "split": "test", "ci95": [0.8]}]),
     ("id", 5), ("schema_version", None),
 ])
 def test_card_fields_of_the_wrong_type(digits_dir, tmp_path, field, value):
