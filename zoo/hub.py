@@ -331,8 +331,10 @@ def _one_line(exc: Exception, limit: int = 300) -> str:
 
 
 def _is_model_dir(id_or_path: Any) -> bool:
-    path = Path(id_or_path)
-    return (path / CARD_FILE).is_file()
+    try:
+        return (Path(id_or_path) / CARD_FILE).is_file()
+    except (OSError, ValueError):  # a name too long for a path, or one with a NUL: not a folder
+        return False
 
 
 def _deep_copy(value: Any) -> Any:

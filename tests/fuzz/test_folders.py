@@ -59,10 +59,10 @@ def one_line(fn):
     return checked
 
 
-def exercise(folder: Path, root: Path) -> None:
+def exercise(folder: Path, root: Path, **load_options) -> None:
     """The property: info and load give a result or a one-line ZooError; a loaded model saves only inside its target."""
     harness.call("model-folder-info", one_line(zoo.info), str(folder))
-    model = harness.call("model-folder-load", one_line(zoo.load), folder, device="cpu")
+    model = harness.call("model-folder-load", one_line(zoo.load), folder, device="cpu", **load_options)
     if model is not None:
         target = root / "saved" / "model"
         before = harness.files_under(root)
@@ -71,7 +71,7 @@ def exercise(folder: Path, root: Path) -> None:
         assert all(path == target or target in path.parents or path == target.parent for path in written), written
 
 
-def in_scratch(source: Path, mutate) -> None:
+def in_scratch(source: Path, mutate, **load_options) -> None:
     """Copy ``source`` into a fresh scratch folder, apply ``mutate(folder, root)``, check the property."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -79,7 +79,7 @@ def in_scratch(source: Path, mutate) -> None:
         folder = root / "model"
         shutil.copytree(source, folder)
         mutate(folder, root)
-        exercise(folder, root)
+        exercise(folder, root, **load_options)
 
 
 def read_card(folder: Path) -> dict:
@@ -130,15 +130,16 @@ def apply_card_edit(folder: Path, card: dict, edit) -> None:
         card["arch_args"][args[0]] = args[1]
 
 
-@given(model=st.sampled_from(["digits", "text"]), edits=st.lists(card_edits, min_size=1, max_size=4))
-def test_mutated_cards(folders, model, edits):
+@given(model=st.sampled_from(["digits", "text"]), edits=st.lists(card_edits, min_size=1, max_size=4),
+       load_options=st.sampled_from([{}, {"pretrained": False}, {"num_classes": 3}]))
+def test_mutated_cards(folders, model, edits, load_options):
     def mutate(folder, root):
         card = read_card(folder)
         for edit in edits:
             apply_card_edit(folder, card, edit)
         write_card(folder, card)
 
-    in_scratch(folders[model], mutate)
+    in_scratch(folders[model], mutate, **load_options)
 
 
 byte_edits = st.one_of(
