@@ -59,7 +59,7 @@ def one_line(fn):
     return checked
 
 
-def exercise(folder: Path, root: Path, **load_options) -> None:
+def exercise(folder: Path, root: Path, **load_options):
     """The property: info and load give a result or a one-line ZooError; a loaded model saves only inside its target."""
     harness.call("model-folder-info", one_line(zoo.info), str(folder))
     model = harness.call("model-folder-load", one_line(zoo.load), folder, device="cpu", **load_options)
@@ -69,17 +69,19 @@ def exercise(folder: Path, root: Path, **load_options) -> None:
         harness.call("model-folder-save", one_line(model.save), target)
         written = harness.files_under(root) - before
         assert all(path == target or target in path.parents or path == target.parent for path in written), written
+    return model
 
 
-def in_scratch(source: Path, mutate, **load_options) -> None:
-    """Copy ``source`` into a fresh scratch folder, apply ``mutate(folder, root)``, check the property."""
+def in_scratch(source: Path, mutate, **load_options):
+    """Copy ``source`` into a fresh scratch folder, apply ``mutate(folder, root)``, check the property;
+    the loaded model or None."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "outside.txt").write_text("outside")
         folder = root / "model"
         shutil.copytree(source, folder)
         mutate(folder, root)
-        exercise(folder, root, **load_options)
+        return exercise(folder, root, **load_options)
 
 
 def read_card(folder: Path) -> dict:
@@ -203,4 +205,6 @@ def test_symlinked_files(folders, model, file, target):
             shutil.copyfile(copy, link_to)
         path.symlink_to(link_to)
 
-    in_scratch(folders[model], mutate)
+    loaded = in_scratch(folders[model], mutate)
+    linked = (folders[model] / file).exists()
+    assert loaded is None or target == "inside" or not linked, f"loaded through a {target} symlink"
