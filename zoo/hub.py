@@ -319,7 +319,7 @@ def _build_from_folder(card: ModelCard, weights: Path | None, directory):
         return build(card, weights)
     except ZooError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ArithmeticError, RuntimeError) as exc:
         raise InputError(f"{Path(directory) / CARD_FILE} does not describe a model this zoo can build "
                          f"({card.architecture!r} for task {card.task!r}): "
                          f"{type(exc).__name__}: {_one_line(exc)}") from None

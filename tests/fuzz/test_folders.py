@@ -29,8 +29,9 @@ HOSTILE_NAMES = ["../outside.txt", "/etc/hostname", "sub/x.json", "..", ".", "",
 HOSTILE_SOURCES = ["local", "http://127.0.0.1:9/x", "hf://org/repo/x.json", "package://zoo/card.py", "/etc/hostname",
                    "file:///etc/hostname", "../outside.txt", "", None, 3]
 FORMATS = ["safetensors", "raw", "torch-pickle", "json", "", None, 1]
+EDGE_NUMBERS = [0, -1, 1, 2**31, 2**63, 2**70, float("inf"), float("-inf"), float("nan"), 1e308, 0.5]
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=True),
-                         st.text(max_size=20))
+                         st.sampled_from(EDGE_NUMBERS), st.text(max_size=20))
 json_values = st.recursive(json_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=8)
 

@@ -223,6 +223,20 @@ def test_arch_args_that_do_not_build_or_fit_the_weights(digits_dir, tmp_path, ar
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("key, value", [
+    ("max_length", 2**70), ("max_length", 1e400), ("max_length", "long"), ("max_length", 1),
+    ("pad_token_id", 2**70), ("pad_token_id", -5), ("pad_token_id", 10**6),
+    ("model_input_names", 5), ("model_input_names", ["attention_mask"]), ("model_input_names", [1]),
+    ("tokenizer_files", 7), ("tokenizer", None),
+])
+def test_text_preprocessing_that_cannot_work_is_refused_at_load(text_dir, tmp_path, key, value):
+    folder = copy_of(text_dir, tmp_path)
+    edit_card(folder, lambda card: card["preprocessing"].__setitem__(key, value))
+    with pytest.raises(InputError) as info:
+        zoo.load(folder, device="cpu")
+    assert key in str(info.value) or "does not describe" in str(info.value) or "pins no" in str(info.value)
+
+
 def repin_weights(folder):
     edit_card(folder, lambda card: card["files"]["weights.safetensors"].update(
         sha256=sha256_file(folder / "weights.safetensors"), size=(folder / "weights.safetensors").stat().st_size))
