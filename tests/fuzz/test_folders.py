@@ -61,10 +61,13 @@ def one_line(fn):
 
 
 def exercise(folder: Path, root: Path, **load_options):
-    """The property: info and load give a result or a one-line ZooError; a loaded model saves only inside its target."""
+    """The property: info and load give a result or a one-line ZooError; a loaded model saves only inside its
+    target (and a text model predicts)."""
     harness.call("model-folder-info", one_line(zoo.info), str(folder))
     model = harness.call("model-folder-load", one_line(zoo.load), folder, device="cpu", **load_options)
     if model is not None:
+        if model.card.domain == "nlp":  # a text card's preprocessing is checked at load: predict must work too
+            harness.call("model-folder-predict", one_line(model.predict), "the movie was great")
         target = root / "saved" / "model"
         before = harness.files_under(root)
         harness.call("model-folder-save", one_line(model.save), target)

@@ -224,7 +224,7 @@ def test_arch_args_that_do_not_build_or_fit_the_weights(digits_dir, tmp_path, ar
 
 
 @pytest.mark.parametrize("key, value", [
-    ("max_length", 2**70), ("max_length", 1e400), ("max_length", "long"), ("max_length", 1),
+    ("max_length", 2**70), ("max_length", 1e400), ("max_length", "long"), ("max_length", 1), ("max_length", 65),
     ("pad_token_id", 2**70), ("pad_token_id", -5), ("pad_token_id", 10**6),
     ("model_input_names", 5), ("model_input_names", ["attention_mask"]), ("model_input_names", [1]),
     ("tokenizer_files", 7), ("tokenizer", None),
