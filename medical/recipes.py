@@ -271,10 +271,13 @@ class Classification2DRecipe(Recipe):
         _start_fresh_card(model, self.model if from_saved else None)
         if self.backbone or self.pretrained:
             from medical.models.classifier2d import classifier2d
+            from zoo.cache import hf_offline
 
             model.card.arch_args["backbone"] = self.backbone or model.card.arch_args["backbone"]
             try:
-                model.net = classifier2d(**model.card.arch_args, pretrained=self.pretrained).to(model.device)
+                with hf_offline():  # timm fetches the backbone through huggingface_hub
+                    net = classifier2d(**model.card.arch_args, pretrained=self.pretrained)
+                model.net = net.to(model.device)
             except (OSError, RuntimeError) as exc:  # huggingface_hub's offline and missing-file errors are OSErrors
                 raise InputError(f"could not get timm's pretrained weights for {model.card.arch_args['backbone']!r} "
                                  f"({type(exc).__name__}: {exc}); fetch them while online, or train from scratch "

@@ -59,6 +59,11 @@ class TextTask(TaskAdapter):
         pre = card.preprocessing
         self.tokenizer_files = list(pre.get("tokenizer_files") or [pre.get("tokenizer", "tokenizer.json")])
         self.tokenizer = TextTokenizer.from_preprocessing(card_file(card, pre.get("tokenizer", "tokenizer.json")), pre)
+        config = card.arch_args.get("config")
+        positions = config.get("max_position_embeddings") if isinstance(config, dict) else None
+        if isinstance(positions, int) and self.tokenizer.max_length > positions:  # longer inputs crash the network
+            raise InputError(f"the card of {card.id!r} truncates texts at max_length {self.tokenizer.max_length} "
+                             f"tokens, but its network has {positions} positions; set max_length <= {positions}")
         self.last_truncated = 0
 
     @property

@@ -29,6 +29,13 @@ from zoo.errors import InputError
 log = logging.getLogger("nlp")
 
 TextInput = Any  # a str, or a (text, text_pair) pair
+# What :meth:`TextTokenizer.pad` makes (other names a tokenizer declares are dropped).
+INPUT_NAMES = ("input_ids", "token_type_ids", "attention_mask")
+MAX_LENGTH_LIMIT = 1 << 20  # far above any model's context; bounds what a card may ask for
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -57,17 +64,23 @@ class TextTokenizer:
     ):
         from tokenizers import Tokenizer
 
-        if max_length < 2:
-            raise InputError(f"max_length must be at least 2 (room for the special tokens), got {max_length}")
+        # The settings come from a card or a bundle, which may be a stranger's: check them before use.
+        if not _is_int(max_length) or not 2 <= max_length <= MAX_LENGTH_LIMIT:
+            raise InputError(f"max_length must be a whole number from 2 (room for the special tokens) to "
+                             f"{MAX_LENGTH_LIMIT}, got {max_length!r:.40}")
+        if (not isinstance(model_input_names, (list, tuple)) or "input_ids" not in model_input_names
+                or not all(isinstance(name, str) for name in model_input_names)):
+            raise InputError(f"model_input_names must be a list of names with input_ids (of {INPUT_NAMES}), "
+                             f"got {model_input_names!r:.80}")
         self.file = Path(tokenizer_file)
         try:
             self.backend = Tokenizer.from_file(str(self.file))
         except Exception as exc:  # tokenizers raises a bare Exception on a bad file
             raise InputError(f"{self.file} is not a tokenizer.json file the tokenizers library can read: {exc}") from None
-        vocabulary = self.backend.get_vocab_size(with_added_tokens=True)
-        if not (isinstance(pad_token_id, int) and 0 <= pad_token_id < vocabulary):
-            raise InputError(f"pad_token_id must be a token id of {self.file.name} (0 to {vocabulary - 1}), "
-                             f"got {pad_token_id!r}")
+        vocab_size = self.backend.get_vocab_size(with_added_tokens=True)
+        if not _is_int(pad_token_id) or not 0 <= pad_token_id < vocab_size:
+            raise InputError(f"pad_token_id must be a token id of {self.file} (0 to {vocab_size - 1}), "
+                             f"got {pad_token_id!r:.40}")
         self.backend.no_padding()  # tokenizer.json may carry fixed padding (all-MiniLM-L6-v2's pads to 128)
         self.backend.enable_truncation(max_length, strategy="longest_first")
         self.max_length = max_length
@@ -79,9 +92,9 @@ class TextTokenizer:
     def from_preprocessing(cls, tokenizer_file: str | Path, preprocessing: dict) -> "TextTokenizer":
         return cls(
             tokenizer_file,
-            max_length=int(preprocessing.get("max_length", 512)),
-            pad_token_id=int(preprocessing.get("pad_token_id", 0)),
-            model_input_names=preprocessing.get("model_input_names", ("input_ids", "token_type_ids", "attention_mask")),
+            max_length=preprocessing.get("max_length", 512),
+            pad_token_id=preprocessing.get("pad_token_id", 0),
+            model_input_names=preprocessing.get("model_input_names", INPUT_NAMES),
             strip=bool(preprocessing.get("strip", False)),
         )
 

@@ -38,6 +38,7 @@ import re
 import secrets
 import shutil
 import stat
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -81,6 +82,39 @@ def _user_cache_dir() -> Path:
 def is_offline() -> bool:
     """Whether ``ZOO_OFFLINE`` is 1/true/yes: then the cache opens no connection."""
     return os.environ.get("ZOO_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+
+
+@contextmanager
+def hf_offline():
+    """Within it, while ``ZOO_OFFLINE`` is set, huggingface_hub (and transformers and timm through it)
+    opens no connection at all.
+
+    ``local_files_only=True`` is not enough: huggingface_hub still builds request headers, whose agent
+    detection looks its registry up online, and it reads ``HF_HUB_OFFLINE`` only once, at import. Every
+    request and that lookup check its ``constants.HF_HUB_OFFLINE``, so that is switched on for the call.
+    """
+    if not is_offline():
+        yield
+        return
+    from huggingface_hub import constants
+
+    global _hf_offline_depth, _hf_offline_saved
+    with _hf_offline_lock:  # concurrent loads: the last one out restores the setting
+        if _hf_offline_depth == 0:
+            _hf_offline_saved, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
+        _hf_offline_depth += 1
+    try:
+        yield
+    finally:
+        with _hf_offline_lock:
+            _hf_offline_depth -= 1
+            if _hf_offline_depth == 0:
+                constants.HF_HUB_OFFLINE = _hf_offline_saved
+
+
+_hf_offline_lock = threading.Lock()
+_hf_offline_depth = 0
+_hf_offline_saved = False
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -295,8 +329,9 @@ def _hf_local(wf: WeightFile, model_id: str | None) -> Path:
     except ImportError:
         raise ZooError(f"{wf.source} needs huggingface_hub: pip install 'domain-zoo[torch]'") from None
     try:
-        path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=hf_cache_dir(),
-                               local_files_only=is_offline())
+        with hf_offline():
+            path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=hf_cache_dir(),
+                                   local_files_only=is_offline())
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
         # Offline (ours or HF_HUB_OFFLINE) and not in the HF cache either.
         raise _offline_error(wf, model_id) from None

@@ -6,9 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo.card import CARD_FILE, WEIGHTS_FILE, ModelCard
-from zoo.errors import InputError, WeightsIntegrityError
+from zoo.card import CARD_FILE, WEIGHTS_FILE, ModelCard, check_file_name
+from zoo.errors import InputError, WeightsIntegrityError, ZooError
 from zoo.registry import ModelSpec, get_registry, resolve_ref
+
+# What a model folder's card may say about each of its files.
+_FOLDER_ENTRY_KEYS = {"sha256", "size", "source", "format"}
+_SHA256_HEX = set("0123456789abcdef")
 
 
 def list_models(
@@ -22,18 +26,21 @@ def list_models(
     upstream = registry.source(pattern)
     if upstream is not None:
         source, name_pattern = upstream
-        return [f"{source.prefix}:{name}" for name in resolve_ref(source.lister)(name_pattern)]
+        with _upstream_call():
+            names = resolve_ref(source.lister)(name_pattern)
+        return [f"{source.prefix}:{name}" for name in names]
     return [spec.id for spec in registry.list_models(pattern, domain=domain, task=task, pretrained=pretrained)]
 
 
 def info(model_id: str) -> ModelCard:
     """The card of a registered model or a saved model directory, without building it."""
     if _is_model_dir(model_id):
-        return ModelCard.load(model_id)
+        return folder_card(model_id)
     upstream = get_registry().source(model_id)
     if upstream is not None:  # upstream zoos describe a model by building it
         source, name = upstream
-        return resolve_ref(source.loader)(name, pretrained=False, num_classes=None).card
+        with _upstream_call():
+            return resolve_ref(source.loader)(name, pretrained=False, num_classes=None).card
     return card_from_spec(get_registry().model(model_id))
 
 
@@ -67,7 +74,8 @@ def fetch(model_id: str, progress: bool = True) -> list[Path]:
     upstream = registry.source(model_id)
     if upstream is not None:
         source, name = upstream
-        model = resolve_ref(source.loader)(name, pretrained=True, num_classes=None)
+        with _upstream_call():
+            model = resolve_ref(source.loader)(name, pretrained=True, num_classes=None)
         return [Path(meta["path"]) for meta in model.card.files.values() if meta.get("path")]
     spec = registry.model(model_id)
     return [cache.fetch(wf, model_id=spec.id, progress=progress) for wf in spec.weights]
@@ -97,17 +105,19 @@ def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: s
     upstream = get_registry().source(str(id_or_path))
     if upstream is not None:
         source, name = upstream
-        loader = resolve_ref(source.loader)
-        return _placed(loader(name, pretrained=pretrained, num_classes=num_classes, **options), device)
+        with _upstream_call():
+            model = resolve_ref(source.loader)(name, pretrained=pretrained, num_classes=num_classes, **options)
+        return _placed(model, device)
     if options:
         raise InputError(
             f"zoo.load got options {sorted(options)} for {str(id_or_path)!r}; "
             "only pass-through ids (PREFIX:NAME) take extra options"
         )
-    if _is_model_dir(id_or_path):
-        card = ModelCard.load(id_or_path)
-        weights = _verified_dir_weights(Path(id_or_path), card)
-        card.files = _resolve_local_files(Path(id_or_path), card.files)
+    from_folder = _is_model_dir(id_or_path)
+    if from_folder:
+        card = folder_card(id_or_path)
+        card.files = _verified_folder_files(Path(id_or_path), card.files)
+        weights = Path(id_or_path).resolve() / WEIGHTS_FILE
     else:
         spec = get_registry().model(str(id_or_path))
         card = card_from_spec(spec)
@@ -117,10 +127,18 @@ def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: s
         card.metrics, card.provenance = [], {}
         # Raw data files (a tokenizer) are not weights: a fresh network still needs them.
         card.files = {name: meta for name, meta in card.files.items() if meta.get("format") == "raw"}
-    model = build(card, weights)
+    model = _build_from_folder(card, weights, id_or_path) if from_folder else build(card, weights)
     if num_classes is not None and num_classes != card.arch_args.get("num_classes"):
         _replace_head(model, num_classes)
     return _placed(model, device)
+
+
+def _upstream_call():
+    """Around every call into an upstream zoo (``hf:``, ``timm:``, ``torchvision:``): with ``ZOO_OFFLINE``,
+    the Hugging Face libraries they use stay off the network too."""
+    from zoo.cache import hf_offline
+
+    return hf_offline()
 
 
 def _placed(model, device: str):
@@ -147,11 +165,22 @@ def build(card: ModelCard, weights: Path | None = None):
 
 def _build_loaded(builder, card: ModelCard, weights: Path):
     """Build without random init (loading overwrites every tensor) and load strictly."""
+    from safetensors import SafetensorError
+
     from backends.state import load_state
 
     with skip_init():
         net = builder(**card.arch_args)
-    missing, unexpected = net.load_state_dict(load_state(weights), strict=False)
+    try:
+        state = load_state(weights)
+    except SafetensorError as exc:
+        raise InputError(f"weights {weights} are not a readable safetensors file ({exc}); "
+                         "save the model again or restore the file") from None
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensors of other shapes: torch lists them over many lines
+        raise InputError(f"weights {weights} do not fit architecture {card.architecture!r} "
+                         f"with {card.arch_args}: {_one_line(exc)}") from None
     if missing or unexpected:  # a missing key would leave uninitialised memory: never allowed
         raise InputError(
             f"weights {weights} do not fit architecture {card.architecture!r}: "
@@ -206,44 +235,106 @@ def _spec_weights(spec: ModelSpec) -> Path | None:
     return cache.fetch(spec.weights[0], model_id=spec.id)
 
 
-def _verified_dir_weights(directory: Path, card: ModelCard) -> Path:
-    """A saved model's weights, checked against the sha256 its card records."""
-    from zoo.cache import sha256_file
+def folder_card(directory: str | os.PathLike) -> ModelCard:
+    """The card of a model folder, with its file list checked: what a folder may name and how.
 
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise InputError(f"expected {weights} beside {CARD_FILE}, found no file")
-    expected = card.files.get(WEIGHTS_FILE, {}).get("sha256")
-    if expected is None:
-        raise InputError(f"{directory / CARD_FILE} records no sha256 for {WEIGHTS_FILE}")
-    actual = sha256_file(weights)
-    if actual != expected:
-        raise WeightsIntegrityError(str(weights), expected, actual)
-    return weights
+    A folder is untrusted: its card may name only plain files directly inside it (``source: "local"``,
+    format ``safetensors`` or ``raw``, a sha256 each), never another path, a URL or a pickle, and it
+    must pin ``weights.safetensors``. :func:`_verified_folder_files` then checks the files themselves.
+    """
+    where = Path(directory) / CARD_FILE
+    _inside_folder(Path(directory), where)
+    card = ModelCard.load(where)
+    if WEIGHTS_FILE not in card.files:
+        raise InputError(f"{where} pins no {WEIGHTS_FILE}; a model folder holds its weights beside its card")
+    for name, meta in card.files.items():
+        _check_folder_entry(where, name, meta)
+    return card
 
 
-def _resolve_local_files(directory: Path, files: dict) -> dict:
-    """Files a saved model keeps beside its weights (``source: "local"``): checked against their sha256
-    and pointed at the directory again, so they load from there."""
-    from zoo.cache import sha256_file
+def _check_folder_entry(where: Path, name: str, meta: dict) -> None:
+    try:
+        check_file_name(name)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if name == CARD_FILE:
+        raise InputError(f"{where} pins {CARD_FILE} itself as a file; a card cannot pin its own hash")
+    unknown = sorted(set(meta) - _FOLDER_ENTRY_KEYS)
+    if unknown:
+        raise InputError(f"{where}: file {name!r} has keys {unknown}; a model folder's files take only "
+                         f"{sorted(_FOLDER_ENTRY_KEYS)}")
+    if meta.get("source", "local") != "local":
+        raise InputError(f"{where}: file {name!r} has source {meta['source']!r}; a model folder's files must be "
+                         "in the folder (source \"local\"), never fetched from elsewhere")
+    formats = ("safetensors",) if name == WEIGHTS_FILE else ("safetensors", "raw")
+    if meta.get("format", formats[0]) not in formats:
+        raise InputError(f"{where}: file {name!r} has format {meta['format']!r}; a model folder holds only "
+                         f"{' or '.join(formats)} files (the zoo never unpickles a folder's files)")
+    digest = meta.get("sha256")
+    if not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _SHA256_HEX):
+        raise InputError(f"{where}: file {name!r} needs a sha256 (64 lowercase hex digits), got {digest!r:.80}")
+    size = meta.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise InputError(f"{where}: file {name!r} has size {size!r:.80}; expected a byte count")
+
+
+def _verified_folder_files(directory: Path, files: dict) -> dict:
+    """The folder's files (checked by :func:`folder_card`) verified on disk: inside the folder, the recorded
+    sha256, the declared format. Entries other than the weights point their ``source`` at the file, so the
+    task adapter loads them from the folder (through the verified cache)."""
+    from zoo import cache
+    from zoo.registry import WeightFile
 
     resolved = {}
     for name, meta in files.items():
-        if meta.get("source") == "local" and name != WEIGHTS_FILE:
-            path = directory / name
-            if not path.is_file():
-                raise InputError(f"expected {path} beside {CARD_FILE} (its card pins it), found no file")
-            actual = sha256_file(path)
-            if actual != meta.get("sha256"):
-                raise WeightsIntegrityError(str(path), str(meta.get("sha256")), actual)
-            meta = {**meta, "source": str(path.resolve())}
-        resolved[name] = meta
+        path = directory / name
+        real = _inside_folder(directory, path)
+        if not real.is_file():
+            raise InputError(f"expected {path} beside {CARD_FILE} (its card pins it), found no file")
+        actual = cache.sha256_file(real)
+        if actual != meta["sha256"]:
+            raise WeightsIntegrityError(str(path), meta["sha256"], actual)
+        declared = meta.get("format", "safetensors" if name == WEIGHTS_FILE else "raw")
+        # The cache's check for every file entering the zoo: a pickle is refused whatever it is declared as.
+        cache._require_format(real, WeightFile(name, actual, str(real), format=declared), str(path))
+        resolved[name] = meta if name == WEIGHTS_FILE else {**meta, "source": str(real)}
     return resolved
 
 
+def _inside_folder(directory: Path, path: Path) -> Path:
+    """``path`` with its symlinks resolved, if that is still directly inside ``directory``; else InputError."""
+    try:
+        real = path.resolve()
+    except RuntimeError:  # a symlink loop
+        raise InputError(f"{path} is a symlink loop; a model folder's files must be plain files in it") from None
+    if real.parent != directory.resolve():  # a symlink leaving the folder (or into a subfolder of it)
+        raise InputError(f"{path} points outside its model folder ({real}); a folder's files must be in it")
+    return real
+
+
+def _build_from_folder(card: ModelCard, weights: Path | None, directory):
+    """:func:`build` for a folder's card, whose architecture arguments and preprocessing are untrusted:
+    a card that does not describe a buildable model is an :class:`InputError`, not a traceback."""
+    try:
+        return build(card, weights)
+    except ZooError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ArithmeticError, RuntimeError) as exc:
+        raise InputError(f"{Path(directory) / CARD_FILE} does not describe a model this zoo can build "
+                         f"({card.architecture!r} for task {card.task!r}): "
+                         f"{type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: Exception, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _is_model_dir(id_or_path: Any) -> bool:
-    path = Path(id_or_path)
-    return (path / CARD_FILE).is_file()
+    try:
+        return (Path(id_or_path) / CARD_FILE).is_file()
+    except (OSError, ValueError):  # a name too long for a path, or one with a NUL: not a folder
+        return False
 
 
 def _deep_copy(value: Any) -> Any:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -12,7 +13,7 @@ from torch import nn
 
 from backends.parity import Tolerance
 from backends.state import save_state
-from zoo.card import WEIGHTS_FILE, ModelCard
+from zoo.card import CARD_FILE, WEIGHTS_FILE, ModelCard, check_file_name
 from zoo.errors import InputError
 
 
@@ -165,6 +166,9 @@ class Model(nn.Module):
 
         directory = Path(directory)
         extra = self.adapter.files()  # before card.files is rewritten: the adapter may find them through it
+        for name in extra:  # the card names them: each must stay a plain file inside the directory
+            if check_file_name(name) in (WEIGHTS_FILE, CARD_FILE):
+                raise InputError(f"task file {name!r} of {self.card.id!r} would overwrite the model's own {name}")
         weights = directory / WEIGHTS_FILE
         # A single metadata key: safetensors orders several keys at random, which would change the file's hash.
         save_state(self.net.state_dict(), weights, metadata={"format": "pt"})
@@ -174,8 +178,8 @@ class Model(nn.Module):
         }
         for name, path in extra.items():  # e.g. a tokenizer: the directory stays self-contained
             target = directory / name
-            if not (target.exists() and os.path.samefile(path, target)):
-                shutil.copyfile(path, target)
+            if not (target.is_file() and not target.is_symlink() and os.path.samefile(path, target)):
+                _copy_into(path, target)
             self.card.files[name] = {
                 "sha256": sha256_file(target), "size": target.stat().st_size, "source": "local", "format": "raw"
             }
@@ -230,6 +234,22 @@ class RunnerNet(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.runner(kwargs) if kwargs else self.runner(*args)
+
+
+def _copy_into(source: Path, target: Path) -> None:
+    """Copy through a temp file and a rename, which replaces a symlink at ``target`` instead of writing
+    through it (outside the directory)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; model files are meant to be shared
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _to_device(inputs: Any, device: torch.device) -> Any:
