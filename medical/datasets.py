@@ -27,6 +27,7 @@ import numpy as np
 from medical.volume import Volume
 from zoo.data import fingerprint, stratified_split
 from zoo.errors import InputError
+from zoo.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -204,17 +205,10 @@ def decathlon(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> Seg
 def _path_digest(path: Path) -> str:
     """sha256 of a file, or of a folder's files (names and contents) in name order."""
     if not path.is_dir():
-        return _file_digest(path)
-    return hashlib.sha256("".join(f"{p.relative_to(path)}:{_file_digest(p)}" for p in sorted(path.rglob("*"))
+        return sha256_file(path)
+    return hashlib.sha256("".join(f"{p.relative_to(path)}:{sha256_file(p)}" for p in sorted(path.rglob("*"))
                                   if p.is_file()).encode()).hexdigest()
 
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_segmentation(data: str | Path, **options: Any) -> SegmentationSplits:
@@ -310,7 +304,7 @@ def medmnist(path: str | Path) -> ClassificationSplits:
     return ClassificationSplits(
         **{split: ImageDataset(list(images), labels) for split, (images, labels) in splits.items()},
         classes=list(classes),
-        fingerprint=fingerprint(_file_digest(path)),
+        fingerprint=fingerprint(sha256_file(path)),
         source=str(path.resolve()),
         value_range=(0.0, 255.0),
     )

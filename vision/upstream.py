@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import DownloadError, InputError, OfflineError, UnknownModelError, UnsafeFormatError
+from zoo.hashing import sha256_file
 from zoo.registry import ModelSpec, WeightFile
 
 TASK = "image-classification"
@@ -130,7 +131,7 @@ def _timm_weights(cfg, resolved: str) -> tuple[Path, dict[str, dict[str, Any]]]:
         return path, {path.name: _torch_hub_entry(path, cfg.url)}
     if cfg.file and Path(cfg.file).is_file():
         path = Path(cfg.file)
-        return path, {path.name: {"sha256": _sha256(path), "size": path.stat().st_size, "source": str(path),
+        return path, {path.name: {"sha256": sha256_file(path), "size": path.stat().st_size, "source": str(path),
                                   "format": _format_of(path), "path": str(path)}}
     raise InputError(f"timm has no pretrained weights for {zoo_id}; load it with pretrained=False, "
                      f"or pick a tagged name from `zoo list 'timm:{cfg.architecture}*'`")
@@ -182,7 +183,7 @@ def _hf_weights(cfg, zoo_id: str) -> tuple[Path, dict[str, dict[str, Any]]]:
 def _hf_entry(local: Path, repo_id: str, filename: str) -> dict[str, Any]:
     """Card entry for a file in the HF cache: its snapshot commit and sha256 (LFS blobs are named by it)."""
     blob = local.resolve()
-    sha = blob.name if _SHA256_RE.match(blob.name) else _sha256(blob)
+    sha = blob.name if _SHA256_RE.match(blob.name) else sha256_file(blob)
     commit = local.parent.name if local.parent.parent.name == "snapshots" else None
     source = f"hf://{repo_id}/{filename}" + (f"@{commit}" if commit else "")
     return {"sha256": sha, "size": blob.stat().st_size, "source": source, "format": _format_of(blob),
@@ -475,11 +476,6 @@ def _read_pickled_state(path: Path, zoo_id: str) -> dict:
 def _format_of(path: Path) -> str:
     return "safetensors" if path.name.endswith(".safetensors") else "torch-pickle"
 
-
-def _sha256(path: Path) -> str:
-    from zoo.cache import sha256_file
-
-    return sha256_file(path)
 
 
 def _model(net, card):

@@ -57,6 +57,7 @@ from zoo.errors import (
     WeightsIntegrityError,
     ZooError,
 )
+from zoo.hashing import sha256_file
 from zoo.registry import WeightFile
 
 _STORE_PARTS = ("blobs", "verified", "converted", "tmp", "locks", "quarantine")
@@ -115,15 +116,6 @@ def hf_offline():
 _hf_offline_lock = threading.Lock()
 _hf_offline_depth = 0
 _hf_offline_saved = False
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def _dir(part: str) -> Path:

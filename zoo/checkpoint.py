@@ -40,6 +40,7 @@ import torch
 from backends.state import load_state, save_state
 from zoo.card import write_text_atomic
 from zoo.errors import CheckpointError
+from zoo.hashing import sha256_file
 
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
@@ -138,7 +139,7 @@ def save_checkpoint(
         save_state(opt_tensors, tmp / OPTIMIZER_FILE)
         save_state(rng_tensors, tmp / RNG_FILE)
         (tmp / TRAINER_FILE).write_text(_to_json(trainer), encoding="utf-8")
-        files = {name: _sha256(tmp / name) for name in _HASHED_FILES}
+        files = {name: sha256_file(tmp / name) for name in _HASHED_FILES}
         (tmp / MANIFEST_FILE).write_text(_to_json(_sealed(files)), encoding="utf-8")
         for name in (*files, MANIFEST_FILE):
             _fsync(tmp / name)
@@ -271,7 +272,7 @@ def _read_trainer_json(path: Path) -> dict[str, Any]:
     for name, expected in files.items():
         if not (path / name).is_file() or (path / name).is_symlink():
             raise CheckpointError(f"{name} is missing (or not a plain file)")
-        actual = _sha256(path / name)
+        actual = sha256_file(path / name)
         if actual != expected:
             size = (path / name).stat().st_size
             raise CheckpointError(
@@ -430,13 +431,6 @@ def _to_json(data: dict[str, Any]) -> str:
     except TypeError as exc:
         raise TypeError(f"checkpoint state must be JSON-able (no functions or objects): {exc}") from None
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync(path: Path) -> None:

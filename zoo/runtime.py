@@ -60,6 +60,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo.errors import BackendError, InputError, UnsafeFormatError, WeightsIntegrityError
+from zoo.hashing import sha256_file
 
 BUNDLE_FORMAT = "zoo-onnx-bundle"
 BUNDLE_VERSION = 2
@@ -195,10 +196,10 @@ def seal(directory: str | Path) -> str:
         _check_plain_name(path.name, directory)
         if not path.is_file():
             raise InputError(f"a bundle holds files only, got the folder {path}")
-    listed = {p.name: {"sha256": _sha256_file(p), "size": p.stat().st_size} for p in paths}
+    listed = {p.name: {"sha256": sha256_file(p), "size": p.stat().st_size} for p in paths}
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "files": listed}
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    digest = _sha256_file(directory / MANIFEST_FILE)
+    digest = sha256_file(directory / MANIFEST_FILE)
     (directory / DIGEST_FILE).write_text(f"{digest}  {MANIFEST_FILE}\n", encoding="utf-8")
     return digest
 
@@ -276,7 +277,7 @@ def _verify_file(path: Path, meta: dict[str, Any]) -> None:
         raise WeightsIntegrityError(str(path), meta["sha256"], "not a regular file (a symlink or a folder)")
     if info.st_size != meta["size"]:
         raise WeightsIntegrityError(str(path), f"{meta['size']} bytes, sha256 {meta['sha256']}", f"{info.st_size} bytes")
-    actual = _sha256_file(path)
+    actual = sha256_file(path)
     if actual != meta["sha256"]:
         raise WeightsIntegrityError(str(path), meta["sha256"], actual)
 
@@ -295,13 +296,6 @@ def _regular_file_bytes(path: Path, limit: int) -> bytes:
                                     f"{info.st_size} bytes")
     return path.read_bytes()
 
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _parse_json(data: bytes, path: Path) -> dict[str, Any]:
