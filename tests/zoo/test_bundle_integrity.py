@@ -12,6 +12,7 @@ from sklearn.datasets import load_digits
 from zoo import runtime
 from zoo.errors import BackendError, InputError, UnsafeFormatError, WeightsIntegrityError
 from zoo.export import export
+from zoo.hashing import sha256_file
 from zoo.runtime import load_bundle, recorded_digest, seal
 
 IMAGES = list(load_digits().images[:4])
@@ -53,7 +54,7 @@ def test_model_edited_with_its_hash_in_the_manifest_is_refused(bundle):
     model = bundle / "model.onnx"
     model.write_bytes(model.read_bytes()[:-1] + b"\x01")
     edit_json(bundle / "manifest.json",
-              lambda m: m["files"]["model.onnx"].update(sha256=runtime._sha256_file(model)))
+              lambda m: m["files"]["model.onnx"].update(sha256=sha256_file(model)))
     with pytest.raises(WeightsIntegrityError, match="manifest.json"):
         load_bundle(bundle)
 
