@@ -13,8 +13,8 @@ A folder is read as one series. Which files belong to it:
 * A DICOM file that cannot be used — it is cut short, cannot be parsed, has no
   or too little pixel data, or an unreadable or non-finite value (position,
   orientation, spacing, size, frame count...) — belongs to the series its
-  SeriesInstanceUID names, and to whichever series is read when that cannot be
-  read. It raises :class:`zoo.errors.InputError` naming the file, unless
+  SeriesInstanceUID names when intact files share that uid, else to whichever
+  series is read (its uid may be missing or itself cut short). It raises :class:`zoo.errors.InputError` naming the file, unless
   ``skip_damaged=True`` asks to leave such files out (they are then listed in a
   warning and in ``metadata["skipped_files"]``; the spacing checks below still
   refuse a series with a gap).
@@ -82,6 +82,8 @@ DECODER_PLUGINS = {
 NATIVE_LITTLE_ENDIAN = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit and explicit VR
 DEFLATED = "1.2.840.10008.1.2.1.99"  # element offsets are in the inflated stream, not the file
 DICOM_SUFFIXES = (".dcm", ".dicom")
+# Values longer than this are left in the file until needed (pixel data, large sequences).
+DEFER_BYTES = 16384
 _PREAMBLE = b"\0" * 128 + b"DICM"
 _PIXEL_DATA = 0x7FE00010
 _PIXEL_DATA_TAGS = (0x7FE00008, 0x7FE00009, _PIXEL_DATA)  # FloatPixelData, DoubleFloatPixelData, PixelData
@@ -127,7 +129,7 @@ class Slice:
         return f"{self.path.name}" + (f" frame {self.frame + 1}" if self.frame is not None else "")
 
 
-@dataclass
+@dataclass(eq=False)
 class DicomFile:
     """One DICOM file of a folder as the header scan found it."""
 
@@ -169,7 +171,7 @@ def read_series(path: str | os.PathLike, *, series_uid: str | None = None, worke
         skipped += more
         ordered, step = _order_files(files, where)
     stack = [pixels[s.path] if s.frame is None else pixels[s.path][s.frame] for s in ordered]
-    return Volume(_rescale(stack, ordered), _affine(ordered[0], step), _metadata(files[0].ds, ordered, skipped))
+    return Volume(_rescale(stack, ordered), _affine(ordered[0], step), _metadata(files[0], ordered, skipped))
 
 
 def list_series(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -219,10 +221,12 @@ def _scan_file(path: Path) -> DicomFile | None:
         return DicomFile(path, problem=f"{path.name}: cannot be parsed as DICOM ({type(exc).__name__}: {exc})")
     file = DicomFile(path, ds)
     try:
-        check_complete(ds, path)
+        cut_short = _cut_short(ds, path)
         file.series_uid = str(ds.get("SeriesInstanceUID", "") or "")
-        file.is_image = _is_image(ds, path)
+        file.is_image = _is_image(ds, path, intact=not cut_short)
         if file.is_image:
+            if cut_short:
+                raise InputError(cut_short)
             file.pixels = pixel_format(ds, path)
             file.slices = _slices(path, ds, file.pixels)
     except InputError as exc:
@@ -230,10 +234,6 @@ def _scan_file(path: Path) -> DicomFile | None:
     except _PARSE_ERRORS as exc:
         file.problem = f"{path.name}: an unreadable header ({type(exc).__name__}: {exc})"
     return file
-
-
-# Values longer than this are left in the file until needed (pixel data, large sequences).
-DEFER_BYTES = 16384
 
 
 def _scan(where: Path, workers: int | None) -> list[DicomFile]:
@@ -255,47 +255,61 @@ def _workers(workers: int | None) -> int:
     return workers or min(8, (os.cpu_count() or 1) + 2)
 
 
-def _sop_class(ds) -> str:
-    """The SOP class UID, from the dataset or else its file meta (which survives a file cut short early)."""
+def _sop_classes(ds) -> set[str]:
+    """The SOP class UIDs a file names: its dataset's, and its file meta's (which survives a file cut short early)."""
     meta = getattr(ds, "file_meta", None)
-    return str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta is not None else "") or "")
+    named = (ds.get("SOPClassUID", ""), meta.get("MediaStorageSOPClassUID", "") if meta is not None else "")
+    return {str(uid) for uid in named if uid}
 
 
 def _sop_class_name(ds) -> str:
     from pydicom.uid import UID
 
-    uid = _sop_class(ds)
-    return UID(uid).name if uid else "unknown SOP class"
+    uids = sorted(_sop_classes(ds))
+    return UID(uids[0]).name if uids else "unknown SOP class"
 
 
-def _is_image(ds, path: Path) -> bool:
-    """Whether a dataset is an image object (a candidate slice) rather than a report, plan, SEG..."""
+def _is_image(ds, path: Path, intact: bool) -> bool:
+    """Whether a dataset is an image object (a candidate slice) rather than a report, plan, SEG, directory...
+
+    A file cut short before its image attributes is an image unless its SOP class
+    is one pydicom knows as something else; InputError when that cannot be told.
+    """
     from pydicom.uid import UID
 
-    uid = _sop_class(ds)
-    if uid in NOT_VOLUMES:
+    classes = _sop_classes(ds)
+    if classes & NOT_VOLUMES.keys():
         return False
     has_pixels = any(tag in ds for tag in (0x00280010, 0x00280011, *_PIXEL_DATA_TAGS))  # Rows, Columns, pixel data
-    if not uid and not has_pixels:
-        raise InputError(f"{path.name}: a DICOM file without a SOP Class UID or image attributes: it is cut short or "
-                         "damaged, so it cannot be told whether it is an image of the series")
-    return has_pixels or "Image Storage" in UID(uid).name
+    if has_pixels or any("Image Storage" in UID(uid).name for uid in classes):
+        return True
+    known = bool(classes) and all(UID(uid).name != uid for uid in classes)
+    if known or intact:
+        return False
+    raise InputError(f"{path.name}: a DICOM file cut short before its SOP class and image attributes: it cannot be "
+                     "told whether it is an image of the series")
 
 
-def check_complete(ds, path: Path) -> None:
-    """Raise InputError when ``path`` ends inside one of ``ds``'s elements (a file cut short)."""
+def _cut_short(ds, path: Path) -> str:
+    """Why ``path`` is cut short (it ends inside one of ``ds``'s elements), "" when it is not."""
     meta = getattr(ds, "file_meta", None)
     offsets_in_file = (meta.get("TransferSyntaxUID", "") if meta is not None else "") != DEFLATED
     size = path.stat().st_size
-    for element in ds.elements():
+    for element in _raw_elements(ds):
         length = getattr(element, "length", _UNDEFINED_LENGTH)
         if length == _UNDEFINED_LENGTH or not hasattr(element, "value_tell"):
             continue
         short = (element.value is None and offsets_in_file and element.value_tell + length > size
                  or element.value is not None and len(element.value) < length)
         if short:
-            raise InputError(f"{path.name}: the file ends inside {_element_name(element.tag)} "
-                             f"({length} bytes from offset {element.value_tell}, the file has {size}): it is cut short")
+            return (f"{path.name}: the file ends inside {_element_name(element.tag)} ({length} bytes from offset "
+                    f"{element.value_tell}, the file has {size}): it is cut short")
+    return ""
+
+
+def _raw_elements(ds):
+    """The top-level elements as read, deferred values left in the file (``Dataset.elements`` would read them)."""
+    return (ds.get_item(tag, keep_deferred=True) for tag in sorted(ds.keys()))
 
 
 def _element_name(tag) -> str:
@@ -320,21 +334,23 @@ def _image_files(files: list[DicomFile], where: Path) -> list[DicomFile]:
 
 
 def _select_series(images: list[DicomFile], series_uid: str | None, where: Path) -> list[DicomFile]:
-    """The files of one series, with the damaged files whose series cannot be told (they may be its slices)."""
-    unknown = [file for file in images if file.problem and not file.series_uid]
+    """The files of one series, with the damaged files no intact file shares a series with (they may be its slices:
+    their SeriesInstanceUID may be missing or itself cut short)."""
+    intact = {file.series_uid for file in images if not file.problem}
+    strays = [file for file in images if file.problem and file.series_uid not in intact]
     groups: dict[str, list[DicomFile]] = {}
     for file in images:
-        if file not in unknown:
+        if file not in strays:
             groups.setdefault(file.series_uid, []).append(file)
     if series_uid is not None:
         if series_uid not in groups:
             raise InputError(f"expected series {series_uid} in {where}, found {sorted(groups)}")
-        return groups[series_uid] + unknown
+        return groups[series_uid] + strays
     if len(groups) > 1:
         listing = "; ".join(f"{uid} ({_describe(members)}, {len(members)} file(s))" for uid, members in groups.items())
         raise InputError(f"expected one series in {where}, found {len(groups)} mixed together: {listing}; "
                          "pass series_uid= to read one (medical.dicom.list_series lists them)")
-    return next(iter(groups.values()), []) + unknown
+    return next(iter(groups.values()), []) + strays
 
 
 def _describe(members: list[DicomFile]) -> str:
@@ -416,7 +432,7 @@ def pixel_format(ds, path: Path) -> PixelFormat:
     from pydicom.uid import UID
 
     where = path.name
-    element = next((e for e in ds.elements() if e.tag in _PIXEL_DATA_TAGS), None)
+    element = next((e for e in _raw_elements(ds) if e.tag in _PIXEL_DATA_TAGS), None)
     if element is None:
         raise InputError(f"{where}: a {_sop_class_name(ds)} object without pixel data (the file may be cut short)")
     rows, columns = _integer(ds, "Rows", where, 1, 65535), _integer(ds, "Columns", where, 1, 65535)
@@ -685,19 +701,18 @@ def _rescale(pixels: list[np.ndarray], ordered: list[Slice]) -> np.ndarray:
     return out
 
 
-def _metadata(ds, ordered: list[Slice], skipped: list[Path]) -> dict[str, Any]:
-    modality = str(ds.get("Modality", ""))
-    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+def _metadata(file: DicomFile, ordered: list[Slice], skipped: list[Path]) -> dict[str, Any]:
+    modality = file.text("Modality")
     return {
         "source": "dicom",
         "modality": modality,
-        "units": "HU" if modality == "CT" else str(ds.get("RescaleType", "") or "stored values"),
-        "sop_class_uid": str(ds.get("SOPClassUID", "")),
-        "study_instance_uid": str(ds.get("StudyInstanceUID", "")),
-        "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
-        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
-        "series_description": str(ds.get("SeriesDescription", "")),
-        "window": _window(width, center),
+        "units": "HU" if modality == "CT" else file.text("RescaleType") or "stored values",
+        "sop_class_uid": file.text("SOPClassUID"),
+        "study_instance_uid": file.text("StudyInstanceUID"),
+        "series_instance_uid": file.text("SeriesInstanceUID"),
+        "frame_of_reference_uid": file.text("FrameOfReferenceUID"),
+        "series_description": file.text("SeriesDescription"),
+        "window": _window(file.ds),
         "files": [str(s.path) for s in ordered],
         "frames": [s.frame for s in ordered],
         "sop_instance_uids": [s.sop_instance_uid for s in ordered],
@@ -705,13 +720,14 @@ def _metadata(ds, ordered: list[Slice], skipped: list[Path]) -> dict[str, Any]:
     }
 
 
-def _window(width, center) -> list[float] | None:
+def _window(ds) -> list[float] | None:
     """[width, centre] of the first display window, None when absent or not finite numbers."""
     from pydicom.multival import MultiValue
 
     try:
-        window = [float(v[0] if isinstance(v, (MultiValue, list, tuple)) else v) for v in (width, center)]
-    except (TypeError, ValueError, IndexError):
+        values = (ds.get("WindowWidth"), ds.get("WindowCenter"))
+        window = [float(v[0] if isinstance(v, (MultiValue, list, tuple)) else v) for v in values]
+    except _PARSE_ERRORS:
         return None
     return window if all(np.isfinite(window)) else None
 
@@ -730,10 +746,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except Exception as exc:  # pydicom raises many types for a damaged file
         raise InputError(f"expected a DICOM file at {path}: {type(exc).__name__}: {exc}") from None
     try:
-        check_complete(ds, path)
+        cut_short = _cut_short(ds, path)
+        if cut_short:
+            raise InputError(cut_short)
         if not any(tag in ds for tag in _PIXEL_DATA_TAGS):
             raise InputError(f"expected a DICOM image at {path}, got a {_sop_class_name(ds)} object without pixel data")
         pixel_format(ds, path)
+    except InputError:
+        raise
     except _PARSE_ERRORS as exc:
         raise InputError(f"{path.name}: an unreadable header ({type(exc).__name__}: {exc})") from None
     check_decodable(ds, path)

@@ -67,7 +67,7 @@ def _checked_shape(image, path: Path) -> tuple[int, int, int]:
     if voxel.kind not in "biuf":
         raise InputError(f"{path.name}: expected real-valued voxels, the header says {voxel}")
     if path.suffix == ".nii":  # compressed files are checked by the decompressor instead
-        needed = int(_read(path, header.get_data_offset)) + int(np.prod(shape)) * voxel.itemsize
+        needed = int(getattr(image.dataobj, "offset", 0)) + int(np.prod(shape)) * voxel.itemsize
         size = path.stat().st_size
         if size < needed:
             raise InputError(f"{path.name}: its header's dims {list(stored)} of {voxel} need {needed:,} bytes, the file "
