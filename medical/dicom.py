@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,12 +84,13 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 # Values longer than this are left in the file until needed (pixel data, large sequences).
 DEFER_BYTES = 16384
 _PREAMBLE = b"\0" * 128 + b"DICM"
+_META_START = len(_PREAMBLE) + 12  # the file meta group follows the preamble and its 12-byte group length element
 _PIXEL_DATA = 0x7FE00010
 _PIXEL_DATA_TAGS = (0x7FE00008, 0x7FE00009, _PIXEL_DATA)  # FloatPixelData, DoubleFloatPixelData, PixelData
 _UNDEFINED_LENGTH = 0xFFFFFFFF
-# What pydicom raises while converting a damaged value or following a damaged structure.
-_PARSE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, OverflowError, OSError, EOFError,
-                 struct.error, NotImplementedError)
+# What pydicom raises while converting a damaged value or following a damaged structure: ValueError, EOFError,
+# struct.error, its own BytesLengthException (an Exception) and more, so the readers catch Exception there.
+_PARSE_ERRORS = (Exception,)
 
 
 @dataclass
@@ -295,6 +295,11 @@ def _cut_short(ds, path: Path) -> str:
     meta = getattr(ds, "file_meta", None)
     offsets_in_file = (meta.get("TransferSyntaxUID", "") if meta is not None else "") != DEFLATED
     size = path.stat().st_size
+    group_length = meta.get("FileMetaInformationGroupLength") if meta is not None else None
+    if group_length is not None and _META_START + int(group_length) > size:
+        return f"{path.name}: the file ends inside its file meta information ({size} bytes): it is cut short"
+    if not len(ds):
+        return f"{path.name}: holds no data set after its file meta information: it is cut short"
     for element in _raw_elements(ds):
         length = getattr(element, "length", _UNDEFINED_LENGTH)
         if length == _UNDEFINED_LENGTH or not hasattr(element, "value_tell"):
