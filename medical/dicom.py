@@ -88,9 +88,6 @@ _META_START = len(_PREAMBLE) + 12  # the file meta group follows the preamble an
 _PIXEL_DATA = 0x7FE00010
 _PIXEL_DATA_TAGS = (0x7FE00008, 0x7FE00009, _PIXEL_DATA)  # FloatPixelData, DoubleFloatPixelData, PixelData
 _UNDEFINED_LENGTH = 0xFFFFFFFF
-# What pydicom raises while converting a damaged value or following a damaged structure: ValueError, EOFError,
-# struct.error, its own BytesLengthException (an Exception) and more, so the readers catch Exception there.
-_PARSE_ERRORS = (Exception,)
 
 
 @dataclass
@@ -145,7 +142,7 @@ class DicomFile:
         """A header value as text, "" when absent or unreadable (for listings)."""
         try:
             return str(self.ds.get(keyword, "") or "") if self.ds is not None else ""
-        except _PARSE_ERRORS:
+        except Exception:  # pydicom raises many types converting a damaged value
             return ""
 
 
@@ -231,7 +228,7 @@ def _scan_file(path: Path) -> DicomFile | None:
             file.slices = _slices(path, ds, file.pixels)
     except InputError as exc:
         file.problem = str(exc)
-    except _PARSE_ERRORS as exc:
+    except Exception as exc:  # pydicom raises many types (its own included) converting a damaged value
         file.problem = f"{path.name}: an unreadable header ({type(exc).__name__}: {exc})"
     return file
 
@@ -389,7 +386,7 @@ def _value(ds, keyword: str, where: str):
 
     try:
         value = ds[keyword].value if keyword in ds else None
-    except _PARSE_ERRORS as exc:
+    except Exception as exc:  # pydicom raises many types (its own included) converting a damaged value
         raise InputError(f"{where}: {keyword} holds an unreadable value ({type(exc).__name__}: {exc})") from None
     if value is None or isinstance(value, (str, bytes, list, MultiValue)) and len(value) == 0:
         return None
@@ -674,9 +671,12 @@ def _native_pixels(path: Path, layout: PixelFormat) -> np.ndarray:
     """Uncompressed little-endian values read at their offset (a flat array), bits above BitsStored masked out."""
     count = layout.frames * layout.rows * layout.columns
     dtype = np.dtype(f"<{'i' if layout.signed else 'u'}{layout.bits_allocated // 8}")
-    with open(path, "rb") as f:
-        f.seek(layout.native_offset)
-        pixels = np.fromfile(f, dtype=dtype, count=count)
+    try:
+        with open(path, "rb") as f:
+            f.seek(layout.native_offset)
+            pixels = np.fromfile(f, dtype=dtype, count=count)
+    except OSError as exc:
+        raise InputError(f"{path.name}: could not read its pixel data: {exc}") from None
     if pixels.size != count:
         raise InputError(f"{path.name}: its pixel data ends after {pixels.size} of {count} values (did the file change "
                          "while it was read?)")
@@ -732,7 +732,7 @@ def _window(ds) -> list[float] | None:
     try:
         values = (ds.get("WindowWidth"), ds.get("WindowCenter"))
         window = [float(v[0] if isinstance(v, (MultiValue, list, tuple)) else v) for v in values]
-    except _PARSE_ERRORS:
+    except Exception:  # pydicom raises many types converting a damaged value
         return None
     return window if all(np.isfinite(window)) else None
 
@@ -759,7 +759,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         pixel_format(ds, path)
     except InputError:
         raise
-    except _PARSE_ERRORS as exc:
+    except Exception as exc:  # pydicom raises many types (its own included) converting a damaged value
         raise InputError(f"{path.name}: an unreadable header ({type(exc).__name__}: {exc})") from None
     check_decodable(ds, path)
     try:
