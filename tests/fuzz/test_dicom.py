@@ -171,21 +171,24 @@ def mutate(data: bytes, mutation) -> bytes:
 
 
 # -- properties ------------------------------------------------------------------------------
-def read_mutated_series(files: list[tuple[str, bytes]]):
+def read_mutated_series(files: list[tuple[str, bytes]], **options):
     from medical.dicom import read_series
 
     with tempfile.TemporaryDirectory() as folder:
         for name, data in files:
             (Path(folder) / name).write_bytes(data)
-        volume = harness.call("dicom-series", read_series, folder)
+        reader = "dicom-series-skip-damaged" if options else "dicom-series"
+        volume = harness.call(reader, read_series, folder, **options)
         return volume, [Path(f).name for f in volume.metadata["files"]] if volume is not None else None
 
 
 def assert_every_slice_kept_in_order(volume, names: list[str], mutated: set[int]) -> None:
-    """The volume holds every file's slice, the intact ones unchanged and in their original order."""
+    """The volume holds every file's slice but the ones it says it skipped, intact ones unchanged and in order."""
     original = [name for name, _ in phantom_series()]
-    assert volume.shape[0] == len(original), f"a {volume.shape[0]}-slice volume from {len(original)} files"
-    assert sorted(names) == sorted(original)
+    skipped = [Path(f).name for f in volume.metadata["skipped_files"]]
+    assert {original.index(name) for name in skipped} <= mutated, "an intact file was skipped"
+    assert volume.shape[0] == len(original) - len(skipped), f"a {volume.shape[0]}-slice volume from {len(original)} files"
+    assert sorted(names + skipped) == sorted(original)
     intact = [name for name in names if original.index(name) not in mutated]
     assert intact == [name for k, name in enumerate(original) if k not in mutated], "intact slices reordered"
     stack = phantom_volume()
@@ -195,13 +198,38 @@ def assert_every_slice_kept_in_order(volume, names: list[str], mutated: set[int]
     assert np.all(np.isfinite(volume.affine))
 
 
-@given(victim=st.integers(0, SERIES_SHAPE[0] - 1), mutation=dicom_mutations())
-def test_series_with_one_mutated_file(victim, mutation):
+@given(victim=st.integers(0, SERIES_SHAPE[0] - 1), mutation=dicom_mutations(), skip_damaged=st.booleans())
+def test_series_with_one_mutated_file(victim, mutation, skip_damaged):
     files = list(phantom_series())
     files[victim] = (files[victim][0], mutate(files[victim][1], mutation))
-    volume, names = read_mutated_series(files)
+    volume, names = read_mutated_series(files, **({"skip_damaged": True} if skip_damaged else {}))
     if volume is not None:
         assert_every_slice_kept_in_order(volume, names, {victim})
+        assert skip_damaged or not volume.metadata["skipped_files"]
+
+
+@given(victim=st.integers(0, SERIES_SHAPE[0] - 1), mutation=dicom_mutations())
+def test_seg_written_on_a_mutated_series_stays_in_its_target(victim, mutation):
+    """A SEG on a series with one mutated file: written at its path and nowhere else, or a ZooError."""
+    from medical.dicom import read_series
+    from medical.seg import write_seg
+
+    files = list(phantom_series())
+    files[victim] = (files[victim][0], mutate(files[victim][1], mutation))
+    with tempfile.TemporaryDirectory() as root:
+        folder, target = Path(root) / "series", Path(root) / "out" / "seg.dcm"
+        folder.mkdir()
+        for name, data in files:
+            (folder / name).write_bytes(data)
+        volume = harness.call("dicom-series", read_series, folder)
+        if volume is None:
+            return
+        before = harness.files_under(Path(root))
+        mask = volume.with_array((volume.array > 0).astype(np.uint8))
+        written = harness.call("dicom-seg-write", write_seg, mask, volume, target)
+        assert harness.files_under(Path(root)) - before <= {target, target.parent}
+        if written is not None:
+            assert written == target and target.is_file()
 
 
 @given(victims=st.lists(st.integers(0, SERIES_SHAPE[0] - 1), min_size=2, max_size=3, unique=True),
