@@ -43,10 +43,13 @@ def source_datasets(volume: Volume) -> list:
     datasets = []
     for path in files:
         try:
-            datasets.append(pydicom.dcmread(path, stop_before_pixels=True))
-        except Exception as exc:  # pydicom raises many types for a file changed or damaged since the series was read
-            raise InputError(f"{Path(path).name}: could not re-read the source slice for the SEG ({type(exc).__name__}: "
-                             f"{exc}); read the series again") from None
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            for _ in ds.iterall():  # convert every value now, so a damaged one is named here, not deep in highdicom
+                pass
+        except Exception as exc:  # pydicom raises many types for a damaged value or a file changed since
+            raise InputError(f"{Path(path).name}: could not read the source slice's header for the SEG "
+                             f"({type(exc).__name__}: {exc})") from None
+        datasets.append(ds)
     without = [Path(path).name for path, ds in zip(files, datasets) if not str(ds.get("FrameOfReferenceUID", "") or "")]
     if without:
         # A SEG places its segments in its source images' frame of reference; inventing one would misplace them.
@@ -85,7 +88,7 @@ def write_seg(labels: Volume, source: Volume, path: str | os.PathLike, *, label_
     try:
         seg = _segmentation(sources, values, len(names), descriptions, labels.metadata.get("model", "medical"),
                             series_description)
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # highdicom checks the source headers this way
+    except Exception as exc:  # highdicom checks the source headers' values with many exception types
         raise InputError(f"highdicom cannot build a SEG on this source series: {type(exc).__name__}: {exc}") from None
     if deidentify:
         deidentify_dataset(seg)
