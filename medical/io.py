@@ -11,7 +11,10 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 def read_volume(path: str | os.PathLike, **options) -> Volume:
-    """A DICOM series folder or file (:func:`medical.dicom.read_series`), or a NIfTI file (:func:`medical.nifti.read_nifti`)."""
+    """A DICOM series folder or file (:func:`medical.dicom.read_series`), or a NIfTI file (:func:`medical.nifti.read_nifti`).
+
+    ``options`` go to that reader: ``series_uid=``, ``skip_damaged=`` for DICOM, ``dtype=`` for NIfTI.
+    """
     path = Path(path)
     if path.name.endswith(NIFTI_SUFFIXES):
         from medical.nifti import read_nifti

@@ -40,7 +40,23 @@ def source_datasets(volume: Volume) -> list:
     if any(frame is not None for frame in volume.metadata.get("frames", [])):
         raise InputError("writing a SEG on an enhanced multi-frame source is not supported yet; its frames would "
                          "need frame-level references")
-    return [pydicom.dcmread(path, stop_before_pixels=True) for path in files]
+    datasets = []
+    for path in files:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            for _ in ds.iterall():  # convert every value now, so a damaged one is named here, not deep in highdicom
+                pass
+        except Exception as exc:  # pydicom raises many types for a damaged value or a file changed since
+            raise InputError(f"{Path(path).name}: could not read the source slice's header for the SEG "
+                             f"({type(exc).__name__}: {exc})") from None
+        datasets.append(ds)
+    without = [Path(path).name for path, ds in zip(files, datasets) if not str(ds.get("FrameOfReferenceUID", "") or "")]
+    if without:
+        # A SEG places its segments in its source images' frame of reference; inventing one would misplace them.
+        raise InputError(f"the source series has no FrameOfReferenceUID ({', '.join(without[:3])}{', ...' if len(without) > 3 else ''}): a DICOM-SEG "
+                         "must share its images' frame of reference, so none can be written for it; write the label "
+                         "map as NIfTI (.nii.gz) or .npy instead")
+    return datasets
 
 
 def write_seg(labels: Volume, source: Volume, path: str | os.PathLike, *, label_names: Sequence[str] | None = None,
@@ -51,9 +67,6 @@ def write_seg(labels: Volume, source: Volume, path: str | os.PathLike, *, label_
     ``label_names`` names each label value, background first (default: the label
     map's ``metadata["labels"]``). De-identified unless ``deidentify=False``.
     """
-    import highdicom as hd
-    from pydicom.uid import generate_uid
-
     from medical.deid import deidentify as deidentify_dataset
 
     if labels.shape != source.shape:
@@ -71,9 +84,29 @@ def write_seg(labels: Volume, source: Volume, path: str | os.PathLike, *, label_
     if count == 0:
         raise InputError("the label map is empty: a DICOM-SEG needs at least one labelled voxel")
     descriptions = [_segment(number, names[number]) for number in range(1, len(names))]
-    seg = hd.seg.Segmentation(
-        source_images=source_datasets(source),
-        pixel_array=values.astype(np.uint8 if len(names) <= 256 else np.uint16),
+    sources = source_datasets(source)
+    try:
+        seg = _segmentation(sources, values, len(names), descriptions, labels.metadata.get("model", "medical"),
+                            series_description)
+    except Exception as exc:  # highdicom checks the source headers' values with many exception types
+        raise InputError(f"highdicom cannot build a SEG on this source series: {type(exc).__name__}: {exc}") from None
+    if deidentify:
+        deidentify_dataset(seg)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seg.save_as(path)
+    return path
+
+
+def _segmentation(sources: list, values: np.ndarray, classes: int, descriptions: list, model: str,
+                  series_description: str):
+    """The highdicom Segmentation object: one binary segment per label, frames referencing ``sources``."""
+    import highdicom as hd
+    from pydicom.uid import generate_uid
+
+    return hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=values.astype(np.uint8 if classes <= 256 else np.uint16),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=generate_uid(),
@@ -81,17 +114,11 @@ def write_seg(labels: Volume, source: Volume, path: str | os.PathLike, *, label_
         sop_instance_uid=generate_uid(),
         instance_number=1,
         manufacturer="Domain Zoo",
-        manufacturer_model_name=labels.metadata.get("model", "medical"),
+        manufacturer_model_name=model,
         software_versions=SOFTWARE,
         device_serial_number="0",
         series_description=series_description,
     )
-    if deidentify:
-        deidentify_dataset(seg)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    seg.save_as(path)
-    return path
 
 
 def _segment(number: int, name: str):

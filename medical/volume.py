@@ -16,6 +16,7 @@ new Volume whose affine still places each voxel where it was in the patient.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,6 +29,9 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # The orientation every model input is brought to: axes (slice, row, column) pointing
 # (+S, +P, +L), i.e. a head-first supine axial series as scanners write it.
 CANONICAL_AXES = ((2, 1.0), (1, 1.0), (0, 1.0))  # (patient axis, sign) per array axis
+# Readers refuse files that would decode to more voxels than this, before allocating (a header can lie).
+MAX_VOXELS_VARIABLE = "ZOO_MAX_VOLUME_VOXELS"
+DEFAULT_MAX_VOXELS = 2**30
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Volume:
             raise InputError(f"expected a 3-D array [slice, row, column], got shape {self.array.shape}")
         if self.affine.shape != (4, 4):
             raise InputError(f"expected a 4×4 affine, got shape {self.affine.shape}")
+        if not np.all(np.isfinite(self.affine)):
+            raise InputError(f"expected a finite affine, got {self.affine.tolist()} (a NaN or infinite spacing or position)")
         if abs(np.linalg.det(self.affine[:3, :3])) < 1e-9:
             raise InputError("the affine is singular: two axes point the same way or a spacing is 0")
 
@@ -193,3 +199,21 @@ def crop_or_pad(volume: Volume, shape, *, start=None, fill: float | None = None)
     affine = volume.affine.copy()
     affine[:3, 3] = volume.affine[:3, :3] @ start + volume.affine[:3, 3]
     return Volume(out, affine, dict(volume.metadata))
+
+
+def max_voxels() -> int:
+    """The most voxels a volume read from a file may have: ``$ZOO_MAX_VOLUME_VOXELS``, else 2**30."""
+    text = os.environ.get(MAX_VOXELS_VARIABLE, "")
+    try:
+        return int(text) if text else DEFAULT_MAX_VOXELS
+    except ValueError:
+        raise InputError(f"expected an integer number of voxels in ${MAX_VOXELS_VARIABLE}, got {text!r}") from None
+
+
+def check_voxel_count(shape, where: str) -> None:
+    """Raise InputError before allocating when a volume of ``shape`` would exceed :func:`max_voxels`."""
+    count = int(np.prod([int(n) for n in shape], dtype=object))
+    limit = max_voxels()
+    if count > limit:
+        raise InputError(f"{where}: a {' × '.join(str(int(n)) for n in shape)} volume holds {count:,} voxels, more than "
+                         f"the limit of {limit:,}; set ${MAX_VOXELS_VARIABLE} to read it if it is genuine")

@@ -241,3 +241,153 @@ def test_not_dicom_at_all(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InputError, match="expected DICOM files"):
         read_series(tmp_path)
+
+
+# -- damaged and lying files (issue 13): a file that claims to be a slice is read, or named in an InputError ---------
+def by_position(series) -> list:
+    """The series' files from the lowest slice to the top one."""
+    return sorted(series.iterdir(), key=lambda p: float(pydicom.dcmread(p).ImagePositionPatient[2]))
+
+
+def cut(path, size: int) -> None:
+    path.write_bytes(path.read_bytes()[:size])
+
+
+@pytest.mark.parametrize("which", [-1, 0, 10])  # the top, bottom and a middle slice
+@pytest.mark.parametrize("size", [0, 100, 200, 900, -500])  # empty, in the preamble, the meta, the header, the pixels
+def test_a_cut_short_slice_is_an_error_naming_it(series, which, size):
+    victim = by_position(series)[which]
+    cut(victim, size)
+    with pytest.raises(InputError, match=rf"{victim.name}: .*(cut short|cannot be parsed)") as error:
+        read_series(series)
+    assert "missing slices" not in str(error.value)
+
+
+def test_skip_damaged_reads_the_series_without_the_named_file(phantom, series, caplog):
+    ct, _ = phantom
+    top = by_position(series)[-1]
+    cut(top, 200)
+    volume = read_series(series, skip_damaged=True)
+    assert volume.shape == (ct.shape[0] - 1, *ct.shape[1:])
+    np.testing.assert_array_equal(volume.array, ct.array[:-1])
+    assert volume.metadata["skipped_files"] == [str(top)] and top.name in caplog.text
+
+
+def test_skip_damaged_still_refuses_the_gap_a_middle_file_leaves(series):
+    cut(by_position(series)[10], 200)
+    with pytest.raises(InputError, match="missing slices"):
+        read_series(series, skip_damaged=True)
+
+
+def test_a_readme_beside_the_series_is_not_part_of_it(phantom, series, caplog):
+    (series / "README.txt").write_text("CT abdomen, exported by hand\n")
+    assert read_series(series).shape == phantom[0].shape
+    assert "skipped 1 file(s) that are not DICOM" in caplog.text
+
+
+def test_a_garbage_file_named_dcm_claims_to_be_a_slice(series):
+    (series / "extra.dcm").write_bytes(b"not really DICOM at all" * 10)
+    with pytest.raises(InputError, match="extra.dcm: cannot be parsed as DICOM"):
+        read_series(series)
+
+
+def rewrite(path, **values) -> None:
+    """Set header values of one file (None deletes the attribute)."""
+    ds = pydicom.dcmread(path)
+    for keyword, value in values.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    ds.save_as(path)
+
+
+@pytest.mark.parametrize("position", [["0", "0", "NaN"], ["0", "inf", "10"], ["0", "0"], ["0", "0", "1e300"]])
+def test_a_non_finite_or_malformed_position_is_an_error_naming_the_file(series, position):
+    victim = by_position(series)[5]
+    rewrite(victim, ImagePositionPatient=position)
+    with pytest.raises(InputError, match=rf"{victim.name}: expected 3 finite number\(s\) in ImagePositionPatient"):
+        read_series(series)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"ImageOrientationPatient": [1, 0, 0, 1, 0, 0]}, "perpendicular unit cosines"),
+    ({"ImageOrientationPatient": [1, 0, 0, 0, "NaN", 1]}, "finite number"),
+    ({"ImageOrientationPatient": None}, "expected ImageOrientationPatient"),
+    ({"PixelSpacing": [0, 1]}, "positive PixelSpacing"),
+    ({"PixelSpacing": ["NaN", 1]}, "finite number"),
+    ({"RescaleSlope": "inf"}, "finite number"),
+    ({"Rows": None}, "expected Rows"),
+    ({"BitsAllocated": 0}, "BitsAllocated between"),
+    ({"PixelRepresentation": 7}, "PixelRepresentation between"),
+    ({"PixelData": None}, "without pixel data"),
+])
+def test_a_bad_header_value_is_an_error_naming_the_file(series, values, message):
+    victim = by_position(series)[-1]
+    rewrite(victim, **values)
+    with pytest.raises(InputError, match=rf"{victim.name}: .*{message}"):
+        read_series(series)
+
+
+@pytest.mark.parametrize("values", [{"Rows": 4000}, {"Columns": 45}, {"Rows": 10}, {"NumberOfFrames": 2}])
+def test_rows_columns_or_frames_that_do_not_match_the_pixel_data_are_errors(series, values):
+    victim = by_position(series)[3]
+    rewrite(victim, **values)
+    with pytest.raises(InputError, match=rf"{victim.name}: holds 3,520 bytes of pixel data where .* needs"):
+        read_series(series)
+    with pytest.raises(InputError, match="holds 3,520 bytes of pixel data"):
+        read_image(victim)
+
+
+def garble_number_of_frames(path, text: bytes) -> None:
+    """Store NumberOfFrames as raw ``text`` (pydicom refuses to write an invalid IS value)."""
+    rewrite(path, NumberOfFrames=11)
+    element = b"\x28\x00\x08\x00IS\x02\x0011"
+    data = path.read_bytes()
+    assert data.count(element) == 1
+    path.write_bytes(data.replace(element, b"\x28\x00\x08\x00IS" + len(text).to_bytes(2, "little") + text))
+
+
+def test_number_of_frames_1a_is_an_error_naming_the_file(series):
+    victim = by_position(series)[7]
+    garble_number_of_frames(victim, b"1A")
+    with pytest.raises(InputError, match=rf"{victim.name}: expected an integer NumberOfFrames, found '1A'"):
+        read_series(series)
+    with pytest.raises(InputError, match="expected an integer NumberOfFrames"):
+        read_image(victim)
+
+
+def test_read_image_without_pixel_data_or_cut_short(tmp_path):
+    path = tmp_path / "ct.dcm"
+    shutil.copy(dicom_testfile("CT_small.dcm"), path)
+    rewrite(path, PixelData=None)
+    with pytest.raises(InputError, match="object without pixel data"):
+        read_image(path)
+    shutil.copy(dicom_testfile("CT_small.dcm"), path)
+    cut(path, path.stat().st_size - 1000)
+    with pytest.raises(InputError, match="ct.dcm: the file ends inside PixelData"):
+        read_image(path)
+
+
+def test_compressed_pixel_data_cannot_claim_a_bomb_of_a_size(tmp_path):
+    path = tmp_path / "j2k.dcm"
+    shutil.copy(dicom_testfile("MR_small_jp2klossless.dcm"), path)
+    rewrite(path, Rows=20000, Columns=20000)  # 800 MB from 6 kB
+    with pytest.raises(InputError, match="Rows, Columns or NumberOfFrames is wrong"):
+        read_series(path)
+    with pytest.raises(InputError, match="Rows, Columns or NumberOfFrames is wrong"):
+        read_image(path)
+
+
+def test_a_series_larger_than_the_voxel_limit_is_refused_before_reading(series, monkeypatch):
+    monkeypatch.setenv("ZOO_MAX_VOLUME_VOXELS", "10000")
+    with pytest.raises(InputError, match="more than the limit of 10,000; set \\$ZOO_MAX_VOLUME_VOXELS"):
+        read_series(series)
+
+
+def test_list_series_counts_damaged_files(series):
+    cut(by_position(series)[4], -500)
+    (entry,) = list_series(series)
+    assert entry["files"] == 20 and entry["damaged"] == 1
+    cut(by_position(series)[8], 900)  # cut before its SeriesInstanceUID: listed apart, as of an unknown series
+    assert sorted((e["series_uid"] != "", e["files"], e["damaged"]) for e in list_series(series)) == [(False, 1, 1), (True, 19, 1)]

@@ -106,3 +106,17 @@ def test_written_series_are_deidentified_by_default(tmp_path):
     anon = pydicom.dcmread(next((tmp_path / "anon").iterdir()))
     assert is_deidentified(anon) and anon.PatientName == "" and "InstitutionName" not in anon
     assert pydicom.dcmread(next((tmp_path / "kept").iterdir())).PatientName == "Doe^Jane"
+
+
+def test_a_seg_on_a_series_without_frame_of_reference_is_refused(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("693_J2KI.dcm", download=False)
+    if path is None:
+        pytest.skip("693_J2KI.dcm is not installed (pydicom-data)")
+    source = read_series(path)
+    assert source.metadata["frame_of_reference_uid"] == ""
+    mask = source.with_array((source.array > source.array.mean()).astype(np.uint8))
+    with pytest.raises(InputError, match="no FrameOfReferenceUID .*write the label map as NIfTI"):
+        write_seg(mask, source, tmp_path / "seg.dcm")
+    assert not (tmp_path / "seg.dcm").exists()

@@ -105,3 +105,86 @@ def test_volume_rejects_bad_shapes():
         Volume(np.zeros((2, 2, 2)), np.diag([1.0, 0.0, 1.0, 1.0]))
     with pytest.raises(InputError, match="shape"):
         _block_volume().with_array(np.zeros((2, 2, 2)))
+
+
+def test_volume_rejects_a_non_finite_affine():
+    affine = np.eye(4)
+    affine[2, 3] = np.nan
+    with pytest.raises(InputError, match="finite affine"):
+        Volume(np.zeros((2, 2, 2)), affine)
+
+
+# -- damaged and lying NIfTI files (issue 13): an InputError before anything is allocated -------------------------
+NIFTI_DIM, NIFTI_DATATYPE, NIFTI_PIXDIM, NIFTI_SROW_X, NIFTI_SFORM_CODE = 40, 70, 76, 280, 254
+
+
+@pytest.fixture
+def nifti(tmp_path):
+    """A small int16 .nii (header and voxels), to be damaged."""
+    nib.save(nib.Nifti1Image(np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6), np.diag([2.0, 3.0, 4.0, 1.0])),
+             tmp_path / "x.nii")
+    return tmp_path / "x.nii"
+
+
+def patch(path, offset: int, fmt: str, *values) -> None:
+    import struct
+
+    data = bytearray(path.read_bytes())
+    data[offset:offset + struct.calcsize(fmt)] = struct.pack(fmt, *values)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("keep", [0, 100, 300, -20])
+def test_a_cut_short_nifti_is_an_input_error(nifti, keep):
+    nifti.write_bytes(nifti.read_bytes()[:keep])
+    with pytest.raises(InputError, match="x.nii"):
+        read_nifti(nifti)
+
+
+@pytest.mark.parametrize("keep", [10, 100, -30])
+def test_a_cut_short_nifti_gz_is_an_input_error(nifti, keep):
+    compressed = nifti.with_suffix(".nii.gz")
+    nib.save(nib.load(nifti), compressed)
+    compressed.write_bytes(compressed.read_bytes()[:keep])
+    with pytest.raises(InputError, match="x.nii.gz"):
+        read_nifti(compressed)
+
+
+def test_dims_larger_than_the_data_are_refused_from_the_header(nifti):
+    patch(nifti, NIFTI_DIM, "<8h", 3, 40, 5, 6, 1, 1, 1, 1)
+    with pytest.raises(InputError, match=r"dims \[40, 5, 6\] of int16 need 2,752 bytes, the file has 592"):
+        read_nifti(nifti)
+
+
+def test_huge_dims_are_refused_before_allocating(nifti, monkeypatch):
+    patch(nifti, NIFTI_DIM, "<8h", 3, 32767, 32767, 32767, 1, 1, 1, 1)
+    with pytest.raises(InputError, match="more than the limit of 1,073,741,824; set \\$ZOO_MAX_VOLUME_VOXELS"):
+        read_nifti(nifti)
+    monkeypatch.setenv("ZOO_MAX_VOLUME_VOXELS", "100")
+    patch(nifti, NIFTI_DIM, "<8h", 3, 4, 5, 6, 1, 1, 1, 1)
+    with pytest.raises(InputError, match="more than the limit of 100"):
+        read_nifti(nifti)
+
+
+@pytest.mark.parametrize("dims", [(3, -4, 5, 6, 1), (3, 0, 5, 6, 1), (2, 4, 5, 1, 1), (4, 4, 5, 6, 2)])
+def test_dims_that_are_not_a_volume_are_refused(nifti, dims):
+    patch(nifti, NIFTI_DIM, "<5h", *dims)
+    with pytest.raises(InputError, match="x.nii"):
+        read_nifti(nifti)
+
+
+def test_nan_affines_are_refused(nifti):
+    patch(nifti, NIFTI_SROW_X, "<f", np.nan)
+    with pytest.raises(InputError, match="finite affine"):
+        read_nifti(nifti)
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), None), nifti)  # no sform: the affine comes from pixdim
+    patch(nifti, NIFTI_PIXDIM, "<4f", 1.0, np.nan, 3.0, 4.0)
+    with pytest.raises(InputError, match="finite affine"):
+        read_nifti(nifti)
+
+
+@pytest.mark.parametrize("code", [32, 128, 999])  # complex64, RGB24, no such type
+def test_voxel_types_that_are_not_real_numbers_are_refused(nifti, code):
+    patch(nifti, NIFTI_DATATYPE, "<h", code)
+    with pytest.raises(InputError, match="x.nii"):
+        read_nifti(nifti)
