@@ -152,11 +152,11 @@ def _hf_weights(cfg, zoo_id: str) -> tuple[Path, dict[str, dict[str, Any]]]:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    from zoo.cache import hf_cache_dir, is_offline
+    from zoo.cache import hf_cache_dir, hub_offline, offline_reason
 
     repo_id, _, revision = cfg.hf_hub_id.partition("@")
     candidates = _hf_candidates(cfg.hf_hub_filename)
-    offline = is_offline()
+    offline = hub_offline()
     not_cached = False
     for filename in candidates:
         try:
@@ -174,7 +174,7 @@ def _hf_weights(cfg, zoo_id: str) -> tuple[Path, dict[str, dict[str, Any]]]:
     if not_cached:
         raise OfflineError(
             f"{zoo_id!r} needs {candidates[0]} from hf://{repo_id}, which is not in the Hugging Face cache "
-            f"({hf_cache_dir() or '~/.cache/huggingface/hub'}) and the zoo is offline (ZOO_OFFLINE / HF_HUB_OFFLINE); "
+            f"({hf_cache_dir() or '~/.cache/huggingface/hub'}) and {offline_reason()}; "
             f"run `zoo fetch {zoo_id}` while online, then retry"
         )
     raise DownloadError(f"hf://{repo_id} has none of {candidates} for {zoo_id}")

@@ -85,16 +85,62 @@ def is_offline() -> bool:
     return os.environ.get("ZOO_OFFLINE", "").strip().lower() in ("1", "true", "yes")
 
 
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be reached from here (its host name does not resolve), or None.
+
+    Looked up once a process, before the first online call: on a machine without a
+    network, huggingface_hub would retry for half a minute and then report the
+    file as missing from its cache.
+    """
+    if is_offline() or _hf_env_offline():
+        return None  # no lookup at all: the cache is all there is, and offline opens no socket
+    from huggingface_hub import constants
+
+    return _resolve_failure(urllib.parse.urlsplit(constants.ENDPOINT).hostname or "huggingface.co")
+
+
+@functools.lru_cache(maxsize=None)
+def _resolve_failure(host: str) -> str | None:
+    import socket
+
+    try:
+        socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except OSError as e:  # socket.gaierror: no DNS, no network
+        return f"{host} cannot be resolved ({e.strerror or e})"
+    return None
+
+
+def hub_offline() -> bool:
+    """Whether Hugging Face files can come from the local cache only (ZOO_OFFLINE, HF_HUB_OFFLINE, no network)."""
+    return is_offline() or _hf_env_offline() or hub_unreachable() is not None
+
+
+def offline_reason() -> str:
+    """Why a file could not be fetched: ZOO_OFFLINE, HF_HUB_OFFLINE, an unreachable Hub, or a failed request."""
+    if is_offline():
+        return "ZOO_OFFLINE is set"
+    unreachable = hub_unreachable()
+    if unreachable:
+        return f"the network is unreachable ({unreachable}; set ZOO_OFFLINE=1 to use only what is cached)"
+    if _hf_env_offline():
+        return "HF_HUB_OFFLINE is set"
+    return "the Hugging Face Hub could not be reached"
+
+
+def _hf_env_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 @contextmanager
 def hf_offline():
-    """Within it, while ``ZOO_OFFLINE`` is set, huggingface_hub (and transformers and timm through it)
-    opens no connection at all.
+    """Within it, while ``ZOO_OFFLINE`` is set or the Hub is unreachable, huggingface_hub (and
+    transformers and timm through it) opens no connection at all and uses its cache only.
 
     ``local_files_only=True`` is not enough: huggingface_hub still builds request headers, whose agent
     detection looks its registry up online, and it reads ``HF_HUB_OFFLINE`` only once, at import. Every
     request and that lookup check its ``constants.HF_HUB_OFFLINE``, so that is switched on for the call.
     """
-    if not is_offline():
+    if not is_offline() and hub_unreachable() is None:
         yield
         return
     from huggingface_hub import constants
@@ -279,7 +325,7 @@ def _offline_error(wf: WeightFile, model_id: str | None) -> OfflineError:
     command = f"zoo fetch {model_id}" if model_id else "zoo fetch MODEL_ID"
     what = f"{model_id!r} needs {wf.name}" if model_id else f"{wf.name} is needed"
     return OfflineError(
-        f"{what}, which is not in the zoo cache ({zoo_home()}) and ZOO_OFFLINE is set; "
+        f"{what}, which is not in the zoo cache ({zoo_home()}) and {offline_reason()}; "
         f"run `{command}` while online (it downloads from {wf.source}), then retry"
     )
 
@@ -323,9 +369,9 @@ def _hf_local(wf: WeightFile, model_id: str | None) -> Path:
     try:
         with hf_offline():
             path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=hf_cache_dir(),
-                                   local_files_only=is_offline())
+                                   local_files_only=hub_offline())
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        # Offline (ours or HF_HUB_OFFLINE) and not in the HF cache either.
+        # Cache only (offline, or no network) and not in the HF cache either.
         raise _offline_error(wf, model_id) from None
     except Exception as e:  # huggingface_hub raises many types; all mean "could not get it"
         raise DownloadError(f"download of {wf.source} failed: {type(e).__name__}: {e}") from None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -200,12 +199,6 @@ def _split_revision(name: str) -> tuple[str, str | None]:
     return repo, revision
 
 
-def _offline() -> bool:
-    from zoo.cache import is_offline
-
-    return is_offline() or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _resolve(repo: str, revision: str | None) -> tuple[Path, str | None]:
     """The local folder holding the checkpoint, and its commit when it came from the hub cache."""
     local = Path(repo).expanduser()
@@ -217,9 +210,9 @@ def _resolve(repo: str, revision: str | None) -> tuple[Path, str | None]:
         raise InputError(f"expected hf:ORG/REPO[@REVISION] or hf:PATH to a local checkpoint directory, got hf:{repo}")
     from huggingface_hub import snapshot_download
 
-    from zoo.cache import hf_cache_dir
+    from zoo.cache import hf_cache_dir, hub_offline, offline_reason
 
-    offline = _offline()
+    offline = hub_offline()
     try:
         folder = snapshot_download(repo, revision=revision, cache_dir=hf_cache_dir(), local_files_only=offline,
                                    allow_patterns=_DOWNLOAD_PATTERNS)
@@ -228,7 +221,7 @@ def _resolve(repo: str, revision: str | None) -> tuple[Path, str | None]:
         if offline:
             raise OfflineError(
                 f"hf:{repo}" + (f"@{revision}" if revision else "") + f" is not in the Hugging Face cache ({where}) "
-                "and the zoo is offline (ZOO_OFFLINE / HF_HUB_OFFLINE); load it once while online "
+                f"and {offline_reason()}; load it once while online "
                 f"(or `huggingface-cli download {repo}`), then retry"
             ) from None
         from zoo.errors import DownloadError

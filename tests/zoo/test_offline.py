@@ -97,6 +97,7 @@ def test_zoo_offline_opens_no_socket_on_any_path(offline_env):
 def test_hf_offline_switches_huggingface_hub_offline_only_inside(monkeypatch):
     from huggingface_hub import constants
 
+    from zoo import cache
     from zoo.cache import hf_offline
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -107,5 +108,60 @@ def test_hf_offline_switches_huggingface_hub_offline_only_inside(monkeypatch):
         assert constants.is_offline_mode()
     assert not constants.is_offline_mode()
     monkeypatch.delenv("ZOO_OFFLINE")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(cache, "_resolve_failure", lambda host: None)  # the Hub resolves
     with hf_offline():
         assert not constants.is_offline_mode()
+    monkeypatch.setattr(cache, "_resolve_failure", lambda host: f"{host} cannot be resolved (no network)")
+    with hf_offline():  # no network: cache only, at once, instead of retrying a dead connection
+        assert constants.is_offline_mode()
+    assert not constants.is_offline_mode()
+    assert cache.offline_reason().startswith("the network is unreachable (huggingface.co cannot be resolved")
+
+
+UNREACHABLE = textwrap.dedent('''
+    import json, socket, sys, time
+
+    def no_network(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    socket.getaddrinfo = no_network  # a machine without DNS, as the user's was
+
+    import zoo
+    from zoo.registry import ModelSpec, WeightFile, get_registry
+
+    remote = ModelSpec(id="vision/digits-cnn.hf-remote", task="image-classification", architecture="digits_cnn",
+                       arch_args={"num_classes": 10, "in_chans": 1, "widths": [16, 32, 64]},
+                       weights=(WeightFile("weights.safetensors", "0" * 64, "hf://org/repo/weights.safetensors"),),
+                       card=dict(get_registry().model("vision/digits-cnn.sklearn").card))
+    get_registry().models[remote.id] = remote
+    cases = {
+        "hf: cached": lambda: zoo.load("hf:tiny-org/tiny-bert", device="cpu").predict("great")["label"],
+        "hf: not cached": lambda: zoo.load("hf:nobody/missing-model"),
+        "registry hf:// weights": lambda: zoo.load(remote.id),
+    }
+    results = {}
+    for name, case in cases.items():
+        start = time.perf_counter()
+        try:
+            outcome = f"ok {case()!r:.40}"
+        except Exception as exc:
+            outcome = f"{type(exc).__name__}: {exc}"
+        results[name] = {"outcome": outcome, "seconds": time.perf_counter() - start}
+    print(json.dumps(results))
+''')
+
+
+def test_no_network_is_reported_as_such_at_once(offline_env):
+    """Without DNS (ZOO_OFFLINE not set) a cached model loads and a missing one fails in seconds, saying why."""
+    env = {k: v for k, v in offline_env.items() if k != "ZOO_OFFLINE"}
+    run = subprocess.run([sys.executable, "-c", UNREACHABLE], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    assert results["hf: cached"]["outcome"].startswith("ok"), results
+    for name in ("hf: not cached", "registry hf:// weights"):
+        outcome = results[name]["outcome"]
+        assert outcome.startswith("OfflineError: "), (name, outcome)
+        assert "the network is unreachable (huggingface.co cannot be resolved" in outcome, outcome
+        assert "ZOO_OFFLINE is set" not in outcome and "ZOO_OFFLINE=1" in outcome, outcome
+    assert all(r["seconds"] < 10 for r in results.values()), results
