@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import ipaddress
 import os
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -54,7 +55,12 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, progress
     except urllib.error.HTTPError as e:
         raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-        raise DownloadError(f"download of {url} failed: {getattr(e, 'reason', e)}") from None
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, socket.gaierror):
+            raise DownloadError(f"download of {url} failed: the network is unreachable ({urllib.parse.urlsplit(url).hostname} "
+                                f"cannot be resolved: {reason.strerror}); fetch it where there is a network "
+                                "(`zoo fetch ID`), or set ZOO_OFFLINE=1 to use only what is cached") from None
+        raise DownloadError(f"download of {url} failed: {reason}") from None
     with response:
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else expected_size

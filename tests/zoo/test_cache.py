@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from zoo import cache
+from zoo import cache, download
 from zoo.errors import DownloadError, InputError, OfflineError, UnsafeFormatError, WeightsIntegrityError
 from zoo.registry import WeightFile
 
@@ -611,3 +611,15 @@ def test_clear_empties_the_store(tmp_path, isolated_zoo_home, server):
     for part in ("blobs", "verified", "converted", "tmp", "locks", "quarantine", "index.json"):
         assert not (isolated_zoo_home / part).exists()
     assert cache.fetch(wf).read_bytes() == data and server.gets == 2
+
+
+def test_a_download_without_dns_says_the_network_is_unreachable(tmp_path, monkeypatch):
+    import socket
+
+    def no_dns(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(DownloadError, match=r"the network is unreachable \(weights.example.org cannot be resolved"
+                                            r".*zoo fetch ID.*ZOO_OFFLINE=1"):
+        download.download("https://weights.example.org/w.safetensors", tmp_path / "w")
