@@ -6,8 +6,10 @@ DICOM-SEG still references the series it was computed from):
 
 * **emptied** (action Z): patient name, id, birth date and sex, accession
   number, referring physician, study id;
-* **dummy dates and times** (action D): study, series, acquisition and content
-  dates become ``19000101``, their times ``000000``;
+* **dummy values** (action D): study, series, acquisition and content dates
+  become ``19000101``, their times ``000000``, and a top-level device serial
+  number becomes ``0`` (the profile's X/Z/D: a DICOM-SEG's Enhanced General
+  Equipment module requires one; nested ones are removed);
 * **removed** (action X): the other identifying attributes in :data:`REMOVE`
   (addresses, phone numbers, other ids and names, institution, physicians and
   operators, station, device serial number, comments), at any depth in sequences;
@@ -27,6 +29,7 @@ EMPTY = (
 )
 DUMMY_DATES = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
 DUMMY_TIMES = ("StudyTime", "SeriesTime", "AcquisitionTime", "ContentTime")
+DUMMY_VALUES = {"DeviceSerialNumber": "0"}
 REMOVE = (
     "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthName", "PatientBirthTime",
     "PatientMotherBirthName", "PatientAddress", "PatientTelephoneNumbers", "PatientAge", "PatientSize",
@@ -47,6 +50,7 @@ def deidentify(ds):
     from pydicom.sequence import Sequence
 
     ds.remove_private_tags()
+    required = [keyword for keyword in DUMMY_VALUES if keyword in ds]
     _remove_everywhere(ds)
     for keyword in EMPTY:
         if keyword in ds:
@@ -57,6 +61,8 @@ def deidentify(ds):
     for keyword in DUMMY_TIMES:
         if keyword in ds:
             setattr(ds, keyword, DUMMY_TIME)
+    for keyword in required:
+        setattr(ds, keyword, DUMMY_VALUES[keyword])
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = METHOD
     codes = []
@@ -83,6 +89,8 @@ def is_deidentified(ds) -> bool:
     """Whether ``ds`` says it was de-identified and holds none of the identifying attributes listed here."""
     if str(ds.get("PatientIdentityRemoved", "")) != "YES":
         return False
-    if any(str(ds.get(k, "") or "") for k in EMPTY) or any(k in ds for k in REMOVE):
+    if any(str(ds.get(k, "") or "") for k in EMPTY) or any(k in ds for k in REMOVE if k not in DUMMY_VALUES):
+        return False
+    if any(k in ds and str(ds[k].value) != dummy for k, dummy in DUMMY_VALUES.items()):
         return False
     return not any(element.tag.is_private for element in ds.iterall())

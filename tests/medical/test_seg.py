@@ -1,6 +1,9 @@
 """DICOM-SEG round trip onto the source series, and de-identification of everything written."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pydicom
 import pytest
@@ -120,3 +123,28 @@ def test_a_seg_on_a_series_without_frame_of_reference_is_refused(tmp_path):
     with pytest.raises(InputError, match="no FrameOfReferenceUID .*write the label map as NIfTI"):
         write_seg(mask, source, tmp_path / "seg.dcm")
     assert not (tmp_path / "seg.dcm").exists()
+
+
+def test_a_device_serial_number_becomes_a_dummy_at_the_top_and_goes_in_sequences():
+    ds = Dataset()
+    ds.DeviceSerialNumber = "SN-4711"  # identifies the scanner
+    item = Dataset()
+    item.DeviceSerialNumber = "SN-0815"
+    ds.ContributingEquipmentSequence = [item]
+    deidentify(ds)
+    assert ds.DeviceSerialNumber == "0" and "DeviceSerialNumber" not in ds.ContributingEquipmentSequence[0]
+    assert is_deidentified(ds)
+    ds.DeviceSerialNumber = "SN-4711"
+    assert not is_deidentified(ds)
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None,
+                    reason="dciodvfy (Debian dicom3tools, installed by .ci/run where apt works) is not installed")
+def test_every_dicom_object_the_zoo_writes_passes_dciodvfy(series_and_mask, tmp_path):
+    folder, series, labels = series_and_mask
+    written = [write_seg(series.with_array(labels.array, labels=LABELS), series, tmp_path / "seg.dcm"),
+               sorted(write_series(small_phantom(6)[0], tmp_path / "ct"))[0]]
+    for path in written:
+        report = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        errors = [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+        assert errors == [], f"{path.name}: {errors}"
