@@ -155,7 +155,7 @@ def finetune(
     resume: bool = typer.Option(False, "--resume", help="continue a run: `--resume` from the latest checkpoint in "
                                 "--out, `--resume PATH` from that checkpoint"),
     scratch: bool = typer.Option(False, "--scratch", help="start from random weights instead of the pretrained ones"),
-    recipe_name: Optional[str] = typer.Option(None, "--recipe", help="recipe to run (default: the one for the model's task)"),
+    recipe_name: Optional[str] = typer.Option(None, "--recipe", help="recipe to run (default: the one that trained the model, with its settings, else the task's)"),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="text data: the column holding the text"),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="text data: the column holding the label"),
     env: Optional[str] = typer.Option(None, "--env", help="control: the environment id to train in, e.g. Hopper-v5"),
@@ -169,18 +169,15 @@ def finetune(
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         raise typer.Exit(_torchrun(nproc))
     from zoo.hub import info as card_of
-    from zoo.recipes import parse_set
-    from zoo.registry import get_registry, resolve_ref
+    from zoo.recipes import finetune_recipe, parse_set
 
-    card = card_of(model_id)
-    recipe_cls = resolve_ref(get_registry().recipe(recipe_name or card.task).recipe)
     overrides = {"model": model_id, "pretrained": not scratch, **parse_set(set_)}
     # Shorthands for recipe fields, set only when given (a recipe without such a field says so).
     for field, value in (("data", data), ("epochs", epochs), ("text_column", text_column),
                          ("label_column", label_column), ("env_id", env)):
         if value is not None:
             overrides[field] = value
-    recipe = recipe_cls.from_overrides(overrides, config_file=config)
+    recipe = finetune_recipe(card_of(model_id), overrides, config_file=config, recipe_name=recipe_name)
     result = recipe.run(out, resume=str(checkpoint) if checkpoint is not None else resume, progress=True)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return

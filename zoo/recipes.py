@@ -225,6 +225,19 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
+def finetune_recipe(card: Any, overrides: Mapping[str, Any], config_file: str | Path | None = None,
+                    recipe_name: str | None = None) -> Recipe:
+    """The recipe ``zoo finetune`` runs on a model: ``recipe_name`` if given, else the recipe its card
+    records (with the recorded hyper-parameters as defaults, so a model is tuned as it was trained),
+    else its task's; then ``config_file``, then ``overrides``."""
+    from zoo.registry import get_registry, resolve_ref
+
+    recorded = (card.provenance.get("recipe") or {}) if recipe_name is None else {}
+    name = recorded.get("name") or recipe_name or card.task
+    recipe_cls = resolve_ref(get_registry().recipe(name).recipe)
+    return recipe_cls.from_overrides({**recorded.get("params", {}), **read_config(config_file), **overrides})
+
+
 def reproduce(model_id: str, out_dir: str | Path, progress: bool = True) -> list[dict[str, Any]]:
     """Retrain a model from its card's recipe; rows of (metric, split, card value, reproduced value)."""
     from zoo.hub import info

@@ -3,6 +3,7 @@ from typing import ClassVar
 
 import pytest
 
+import zoo
 from zoo.errors import InputError
 from zoo.recipes import Recipe, RecipeResult, parse_set
 
@@ -147,3 +148,18 @@ def test_unparsable_yaml_in_overrides_and_config_files_is_an_input_error(tmp_pat
         ToyRecipe.from_overrides({}, config_file=config)
     with pytest.raises(InputError, match="expected a YAML file of recipe fields"):
         ToyRecipe.from_overrides({}, config_file=tmp_path / "missing.yaml")
+
+
+def test_finetune_starts_from_the_recipe_that_trained_the_model(tmp_path):
+    from zoo.recipes import finetune_recipe
+
+    card = zoo.info("vision/digits-cnn.sklearn")
+    recorded = card.provenance["recipe"]["params"]
+    assert recorded["augment"] == "affine"  # not the recipe's default ("trivial"): the test tells them apart
+    recipe = finetune_recipe(card, {"model": card.id, "pretrained": True, "epochs": 2})
+    assert (recipe.augment, recipe.epochs, recipe.pretrained, recipe.lr) == ("affine", 2, True, recorded["lr"])
+    (tmp_path / "recipe.yaml").write_text("augment: none\nlr: 0.01\n")
+    from_file = finetune_recipe(card, {"model": card.id, "lr": 0.02}, config_file=tmp_path / "recipe.yaml")
+    assert (from_file.augment, from_file.lr) == ("none", 0.02)  # card < config file < overrides
+    named = finetune_recipe(card, {"model": card.id}, recipe_name="image-classification")
+    assert named.augment == "trivial"  # a recipe named explicitly starts from its own defaults
