@@ -83,6 +83,16 @@ class Segmentation3D(TaskAdapter):
         """Logits ``[N, classes, D, H, W]`` → label arrays on the model grid."""
         return list(outputs.argmax(dim=1).to(torch.uint8).cpu().numpy())
 
+    output_suffixes = SEGMENTATION_OUTPUTS
+
+    def describe(self, prediction: Volume, top_k: int = 1) -> str:
+        """The label map's shape and voxel spacing, and how many voxels each label got."""
+        values, counts = np.unique(prediction.array, return_counts=True)
+        names = prediction.metadata.get("labels") or self.card.labels or []
+        per_label = ", ".join(f"{names[v] if v < len(names) else v} {n:,}" for v, n in zip(values.tolist(), counts))
+        spacing = "×".join(f"{s:g}" for s in prediction.spacing)
+        return f"label map {'×'.join(map(str, prediction.array.shape))} at {spacing} mm; voxels per label: {per_label}"
+
     def write(self, prediction: Volume, path: str | os.PathLike, *, source: str | os.PathLike | None = None,
               deidentify: bool = True) -> Path:
         """A DICOM-SEG (``.dcm``, referencing the ``source`` series), NIfTI (``.nii[.gz]``) or ``.npy`` label map."""

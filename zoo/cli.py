@@ -112,33 +112,69 @@ def predict(
     model_id: str = _MODEL_ID,
     inputs: List[Path] = typer.Argument(..., help="input files (images, .npy arrays, ...)"),
     as_json: bool = typer.Option(False, "--json", help="print predictions as JSON lines"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="classifiers: the k best labels with their "
+                                        "scores (default: the best one; with --json, all the model gives)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the prediction to this file (one input), "
                                        "in the task's output format, e.g. a DICOM-SEG"),
 ):
-    """Run a model on input files (or folders, e.g. a DICOM series) and print its predictions."""
+    """Run a model on input files (or folders, e.g. a DICOM series) and print its predictions.
+
+    A file that cannot be read is reported and the others are still predicted (exit 1 at the end).
+    """
     from zoo.hub import load
 
     if out is not None and len(inputs) != 1:
         raise InputError(f"--out writes one prediction: give one input, got {len(inputs)}")
+    missing = [str(path) for path in inputs if not path.exists()]
+    if missing:
+        raise InputError(f"no such file or folder: {', '.join(missing)}")
     model = load(model_id)
-    predictions = model.predict([model.adapter.read(path) for path in inputs])
+    if out is not None:
+        _check_output_suffix(model.adapter, out)
+    read, failed = _read_inputs(model.adapter, inputs)
+    predictions = model.predict([raw for _, raw in read]) if read else []
     if out is not None:
         written = model.adapter.write(predictions[0], out, source=inputs[0])
         console.print(f"{inputs[0]}: written to [bold]{written}[/bold]")
         return
-    for path, prediction in zip(inputs, predictions):
-        if not isinstance(prediction, dict):  # an array output (an embedding): its values, or a short summary
-            import numpy as np
-
-            array = np.asarray(prediction)
-            head = ", ".join(f"{v:.4f}" for v in array.ravel()[:4])
-            print(json.dumps({"input": str(path), "output": array.tolist()})) if as_json else \
-                console.print(f"{path}: array {tuple(array.shape)} {array.dtype} [{head}, ...]", highlight=False)
-            continue
+    for (path, _), prediction in zip(read, predictions):
         if as_json:
-            print(json.dumps({"input": str(path), **prediction}))
+            print(json.dumps({"input": str(path), **_as_json(prediction, top_k)}))
         else:
-            console.print(f"{path}: [bold]{prediction.get('label', prediction)}[/bold] {prediction.get('score', ''):.4}")
+            console.print(f"{path}: {model.adapter.describe(prediction, top_k=top_k or 1)}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _check_output_suffix(adapter, out: Path) -> None:
+    suffixes = adapter.output_suffixes
+    if not suffixes:
+        raise InputError(f"task {adapter.card.task!r} does not write predictions to files; drop --out to print them")
+    if not out.name.endswith(tuple(suffixes)):
+        raise InputError(f"--out: expected a file ending in one of {', '.join(suffixes)}, got {out.name}")
+
+
+def _read_inputs(adapter, inputs: List[Path]) -> tuple[list, list]:
+    """``(path, raw input)`` for each readable file; a single bad input raises, a bad one of several is reported."""
+    if len(inputs) == 1:
+        return [(inputs[0], adapter.read(inputs[0]))], []
+    read, failed = [], []
+    for path in inputs:
+        try:
+            read.append((path, adapter.read(path)))
+        except ZooError as exc:
+            failed.append(path)
+            named = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {named}", highlight=False)
+    return read, failed
+
+
+def _as_json(prediction, top_k: int | None) -> dict:
+    if isinstance(prediction, dict):
+        return {**prediction, "top_k": prediction["top_k"][:top_k]} if top_k and "top_k" in prediction else prediction
+    import numpy as np
+
+    return {"output": np.asarray(prediction).tolist()}
 
 
 @app.command()

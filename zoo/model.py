@@ -70,6 +70,9 @@ class TaskAdapter(ABC):
         """How close a converted runner's outputs must be to eager (fp32): 1e-4 absolute or relative."""
         return Tolerance()
 
+    #: File endings :meth:`write` accepts (``zoo predict --out`` checks them before predicting).
+    output_suffixes: tuple[str, ...] = ()
+
     def write(self, prediction: Any, path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
         """Write one prediction to ``path`` in the task's file format (``zoo predict --out``).
 
@@ -77,6 +80,20 @@ class TaskAdapter(ABC):
         """
         raise InputError(f"task {self.card.task!r} does not write predictions to files; "
                          "drop --out to print them")
+
+    def describe(self, prediction: Any, top_k: int = 1) -> str:
+        """One readable line for ``zoo predict``: labels with their scores (``top_k`` of them), a
+        scalar (a discrete action) as itself, an array as its shape and first values."""
+        import numpy as np
+
+        if isinstance(prediction, Mapping) and "label" in prediction:
+            ranked = prediction.get("top_k") or [(prediction["label"], prediction.get("score"))]
+            return ", ".join(str(label) if score is None else f"{label} {score:.4f}" for label, score in ranked[:top_k])
+        array = np.asarray(prediction)
+        if array.ndim == 0:
+            return str(array.item())
+        head = ", ".join(f"{value:.4g}" for value in array.ravel()[:4])
+        return f"array {tuple(array.shape)} {array.dtype} [{head}{', ...' if array.size > 4 else ''}]"
 
     def batch(self, raw_inputs: Sequence[Any]) -> torch.Tensor:
         """Raw inputs → one batched tensor (or a dict of tensors, passed to the network as keywords)."""

@@ -93,3 +93,10 @@ def test_importing_zoo_and_listing_loads_neither_torch_nor_pydicom():
             "bad = [m for m in ('torch', 'pydicom', 'highdicom', 'nibabel', 'scipy') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_label_map_is_described_by_its_voxel_counts_not_printed(model, prediction):
+    line = model.adapter.describe(prediction)
+    counts = {LABELS[v]: n for v, n in zip(*np.unique(prediction.array, return_counts=True))}
+    assert line.startswith("label map 36×72×72 at 5×4.5×4.5 mm; voxels per label: ")
+    assert line.endswith(", ".join(f"{name} {n:,}" for name, n in counts.items()))

@@ -169,3 +169,32 @@ def test_a_model_without_weights_refuses_pretrained_and_list_says_where_weights_
     assert rows["medical/classifier2d.resnet18"] == "none"
     assert rows["vision/digits-cnn.sklearn"] == "bundled"
     assert rows["vision/resnet18.tv_in1k"] == "not cached"  # a fresh ZOO_HOME
+
+
+def test_predict_reports_a_bad_file_and_goes_on_with_the_others(tmp_path):
+    digits = load_digits()
+    good = [tmp_path / "a.npy", tmp_path / "b.npy"]
+    for path, image in zip(good, digits.images[:2]):
+        np.save(path, image)
+    np.save(tmp_path / "bad.npy", np.zeros(4))  # not an image
+    result = run_console_script("predict", "vision/digits-cnn.sklearn", str(good[0]), str(tmp_path / "bad.npy"),
+                                str(good[1]), "--top-k", "3")
+    assert result.returncode == 1
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [str(good[0]), str(good[1])]
+    assert all(len(line.split(": ")[1].split(", ")) == 3 for line in result.stdout.splitlines())  # three labels
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {tmp_path / 'bad.npy'}: expected an image array")
+
+
+def test_predict_checks_inputs_and_out_before_the_model_runs(tmp_path):
+    missing = run_console_script("predict", "vision/digits-cnn.sklearn", str(tmp_path / "nope.png"))
+    assert missing.returncode == 1 and missing.stderr.strip() == f"error: no such file or folder: {tmp_path / 'nope.png'}"
+    wrong = run_console_script("predict", "medical/unet3d.ct-phantom", str(tmp_path), "--out", str(tmp_path / "seg.txt"))
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == "error: --out: expected a file ending in one of .dcm, .nii, .nii.gz, .npy, got seg.txt"
+
+
+def test_predict_prints_a_discrete_action_as_an_integer(tmp_path):
+    np.save(tmp_path / "obs.npy", np.zeros(4, dtype=np.float32))
+    result = run_console_script("predict", "robotics/ppo-mlp.cartpole-v1", str(tmp_path / "obs.npy"))
+    assert result.returncode == 0 and result.stdout.strip() in (f"{tmp_path / 'obs.npy'}: 0", f"{tmp_path / 'obs.npy'}: 1")
