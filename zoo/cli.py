@@ -49,11 +49,15 @@ def list_cmd(
     domain: Optional[str] = typer.Option(None, help="only this domain"),
     task: Optional[str] = typer.Option(None, help="only this task"),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="only models with (or without) weights"),
+    datasets: bool = typer.Option(False, "--datasets", help="list registered datasets (for --data) instead"),
 ):
     """List registered models, or an upstream zoo's with a prefix pattern ("timm:*resnet*")."""
     from zoo.hub import info, list_models, weights_status
     from zoo.registry import get_registry
 
+    if datasets:
+        _print_datasets(pattern, domain, task)
+        return
     if get_registry().source(pattern) is not None:  # upstream cards cost a model build each: names only
         for model_id in list_models(pattern):
             console.print(model_id, highlight=False)
@@ -70,6 +74,19 @@ def list_cmd(
             f"{metric['name']}={metric['value']:.4f} ({metric['split']})" if metric else "-",
             weights_status(model_id),
         )
+    console.print(table)
+
+
+def _print_datasets(pattern: str, domain: Optional[str], task: Optional[str]) -> None:
+    import fnmatch
+
+    from zoo.registry import get_registry
+
+    table = Table("task", "description")
+    table.columns.insert(0, Column("id", no_wrap=True))
+    for spec in sorted(get_registry().datasets.values(), key=lambda spec: spec.id):
+        if fnmatch.fnmatch(spec.id, pattern) and domain in (None, spec.domain) and task in (None, spec.task):
+            table.add_row(spec.id, spec.task, spec.description or "-")
     console.print(table)
 
 
@@ -268,15 +285,22 @@ def reproduce(
     model_id: str = _MODEL_ID,
     out: Path = typer.Option(None, "--out", help="where to write the retrained model (default runs/reproduce/ID)"),
 ):
-    """Retrain a model from its card's recipe and compare the metrics with the card."""
+    """Retrain a model from its card's recipe and compare the metrics with the card (exit 1 if they differ)."""
     from zoo.recipes import reproduce as run_reproduce
 
     out = out or Path("runs/reproduce") / model_id.replace("/", "__")
     rows = run_reproduce(model_id, out)
-    table = Table("metric", "split", "card", "reproduced", "diff")
+    table = Table("metric", "split", "card", "reproduced", "diff", "accepted", "match")
     for row in rows:
-        table.add_row(row["metric"], row["split"], f"{row['card']:.4f}", f"{row['reproduced']:.4f}", f"{row['diff']:+.4f}")
+        low, high = row["accepted"]
+        table.add_row(row["metric"], row["split"], f"{row['card']:.4f}", f"{row['reproduced']:.4f}",
+                      f"{row['diff']:+.4f}", f"[{low:.4f}, {high:.4f}]", "yes" if row["ok"] else "NO")
     console.print(table)
+    differ = [f"{row['metric']} ({row['split']}) by {row['diff']:+.4f}" for row in rows if not row["ok"]]
+    if differ:
+        console.print(f"differs from the card: {', '.join(differ)}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"reproduced: all {len(rows)} card metrics match within their accepted range", highlight=False)
 
 
 @cache_app.command("ls")

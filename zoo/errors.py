@@ -17,7 +17,8 @@ class UnknownModelError(ZooError, KeyError):
         # Also suggest ids sharing the architecture name, which difflib can miss.
         stem = model_id.split("/")[-1].split(".")[0]
         self.suggestions += [k for k in known if stem and stem in k and k not in self.suggestions][:5]
-        hint = f"; did you mean: {', '.join(self.suggestions)}?" if self.suggestions else "; run `zoo list` to see them"
+        listing = "zoo list --datasets" if kind == "dataset" else "zoo list"
+        hint = f"; did you mean: {', '.join(self.suggestions)}?" if self.suggestions else f"; run `{listing}` to see them"
         super().__init__(f"unknown {kind} {model_id!r}{hint}")
 
     def __str__(self) -> str:  # KeyError would quote the message
@@ -25,8 +26,11 @@ class UnknownModelError(ZooError, KeyError):
 
 
 class UnknownDatasetError(UnknownModelError):
+    """A ``--data`` value that is neither a registered dataset nor a file or folder."""
+
     def __init__(self, dataset_id: str, known: list[str]):
         super().__init__(dataset_id, known, kind="dataset")
+        self.args = (f"no file or folder named {dataset_id!r}, and {self.args[0]}",)
 
 
 class WeightsIntegrityError(ZooError):

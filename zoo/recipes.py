@@ -239,7 +239,8 @@ def finetune_recipe(card: Any, overrides: Mapping[str, Any], config_file: str | 
 
 
 def reproduce(model_id: str, out_dir: str | Path, progress: bool = True) -> list[dict[str, Any]]:
-    """Retrain a model from its card's recipe; rows of (metric, split, card value, reproduced value)."""
+    """Retrain a model from its card's recipe; a row per card metric: card and reproduced values,
+    their difference, the accepted range and whether the reproduced value lies in it."""
     from zoo.hub import info
     from zoo.registry import get_registry, resolve_ref
 
@@ -254,11 +255,24 @@ def reproduce(model_id: str, out_dir: str | Path, progress: bool = True) -> list
     for metric in card.metrics:
         new = next((m for m in result.metrics if m["name"] == metric["name"] and m["split"] == metric["split"]), None)
         if new is not None:
+            low, high = _accepted_range(metric)
             rows.append({
                 "metric": metric["name"],
                 "split": metric["split"],
                 "card": metric["value"],
                 "reproduced": new["value"],
                 "diff": new["value"] - metric["value"],
+                "accepted": [low, high],
+                "ok": low <= new["value"] <= high,
             })
     return rows
+
+
+def _accepted_range(metric: Mapping[str, Any]) -> tuple[float, float]:
+    """Where a reproduced value matches the card: inside the card's 95% CI when it has one, else within
+    0.01 or 1% of the value, whichever is larger (kernels differ a little between CPUs)."""
+    ci = metric.get("ci95")
+    if ci and ci[0] != ci[1]:
+        return float(ci[0]), float(ci[1])
+    slack = max(0.01, 0.01 * abs(metric["value"]))
+    return metric["value"] - slack, metric["value"] + slack

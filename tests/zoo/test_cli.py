@@ -198,3 +198,15 @@ def test_predict_prints_a_discrete_action_as_an_integer(tmp_path):
     np.save(tmp_path / "obs.npy", np.zeros(4, dtype=np.float32))
     result = run_console_script("predict", "robotics/ppo-mlp.cartpole-v1", str(tmp_path / "obs.npy"))
     assert result.returncode == 0 and result.stdout.strip() in (f"{tmp_path / 'obs.npy'}: 0", f"{tmp_path / 'obs.npy'}: 1")
+
+
+def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
+    result = run_console_script("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "mydata"),
+                                "--out", str(tmp_path / "run"))
+    assert result.returncode == 1 and not (tmp_path / "run").exists()
+    assert result.stderr.strip().startswith(f"error: no file or folder named '{tmp_path / 'mydata'}', and unknown dataset")
+    assert result.stderr.strip().endswith("run `zoo list --datasets` to see them")
+    listed = run_console_script("list", "--datasets", "vision/*")
+    assert listed.returncode == 0
+    assert [line.split("│")[1].strip() for line in listed.stdout.splitlines() if line.startswith("│ vision/")] == \
+        ["vision/digits", "vision/fashion-mnist"]
