@@ -69,6 +69,7 @@ def main() -> None:
     if not tests:
         sys.exit("no fuzz tests collected under tests/fuzz")
     per_test = math.ceil(examples / len(tests))
+    env_info = zoo_env()  # the commit the examples ran on, read before later commits can move HEAD
     env = {**os.environ, "ZOO_FUZZ_PROFILE": "campaign", "ZOO_FUZZ_EXAMPLES": str(per_test)}
     shares = [tests[i::args.workers] for i in range(min(args.workers, len(tests)))]
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,7 +92,7 @@ def main() -> None:
         "failures": len(failed),
         "failed": failed,
         "wall_s": round(wall_s, 1),
-        "env": zoo_env(),
+        "env": env_info,
     })
     sys.exit(1 if failed else 0)
 
