@@ -18,7 +18,7 @@ from functools import partial
 
 import numpy as np
 
-from zoo.bench import BenchTask, TaskOutput
+from zoo.bench import BenchTask, TaskOutput, step
 
 SEGMENTATION_MODEL = "medical/unet3d.ct-phantom"
 PHANTOM_DATASET = "medical/ct-phantom"
@@ -71,7 +71,9 @@ def _segmentation_output(segment, count: int | None, params: int | None) -> Task
     from medical.phantom import LABELS
 
     scores, latencies = [], []
-    for case in _test_cases(count):
+    cases = _test_cases(count)
+    for number, case in enumerate(cases, 1):
+        step(f"segmenting test volume {number}/{len(cases)}")
         image, target = case.load()
         start = time.perf_counter()
         prediction = segment(image)
@@ -125,6 +127,7 @@ def hu_threshold_segment(hu: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
 def _run_medmnist(path: str, quick: bool, seed: int) -> TaskOutput:
     from medical.recipes import Classification2DRecipe
 
+    step(f"training ResNet-18 on {path}")
     recipe = Classification2DRecipe(data=path, epochs=2 if quick else 10, max_train_images=2000 if quick else None,
                                     seed=seed)
     with tempfile.TemporaryDirectory() as out:

@@ -21,7 +21,7 @@ from functools import partial
 
 import numpy as np
 
-from zoo.bench import BenchTask, TaskOutput, measure_latency
+from zoo.bench import BenchTask, TaskOutput, measure_latency, step
 
 DATASET = "nlp/tweets-sentiment"
 QUICK_TRAIN, QUICK_TEST = 800, 400
@@ -79,6 +79,7 @@ def _data(sizes, seed: int):
     """Train and test splits, cut to stratified subsets of the given sizes (None: whole split)."""
     from nlp.datasets import load_splits, stratified_split
 
+    step(f"loading {DATASET}")
     splits = load_splits(DATASET)
     out = []
     for dataset, size in zip((splits.train, splits.test), sizes):
@@ -94,7 +95,9 @@ def _run_classifier(model_id: str, sizes, timing: dict, backend: str, seed: int)
     from zoo.hub import load
 
     _, _, test = _data(sizes, seed)
+    step(f"loading {model_id} [{backend}]")
     model = load(model_id, device="cpu", backend=backend)
+    step(f"evaluating on {len(test)} test sentences")
     return _model_output(model, test, evaluate(model, test), timing)
 
 
@@ -106,13 +109,17 @@ def _run_probe(model_id: str, sizes, timing: dict, backend: str, seed: int) -> T
     from zoo.hub import load
 
     classes, train, test = _data(sizes, seed)
+    step(f"loading {model_id}")
     model = load(model_id, num_classes=len(classes), device="cpu")
+    step(f"embedding {len(train)} train and {len(test)} test sentences")
     x_train = embed(model, train.inputs(), batch_size=64)
     x_test = embed(model, test.inputs(), batch_size=64)
+    step("fitting the logistic-regression probe")
     probe = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed).fit(x_train, train.labels)
     model.card.labels = list(classes)
     set_linear_head(model.net, probe, len(classes))
     logits = head_logits(model.net, x_test)
+    step(f"converting to {backend}")
     model = model.to_backend(backend)  # the probe's head goes into the converted graph
     return _model_output(model, test, metrics_from_logits(logits, test.labels), timing, logits=logits,
                          extra={"train_size": len(train), "probe": "LogisticRegression(C=1, balanced)"})
@@ -121,6 +128,7 @@ def _run_probe(model_id: str, sizes, timing: dict, backend: str, seed: int) -> T
 def _model_output(model, test, metrics: dict, timing: dict, logits=None, extra=None) -> TaskOutput:
     texts = test.inputs()
     if logits is None:
+        step(f"predicting {len(texts)} test sentences")
         predicted = np.asarray([p["index"] for p in model.predict(texts, batch_size=64)])
     else:
         predicted = np.asarray(logits.argmax(-1))
@@ -144,6 +152,7 @@ def _run_tfidf(sizes, timing: dict, seed: int) -> TaskOutput:
     from sklearn.pipeline import make_pipeline
 
     _, train, test = _data(sizes, seed)
+    step(f"fitting TF-IDF + logistic regression on {len(train)} sentences")
     pipeline = make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
         LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000, random_state=seed),
@@ -165,6 +174,7 @@ def _run_tfidf(sizes, timing: dict, seed: int) -> TaskOutput:
 
 def _throughput(predict_batch, items: list, batch_size: int, min_time_s: float = 0.5) -> float:
     """Items per second predicting batches of ``batch_size`` raw items, after one warm-up batch."""
+    step(f"timing throughput (batches of {batch_size}, {min_time_s:g} s)")
     batch = (items * (batch_size // max(len(items), 1) + 1))[:batch_size]
     predict_batch(batch)
     done, start = 0, time.perf_counter()

@@ -56,7 +56,7 @@ def register(registry: Registry) -> None:
         "deterministically on first use into ZOO_HOME",
         card={"license": "Apache-2.0", "source": "recorded by robotics.datasets.record", "synthetic": True},
     ))
-    registry.add_suite(SuiteSpec("robotics", "robotics.bench:suite",
+    registry.add_suite(SuiteSpec("robotics", "robotics.bench:suite", plot="robotics.bench:PLOT",
                                  description="control: mean return over seeds vs a random policy and rl-zoo"))
     for model_id, description in BUNDLED.items():
         card_file = files("robotics") / "weights" / f"{bundled_name(model_id)}.json"

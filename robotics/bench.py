@@ -7,6 +7,10 @@ one), environment steps per second (policy and simulator together) and predict
 latency. The control arm is a uniformly random policy in the same environments.
 Published rl-baselines3-zoo returns (``robotics/data/rl_zoo_reference.json``)
 sit beside ours where the zoo has the same algorithm and environment.
+
+The plot (:data:`PLOT`) shows return against the environment steps a policy
+was trained with, the random control as a dashed line; latency says little
+about a controller.
 """
 from __future__ import annotations
 
@@ -16,10 +20,11 @@ from importlib.resources import files
 
 import numpy as np
 
-from zoo.bench import BenchTask, TaskOutput, measure_latency
+from zoo.bench import BenchTask, PlotSpec, TaskOutput, measure_latency, step
 
 BENCH_SEED = 20_000  # apart from training (0...) and card evaluation (10_000...) seeds
 EPISODES_PER_SEED = 2
+PLOT = PlotSpec(x="extra.train_env_steps", x_label="environment steps in training")
 
 
 def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[BenchTask]:
@@ -69,17 +74,28 @@ def reference(model_id: str, env_id: str) -> dict | None:
             "metrics": {"mean_return": row["mean_reward"]}}
 
 
-def _episode_metrics(rollout) -> dict[str, float]:
+def _episode_results(rollout) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:
+    """Metrics of a rollout, and the per-episode 0/1 successes behind ``success`` (its Wilson interval)."""
     from robotics.envs import make_env
 
     env = make_env(rollout.env_id)
     threshold = env.spec.reward_threshold
     env.close()
     metrics = {"mean_return": rollout.mean_return}
+    successes = None
     if threshold is not None:
-        metrics["success"] = float((rollout.returns >= threshold).mean())
+        successes = (np.asarray(rollout.returns) >= threshold).astype(np.float64)
+        metrics["success"] = float(successes.mean())
     metrics["mean_length"] = float(rollout.lengths.mean())
-    return metrics
+    return metrics, None if successes is None else {"success": successes}
+
+
+def train_env_steps(model_id: str) -> int | None:
+    """Environment steps the policy's recipe trained with (None for one trained offline, e.g. BC)."""
+    from zoo.hub import info
+
+    params = (info(model_id).provenance or {}).get("recipe", {}).get("params", {})
+    return params.get("total_steps")
 
 
 def _run_policy(model_id: str, env_id: str, episodes: int, iters: int, backend: str, seed: int) -> TaskOutput:
@@ -87,26 +103,32 @@ def _run_policy(model_id: str, env_id: str, episodes: int, iters: int, backend: 
     from zoo.hub import load
 
     model = load(model_id, device="cpu", backend=backend)  # a converted policy keeps rollout
+    step(f"{episodes} episode(s) of {env_id}")
     rollout = model.rollout(env_id, episodes=episodes, seed=BENCH_SEED + seed * episodes)
     obs = np.zeros(model.card.input["shape"], dtype=np.float32)
     with torch_threads(1):
         latency = measure_latency(lambda: model.predict(obs), iters=iters)
+    metrics, per_episode = _episode_results(rollout)
     return TaskOutput(
-        metrics=_episode_metrics(rollout),
+        metrics=metrics,
+        per_example=per_episode,
         latency_ms=latency,
         throughput=rollout.steps_per_second,
         throughput_unit="env steps/s",
         params=model.num_params,
-        extra={"episodes_per_seed": episodes},
+        extra={"episodes_per_seed": episodes, "train_env_steps": train_env_steps(model_id)},
     )
 
 
 def _run_random(env_id: str, episodes: int, seed: int) -> TaskOutput:
     from robotics.tasks import random_actions, run_episodes
 
+    step(f"{episodes} episode(s) of {env_id}")
     rollout = run_episodes(random_actions(env_id, seed), env_id, episodes, BENCH_SEED + seed * episodes)
+    metrics, per_episode = _episode_results(rollout)
     return TaskOutput(
-        metrics=_episode_metrics(rollout),
+        metrics=metrics,
+        per_example=per_episode,
         throughput=rollout.steps_per_second,
         throughput_unit="env steps/s",
         params=0,

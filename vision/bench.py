@@ -10,7 +10,7 @@ from functools import partial
 
 import numpy as np
 
-from zoo.bench import BenchTask, TaskOutput, measure_latency
+from zoo.bench import BenchTask, TaskOutput, measure_latency, step
 
 THROUGHPUT_BATCH = 256
 
@@ -71,8 +71,10 @@ def _run_model(model_id: str, dataset: str, iters: int, backend: str, seed: int)
     from zoo.metrics import classification_metrics
 
     torch.manual_seed(seed)
+    step(f"loading {model_id} [{backend}]")
     model = load(model_id, backend=backend).eval()
     test = load_splits(dataset).test
+    step(f"predicting {len(test)} test images")
     inputs, targets = to_tensor_batch(test, model.transform)
     with torch.inference_mode():
         logits = model(inputs.to(model.device)).cpu()
@@ -96,6 +98,7 @@ def _run_logreg(dataset: str, iters: int, seed: int, max_train: int | None = Non
     from vision.datasets import load_splits
 
     splits = load_splits(dataset)
+    step(f"fitting logistic regression on {len(splits.train)} images")
     x_train, x_test = _pixels(splits.train), _pixels(splits.test)
     y_train = splits.train.labels
     if max_train is not None and len(y_train) > max_train:
@@ -123,6 +126,7 @@ def _pixels(split) -> np.ndarray:
 
 def _throughput(predict_batch, items: list, min_time_s: float = 0.5) -> float:
     """Items per second predicting batches of ``THROUGHPUT_BATCH`` raw items, after one warm-up batch."""
+    step(f"timing throughput (batches of {THROUGHPUT_BATCH}, {min_time_s:g} s)")
     batch = (items * (THROUGHPUT_BATCH // max(len(items), 1) + 1))[:THROUGHPUT_BATCH]
     predict_batch(batch)
     done, start = 0, time.perf_counter()

@@ -6,6 +6,12 @@ list of :class:`BenchTask`. Each task runs once per seed and yields a
 95% CI per metric, latency percentiles, throughput, parameters, environment
 fingerprint) and writes ``results.jsonl``, ``leaderboard.md`` and ``plot.png``.
 
+Each metric's range and kind is declared once, in :data:`METRICS`; the interval
+method follows from it (Wilson for a share of trials, else t over seeds or a
+bootstrap over examples, clipped to the range). A suite reports what it is doing
+inside a task through :func:`step`, and may declare its plot's x axis with a
+:class:`PlotSpec`.
+
 Nothing here knows a domain, and torch and matplotlib are imported only inside
 the functions that need them, so ``import zoo`` stays fast.
 """
@@ -28,7 +34,7 @@ from zoo.envinfo import fingerprint
 from zoo.errors import InputError, ZooError
 from zoo.registry import get_registry, resolve_ref
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: metric "range", latency "mean"/"cv"/"n"/"noisy", ci_method "wilson"
 RESULTS_FILE = "results.jsonl"
 LEADERBOARD_FILE = "leaderboard.md"
 PLOT_FILE = "plot.png"
@@ -45,6 +51,32 @@ _T975 = (
 _Z975 = 1.959963984540054
 # Cap on resampled indices held at once by the bootstrap (about 32 MB of int64).
 _BOOT_CHUNK_ELEMENTS = 4_000_000
+# Latency whose coefficient of variation (std / mean) exceeds this is too noisy to rank by.
+LATENCY_CV_LIMIT = 0.5
+
+
+@dataclass(frozen=True)
+class MetricKind:
+    """What a metric's values can be: its range, and whether it is a share of independent 0/1 trials."""
+
+    low: float | None = None
+    high: float | None = None
+    proportion: bool = False
+
+
+UNBOUNDED = MetricKind()
+# The one place metric ranges are declared, by name or fnmatch pattern (first match wins).
+# A metric not listed is unbounded (e.g. a return): its CI is never clipped.
+METRICS: dict[str, MetricKind] = {
+    "accuracy": MetricKind(0.0, 1.0, proportion=True),
+    "top5": MetricKind(0.0, 1.0, proportion=True),
+    "success": MetricKind(0.0, 1.0, proportion=True),
+    "macro_f1": MetricKind(0.0, 1.0),
+    "auc": MetricKind(0.0, 1.0),
+    "dice*": MetricKind(0.0, 1.0),
+    "hd95*": MetricKind(0.0, None),
+    "mean_length": MetricKind(0.0, None),
+}
 
 
 @dataclass
@@ -135,6 +167,44 @@ def bootstrap_ci95(per_example_values, n_boot: int = 1000, seed: int = 0) -> tup
     return float(x.mean()), float(lo), float(hi)
 
 
+def wilson_ci95(successes: int, trials: int) -> tuple[float, float, float]:
+    """Share ``successes / trials`` and its Wilson score 95% interval, always inside [0, 1]."""
+    if trials < 1 or not 0 <= successes <= trials:
+        raise InputError(f"need 0 <= successes <= trials and trials >= 1, got {successes}/{trials}")
+    p, z2 = successes / trials, _Z975**2
+    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = _Z975 / (1 + z2 / trials) * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials**2))
+    # At 0/n and n/n the bound is exactly 0 or 1; rounding would leave 1e-17 off.
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == trials else min(1.0, centre + half)
+    return p, lo, hi
+
+
+def metric_kind(name: str) -> MetricKind:
+    """The declared range and kind of metric ``name`` (:data:`METRICS`); unbounded when undeclared."""
+    from fnmatch import fnmatchcase
+
+    return next((kind for pattern, kind in METRICS.items() if fnmatchcase(name, pattern)), UNBOUNDED)
+
+
+def latency_summary(samples_ms: Sequence[float], batch_size: int = 1) -> dict[str, Any]:
+    """p50, p95, mean and coefficient of variation of latency samples; ``noisy`` when CV > LATENCY_CV_LIMIT."""
+    x = np.asarray(samples_ms, dtype=float)
+    if x.size == 0:
+        raise InputError("latency_summary needs at least one sample, got none")
+    mean = float(x.mean())
+    cv = float(x.std(ddof=1)) / mean if x.size > 1 and mean > 0 else None
+    return {
+        "p50": float(np.percentile(x, 50)),
+        "p95": float(np.percentile(x, 95)),
+        "mean": mean,
+        "cv": cv,
+        "n": int(x.size),
+        "noisy": cv is not None and cv > LATENCY_CV_LIMIT,
+        "batch_size": batch_size,
+    }
+
+
 def measure_latency(fn: Callable[[], Any], *, warmup: int = 5, iters: int = 50, min_time_s: float = 0.0) -> list[float]:
     """Milliseconds per call of ``fn()``, after ``warmup`` untimed calls.
 
@@ -143,6 +213,7 @@ def measure_latency(fn: Callable[[], Any], *, warmup: int = 5, iters: int = 50, 
     """
     if iters < 1:
         raise InputError(f"iters must be >= 1, got {iters}")
+    step(f"timing latency ({iters}+ calls)")
     for _ in range(warmup):
         fn()
     times: list[float] = []
@@ -161,22 +232,48 @@ def _finite(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _clip(value: float | None, kind: MetricKind) -> float | None:
+    if value is None:
+        return None
+    if kind.low is not None:
+        value = max(value, kind.low)
+    if kind.high is not None:
+        value = min(value, kind.high)
+    return value
+
+
+def _pooled_trials(name: str, outputs: Sequence[TaskOutput]) -> np.ndarray | None:
+    """Every seed's per-example 0/1 outcomes of ``name`` pooled, when each seed has them; else None."""
+    parts = [(o.per_example or {}).get(name) for o in outputs]
+    if any(p is None or np.size(p) == 0 for p in parts):
+        return None
+    pooled = np.concatenate([np.asarray(p, dtype=float).ravel() for p in parts])
+    return pooled if np.isin(pooled, (0.0, 1.0)).all() else None
+
+
 def _metric_summary(name: str, outputs: Sequence[TaskOutput]) -> dict[str, Any]:
+    """Mean and 95% CI of one metric over seeds, the method chosen by the metric's declared kind."""
+    kind = metric_kind(name)
     having = [o for o in outputs if name in o.metrics]
     values = [o.metrics[name] for o in having]
     per_example = (having[0].per_example or {}).get(name)
-    if len(values) >= 2:
+    trials = _pooled_trials(name, having) if kind.proportion else None
+    # The reported mean is always the tasks' own metric; the interval only sizes its uncertainty.
+    mean = float(np.mean(values))
+    if trials is not None:
+        _, lo, hi = wilson_ci95(int(trials.sum()), trials.size)
+        method = "wilson"
+    elif len(values) >= 2:
         mean, lo, hi = mean_ci95(values)
         method = "t-over-seeds"
     elif per_example is not None and np.size(per_example) > 0:
-        # The reported mean is the task's own metric; the bootstrap only sizes its spread.
-        mean = float(values[0])
         _, lo, hi = bootstrap_ci95(per_example)
         method = "bootstrap-examples"
     else:
-        mean, lo, hi, method = float(values[0]), None, None, None
-    ci = [_finite(lo), _finite(hi)] if lo is not None else None
-    return {"mean": _finite(mean), "ci95": ci, "n_seeds": len(values), "ci_method": method}
+        lo, hi, method = None, None, None
+    ci = [_finite(_clip(lo, kind)), _finite(_clip(hi, kind))] if lo is not None else None
+    return {"mean": _finite(mean), "ci95": ci, "n_seeds": len(values), "ci_method": method,
+            "range": [kind.low, kind.high]}
 
 
 def _aggregate(outputs: Sequence[TaskOutput]) -> dict[str, Any]:
@@ -187,11 +284,7 @@ def _aggregate(outputs: Sequence[TaskOutput]) -> dict[str, Any]:
     first = outputs[0]
     return {
         "metrics": {name: _metric_summary(name, outputs) for name in names},
-        "latency_ms": {
-            "p50": float(np.percentile(latencies, 50)),
-            "p95": float(np.percentile(latencies, 95)),
-            "batch_size": first.batch_size,
-        } if latencies else None,
+        "latency_ms": latency_summary(latencies, first.batch_size) if latencies else None,
         "throughput": {"value": float(np.mean(throughputs)), "unit": first.throughput_unit} if throughputs else None,
         "params": None if first.params is None else int(first.params),
         "extra": first.extra,
@@ -202,16 +295,17 @@ def _empty_measurements() -> dict[str, Any]:
     return {"metrics": {}, "latency_ms": None, "throughput": None, "params": None, "extra": None}
 
 
-def _run_one(task: BenchTask, advance: Callable[[], None]) -> tuple[dict[str, Any], str | None]:
+def _run_one(task: BenchTask, reporter: "_Reporter") -> tuple[dict[str, Any], str | None]:
     """Run every seed of ``task``; an exception becomes an error message, except interrupts."""
     outputs = []
     try:
         for seed in task.seeds:
+            reporter.seed(seed, len(outputs), len(task.seeds))
             output = task.run(seed)
             if not isinstance(output, TaskOutput):
                 raise InputError(f"task {task.name!r} run({seed}) must return a TaskOutput, got {type(output).__name__}")
             outputs.append(output)
-            advance()
+            reporter.advance()
         return _aggregate(outputs), None
     except Exception as exc:  # noqa: BLE001 - one broken task must not stop the suite
         seed_note = f" (seed {task.seeds[len(outputs)]})" if len(outputs) < len(task.seeds) else ""
@@ -271,31 +365,79 @@ def _rotate_results(out_dir: Path) -> Path | None:
     return target
 
 
+# The progress display of the suite being run, for step(); None outside run_tasks.
+_active_reporter: "_Reporter | None" = None
+
+
+def step(text: str) -> None:
+    """Say what the running task is doing now (``"embedding 800 train sentences"``).
+
+    Shown beside the task and seed on the progress line; a no-op outside :func:`run_tasks`.
+    """
+    if _active_reporter is not None:
+        _active_reporter.step(text)
+
+
 class _Reporter:
-    """Progress output with rich; every method is a no-op when silent."""
+    """Progress output with rich; every method is a no-op when silent.
+
+    On a terminal a live line names the task, seed and step; in a log (no
+    terminal) each task start and result is one plain, unwrapped line.
+    """
 
     def __init__(self, enabled: bool, total: int):
         self.progress = None
+        self.task_label, self.seed_label, self.started = "", "", 0
+        self.total_tasks = 0
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+                BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")
             )
+            self.live = self.progress.console.is_terminal
             self.bar = self.progress.add_task("bench", total=total)
 
     def __enter__(self):
-        if self.progress:
+        global _active_reporter
+        _active_reporter = self
+        if self.progress and self.live:
             self.progress.start()
         return self
 
     def __exit__(self, *exc):
-        if self.progress:
+        global _active_reporter
+        _active_reporter = None
+        if self.progress and self.live:
             self.progress.stop()
 
-    def start(self, task: BenchTask) -> None:
-        if self.progress:
-            self.progress.update(self.bar, description=f"{task.name} [{task.backend}]")
+    def _print(self, text) -> None:
+        # soft_wrap: a long line stays one line in a log rather than breaking at 80 columns.
+        self.progress.console.print(text, soft_wrap=True, highlight=False)
+
+    def start(self, task: BenchTask, index: int, count: int) -> None:
+        if not self.progress:
+            return
+        from rich.markup import escape
+
+        self.task_label = f"{task.name} [{task.backend}]"
+        if self.live:
+            self._describe("")
+        else:
+            seeds = f"{len(task.seeds)} seeds" if len(task.seeds) > 1 else f"seed {task.seeds[0]}"
+            self._print(escape(f"[{index}/{count}] {self.task_label}: {seeds}"))
+
+    def seed(self, seed: int, done: int, count: int) -> None:
+        self.seed_label = f"seed {seed} ({done + 1}/{count})" if count > 1 else f"seed {seed}"
+        self._describe("")
+
+    def step(self, text: str) -> None:
+        self._describe(text)
+
+    def _describe(self, text: str) -> None:
+        if self.progress and self.live:
+            parts = [self.task_label, self.seed_label, text]
+            self.progress.update(self.bar, description=" · ".join(p for p in parts if p))
 
     def advance(self) -> None:
         if self.progress:
@@ -307,18 +449,20 @@ class _Reporter:
         from rich.markup import escape
 
         if row["status"] == "error":
-            self.progress.console.print(f"[red]✗[/red] {escape(row['task'])}: {escape(row['error'])}")
+            self._print(f"[red]✗[/red] {escape(row['task'])}: {escape(row['error'])}")
             return
         summary = "  ".join(f"{name} {_fmt_metric(m)}" for name, m in row["metrics"].items())
-        latency = f"  p50 {_fmt_ms(row['latency_ms']['p50'])} ms" if row["latency_ms"] else ""
-        self.progress.console.print(f"[green]✓[/green] {escape(row['task'])}  {escape(summary)}{latency}")
+        latency = row["latency_ms"]
+        timing = f"  p50 {_fmt_ms(latency['p50'])} ms (CV {_fmt_cv(latency)})" if latency else ""
+        self._print(f"[green]✓[/green] {escape(row['task'])}  {escape(summary)}{escape(timing)}")
 
     def note(self, text: str) -> None:
         if self.progress:
-            self.progress.console.print(text)
+            self._print(text)
 
 
-def run_tasks(tasks: Sequence[BenchTask], *, suite: str, out_dir, progress: bool = True) -> list[dict]:
+def run_tasks(tasks: Sequence[BenchTask], *, suite: str, out_dir, progress: bool = True,
+              plot_spec: PlotSpec | None = None) -> list[dict]:
     """Run each task for each of its seeds and write the reports to ``out_dir``.
 
     Every task yields one row (see the module docstring); a task that raises is
@@ -326,8 +470,8 @@ def run_tasks(tasks: Sequence[BenchTask], *, suite: str, out_dir, progress: bool
     KeyboardInterrupt stops it. Rows are appended to ``results.jsonl`` as each
     task finishes, so a crash keeps them; an older ``results.jsonl`` is first
     moved to ``results.<timestamp>.jsonl``. ``leaderboard.md`` and
-    ``plot.png`` (when matplotlib is installed) are written at the end.
-    Returns the rows.
+    ``plot.png`` (when matplotlib is installed; x axis from ``plot_spec``) are
+    written at the end. Returns the rows.
     """
     tasks = list(tasks)
     _check_tasks(tasks)
@@ -338,9 +482,9 @@ def run_tasks(tasks: Sequence[BenchTask], *, suite: str, out_dir, progress: bool
     rows: list[dict] = []
     with _Reporter(progress, total=sum(len(t.seeds) for t in tasks)) as reporter, \
             open(out_dir / RESULTS_FILE, "a", encoding="utf-8") as results:
-        for task in tasks:
-            reporter.start(task)
-            measured, error = _run_one(task, reporter.advance)
+        for index, task in enumerate(tasks, 1):
+            reporter.start(task, index, len(tasks))
+            measured, error = _run_one(task, reporter)
             row = _row(task, suite, env, measured, error)
             results.write(json.dumps(row, default=_json_default) + "\n")
             results.flush()
@@ -348,7 +492,7 @@ def run_tasks(tasks: Sequence[BenchTask], *, suite: str, out_dir, progress: bool
             reporter.finished(row)
         write_text_atomic(out_dir / LEADERBOARD_FILE, leaderboard_markdown(rows))
         try:
-            plot(rows, out_dir / PLOT_FILE)
+            plot(rows, out_dir / PLOT_FILE, plot_spec)
         except ImportError as exc:  # matplotlib is an optional extra; the other reports still stand
             reporter.note(f"no plot: {exc}")
         reporter.note(f"wrote {RESULTS_FILE}, {LEADERBOARD_FILE} and {PLOT_FILE} to {out_dir}")
@@ -372,7 +516,8 @@ def run_suite(name: str, *, quick: bool = False, out_dir=None, progress: bool = 
     if not tasks:
         raise ZooError(f"suite {name!r} built no tasks (quick={quick})")
     out_dir = Path("bench-results") / name if out_dir is None else Path(out_dir)
-    return run_tasks(tasks, suite=name, out_dir=out_dir, progress=progress)
+    plot_spec = resolve_ref(spec.plot) if isinstance(spec.plot, str) else spec.plot
+    return run_tasks(tasks, suite=name, out_dir=out_dir, progress=progress, plot_spec=plot_spec)
 
 
 # -- reports ----------------------------------------------------------------
@@ -393,6 +538,14 @@ def _fmt_metric(metric: dict) -> str:
 
 def _fmt_ms(ms: float) -> str:
     return f"{ms:.0f}" if ms >= 100 else f"{ms:.2f}" if ms >= 1 else f"{ms:.3g}"
+
+
+def _fmt_cv(latency: dict) -> str:
+    """The coefficient of variation, marked when too noisy to rank by."""
+    cv = latency.get("cv")
+    if cv is None:
+        return "—"
+    return f"{cv:.2f}" + (" noisy" if latency.get("noisy") else "")
 
 
 def _fmt_count(n: int | None) -> str:
@@ -441,25 +594,28 @@ def _ranked(rows: Sequence[dict], primary: str | None) -> list[dict]:
 
 
 def _table(rows: Sequence[dict]) -> tuple[list[str], list[list[str]], list[str]]:
-    """Header, body cells and error notes of one dataset's table, shared by Markdown and rich."""
+    """Header, body cells and notes (errors, noisy latency) of one dataset's table, shared by Markdown and rich."""
     ranked = _ranked(rows, _primary_metric(rows))
     metric_names = list(dict.fromkeys(name for r in ranked for name in r["metrics"]))
     with_reference = any(r.get("reference") for r in ranked)
     header = ["model", "backend", *metric_names, *(["reference"] if with_reference else []),
-              "p50 ms", "p95 ms", "throughput", "params"]
-    body, errors = [], []
+              "p50 ms", "p95 ms", "CV", "throughput", "params"]
+    body, notes = [], []
     for row in ranked:
         model = row["model"] + (" (control)" if row["control"] else "") + (" (error)" if row["status"] != "ok" else "")
         metrics = [_fmt_metric(row["metrics"][n]) if n in row["metrics"] else "—" for n in metric_names]
         latency = row.get("latency_ms")
         batch = f" @bs{latency['batch_size']}" if latency and latency["batch_size"] != 1 else ""
-        p50, p95 = (_fmt_ms(latency["p50"]) + batch, _fmt_ms(latency["p95"])) if latency else ("—", "—")
+        timing = [_fmt_ms(latency["p50"]) + batch, _fmt_ms(latency["p95"]), _fmt_cv(latency)] if latency else ["—"] * 3
         reference = [_fmt_reference(row.get("reference"))] if with_reference else []
-        body.append([model, row["backend"], *metrics, *reference, p50, p95,
+        body.append([model, row["backend"], *metrics, *reference, *timing,
                      _fmt_throughput(row.get("throughput")), _fmt_count(row.get("params"))])
         if row["status"] != "ok":
-            errors.append(f"{row['task']}: {row['error']}")
-    return header, body, errors
+            notes.append(f"error in {row['task']}: {row['error']}")
+        elif latency and latency.get("noisy"):
+            notes.append(f"latency of {row['task']} too noisy to rank (CV {latency['cv']:.2f} > {LATENCY_CV_LIMIT}): "
+                         "rerun on an idle machine")
+    return header, body, notes
 
 
 def env_summary(env: dict) -> str:
@@ -486,94 +642,180 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def leaderboard_markdown(rows: Sequence[dict]) -> str:
-    """A Markdown leaderboard: one table per dataset and split, best primary metric first."""
-    suites = ", ".join(dict.fromkeys(r["suite"] for r in rows)) or "(none)"
-    lines = [f"# Benchmark: {suites}", ""]
+def _markdown_tables(rows: Sequence[dict]) -> list[str]:
+    """One Markdown table (with its notes) per dataset and split; cells are never cut."""
+    lines = []
     for (dataset, split), group in _groups(rows).items():
-        header, body, errors = _table(group)
+        header, body, notes = _table(group)
         lines += [f"## {dataset} ({split})", "",
                   "| " + " | ".join(header) + " |",
                   "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(_md_cell(c) for c in cells) + " |" for cells in body]
-        lines += [""] + [f"- error in {e}" for e in errors] + ([""] if errors else [])
-    lines += ["Metrics are mean [95% CI]: t over seeds, or a bootstrap over examples for a single seed.", ""]
+        lines += [""] + [f"- {note}" for note in notes] + ([""] if notes else [])
+    return lines
+
+
+_LEGEND = (f"Metrics are mean [95% CI]: Wilson for a share of trials (accuracy, success), else t over seeds "
+           f"or a bootstrap over examples for a single seed, within the metric's range. CV is the latency's "
+           f"coefficient of variation (std / mean); above {LATENCY_CV_LIMIT} it is marked noisy, not to rank by.")
+
+
+def leaderboard_markdown(rows: Sequence[dict]) -> str:
+    """A Markdown leaderboard: one table per dataset and split, best primary metric first."""
+    suites = ", ".join(dict.fromkeys(r["suite"] for r in rows)) or "(none)"
+    lines = [f"# Benchmark: {suites}", "", *_markdown_tables(rows), _LEGEND, ""]
     lines += ["## Environment", ""] + [f"- {env_summary(env)}" for env in _envs(rows)]
     return "\n".join(lines) + "\n"
 
 
 def print_leaderboard(rows: Sequence[dict], console=None) -> None:
-    """Print the leaderboard as rich tables (one per dataset and split)."""
+    """Print the leaderboard: rich tables on a terminal, plain Markdown tables otherwise (logs, pipes).
+
+    Model ids are never cut: other columns wrap, and a table too wide for the
+    terminal even so is printed in the plain layout.
+    """
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
 
     console = console or Console()
-    for (dataset, split), group in _groups(rows).items():
-        header, body, errors = _table(group)
-        table = Table(title=f"{dataset} ({split})", title_justify="left")
-        for i, name in enumerate(header):
-            table.add_column(name, justify="left" if i < 2 else "right")
-        for cells in body:
-            # Text, not markup strings: ids and CIs contain square brackets.
-            table.add_row(*(Text(c) for c in cells))
+    tables = [_rich_table(dataset, split, group) for (dataset, split), group in _groups(rows).items()]
+    fits = all(console.measure(table).minimum <= console.width for table, _ in tables)
+    if not console.is_terminal or not fits:
+        console.out("\n".join([*_markdown_tables(rows), _LEGEND, *map(env_summary, _envs(rows))]), highlight=False)
+        return
+    from rich.text import Text
+
+    for table, notes in tables:
         console.print(table)
-        for error in errors:
-            console.print(Text(f"error in {error}", style="red"))
+        for note in notes:
+            console.print(Text(note, style="red" if note.startswith("error") else "yellow"))
     for env in _envs(rows):
         console.print(Text(env_summary(env), style="dim"))
 
 
-def plot(rows: Sequence[dict], path) -> Path:
-    """Write a PNG: primary metric (with its CI) against latency p50 on a log axis, one panel per dataset.
+def _rich_table(dataset: str, split: str, rows: Sequence[dict]):
+    """A rich table whose model column is as wide as its longest id; other columns fold."""
+    from rich.table import Table
+    from rich.text import Text
 
-    Rows without a latency or a primary metric are left out; control arms get a square marker.
+    header, body, notes = _table(rows)
+    table = Table(title=f"{dataset} ({split})", title_justify="left")
+    for i, name in enumerate(header):
+        if i == 0:
+            table.add_column(name, no_wrap=True, min_width=max(len(cells[0]) for cells in body))
+        else:
+            table.add_column(name, justify="left" if i < 2 else "right", overflow="fold")
+    for cells in body:
+        # Text, not markup strings: ids and CIs contain square brackets.
+        table.add_row(*(Text(c) for c in cells))
+    return table, notes
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """The x axis of a suite's plot (y is each panel's primary metric with its CI).
+
+    ``x`` is a dotted path into a result row (``"latency_ms.p50"``,
+    ``"extra.train_env_steps"``). Rows without an x value (a random control,
+    a model trained offline) are drawn as horizontal lines across the panel.
+    """
+
+    x: str = "latency_ms.p50"
+    x_label: str = "latency p50 (ms)"
+    log_x: bool = True
+
+
+def _row_value(row: dict, path: str) -> float | None:
+    value: Any = row
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def plot(rows: Sequence[dict], path, spec: PlotSpec | None = None) -> Path:
+    """Write a PNG: primary metric (with its CI) against ``spec.x``, one panel per dataset and split.
+
+    Rows without the metric are left out; control arms are gray squares (or dashed lines without an x value).
     """
     # The object API with the Agg canvas: no pyplot, so the process's GUI backend is untouched.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    spec = spec or PlotSpec()
     panels = []
     for (dataset, split), group in _groups(rows).items():
         primary = _primary_metric(group)
-        points = [r for r in group if r["status"] == "ok" and r.get("latency_ms")
+        points = [r for r in group if r["status"] == "ok"
                   and primary in r["metrics"] and r["metrics"][primary]["mean"] is not None]
-        if points:
+        if any(_row_value(r, spec.x) is not None for r in points):
             panels.append((f"{dataset} ({split})", primary, points))
     ncols = max(1, min(3, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))
-    fig = Figure(figsize=(5.5 * ncols, 4.2 * nrows), layout="constrained")
+    fig = Figure(figsize=(6.0 * ncols, 4.4 * nrows), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (title, primary, points) in zip(axes, panels):
-        _plot_panel(ax, title, primary, points)
+        _plot_panel(ax, spec, title, primary, points)
     for ax in axes[len(panels):]:
         ax.axis("off")
     if not panels:
-        axes[0].text(0.5, 0.5, "no rows with latency and metrics to plot", ha="center", va="center")
+        axes[0].text(0.5, 0.5, f"no rows with {spec.x_label} and metrics to plot", ha="center", va="center")
     return _save_png_atomic(fig, Path(path))
 
 
-def _plot_panel(ax, title: str, primary: str, points: Sequence[dict]) -> None:
+def _plot_panel(ax, spec: PlotSpec, title: str, primary: str, points: Sequence[dict]) -> None:
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    placed = [r for r in points if _row_value(r, spec.x) is not None]
+    xs = [_row_value(r, spec.x) for r in placed]
+    right_half = math.sqrt(min(xs) * max(xs)) if spec.log_x else (min(xs) + max(xs)) / 2
     for control, marker, color, label in ((False, "o", "tab:blue", "model"), (True, "s", "tab:gray", "control")):
-        arm = [r for r in points if r["control"] == control]
+        arm = [r for r in placed if r["control"] == control]
         if not arm:
             continue
-        x = [r["latency_ms"]["p50"] for r in arm]
+        x = [_row_value(r, spec.x) for r in arm]
         y = [r["metrics"][primary]["mean"] for r in arm]
-        cis = [r["metrics"][primary]["ci95"] or [m, m] for r, m in zip(arm, y)]
-        yerr = np.abs(np.array([[m - lo, hi - m] for m, (lo, hi) in zip(y, cis)], dtype=float).T)
-        ax.errorbar(x, y, yerr=yerr, fmt=marker, color=color, capsize=3, label=label)
+        ax.errorbar(x, y, yerr=_yerr(arm, primary), fmt=marker, color=color, capsize=3, label=label)
         for r, xi, yi in zip(arm, x, y):
-            ax.annotate(f"{r['model']} [{r['backend']}]", (xi, yi), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7)
-    ax.set_xscale("log")
-    ax.margins(x=0.25, y=0.1)  # room for the point labels at the edges
-    ax.set_xlabel("latency p50 (ms, log)")
+            # Labels right of the middle point leftwards, so none runs off the panel's right edge.
+            left = xi > right_half
+            ax.annotate(_point_label(r), (xi, yi), textcoords="offset points", xytext=(-5 if left else 5, 4),
+                        ha="right" if left else "left", fontsize=7)
+    for r in points:
+        if _row_value(r, spec.x) is None:
+            _plot_level(ax, r, primary)
+    if spec.log_x:
+        ax.set_xscale("log")
+        # Decade ticks only: minor tick labels on a narrow log range overlap.
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.15, y=0.12)
+    ax.set_xlabel(spec.x_label + (" (log)" if spec.log_x else ""))
     ax.set_ylabel(primary)
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="best")
+
+
+def _point_label(row: dict) -> str:
+    return row["model"].removeprefix("control/") + ("" if row["backend"] in ("torch", "numpy", "sklearn")
+                                                      else f" [{row['backend']}]")
+
+
+def _yerr(rows: Sequence[dict], primary: str) -> np.ndarray:
+    means = [r["metrics"][primary]["mean"] for r in rows]
+    cis = [r["metrics"][primary]["ci95"] or [m, m] for r, m in zip(rows, means)]
+    return np.abs(np.array([[m - lo, hi - m] for m, (lo, hi) in zip(means, cis)], dtype=float).T)
+
+
+def _plot_level(ax, row: dict, primary: str) -> None:
+    """A row without an x value: a horizontal line at its mean, its CI shaded, labelled at the left."""
+    metric = row["metrics"][primary]
+    color = "tab:gray" if row["control"] else "tab:green"
+    ax.axhline(metric["mean"], color=color, linestyle="--" if row["control"] else ":", linewidth=1.2)
+    if metric["ci95"]:
+        ax.axhspan(*metric["ci95"], color=color, alpha=0.12, linewidth=0)
+    ax.annotate(_point_label(row), (0.01, metric["mean"]), xycoords=("axes fraction", "data"),
+                textcoords="offset points", xytext=(0, 3), fontsize=7, color=color)
 
 
 def _save_png_atomic(fig, path: Path) -> Path:

@@ -150,11 +150,16 @@ class RecipeSpec:
 
 @dataclass(frozen=True)
 class SuiteSpec:
-    """A benchmark suite: ``builder(quick=bool) -> list[zoo.bench.BenchTask]``."""
+    """A benchmark suite: ``builder(quick=bool) -> list[zoo.bench.BenchTask]``.
+
+    ``plot``: a ``zoo.bench.PlotSpec`` (or a ``"module:NAME"`` reference to one) naming
+    the plot's x axis; None plots against latency.
+    """
 
     name: str
     builder: str | Callable
     description: str = ""
+    plot: Any = None
 
 
 @dataclass(frozen=True)

@@ -121,22 +121,73 @@ def test_run_tasks_writes_one_row_per_task_in_the_schema(suite_run):
     assert stored == json.loads(json.dumps(rows, default=bench._json_default))
     for row in stored:
         assert set(row) == ROW_KEYS
-        assert row["schema"] == 1 and row["suite"] == "toy"
+        assert row["schema"] == 2 and row["suite"] == "toy"
         assert row["timestamp"].endswith("+00:00")
         assert row["env"]["python"] == envinfo.fingerprint()["python"]
 
 
-def test_single_seed_gets_a_bootstrap_ci_and_several_seeds_a_t_interval(suite_run):
+def test_a_share_of_trials_gets_a_wilson_ci_and_several_seeds_a_t_interval(suite_run):
     rows = {r["task"]: r for r in suite_run[1]}
     good = rows["good@toy"]["metrics"]
-    assert good["accuracy"]["ci_method"] == "bootstrap-examples" and good["accuracy"]["n_seeds"] == 1
-    lo, hi = good["accuracy"]["ci95"]
-    assert lo < 0.9 < hi
-    assert good["macro_f1"] == {"mean": 0.88, "ci95": None, "n_seeds": 1, "ci_method": None}
-    noisy = rows["noisy@toy"]["metrics"]["accuracy"]
+    assert good["accuracy"]["ci_method"] == "wilson" and good["accuracy"]["n_seeds"] == 1
+    assert good["accuracy"]["ci95"] == pytest.approx(list(bench.wilson_ci95(180, 200)[1:]))
+    assert good["accuracy"]["range"] == [0.0, 1.0]
+    assert good["macro_f1"] == {"mean": 0.88, "ci95": None, "n_seeds": 1, "ci_method": None, "range": [0.0, 1.0]}
+    noisy = rows["noisy@toy"]["metrics"]["accuracy"]  # no per-example trials: t over its five seeds
     mean, lo, hi = bench.mean_ci95([0.93, 0.94, 0.95, 0.96, 0.97])
     assert noisy["ci_method"] == "t-over-seeds" and noisy["n_seeds"] == 5
     assert noisy["mean"] == pytest.approx(mean) and noisy["ci95"] == pytest.approx([lo, hi])
+
+
+def test_wilson_matches_a_hand_computation():
+    # 8 of 10, z = 1.959964: centre (0.8 + z²/20) / (1 + z²/10) = 0.7167, half-width
+    # z / (1 + z²/10) * sqrt(0.8 * 0.2 / 10 + z²/400) = 0.2265: [0.4902, 0.9433].
+    p, lo, hi = bench.wilson_ci95(8, 10)
+    assert p == 0.8 and lo == pytest.approx(0.49016, abs=1e-4) and hi == pytest.approx(0.94332, abs=1e-4)
+    assert bench.wilson_ci95(0, 10)[1] == 0.0 and bench.wilson_ci95(0, 10)[2] == pytest.approx(0.27753, abs=1e-4)
+    assert bench.wilson_ci95(10, 10)[2] == 1.0 and bench.wilson_ci95(10, 10)[1] == pytest.approx(0.72247, abs=1e-4)
+    with pytest.raises(InputError):
+        bench.wilson_ci95(3, 2)
+
+
+def _success_over_seeds(outcomes_per_seed):
+    """A robotics-like task: each seed a few episodes, success = their 0/1 share."""
+    return [TaskOutput({"success": float(np.mean(o)), "mean_return": 100.0 * float(np.mean(o)) - 50.0},
+                       per_example={"success": np.asarray(o, dtype=float)}) for o in outcomes_per_seed]
+
+
+@pytest.mark.parametrize("outcomes", [
+    [[1], [0], [1]],  # the issue's case: 3 seeds of one episode gave a t interval of [-1.101, 1.768]
+    [[0], [0], [0]], [[1], [1], [1]], [[0, 0]] * 10, [[1, 1]] * 10, [[1, 0]] * 10, [[1]],
+])
+def test_a_proportion_ci_always_lies_in_zero_one_and_pools_the_trials(outcomes):
+    summary = bench._metric_summary("success", _success_over_seeds(outcomes))
+    lo, hi = summary["ci95"]
+    pooled = np.concatenate(outcomes)
+    assert summary["ci_method"] == "wilson" and 0.0 <= lo <= summary["mean"] <= hi <= 1.0
+    assert [lo, hi] == pytest.approx(list(bench.wilson_ci95(int(pooled.sum()), pooled.size)[1:]))
+
+
+def test_bounded_metrics_without_trials_are_clipped_and_unbounded_ones_are_not():
+    outputs = [TaskOutput({"dice": d, "hd95": h, "mean_return": r})
+               for d, h, r in ((0.99, 0.1, -500.0), (0.5, 9.0, 100.0), (0.98, 0.2, 20.0))]
+    dice, hd95, ret = (bench._metric_summary(n, outputs) for n in ("dice", "hd95", "mean_return"))
+    assert dice["ci_method"] == "t-over-seeds" and dice["ci95"][1] == 1.0 and dice["range"] == [0.0, 1.0]
+    assert hd95["ci95"][0] == 0.0 and hd95["range"] == [0.0, None]
+    assert ret["ci95"] == pytest.approx(list(bench.mean_ci95([-500.0, 100.0, 20.0])[1:]))
+    assert ret["range"] == [None, None]
+    assert bench.metric_kind("dice_liver") == bench.METRICS["dice*"]
+
+
+def test_latency_summary_reports_spread_and_flags_noisy_samples():
+    steady = bench.latency_summary([1.0, 1.1, 0.9, 1.0, 1.0])
+    assert steady["p50"] == 1.0 and steady["mean"] == pytest.approx(1.0) and steady["n"] == 5
+    assert steady["cv"] == pytest.approx(np.std([1.0, 1.1, 0.9, 1.0, 1.0], ddof=1) / 1.0)
+    assert not steady["noisy"]
+    # The issue's loaded machine: identical calls from 0.97 to 200 ms.
+    loaded = bench.latency_summary([0.97, 1.0, 200.0, 1.1, 150.0, 0.99], batch_size=4)
+    assert loaded["noisy"] and loaded["cv"] > bench.LATENCY_CV_LIMIT and loaded["batch_size"] == 4
+    assert loaded["p95"] > 100 and bench.latency_summary([3.0])["cv"] is None
 
 
 def test_rows_carry_latency_throughput_params_and_extra(suite_run):
@@ -145,6 +196,7 @@ def test_rows_carry_latency_throughput_params_and_extra(suite_run):
     assert good["latency_ms"]["p50"] == pytest.approx(1.15)
     assert good["latency_ms"]["p50"] <= good["latency_ms"]["p95"] <= 5.0
     assert good["latency_ms"]["batch_size"] == 8
+    assert good["latency_ms"] == bench.latency_summary([1.0, 1.2, 1.1, 5.0], batch_size=8)
     assert good["throughput"] == {"value": 7000.0, "unit": "items/s"}
     assert good["params"] == 1234 and good["extra"]["gflops"] == pytest.approx(0.25)
     noisy = rows["noisy@toy"]["latency_ms"]  # latencies of all five seeds pooled
@@ -279,3 +331,106 @@ def test_importing_the_engine_loads_neither_torch_nor_matplotlib():
     code = "import sys, zoo.bench, zoo.envinfo; print(sorted({'torch', 'matplotlib'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# -- readable output ----------------------------------------------------------
+LONG_IDS = ["medical/unet3d.ct-phantom-with-a-long-suffix", "robotics/ppo-mlp.invertedpendulum-v5",
+            "nlp/all-minilm-l6-v2 + logreg probe"]
+
+
+def _long_id_rows(tmp_path):
+    tasks = [BenchTask(f"t{i}", model, "toy/data", reference={"source": "A paper with a long title, 2021",
+                                                              "metrics": {"accuracy": 0.9}},
+                       run=lambda s: TaskOutput({"accuracy": 0.9, "macro_f1": 0.85, "dice": 0.8},
+                                                per_example={"accuracy": np.ones(10)},
+                                                latency_ms=[1.0, 1.1, 30.0], throughput=123.0, params=10**6))
+             for i, model in enumerate(LONG_IDS)]
+    return bench.run_tasks(tasks, suite="s", out_dir=tmp_path, progress=False)
+
+
+def test_leaderboard_in_a_log_is_plain_with_every_id_whole(tmp_path):
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=80)  # a file, not a terminal: what a log or pipe gets
+    assert not console.is_terminal
+    bench.print_leaderboard(_long_id_rows(tmp_path), console=console)
+    lines = console.file.getvalue().splitlines()
+    rows = [line for line in lines if line.startswith("| ")]
+    for model in LONG_IDS:
+        # Each result is one line that starts with its whole id, however wide the line.
+        assert sum(line.startswith(f"| {model} | ") for line in rows) == 1
+    assert all(line.endswith(" |") for line in rows)  # no row broken across lines
+    assert not any("…" in line for line in lines)
+
+
+@pytest.mark.parametrize("width", [60, 120, 250])
+def test_leaderboard_on_a_terminal_never_cuts_an_id(tmp_path, width):
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+    bench.print_leaderboard(_long_id_rows(tmp_path), console=console)
+    text = console.file.getvalue()
+    assert all(model in text for model in LONG_IDS) and "…" not in text
+
+
+def test_result_lines_do_not_wrap_in_a_log(tmp_path, capsys):
+    name = "a-task-name-long-enough-to-pass-eighty-columns@some-dataset-with-a-long-name[onnxruntime]"
+    bench.run_tasks([BenchTask(name, "m", "d", run=lambda s: TaskOutput({"accuracy": 0.5, "macro_f1": 0.5},
+                                                                        latency_ms=[1.0, 2.0]))],
+                    suite="s", out_dir=tmp_path, progress=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert f"[1/1] {name} [torch]: seed 0" in lines
+    (done,) = [line for line in lines if line.startswith("✓")]
+    assert done.startswith(f"✓ {name}  accuracy 0.500") and done.endswith("(CV 0.47)")
+
+
+def test_leaderboard_shows_the_latency_spread_and_names_noisy_rows(tmp_path):
+    tasks = [BenchTask("steady", "m/steady", "d", run=lambda s: TaskOutput({"acc": 0.9}, latency_ms=[1.0, 1.0, 1.1])),
+             BenchTask("loaded", "m/loaded", "d", run=lambda s: TaskOutput({"acc": 0.8}, latency_ms=[0.97, 200.0, 1.0]))]
+    text = bench.leaderboard_markdown(bench.run_tasks(tasks, suite="s", out_dir=tmp_path, progress=False))
+    header = next(line for line in text.splitlines() if line.startswith("| model"))
+    assert "| p50 ms | p95 ms | CV |" in header
+    assert "| m/steady | torch | 0.900 | 1.00 | 1.09 | 0.06 |" in text
+    assert "1.71 noisy |" in text
+    assert "- latency of loaded too noisy to rank (CV 1.71 > 0.5): rerun on an idle machine" in text
+    assert "steady too noisy" not in text
+
+
+def test_step_names_what_the_running_task_does(tmp_path):
+    seen = []
+
+    class Recorder(bench._Reporter):
+        def _describe(self, text):
+            seen.append((self.task_label, self.seed_label, text))
+
+    def run(seed):
+        bench.step("embedding 800 sentences")
+        return TaskOutput({"acc": 1.0}, latency_ms=bench.measure_latency(lambda: None, warmup=0, iters=2))
+
+    reporter = Recorder(True, total=2)
+    with reporter:
+        reporter.start(BenchTask("probe@tweets", "m", "d", seeds=(0, 1), run=run), 1, 1)
+        bench._run_one(BenchTask("probe@tweets", "m", "d", seeds=(0, 1), run=run), reporter)
+    assert ("probe@tweets [torch]", "seed 1 (2/2)", "embedding 800 sentences") in seen
+    assert ("probe@tweets [torch]", "seed 0 (1/2)", "timing latency (2+ calls)") in seen
+    bench.step("outside a run is a no-op")  # no reporter active: nothing raised
+
+
+def test_a_suite_declares_its_plot_axis_and_rows_without_it_are_lines(tmp_path, monkeypatch):
+    drawn = {}
+    real_panel = bench._plot_panel
+
+    def spy(ax, spec, title, primary, points):
+        real_panel(ax, spec, title, primary, points)
+        drawn[title] = (ax.get_xlabel(), [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"])
+
+    monkeypatch.setattr(bench, "_plot_panel", spy)
+    spec = bench.PlotSpec(x="extra.train_env_steps", x_label="environment steps in training")
+    tasks = [BenchTask("ppo", "r/ppo", "CartPole-v1", run=lambda s: TaskOutput({"mean_return": 500.0},
+                                                                                 extra={"train_env_steps": 100_000})),
+             BenchTask("random", "control/random", "CartPole-v1", control=True,
+                       run=lambda s: TaskOutput({"mean_return": 22.0}))]
+    bench.run_tasks(tasks, suite="s", out_dir=tmp_path, progress=False, plot_spec=spec)
+    assert drawn == {"CartPole-v1 (test)": ("environment steps in training (log)", [22.0])}
+    assert (tmp_path / "plot.png").read_bytes().startswith(PNG_MAGIC)
+    assert registry.get_registry().suite("robotics").plot == "robotics.bench:PLOT"
