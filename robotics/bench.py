@@ -24,7 +24,7 @@ from zoo.bench import BenchTask, PlotSpec, TaskOutput, measure_latency, step
 
 BENCH_SEED = 20_000  # apart from training (0...) and card evaluation (10_000...) seeds
 EPISODES_PER_SEED = 2
-PLOT = PlotSpec(x="extra.train_env_steps", x_label="environment steps in training")
+PLOT = PlotSpec(x="extra.train_env_steps", x_label="environment steps in training (log scale)")
 
 
 def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[BenchTask]:

@@ -51,8 +51,9 @@ _T975 = (
 _Z975 = 1.959963984540054
 # Cap on resampled indices held at once by the bootstrap (about 32 MB of int64).
 _BOOT_CHUNK_ELEMENTS = 4_000_000
-# Latency whose coefficient of variation (std / mean) exceeds this is too noisy to rank by.
-LATENCY_CV_LIMIT = 0.5
+# Latency whose p95 exceeds this multiple of its p50 is too noisy to rank by. A tail ratio, not
+# the CV: one scheduler stall among 200 calls lifts the CV above 1 yet leaves p50 and p95 sound.
+LATENCY_SPREAD_LIMIT = 3.0
 
 
 @dataclass(frozen=True)
@@ -188,19 +189,20 @@ def metric_kind(name: str) -> MetricKind:
 
 
 def latency_summary(samples_ms: Sequence[float], batch_size: int = 1) -> dict[str, Any]:
-    """p50, p95, mean and coefficient of variation of latency samples; ``noisy`` when CV > LATENCY_CV_LIMIT."""
+    """p50, p95, mean and coefficient of variation of latency samples; ``noisy`` when p95 > LATENCY_SPREAD_LIMIT × p50."""
     x = np.asarray(samples_ms, dtype=float)
     if x.size == 0:
         raise InputError("latency_summary needs at least one sample, got none")
     mean = float(x.mean())
     cv = float(x.std(ddof=1)) / mean if x.size > 1 and mean > 0 else None
+    p50, p95 = float(np.percentile(x, 50)), float(np.percentile(x, 95))
     return {
-        "p50": float(np.percentile(x, 50)),
-        "p95": float(np.percentile(x, 95)),
+        "p50": p50,
+        "p95": p95,
         "mean": mean,
         "cv": cv,
         "n": int(x.size),
-        "noisy": cv is not None and cv > LATENCY_CV_LIMIT,
+        "noisy": p95 > LATENCY_SPREAD_LIMIT * p50,
         "batch_size": batch_size,
     }
 
@@ -613,8 +615,8 @@ def _table(rows: Sequence[dict]) -> tuple[list[str], list[list[str]], list[str]]
         if row["status"] != "ok":
             notes.append(f"error in {row['task']}: {row['error']}")
         elif latency and latency.get("noisy"):
-            notes.append(f"latency of {row['task']} too noisy to rank (CV {latency['cv']:.2f} > {LATENCY_CV_LIMIT}): "
-                         "rerun on an idle machine")
+            notes.append(f"latency of {row['task']} too noisy to rank (p95 {latency['p95'] / latency['p50']:.1f}× p50, "
+                         f"over {LATENCY_SPREAD_LIMIT:g}×; CV {latency['cv']:.2f}): rerun on an idle machine")
     return header, body, notes
 
 
@@ -657,7 +659,8 @@ def _markdown_tables(rows: Sequence[dict]) -> list[str]:
 
 _LEGEND = (f"Metrics are mean [95% CI]: Wilson for a share of trials (accuracy, success), else t over seeds "
            f"or a bootstrap over examples for a single seed, within the metric's range. CV is the latency's "
-           f"coefficient of variation (std / mean); above {LATENCY_CV_LIMIT} it is marked noisy, not to rank by.")
+           f"coefficient of variation (std / mean); a row whose p95 exceeds {LATENCY_SPREAD_LIMIT:g}× its p50 is marked "
+           f"noisy, not to rank by.")
 
 
 def leaderboard_markdown(rows: Sequence[dict]) -> str:
@@ -720,7 +723,7 @@ class PlotSpec:
     """
 
     x: str = "latency_ms.p50"
-    x_label: str = "latency p50 (ms)"
+    x_label: str = "latency p50 (ms, log scale)"
     log_x: bool = True
 
 
@@ -763,8 +766,6 @@ def plot(rows: Sequence[dict], path, spec: PlotSpec | None = None) -> Path:
 
 
 def _plot_panel(ax, spec: PlotSpec, title: str, primary: str, points: Sequence[dict]) -> None:
-    from matplotlib.ticker import LogLocator, NullFormatter
-
     placed = [r for r in points if _row_value(r, spec.x) is not None]
     xs = [_row_value(r, spec.x) for r in placed]
     right_half = math.sqrt(min(xs) * max(xs)) if spec.log_x else (min(xs) + max(xs)) / 2
@@ -780,20 +781,39 @@ def _plot_panel(ax, spec: PlotSpec, title: str, primary: str, points: Sequence[d
             left = xi > right_half
             ax.annotate(_point_label(r), (xi, yi), textcoords="offset points", xytext=(-5 if left else 5, 4),
                         ha="right" if left else "left", fontsize=7)
+    _plot_references(ax, placed, primary, spec)
     for r in points:
         if _row_value(r, spec.x) is None:
             _plot_level(ax, r, primary)
+    ax.margins(x=0.15, y=0.12)
     if spec.log_x:
         ax.set_xscale("log")
-        # Decade ticks only: minor tick labels on a narrow log range overlap.
-        ax.xaxis.set_major_locator(LogLocator(base=10))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.margins(x=0.15, y=0.12)
-    ax.set_xlabel(spec.x_label + (" (log)" if spec.log_x else ""))
+        _log_ticks(ax, min(xs), max(xs))
+    ax.set_xlabel(spec.x_label)
     ax.set_ylabel(primary)
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
+
+
+def _log_ticks(ax, low: float, high: float) -> None:
+    """Labelled ticks at 1, 2, 5 × 10^k over a narrow range (decades only over a wide one), compactly written.
+
+    matplotlib's default labels every minor tick of a short log range, and they overlap.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    subs = (1.0, 2.0, 5.0) if math.log10(high / low) < 2 else (1.0,)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _fmt_tick(value)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _fmt_tick(value: float) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}"
 
 
 def _point_label(row: dict) -> str:
@@ -807,11 +827,22 @@ def _yerr(rows: Sequence[dict], primary: str) -> np.ndarray:
     return np.abs(np.array([[m - lo, hi - m] for m, (lo, hi) in zip(means, cis)], dtype=float).T)
 
 
+def _plot_references(ax, rows: Sequence[dict], primary: str, spec: PlotSpec) -> None:
+    """Published numbers beside the rows that have one: a hollow diamond at the row's x."""
+    cited = [(_row_value(r, spec.x), (r.get("reference") or {}).get("metrics", {}).get(primary)) for r in rows]
+    cited = [(x, y) for x, y in cited if isinstance(y, (int, float))]
+    if cited:
+        ax.scatter(*zip(*cited), marker="D", facecolors="none", edgecolors="tab:red", label="published", zorder=3)
+
+
 def _plot_level(ax, row: dict, primary: str) -> None:
     """A row without an x value: a horizontal line at its mean, its CI shaded, labelled at the left."""
     metric = row["metrics"][primary]
     color = "tab:gray" if row["control"] else "tab:green"
-    ax.axhline(metric["mean"], color=color, linestyle="--" if row["control"] else ":", linewidth=1.2)
+    kind = "control" if row["control"] else "model (no value on this x axis)"
+    # One legend entry per kind of line, however many rows draw one.
+    label = kind if kind not in ax.get_legend_handles_labels()[1] else "_nolegend_"
+    ax.axhline(metric["mean"], color=color, linestyle="--" if row["control"] else ":", linewidth=1.2, label=label)
     if metric["ci95"]:
         ax.axhspan(*metric["ci95"], color=color, alpha=0.12, linewidth=0)
     ax.annotate(_point_label(row), (0.01, metric["mean"]), xycoords=("axes fraction", "data"),

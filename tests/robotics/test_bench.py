@@ -1,6 +1,6 @@
 """The robotics suite: every bundled policy, a random control arm, rl-zoo references beside ours."""
 import zoo
-from robotics.bench import reference, suite
+from robotics.bench import PLOT, reference, suite, train_env_steps
 from zoo.bench import run_tasks
 
 
@@ -32,6 +32,23 @@ def test_cartpole_rows_rank_the_policy_above_the_random_control(tmp_path):
     assert random["metrics"]["mean_return"]["mean"] < 100 and policy["metrics"]["mean_return"]["ci95"] is not None
     assert policy["throughput"]["unit"] == "env steps/s" and policy["throughput"]["value"] > 0
     assert "rl-baselines3-zoo" in (tmp_path / "leaderboard.md").read_text()
+    # Success is a share of episodes: a Wilson interval inside [0, 1] (a t interval over
+    # three seeds of one episode each once gave [-1.101, 1.768]).
+    for row in (policy, random):
+        success = row["metrics"]["success"]
+        assert success["ci_method"] == "wilson" and 0.0 <= success["ci95"][0] <= success["ci95"][1] <= 1.0
+    assert random["metrics"]["success"]["ci95"][0] == 0.0 and policy["metrics"]["success"]["ci95"][1] == 1.0
+    # The plot's x axis: the environment steps the policy trained with (none for the random control).
+    assert policy["extra"]["train_env_steps"] == 100_000 and "train_env_steps" not in random["extra"]
+
+
+def test_the_suite_plots_return_against_training_steps():
+    from zoo.bench import PlotSpec
+
+    spec = zoo.registry.get_registry().suite("robotics").plot
+    assert spec == "robotics.bench:PLOT" and PLOT == PlotSpec("extra.train_env_steps", PLOT.x_label, log_x=True)
+    assert train_env_steps("robotics/sac-mlp.pendulum-v1") == 20_000
+    assert train_env_steps("robotics/bc-mlp.cartpole-v1") is None  # trained offline: drawn as a line
 
 
 def test_a_policy_runs_on_the_onnxruntime_backend_with_the_same_actions():
