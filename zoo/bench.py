@@ -389,14 +389,14 @@ class _Reporter:
 
     def __init__(self, enabled: bool, total: int):
         self.progress = None
-        self.task_label, self.seed_label, self.started = "", "", 0
-        self.total_tasks = 0
+        self.task_label, self.seed_label = "", ""
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.table import Column
 
-            self.progress = Progress(
-                BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")
-            )
+            # Plain text: ids hold brackets.
+            description = TextColumn("{task.description}", markup=False, table_column=Column(no_wrap=True))
+            self.progress = Progress(BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), description)
             self.live = self.progress.console.is_terminal
             self.bar = self.progress.add_task("bench", total=total)
 
@@ -438,8 +438,10 @@ class _Reporter:
 
     def _describe(self, text: str) -> None:
         if self.progress and self.live:
-            parts = [self.task_label, self.seed_label, text]
-            self.progress.update(self.bar, description=" · ".join(p for p in parts if p))
+            line = " · ".join(p for p in (self.task_label, self.seed_label, text) if p)
+            # The bar and counters take about 40 columns; a long step is cut at its end, never they.
+            room = max(20, self.progress.console.width - 42)
+            self.progress.update(self.bar, description=line if len(line) <= room else line[:room - 1] + "…")
 
     def advance(self) -> None:
         if self.progress:
@@ -674,14 +676,16 @@ def leaderboard_markdown(rows: Sequence[dict]) -> str:
 def print_leaderboard(rows: Sequence[dict], console=None) -> None:
     """Print the leaderboard: rich tables on a terminal, plain Markdown tables otherwise (logs, pipes).
 
-    Model ids are never cut: other columns wrap, and a table too wide for the
-    terminal even so is printed in the plain layout.
+    Ids and numbers are never cut: cells wrap between words, and a table too wide
+    for the terminal even so is printed in the plain layout.
     """
     from rich.console import Console
 
     console = console or Console()
     tables = [_rich_table(dataset, split, group) for (dataset, split), group in _groups(rows).items()]
-    fits = all(console.measure(table).minimum <= console.width for table, _ in tables)
+    # Measured without the console's cap (which would clip the minimum to its width).
+    unbounded = console.options.update_width(10**6)
+    fits = all(console.measure(table, options=unbounded).minimum <= console.width for table, _ in tables)
     if not console.is_terminal or not fits:
         console.out("\n".join([*_markdown_tables(rows), _LEGEND, *map(env_summary, _envs(rows))]), highlight=False)
         return
@@ -696,17 +700,15 @@ def print_leaderboard(rows: Sequence[dict], console=None) -> None:
 
 
 def _rich_table(dataset: str, split: str, rows: Sequence[dict]):
-    """A rich table whose model column is as wide as its longest id; other columns fold."""
+    """A rich table whose cells wrap only between words: no column is narrower than its longest word."""
     from rich.table import Table
     from rich.text import Text
 
     header, body, notes = _table(rows)
     table = Table(title=f"{dataset} ({split})", title_justify="left")
     for i, name in enumerate(header):
-        if i == 0:
-            table.add_column(name, no_wrap=True, min_width=max(len(cells[0]) for cells in body))
-        else:
-            table.add_column(name, justify="left" if i < 2 else "right", overflow="fold")
+        longest_word = max(len(word) for cells in [header, *body] for word in cells[i].split() or [""])
+        table.add_column(name, justify="left" if i < 2 else "right", min_width=longest_word)
     for cells in body:
         # Text, not markup strings: ids and CIs contain square brackets.
         table.add_row(*(Text(c) for c in cells))

@@ -374,6 +374,9 @@ def test_leaderboard_on_a_terminal_never_cuts_an_id(tmp_path, width):
     bench.print_leaderboard(_long_id_rows(tmp_path), console=console)
     text = console.file.getvalue()
     assert all(model in text for model in LONG_IDS) and "…" not in text
+    # Nothing cropped at the right edge either: the last column and the longest words are all there.
+    assert "params" in text and "1.0M" in text and "(A paper with a long title, 2021)" in " ".join(text.split())
+    assert max(map(len, text.splitlines())) <= width or text.startswith("## toy/data")
 
 
 def test_result_lines_do_not_wrap_in_a_log(tmp_path, capsys):
