@@ -440,3 +440,70 @@ def test_a_suite_declares_its_plot_axis_and_rows_without_it_are_lines(tmp_path, 
     assert drawn == {"CartPole-v1 (test)": ("environment steps in training (log scale)", [22.0])}
     assert (tmp_path / "plot.png").read_bytes().startswith(PNG_MAGIC)
     assert registry.get_registry().suite("robotics").plot == "robotics.bench:PLOT"
+
+
+# -- properties (Hypothesis) ---------------------------------------------------
+# 60 examples a property with a fixed seed, so the suite is short and repeatable;
+# ZOO_BENCH_EXAMPLES=N runs a campaign of N fresh random examples a property.
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_CAMPAIGN = __import__("os").environ.get("ZOO_BENCH_EXAMPLES")
+_PROPERTY = settings(max_examples=int(_CAMPAIGN or 60), derandomize=not _CAMPAIGN, deadline=None, database=None)
+
+
+@_PROPERTY
+@given(st.integers(1, 10**6).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+def test_property_wilson_lies_in_zero_one_around_the_share(successes_trials):
+    successes, trials = successes_trials
+    p, lo, hi = bench.wilson_ci95(successes, trials)
+    assert 0.0 <= lo <= p <= hi <= 1.0
+    assert (lo == 0.0) == (successes == 0) and (hi == 1.0) == (successes == trials)
+
+
+_FINITE = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@_PROPERTY
+@given(name=st.sampled_from(["accuracy", "success", "dice", "dice_liver", "macro_f1", "auc", "hd95", "mean_length",
+                             "mean_return"]),
+       seeds=st.lists(st.tuples(_FINITE, st.lists(st.sampled_from([0.0, 1.0]), max_size=20)), min_size=1, max_size=8))
+def test_property_every_ci_stays_in_the_metric_declared_range(name, seeds):
+    kind = bench.metric_kind(name)
+    clip = lambda v: min(max(v, kind.low if kind.low is not None else -np.inf), kind.high if kind.high is not None else np.inf)  # noqa: E731
+    outputs = [TaskOutput({name: clip(value)}, per_example={name: np.array(trials)} if trials else None)
+               for value, trials in seeds]
+    summary = bench._metric_summary(name, outputs)
+    assert summary["range"] == [kind.low, kind.high]
+    if summary["ci95"] is not None:
+        lo, hi = summary["ci95"]
+        assert lo <= hi
+        assert kind.low is None or lo >= kind.low
+        assert kind.high is None or hi <= kind.high
+
+
+@_PROPERTY
+@given(st.lists(st.floats(1e-4, 1e5, allow_nan=False), min_size=1, max_size=300))
+def test_property_latency_summary_is_ordered_and_flags_by_the_tail(samples):
+    summary = bench.latency_summary(samples)
+    assert min(samples) <= summary["p50"] <= summary["p95"] <= max(samples) and summary["n"] == len(samples)
+    assert summary["noisy"] == (summary["p95"] > bench.LATENCY_SPREAD_LIMIT * summary["p50"])
+    assert summary["cv"] is None if len(samples) == 1 else summary["cv"] >= 0
+
+
+_ID = st.text(st.characters(codec="ascii", categories=["L", "N", "P", "S"]), min_size=1, max_size=60)
+
+
+@_PROPERTY
+@given(ids=st.lists(_ID, min_size=1, max_size=4, unique=True), width=st.integers(40, 300),
+       terminal=st.booleans())
+def test_property_no_layout_ever_cuts_an_id(ids, width, terminal):
+    from rich.console import Console
+
+    rows = [bench._row(BenchTask(f"t{i}", model, "d", run=_broken), "s", {}, bench._aggregate(
+        [TaskOutput({"accuracy": 0.5}, per_example={"accuracy": np.array([0.0, 1.0])}, latency_ms=[1.0, 9.0])]), None)
+        for i, model in enumerate(ids)]
+    console = Console(file=io.StringIO(), width=width, force_terminal=terminal, color_system=None)
+    bench.print_leaderboard(rows, console=console)
+    text = console.file.getvalue()
+    for model in ids:
+        assert model in text or bench._md_cell(model) in text
