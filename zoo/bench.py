@@ -85,7 +85,9 @@ class TaskOutput:
     """What one run of a task (one seed) measured.
 
     ``per_example`` maps a metric name to per-example values (0/1 or scores)
-    whose mean is that metric; with a single seed it gives the bootstrap CI.
+    whose mean is that metric. For a share of trials (:data:`METRICS`) the 0/1
+    values of every seed, pooled, give the Wilson CI; otherwise, with a single
+    seed, they give the bootstrap CI.
     ``latency_ms`` holds per-call latencies measured after warm-up, each call
     processing ``batch_size`` items.
     """
