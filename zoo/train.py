@@ -21,6 +21,7 @@ import contextlib
 import json
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -270,11 +271,12 @@ class Trainer:
             seed_everything(self.config.seed)
             self._write_metrics_file([])
         start_epoch, start_batch = self.epoch, self.batch
-        for epoch in range(start_epoch, self.config.epochs):
-            if self.stopped_early:
-                break
-            self._train_epoch(epoch, start_batch if epoch == start_epoch else 0)
-            self._end_epoch(epoch)
+        with EpochReport(self.config.progress and self.env.is_main, self.config.epochs) as self.report:
+            for epoch in range(start_epoch, self.config.epochs):
+                if self.stopped_early:
+                    break
+                self._train_epoch(epoch, start_batch if epoch == start_epoch else 0)
+                self._end_epoch(epoch)
         return self._finish()
 
     @torch.no_grad()
@@ -435,27 +437,26 @@ class Trainer:
         )
         self.net.train()
         window_loss = torch.zeros((), device=self.device)
-        with _progress_bar(self.config.progress and self.env.is_main) as bar:
-            task = bar.add_task("", total=n_batches, completed=start_batch, epoch=epoch, loss=float("nan"))
-            for i, (inputs, targets) in enumerate(loader, start=start_batch):
-                window_start = i - i % accum
-                window = min(accum, n_batches - window_start)  # a short last window at epoch end
-                steps_now = i + 1 == window_start + window
-                inputs, targets = _to_device(inputs, self.device), _to_device(targets, self.device)
-                # Between optimizer steps DDP need not all-reduce gradients.
-                sync = contextlib.nullcontext() if steps_now or self.net is self.model else self.net.no_sync()
-                with sync:
-                    with autocast(self.device, self.precision):
-                        loss = self.loss_fn(_forward(self.net, inputs), targets) / window
-                    self.scaler.scale(loss).backward()
-                window_loss += loss.detach().float()
-                if steps_now:
-                    # Averaged over ranks so every rank logs and accumulates the same number.
-                    loss_value = all_reduce_mean(window_loss).item()
-                    window_loss.zero_()
-                    self._optimizer_step(epoch, i + 1, n_batches, loss_value)
-                    bar.update(task, loss=loss_value)
-                bar.advance(task)
+        self.report.start_epoch(epoch, n_batches, start_batch)
+        for i, (inputs, targets) in enumerate(loader, start=start_batch):
+            window_start = i - i % accum
+            window = min(accum, n_batches - window_start)  # a short last window at epoch end
+            steps_now = i + 1 == window_start + window
+            inputs, targets = _to_device(inputs, self.device), _to_device(targets, self.device)
+            # Between optimizer steps DDP need not all-reduce gradients.
+            sync = contextlib.nullcontext() if steps_now or self.net is self.model else self.net.no_sync()
+            with sync:
+                with autocast(self.device, self.precision):
+                    loss = self.loss_fn(_forward(self.net, inputs), targets) / window
+                self.scaler.scale(loss).backward()
+            window_loss += loss.detach().float()
+            loss_value = None
+            if steps_now:
+                # Averaged over ranks so every rank logs and accumulates the same number.
+                loss_value = all_reduce_mean(window_loss).item()
+                window_loss.zero_()
+                self._optimizer_step(epoch, i + 1, n_batches, loss_value)
+            self.report.batch_done(_num_samples(targets) * self.env.world_size, loss_value)
 
     def _optimizer_step(self, epoch: int, batch: int, n_batches: int, loss: float) -> None:
         self.scaler.unscale_(self.optimizer)
@@ -493,6 +494,7 @@ class Trainer:
             event.update(metrics)
             self._update_best(metrics, epoch)
         self._log(event)
+        self.report.end_epoch(event)
         self.epoch, self.batch = epoch + 1, 0
         self.epoch_loss_sum, self.epoch_steps = 0.0, 0
         self._save_checkpoint()
@@ -639,16 +641,92 @@ def _gather(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat([part[: int(s.item())] for part, s in zip(parts, sizes)])
 
 
-def _progress_bar(enabled: bool):
-    """A transient rich bar showing epoch, batches and the last step's loss."""
+def _num_samples(targets) -> int:
+    """Rows in a batch of targets (a tensor, or tensors nested in a dict/list)."""
+    if torch.is_tensor(targets):
+        return int(targets.shape[0]) if targets.ndim else 1
+    if isinstance(targets, dict):
+        targets = list(targets.values())
+    return _num_samples(targets[0]) if isinstance(targets, (list, tuple)) and targets else 0
+
+
+class EpochReport:
+    """What a person watching a run sees: per epoch, its batches, the last loss, samples/s and the
+    validation metrics.
+
+    On a terminal a rich bar per epoch that stays on screen once done; elsewhere (logs, pipes,
+    notebooks' captured output) one plain line per epoch, printed when it is evaluated.
+    """
+
+    def __init__(self, enabled: bool, epochs: int):
+        self.enabled, self.epochs = enabled, epochs
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+
+            console = Console()
+            if console.is_terminal:
+                self.bar = _progress_bar(console)
+        self.loss: float | None = None
+
+    def __enter__(self) -> "EpochReport":
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def start_epoch(self, epoch: int, n_batches: int, start_batch: int) -> None:
+        self.epoch, self.n_batches, self.batches = epoch, n_batches, start_batch
+        self.samples, self.started, self.rate = 0, time.perf_counter(), None
+        if self.bar is not None:
+            self.task = self.bar.add_task("", total=n_batches, completed=start_batch,
+                                          epoch=f"{epoch + 1}/{self.epochs}", status=self._status())
+
+    def batch_done(self, samples: int, loss: float | None) -> None:
+        """After each batch; ``loss`` is the step's loss when an optimizer step was taken."""
+        if not self.enabled:
+            return
+        self.batches += 1
+        self.samples += samples
+        self.rate = self.samples / max(time.perf_counter() - self.started, 1e-9)
+        if loss is not None:
+            self.loss = loss
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, status=self._status())
+
+    def end_epoch(self, event: dict) -> None:
+        """After the epoch's evaluation: its validation metrics join the line."""
+        if not self.enabled:
+            return
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in event.items() if k.startswith("val_"))
+        status = self._status(metrics)
+        if self.bar is not None:
+            self.bar.update(self.task, status=status)
+        else:
+            elapsed = time.perf_counter() - self.started
+            print(f"epoch {self.epoch + 1}/{self.epochs}  {self.batches}/{self.n_batches} batches  {status}  "
+                  f"{elapsed:.1f}s", flush=True)
+
+    def _status(self, metrics: str = "") -> str:
+        # Before the first optimizer step there is no loss yet: shown as "-", never as nan.
+        parts = [f"loss {self.loss:.4f}" if self.loss is not None else "loss -"]
+        parts.append(f"{self.rate:,.0f} samples/s" if self.rate is not None else "- samples/s")
+        return "  ".join(parts + ([metrics] if metrics else []))
+
+
+def _progress_bar(console):
+    """A rich bar per epoch (kept on screen when done): batches, loss, samples/s, then the val metrics."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not enabled,
+        TimeRemainingColumn(elapsed_when_finished=True),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        transient=False,
     )

@@ -210,3 +210,16 @@ def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
     assert listed.returncode == 0
     assert [line.split("│")[1].strip() for line in listed.stdout.splitlines() if line.startswith("│ vision/")] == \
         ["vision/digits", "vision/fashion-mnist"]
+
+
+def test_finetune_in_a_log_prints_one_plain_line_per_epoch_with_speed_and_val_metric(tmp_path):
+    _digit_folder(tmp_path / "data")
+    result = run_zoo("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "3",
+                     "--out", str(tmp_path / "run"), "--set", "batch_size=16", "--set", "augment=none")
+    lines = result.stdout.splitlines()
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"], result.stdout
+    for line in epochs:
+        assert "samples/s" in line and "val_accuracy" in line and "loss " in line, line
+    assert "nan" not in result.stdout.lower() and "" not in lines  # no nan loss, no blank lines
+    assert "\x1b" not in result.stdout  # no live bar's escape codes in a log
