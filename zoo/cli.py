@@ -205,6 +205,10 @@ def finetune(
     epochs: Optional[int] = typer.Option(None, help="number of epochs"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
     set_: List[str] = typer.Option([], "--set", help="recipe field override key=value (repeatable)"),
+    keep_checkpoints: Optional[int] = typer.Option(
+        None, "--keep-checkpoints", min=1, metavar="N",
+        help="training checkpoints to keep in OUT/checkpoints, newest first (default 1: all an exact --resume needs; "
+             "each holds the weights and optimizer state, about 3x the model's size with AdamW)"),
     resume: bool = typer.Option(False, "--resume", help="continue a run: `--resume` from the latest checkpoint in "
                                 "--out, `--resume PATH` from that checkpoint"),
     scratch: bool = typer.Option(False, "--scratch", help="start from random weights instead of the pretrained ones"),
@@ -215,7 +219,10 @@ def finetune(
     nproc: int = typer.Option(1, "--nproc", min=1, help="processes on this machine, trained with DDP "
                               "(gloo on CPU, NCCL on GPU); for several machines start `torchrun ... -m zoo finetune`"),
 ):
-    """Fine-tune a model on a dataset; writes a loadable model to --out."""
+    """Fine-tune a model on a dataset; writes a loadable model to --out.
+
+    --out then holds the model (card.json, weights.safetensors: the best epoch's weights), metrics.jsonl, best/ (the best weights so far, for a resumed run) and checkpoints/ (the newest --keep-checkpoints training states, to --resume from).
+    """
     if checkpoint is not None and not resume:
         raise InputError(f"unexpected argument {str(checkpoint)!r}: a checkpoint path goes after --resume, "
                          f"e.g. `zoo finetune {model_id} --resume {checkpoint}`")
@@ -227,7 +234,7 @@ def finetune(
     overrides = {"model": model_id, "pretrained": not scratch, **parse_set(set_)}
     # Shorthands for recipe fields, set only when given (a recipe without such a field says so).
     for field, value in (("data", data), ("epochs", epochs), ("text_column", text_column),
-                         ("label_column", label_column), ("env_id", env)):
+                         ("label_column", label_column), ("env_id", env), ("keep_checkpoints", keep_checkpoints)):
         if value is not None:
             overrides[field] = value
     recipe = finetune_recipe(card_of(model_id), overrides, config_file=config, recipe_name=recipe_name)

@@ -11,7 +11,8 @@ Layout of ``out_dir``::
 
     metrics.jsonl                 one JSON object per event ("train" / "eval")
     best/model.safetensors        weights at the best monitored metric
-    checkpoints/step-00001234/    see zoo.checkpoint
+    checkpoints/step-00001234/    see zoo.checkpoint: weights, optimizer state, RNGs, loop position; the
+                                  newest ``keep_checkpoints`` (default 1, all an exact resume needs)
     checkpoints/latest            name of the newest complete checkpoint
     weights.safetensors card.json written at the end (best weights)
 """
@@ -88,7 +89,7 @@ class TrainConfig:
     monitor_mode: str = "min"  # "min" | "max"
     early_stopping_patience: int | None = None  # epochs without improvement
     checkpoint_every_steps: int = 0  # 0 = at the end of each epoch only
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 1  # the newest N checkpoints stay; 1 is all an exact resume needs
     num_workers: int = 0
     progress: bool = True
     log_every_steps: int = 10  # a "train" line in metrics.jsonl every N optimizer steps
@@ -99,10 +100,10 @@ class TrainConfig:
             raise InputError(f"schedule must be 'cosine', 'linear' or 'constant', got {self.schedule!r}")
         if self.monitor_mode not in ("min", "max"):
             raise InputError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
-        if self.grad_accum_steps < 1 or self.batch_size < 1 or self.epochs < 0:
+        if self.grad_accum_steps < 1 or self.batch_size < 1 or self.epochs < 0 or self.keep_checkpoints < 1:
             raise InputError(
-                "expected epochs >= 0, batch_size >= 1 and grad_accum_steps >= 1, got "
-                f"{self.epochs}, {self.batch_size}, {self.grad_accum_steps}"
+                "expected epochs >= 0, batch_size >= 1, grad_accum_steps >= 1 and keep_checkpoints >= 1, got "
+                f"{self.epochs}, {self.batch_size}, {self.grad_accum_steps}, {self.keep_checkpoints}"
             )
 
 

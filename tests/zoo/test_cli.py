@@ -130,7 +130,7 @@ def test_finetune_resume_latest_or_a_path_and_checkpoint_errors_name_the_cli_for
     _digit_folder(tmp_path / "data")
     out = tmp_path / "run"
     args = ["finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
-            "--out", str(out), "--set", "batch_size=16", "--set", "augment=none"]
+            "--keep-checkpoints", "2", "--out", str(out), "--set", "batch_size=16", "--set", "augment=none"]
     run_zoo(*args)
     older, latest = sorted((out / "checkpoints").glob("step-*"))
     trainer_json = latest / "trainer.json"
@@ -223,3 +223,21 @@ def test_finetune_in_a_log_prints_one_plain_line_per_epoch_with_speed_and_val_me
         assert "samples/s" in line and "val_accuracy" in line and "loss " in line, line
     assert "nan" not in result.stdout.lower() and "" not in lines  # no nan loss, no blank lines
     assert "\x1b" not in result.stdout  # no live bar's escape codes in a log
+    # By default the run keeps one checkpoint: all an exact --resume needs.
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.is_dir()] == ["step-00000018"]
+
+
+def test_finetune_keep_checkpoints_chooses_how_many_and_resume_uses_the_newest(tmp_path):
+    _digit_folder(tmp_path / "data", count=200)
+    args = ["finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
+            "--out", str(tmp_path / "run"), "--set", "batch_size=16", "--set", "augment=none"]
+    run_zoo(*args, "--keep-checkpoints", "2")
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.is_dir())
+    assert len(kept) == 2
+    resumed = run_zoo(*args, "--keep-checkpoints", "1", "--resume")  # keep is no hyper-parameter: may change
+    assert "model written to" in resumed.stdout
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert "keep_checkpoints" not in card["provenance"]["recipe"]["params"]  # nor recorded as one
+    bad = run_console_script(*args, "--keep-checkpoints", "0")
+    assert bad.returncode == 2 and "--keep-checkpoints" in bad.stderr
+    assert "--keep-checkpoints" in run_zoo("finetune", "--help").stdout
