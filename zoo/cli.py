@@ -2,7 +2,7 @@
 
 User errors print one line and exit 1, usage mistakes (click's) one line and exit 2;
 ``zoo --debug ...`` shows the traceback.
-Listing and info never import torch.
+Listing never imports torch; info only to count the parameters of a card that lacks them.
 """
 from __future__ import annotations
 
@@ -95,16 +95,20 @@ def info(model_id: str = _MODEL_ID, as_json: bool = typer.Option(False, "--json"
     """Show a model's card."""
     from zoo.hub import info as card_of
 
-    card = card_of(model_id)
+    card = _with_known_facts(card_of(model_id))
     if as_json:
         print(json.dumps(card.to_dict(), indent=2))
         return
     table = Table(show_header=False)
+    shown_as = {"params": f"{card.params:,}" if card.params is not None else "-",
+                "source": card.source or "- (no pretrained weights: fine-tune it first)"}
     for key in ("id", "domain", "task", "architecture", "params", "license", "source", "description"):
-        table.add_row(key, str(getattr(card, key)))
+        value = getattr(card, key)
+        table.add_row(key, shown_as.get(key, "-" if value is None else str(value)))
     labels = card.labels or []
-    shown = ", ".join(labels[:10]) + (f", … ({len(labels)} in all)" if len(labels) > 10 else "")
-    table.add_row("labels", shown or "-")
+    # Quoted, as ImageNet's labels hold commas themselves ("tench, Tinca tinca").
+    shown = ", ".join(json.dumps(label, ensure_ascii=False) for label in labels[:10])
+    table.add_row("labels", f"{len(labels)}: {shown}{', …' if len(labels) > 10 else ''}" if labels else "-")
     for metric in card.metrics:
         table.add_row(f"metric {metric['name']}", f"{metric['value']:.4f} on {metric['dataset']} ({metric['split']})")
     for name, meta in card.files.items():
@@ -113,6 +117,28 @@ def info(model_id: str = _MODEL_ID, as_json: bool = typer.Option(False, "--json"
     if recipe:
         table.add_row("recipe", f"{recipe['name']} {json.dumps(recipe['params'])}")
     console.print(table)
+
+
+def _with_known_facts(card):
+    """``card`` with ``params`` and ``source`` filled in where it lacks them but they are known: the
+    parameters counted on the architecture built on the meta device (no memory, no weights), the
+    source from its files' sources."""
+    if card.params is None:
+        card.params = _count_params(card.architecture, card.arch_args)
+    if card.source is None:
+        sources = sorted({meta["source"] for meta in card.files.values() if meta.get("source")})
+        card.source = ", ".join(sources) or None
+    return card
+
+
+def _count_params(architecture: str, arch_args: dict) -> int:
+    import torch
+
+    from zoo.registry import get_registry, resolve_ref
+
+    builder = resolve_ref(get_registry().architecture(architecture).builder)
+    with torch.device("meta"):
+        return sum(p.numel() for p in builder(**arch_args).parameters())
 
 
 @app.command()

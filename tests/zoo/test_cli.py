@@ -241,3 +241,26 @@ def test_finetune_keep_checkpoints_chooses_how_many_and_resume_uses_the_newest(t
     bad = run_console_script(*args, "--keep-checkpoints", "0")
     assert bad.returncode == 2 and "--keep-checkpoints" in bad.stderr
     assert "--keep-checkpoints" in run_zoo("finetune", "--help").stdout
+
+
+def test_info_counts_params_a_card_lacks_and_never_prints_none():
+    card = json.loads(run_zoo("info", "medical/classifier2d.resnet18", "--json").stdout)
+    assert card["params"] == 11_171_266  # the architecture counted on the meta device: it has no weights
+    shown = run_zoo("info", "medical/classifier2d.resnet18").stdout
+    assert "11,171,266" in shown and "None" not in shown
+    assert "- (no pretrained weights: fine-tune it first)" in shown
+
+
+@pytest.mark.parametrize("model_id, first_labels", [
+    ("vision/efficientnet_lite0.in1k", ["tench, Tinca tinca", "goldfish, Carassius auratus"]),
+    ("timm:resnet18", ["tench, Tinca tinca", "goldfish, Carassius auratus"]),
+    ("torchvision:resnet18", ["tench", "goldfish"]),
+])
+def test_info_keeps_imagenet_labels_a_list_and_shows_where_each_ends(model_id, first_labels):
+    card = json.loads(run_zoo("info", model_id, "--json").stdout)
+    assert isinstance(card["labels"], list) and len(card["labels"]) == 1000
+    assert card["labels"][:2] == first_labels
+    assert card["params"] > 1_000_000 and card["source"]
+    shown = run_zoo("info", model_id).stdout
+    assert "1000: " + ", ".join(f'"{label}"' for label in first_labels) in shown  # quoted: labels hold commas
+    assert "None" not in shown
