@@ -451,13 +451,13 @@ class Trainer:
                     loss = self.loss_fn(_forward(self.net, inputs), targets) / window
                 self.scaler.scale(loss).backward()
             window_loss += loss.detach().float()
-            loss_value = None
             if steps_now:
                 # Averaged over ranks so every rank logs and accumulates the same number.
                 loss_value = all_reduce_mean(window_loss).item()
                 window_loss.zero_()
                 self._optimizer_step(epoch, i + 1, n_batches, loss_value)
-            self.report.batch_done(_num_samples(targets) * self.env.world_size, loss_value)
+            running = self.epoch_loss_sum / self.epoch_steps if self.epoch_steps else None
+            self.report.batch_done(_num_samples(targets) * self.env.world_size, running)
 
     def _optimizer_step(self, epoch: int, batch: int, n_batches: int, loss: float) -> None:
         self.scaler.unscale_(self.optimizer)
@@ -652,8 +652,8 @@ def _num_samples(targets) -> int:
 
 
 class EpochReport:
-    """What a person watching a run sees: per epoch, its batches, the last loss, samples/s and the
-    validation metrics.
+    """What a person watching a run sees: per epoch, its batches, the running mean of the training loss,
+    samples/s and the validation metrics.
 
     On a terminal a rich bar per epoch that stays on screen once done; elsewhere (logs, pipes,
     notebooks' captured output) one plain line per epoch, printed when it is evaluated.
@@ -687,7 +687,7 @@ class EpochReport:
                                           epoch=f"{epoch + 1}/{self.epochs}", status=self._status())
 
     def batch_done(self, samples: int, loss: float | None) -> None:
-        """After each batch; ``loss`` is the step's loss when an optimizer step was taken."""
+        """After each batch; ``loss`` is the epoch's running mean, None before its first optimizer step."""
         if not self.enabled:
             return
         self.batches += 1
@@ -712,14 +712,14 @@ class EpochReport:
                   f"{elapsed:.1f}s", flush=True)
 
     def _status(self, metrics: str = "") -> str:
-        # Before the first optimizer step there is no loss yet: shown as "-", never as nan.
-        parts = [f"loss {self.loss:.4f}" if self.loss is not None else "loss -"]
+        # Before an epoch's first optimizer step its mean is of nothing: the last one stays, else "-" (never nan).
+        parts = [f"train_loss {self.loss:.4f}" if self.loss is not None else "train_loss -"]
         parts.append(f"{self.rate:,.0f} samples/s" if self.rate is not None else "- samples/s")
         return "  ".join(parts + ([metrics] if metrics else []))
 
 
 def _progress_bar(console):
-    """A rich bar per epoch (kept on screen when done): batches, loss, samples/s, then the val metrics."""
+    """A rich bar per epoch (kept on screen when done): batches, time, train loss, samples/s, val metrics."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(

@@ -220,7 +220,7 @@ def test_finetune_in_a_log_prints_one_plain_line_per_epoch_with_speed_and_val_me
     epochs = [line for line in lines if line.startswith("epoch ")]
     assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"], result.stdout
     for line in epochs:
-        assert "samples/s" in line and "val_accuracy" in line and "loss " in line, line
+        assert "samples/s" in line and "val_accuracy" in line and "train_loss " in line, line
     assert "nan" not in result.stdout.lower() and "" not in lines  # no nan loss, no blank lines
     assert "\x1b" not in result.stdout  # no live bar's escape codes in a log
     # By default the run keeps one checkpoint: all an exact --resume needs.

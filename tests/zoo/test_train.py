@@ -404,3 +404,15 @@ def test_a_run_keeping_one_checkpoint_resumes_exactly(tmp_path):
     assert resumed.history == whole.history
     a, b = load_state(tmp_path / "whole" / "weights.safetensors"), load_state(tmp_path / "crashed" / "weights.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_progress_off_a_terminal_is_one_line_per_epoch_with_the_epoch_mean_loss_and_val_metrics(tmp_path, capsys):
+    result = Trainer(mlp(), Blobs(128), Blobs(64, seed=1), config=_config(epochs=3, progress=True),
+                     out_dir=tmp_path, metrics_fn=accuracy).fit()
+    lines = capsys.readouterr().out.splitlines()
+    evals = [e for e in result.history if e["event"] == "eval"]
+    assert len(lines) == 3
+    for index, (line, event) in enumerate(zip(lines, evals)):
+        assert line.startswith(f"epoch {index + 1}/3  4/4 batches  train_loss {event['train_loss']:.4f}  ")
+        assert f"val_loss {event['val_loss']:.4f}  val_acc {event['val_acc']:.4f}" in line
+        assert "samples/s" in line and "nan" not in line
