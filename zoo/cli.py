@@ -95,7 +95,7 @@ def info(model_id: str = _MODEL_ID, as_json: bool = typer.Option(False, "--json"
     """Show a model's card."""
     from zoo.hub import info as card_of
 
-    card = _with_known_facts(card_of(model_id))
+    card = _with_known_facts(card_of(model_id), registered=_is_registered(model_id))
     if as_json:
         print(json.dumps(card.to_dict(), indent=2))
         return
@@ -119,11 +119,23 @@ def info(model_id: str = _MODEL_ID, as_json: bool = typer.Option(False, "--json"
     console.print(table)
 
 
-def _with_known_facts(card):
+def _is_registered(model_id: str) -> bool:
+    """Whether ``zoo.hub.info`` describes ``model_id`` from the registry (code), not from a folder's card."""
+    from zoo.card import CARD_FILE
+    from zoo.registry import get_registry
+
+    try:
+        is_folder = (Path(model_id) / CARD_FILE).is_file()
+    except (OSError, ValueError):
+        is_folder = False
+    return not is_folder and model_id in get_registry().models
+
+
+def _with_known_facts(card, registered: bool):
     """``card`` with ``params`` and ``source`` filled in where it lacks them but they are known: the
-    parameters counted on the architecture built on the meta device (no memory, no weights), the
-    source from its files' sources."""
-    if card.params is None:
+    parameters of a registered model counted on its architecture built on the meta device (no memory,
+    no weights; a folder's card is untrusted, so it is not built), the source from its files' sources."""
+    if card.params is None and registered:
         card.params = _count_params(card.architecture, card.arch_args)
     if card.source is None:
         sources = sorted({meta["source"] for meta in card.files.values() if meta.get("source")})

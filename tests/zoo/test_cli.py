@@ -264,3 +264,12 @@ def test_info_keeps_imagenet_labels_a_list_and_shows_where_each_ends(model_id, f
     shown = run_zoo("info", model_id).stdout
     assert "1000: " + ", ".join(f'"{label}"' for label in first_labels) in shown  # quoted: labels hold commas
     assert "None" not in shown
+
+
+def test_info_never_builds_an_untrusted_folder_card_to_count_its_params(tmp_path):
+    zoo.load("vision/digits-cnn.sklearn", device="cpu").save(tmp_path / "model")
+    card_file = tmp_path / "model" / "card.json"
+    card = json.loads(card_file.read_text())
+    card_file.write_text(json.dumps({**card, "params": None, "arch_args": {"bogus": 1}}))
+    shown = run_zoo("info", str(tmp_path / "model")).stdout
+    assert "params" in shown and "None" not in shown

@@ -264,7 +264,8 @@ def edit_trainer_json(checkpoint: Path, edit) -> None:
 def two_epoch_run(out_dir: Path):
     """A finished 2-epoch run; returns a factory for its Trainer and its checkpoints (after epoch 0, 1)."""
     def trainer():
-        return Trainer(mlp(), Blobs(128), Blobs(64, seed=1), config=_config(epochs=2), out_dir=out_dir)
+        return Trainer(mlp(), Blobs(128), Blobs(64, seed=1), config=_config(epochs=2, keep_checkpoints=2),
+                       out_dir=out_dir)
 
     trainer().fit()
     return trainer, list_checkpoints(out_dir)
