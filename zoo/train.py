@@ -457,7 +457,7 @@ class Trainer:
                 window_loss.zero_()
                 self._optimizer_step(epoch, i + 1, n_batches, loss_value)
             running = self.epoch_loss_sum / self.epoch_steps if self.epoch_steps else None
-            self.report.batch_done(_num_samples(targets) * self.env.world_size, running)
+            self.report.batch_done(_num_samples(inputs) * self.env.world_size, running)
 
     def _optimizer_step(self, epoch: int, batch: int, n_batches: int, loss: float) -> None:
         self.scaler.unscale_(self.optimizer)
@@ -642,13 +642,15 @@ def _gather(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat([part[: int(s.item())] for part, s in zip(parts, sizes)])
 
 
-def _num_samples(targets) -> int:
-    """Rows in a batch of targets (a tensor, or tensors nested in a dict/list)."""
-    if torch.is_tensor(targets):
-        return int(targets.shape[0]) if targets.ndim else 1
-    if isinstance(targets, dict):
-        targets = list(targets.values())
-    return _num_samples(targets[0]) if isinstance(targets, (list, tuple)) and targets else 0
+def _num_samples(inputs) -> int:
+    """Samples in a batch of inputs: a tensor's first dimension, that of the first tensor of a dict (text) or
+    tuple, else a list's length."""
+    if isinstance(inputs, (dict, list, tuple)):
+        values = inputs.values() if isinstance(inputs, dict) else inputs
+        inputs = next((value for value in values if torch.is_tensor(value)), inputs)
+    if torch.is_tensor(inputs):
+        return int(inputs.shape[0]) if inputs.ndim else 1
+    return len(inputs) if isinstance(inputs, (list, tuple)) else 0
 
 
 class EpochReport:
