@@ -723,13 +723,15 @@ class EpochReport:
 def _progress_bar(console):
     """A rich bar per epoch (kept on screen when done): batches, time, train loss, samples/s, val metrics."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Column
 
+    # On a narrow terminal the status wraps; the counts and times are never cut.
     return Progress(
-        TextColumn("epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(elapsed_when_finished=True),
-        TextColumn("{task.fields[status]}"),
+        TextColumn("epoch {task.fields[epoch]}", table_column=Column(no_wrap=True)),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TimeRemainingColumn(elapsed_when_finished=True, table_column=Column(no_wrap=True)),
+        TextColumn("{task.fields[status]}", table_column=Column(ratio=1, overflow="fold")),
         console=console,
         transient=False,
     )
