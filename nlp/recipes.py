@@ -110,6 +110,7 @@ class TextClassificationRecipe(TextDataRecipe):
             val,
             config=TrainConfig(
                 epochs=self.epochs,
+                keep_checkpoints=self.keep_checkpoints,
                 batch_size=self.batch_size,
                 lr=self.lr,
                 weight_decay=self.weight_decay,

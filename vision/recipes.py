@@ -72,6 +72,7 @@ class ImageClassificationRecipe(Recipe):
             splits.val.with_transform(transform),
             config=TrainConfig(
                 epochs=self.epochs,
+                keep_checkpoints=self.keep_checkpoints,
                 batch_size=self.batch_size,
                 lr=self.lr,
                 weight_decay=self.weight_decay,

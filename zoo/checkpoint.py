@@ -117,7 +117,7 @@ def save_checkpoint(
     optimizer: dict[str, Any],
     rng: dict[str, Any],
     state: dict[str, Any],
-    keep: int = 2,
+    keep: int = 1,
 ) -> Path:
     """Write a checkpoint for ``step`` atomically, point ``latest`` at it, prune to ``keep``.
 

@@ -2,7 +2,7 @@
 
 User errors print one line and exit 1, usage mistakes (click's) one line and exit 2;
 ``zoo --debug ...`` shows the traceback.
-Listing and info never import torch.
+Listing never imports torch; info only to count the parameters of a card that lacks them.
 """
 from __future__ import annotations
 
@@ -95,16 +95,20 @@ def info(model_id: str = _MODEL_ID, as_json: bool = typer.Option(False, "--json"
     """Show a model's card."""
     from zoo.hub import info as card_of
 
-    card = card_of(model_id)
+    card = _with_known_facts(card_of(model_id), registered=_is_registered(model_id))
     if as_json:
         print(json.dumps(card.to_dict(), indent=2))
         return
     table = Table(show_header=False)
+    shown_as = {"params": f"{card.params:,}" if card.params is not None else "-",
+                "source": card.source or "- (no pretrained weights: fine-tune it first)"}
     for key in ("id", "domain", "task", "architecture", "params", "license", "source", "description"):
-        table.add_row(key, str(getattr(card, key)))
+        value = getattr(card, key)
+        table.add_row(key, shown_as.get(key, "-" if value is None else str(value)))
     labels = card.labels or []
-    shown = ", ".join(labels[:10]) + (f", … ({len(labels)} in all)" if len(labels) > 10 else "")
-    table.add_row("labels", shown or "-")
+    # Quoted, as ImageNet's labels hold commas themselves ("tench, Tinca tinca").
+    shown = ", ".join(json.dumps(label, ensure_ascii=False) for label in labels[:10])
+    table.add_row("labels", f"{len(labels)}: {shown}{', …' if len(labels) > 10 else ''}" if labels else "-")
     for metric in card.metrics:
         table.add_row(f"metric {metric['name']}", f"{metric['value']:.4f} on {metric['dataset']} ({metric['split']})")
     for name, meta in card.files.items():
@@ -113,6 +117,40 @@ def info(model_id: str = _MODEL_ID, as_json: bool = typer.Option(False, "--json"
     if recipe:
         table.add_row("recipe", f"{recipe['name']} {json.dumps(recipe['params'])}")
     console.print(table)
+
+
+def _is_registered(model_id: str) -> bool:
+    """Whether ``zoo.hub.info`` describes ``model_id`` from the registry (code), not from a folder's card."""
+    from zoo.card import CARD_FILE
+    from zoo.registry import get_registry
+
+    try:
+        is_folder = (Path(model_id) / CARD_FILE).is_file()
+    except (OSError, ValueError):
+        is_folder = False
+    return not is_folder and model_id in get_registry().models
+
+
+def _with_known_facts(card, registered: bool):
+    """``card`` with ``params`` and ``source`` filled in where it lacks them but they are known: the
+    parameters of a registered model counted on its architecture built on the meta device (no memory,
+    no weights; a folder's card is untrusted, so it is not built), the source from its files' sources."""
+    if card.params is None and registered:
+        card.params = _count_params(card.architecture, card.arch_args)
+    if card.source is None:
+        sources = sorted({meta["source"] for meta in card.files.values() if meta.get("source")})
+        card.source = ", ".join(sources) or None
+    return card
+
+
+def _count_params(architecture: str, arch_args: dict) -> int:
+    import torch
+
+    from zoo.registry import get_registry, resolve_ref
+
+    builder = resolve_ref(get_registry().architecture(architecture).builder)
+    with torch.device("meta"):
+        return sum(p.numel() for p in builder(**arch_args).parameters())
 
 
 @app.command()
@@ -205,6 +243,10 @@ def finetune(
     epochs: Optional[int] = typer.Option(None, help="number of epochs"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
     set_: List[str] = typer.Option([], "--set", help="recipe field override key=value (repeatable)"),
+    keep_checkpoints: Optional[int] = typer.Option(
+        None, "--keep-checkpoints", min=1, metavar="N",
+        help="training checkpoints to keep in OUT/checkpoints, newest first (default 1: all an exact --resume needs; "
+             "each holds the weights and optimizer state, about 3x the model's size with AdamW)"),
     resume: bool = typer.Option(False, "--resume", help="continue a run: `--resume` from the latest checkpoint in "
                                 "--out, `--resume PATH` from that checkpoint"),
     scratch: bool = typer.Option(False, "--scratch", help="start from random weights instead of the pretrained ones"),
@@ -215,7 +257,10 @@ def finetune(
     nproc: int = typer.Option(1, "--nproc", min=1, help="processes on this machine, trained with DDP "
                               "(gloo on CPU, NCCL on GPU); for several machines start `torchrun ... -m zoo finetune`"),
 ):
-    """Fine-tune a model on a dataset; writes a loadable model to --out."""
+    """Fine-tune a model on a dataset; writes a loadable model to --out.
+
+    --out then holds the model (card.json, weights.safetensors: the best epoch's weights), metrics.jsonl, best/ (the best weights so far, for a resumed run) and checkpoints/ (the newest --keep-checkpoints training states, to --resume from).
+    """
     if checkpoint is not None and not resume:
         raise InputError(f"unexpected argument {str(checkpoint)!r}: a checkpoint path goes after --resume, "
                          f"e.g. `zoo finetune {model_id} --resume {checkpoint}`")
@@ -227,7 +272,7 @@ def finetune(
     overrides = {"model": model_id, "pretrained": not scratch, **parse_set(set_)}
     # Shorthands for recipe fields, set only when given (a recipe without such a field says so).
     for field, value in (("data", data), ("epochs", epochs), ("text_column", text_column),
-                         ("label_column", label_column), ("env_id", env)):
+                         ("label_column", label_column), ("env_id", env), ("keep_checkpoints", keep_checkpoints)):
         if value is not None:
             overrides[field] = value
     recipe = finetune_recipe(card_of(model_id), overrides, config_file=config, recipe_name=recipe_name)

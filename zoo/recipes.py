@@ -100,7 +100,11 @@ class Recipe(ABC):
     """Base of every task recipe; subclasses add hyper-parameter fields and ``run``."""
 
     name: ClassVar[str]
+    # Fields that say how to run, not what is trained: not recorded, and a resume may change them.
+    run_options: ClassVar[tuple[str, ...]] = ("keep_checkpoints",)
     seed: int = bounded(0, "[0, 4294967296)")
+    # Training checkpoints kept in OUT/checkpoints (newest first); 1 is all an exact resume needs.
+    keep_checkpoints: int = bounded(1, "[1, inf)")
 
     def __post_init__(self):
         check_ranges(self)
@@ -110,7 +114,8 @@ class Recipe(ABC):
         """Train, evaluate, and write a loadable model into ``out_dir``."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The hyper-parameters: every field but the run options (what the card records, what a resume compares)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.run_options}
 
     def provenance(self, data_fingerprint: str) -> dict[str, Any]:
         """What the card records so the model can be reproduced."""

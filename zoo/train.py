@@ -11,7 +11,8 @@ Layout of ``out_dir``::
 
     metrics.jsonl                 one JSON object per event ("train" / "eval")
     best/model.safetensors        weights at the best monitored metric
-    checkpoints/step-00001234/    see zoo.checkpoint
+    checkpoints/step-00001234/    see zoo.checkpoint: weights, optimizer state, RNGs, loop position; the
+                                  newest ``keep_checkpoints`` (default 1, all an exact resume needs)
     checkpoints/latest            name of the newest complete checkpoint
     weights.safetensors card.json written at the end (best weights)
 """
@@ -21,6 +22,7 @@ import contextlib
 import json
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -87,7 +89,7 @@ class TrainConfig:
     monitor_mode: str = "min"  # "min" | "max"
     early_stopping_patience: int | None = None  # epochs without improvement
     checkpoint_every_steps: int = 0  # 0 = at the end of each epoch only
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 1  # the newest N checkpoints stay; 1 is all an exact resume needs
     num_workers: int = 0
     progress: bool = True
     log_every_steps: int = 10  # a "train" line in metrics.jsonl every N optimizer steps
@@ -98,10 +100,10 @@ class TrainConfig:
             raise InputError(f"schedule must be 'cosine', 'linear' or 'constant', got {self.schedule!r}")
         if self.monitor_mode not in ("min", "max"):
             raise InputError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
-        if self.grad_accum_steps < 1 or self.batch_size < 1 or self.epochs < 0:
+        if self.grad_accum_steps < 1 or self.batch_size < 1 or self.epochs < 0 or self.keep_checkpoints < 1:
             raise InputError(
-                "expected epochs >= 0, batch_size >= 1 and grad_accum_steps >= 1, got "
-                f"{self.epochs}, {self.batch_size}, {self.grad_accum_steps}"
+                "expected epochs >= 0, batch_size >= 1, grad_accum_steps >= 1 and keep_checkpoints >= 1, got "
+                f"{self.epochs}, {self.batch_size}, {self.grad_accum_steps}, {self.keep_checkpoints}"
             )
 
 
@@ -270,11 +272,12 @@ class Trainer:
             seed_everything(self.config.seed)
             self._write_metrics_file([])
         start_epoch, start_batch = self.epoch, self.batch
-        for epoch in range(start_epoch, self.config.epochs):
-            if self.stopped_early:
-                break
-            self._train_epoch(epoch, start_batch if epoch == start_epoch else 0)
-            self._end_epoch(epoch)
+        with EpochReport(self.config.progress and self.env.is_main, self.config.epochs) as self.report:
+            for epoch in range(start_epoch, self.config.epochs):
+                if self.stopped_early:
+                    break
+                self._train_epoch(epoch, start_batch if epoch == start_epoch else 0)
+                self._end_epoch(epoch)
         return self._finish()
 
     @torch.no_grad()
@@ -435,27 +438,26 @@ class Trainer:
         )
         self.net.train()
         window_loss = torch.zeros((), device=self.device)
-        with _progress_bar(self.config.progress and self.env.is_main) as bar:
-            task = bar.add_task("", total=n_batches, completed=start_batch, epoch=epoch, loss=float("nan"))
-            for i, (inputs, targets) in enumerate(loader, start=start_batch):
-                window_start = i - i % accum
-                window = min(accum, n_batches - window_start)  # a short last window at epoch end
-                steps_now = i + 1 == window_start + window
-                inputs, targets = _to_device(inputs, self.device), _to_device(targets, self.device)
-                # Between optimizer steps DDP need not all-reduce gradients.
-                sync = contextlib.nullcontext() if steps_now or self.net is self.model else self.net.no_sync()
-                with sync:
-                    with autocast(self.device, self.precision):
-                        loss = self.loss_fn(_forward(self.net, inputs), targets) / window
-                    self.scaler.scale(loss).backward()
-                window_loss += loss.detach().float()
-                if steps_now:
-                    # Averaged over ranks so every rank logs and accumulates the same number.
-                    loss_value = all_reduce_mean(window_loss).item()
-                    window_loss.zero_()
-                    self._optimizer_step(epoch, i + 1, n_batches, loss_value)
-                    bar.update(task, loss=loss_value)
-                bar.advance(task)
+        self.report.start_epoch(epoch, n_batches, start_batch)
+        for i, (inputs, targets) in enumerate(loader, start=start_batch):
+            window_start = i - i % accum
+            window = min(accum, n_batches - window_start)  # a short last window at epoch end
+            steps_now = i + 1 == window_start + window
+            inputs, targets = _to_device(inputs, self.device), _to_device(targets, self.device)
+            # Between optimizer steps DDP need not all-reduce gradients.
+            sync = contextlib.nullcontext() if steps_now or self.net is self.model else self.net.no_sync()
+            with sync:
+                with autocast(self.device, self.precision):
+                    loss = self.loss_fn(_forward(self.net, inputs), targets) / window
+                self.scaler.scale(loss).backward()
+            window_loss += loss.detach().float()
+            if steps_now:
+                # Averaged over ranks so every rank logs and accumulates the same number.
+                loss_value = all_reduce_mean(window_loss).item()
+                window_loss.zero_()
+                self._optimizer_step(epoch, i + 1, n_batches, loss_value)
+            running = self.epoch_loss_sum / self.epoch_steps if self.epoch_steps else None
+            self.report.batch_done(_num_samples(inputs) * self.env.world_size, running)
 
     def _optimizer_step(self, epoch: int, batch: int, n_batches: int, loss: float) -> None:
         self.scaler.unscale_(self.optimizer)
@@ -493,6 +495,7 @@ class Trainer:
             event.update(metrics)
             self._update_best(metrics, epoch)
         self._log(event)
+        self.report.end_epoch(event)
         self.epoch, self.batch = epoch + 1, 0
         self.epoch_loss_sum, self.epoch_steps = 0.0, 0
         self._save_checkpoint()
@@ -639,16 +642,96 @@ def _gather(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat([part[: int(s.item())] for part, s in zip(parts, sizes)])
 
 
-def _progress_bar(enabled: bool):
-    """A transient rich bar showing epoch, batches and the last step's loss."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _num_samples(inputs) -> int:
+    """Samples in a batch of inputs: a tensor's first dimension, that of the first tensor of a dict (text) or
+    tuple, else a list's length."""
+    if isinstance(inputs, (dict, list, tuple)):
+        values = inputs.values() if isinstance(inputs, dict) else inputs
+        inputs = next((value for value in values if torch.is_tensor(value)), inputs)
+    if torch.is_tensor(inputs):
+        return int(inputs.shape[0]) if inputs.ndim else 1
+    return len(inputs) if isinstance(inputs, (list, tuple)) else 0
 
+
+class EpochReport:
+    """What a person watching a run sees: per epoch, its batches, the running mean of the training loss,
+    samples/s and the validation metrics.
+
+    On a terminal a rich bar per epoch that stays on screen once done; elsewhere (logs, pipes,
+    notebooks' captured output) one plain line per epoch, printed when it is evaluated.
+    """
+
+    def __init__(self, enabled: bool, epochs: int):
+        self.enabled, self.epochs = enabled, epochs
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+
+            console = Console()
+            if console.is_terminal:
+                self.bar = _progress_bar(console)
+        self.loss: float | None = None
+
+    def __enter__(self) -> "EpochReport":
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def start_epoch(self, epoch: int, n_batches: int, start_batch: int) -> None:
+        self.epoch, self.n_batches, self.batches = epoch, n_batches, start_batch
+        self.samples, self.started, self.rate = 0, time.perf_counter(), None
+        if self.bar is not None:
+            self.task = self.bar.add_task("", total=n_batches, completed=start_batch,
+                                          epoch=f"{epoch + 1}/{self.epochs}", status=self._status())
+
+    def batch_done(self, samples: int, loss: float | None) -> None:
+        """After each batch; ``loss`` is the epoch's running mean, None before its first optimizer step."""
+        if not self.enabled:
+            return
+        self.batches += 1
+        self.samples += samples
+        self.rate = self.samples / max(time.perf_counter() - self.started, 1e-9)
+        if loss is not None:
+            self.loss = loss
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, status=self._status())
+
+    def end_epoch(self, event: dict) -> None:
+        """After the epoch's evaluation: its validation metrics join the line."""
+        if not self.enabled:
+            return
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in event.items() if k.startswith("val_"))
+        status = self._status(metrics)
+        if self.bar is not None:
+            self.bar.update(self.task, status=status)
+        else:
+            elapsed = time.perf_counter() - self.started
+            print(f"epoch {self.epoch + 1}/{self.epochs}  {self.batches}/{self.n_batches} batches  {status}  "
+                  f"{elapsed:.1f}s", flush=True)
+
+    def _status(self, metrics: str = "") -> str:
+        # Before an epoch's first optimizer step its mean is of nothing: the last one stays, else "-" (never nan).
+        parts = [f"train_loss {self.loss:.4f}" if self.loss is not None else "train_loss -"]
+        parts.append(f"{self.rate:,.0f} samples/s" if self.rate is not None else "- samples/s")
+        return "  ".join(parts + ([metrics] if metrics else []))
+
+
+def _progress_bar(console):
+    """A rich bar per epoch (kept on screen when done): batches, time, train loss, samples/s, val metrics."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Column
+
+    # On a narrow terminal the status wraps; the counts and times are never cut.
     return Progress(
-        TextColumn("epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeRemainingColumn(),
-        transient=True,
-        disable=not enabled,
+        TextColumn("epoch {task.fields[epoch]}", table_column=Column(no_wrap=True)),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TimeRemainingColumn(elapsed_when_finished=True, table_column=Column(no_wrap=True)),
+        TextColumn("{task.fields[status]}", table_column=Column(ratio=1, overflow="fold")),
+        console=console,
+        transient=False,
     )

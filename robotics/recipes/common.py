@@ -103,10 +103,11 @@ def check_same_run(checkpoint: Checkpoint, params: dict[str, Any]) -> None:
 
 
 def save_training(out_dir: Path, step: int, tensors: dict[str, torch.Tensor], optimizers: list[torch.optim.Optimizer],
-                  state: dict[str, Any]) -> Path:
-    """An atomic checkpoint of a control run: tensors, optimizers, every RNG and JSON ``state``."""
+                  state: dict[str, Any], keep: int) -> Path:
+    """An atomic checkpoint of a control run: tensors, optimizers, every RNG and JSON ``state``; the newest
+    ``keep`` stay."""
     return save_checkpoint(out_dir, step, model=tensors, optimizer=stack_optimizer_states(optimizers),
-                           rng=rng_state(), state={"step": step, "epoch": 0, "batch": 0, **state})
+                           rng=rng_state(), state={"step": step, "epoch": 0, "batch": 0, **state}, keep=keep)
 
 
 def load_state_of(obj, checkpoint: Checkpoint, key: str) -> None:

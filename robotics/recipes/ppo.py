@@ -219,7 +219,7 @@ class PPORecipe(Recipe):
                 save_training(out_dir, step, net.state_dict(), [optimizer], {
                     "iteration": iteration + 1, "recent_returns": recent, "envs": envs.state_dict(),
                     "reward_scaler": reward_scaler.state_dict(),
-                    "history": log.history, "recipe": self.to_dict()})
+                    "history": log.history, "recipe": self.to_dict()}, keep=self.keep_checkpoints)
             if done:
                 break
 

@@ -207,7 +207,7 @@ class SACRecipe(Recipe):
                            "log_alpha": log_alpha.detach(), **buffer.tensors()}
                 save_training(out_dir, step + 1, tensors, optimizers, {
                     "buffer_size": buffer.size, "buffer_pos": buffer.pos, "recent_returns": recent,
-                    "envs": envs.state_dict(), "history": log.history, "recipe": self.to_dict()})
+                    "envs": envs.state_dict(), "history": log.history, "recipe": self.to_dict()}, keep=self.keep_checkpoints)
             if done:
                 break
 

@@ -9,6 +9,8 @@ check), files swapped for symlinks.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import tempfile
@@ -60,10 +62,20 @@ def one_line(fn):
     return checked
 
 
+def cli_info(folder: str) -> None:
+    """What ``zoo info FOLDER`` and ``zoo info FOLDER --json`` print, rendered and thrown away."""
+    from zoo import cli
+
+    with cli.console.capture(), contextlib.redirect_stdout(io.StringIO()):
+        cli.info(folder, as_json=False)
+        cli.info(folder, as_json=True)
+
+
 def exercise(folder: Path, root: Path, **load_options):
     """The property: info and load give a result or a one-line ZooError; a loaded model saves only inside its
     target (and a text model predicts)."""
     harness.call("model-folder-info", one_line(zoo.info), str(folder))
+    harness.call("model-folder-info-cli", one_line(cli_info), str(folder))
     model = harness.call("model-folder-load", one_line(zoo.load), folder, device="cpu", **load_options)
     if model is not None:
         if model.card.domain == "nlp":  # a text card's preprocessing is checked at load: predict must work too

@@ -130,7 +130,7 @@ def test_finetune_resume_latest_or_a_path_and_checkpoint_errors_name_the_cli_for
     _digit_folder(tmp_path / "data")
     out = tmp_path / "run"
     args = ["finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
-            "--out", str(out), "--set", "batch_size=16", "--set", "augment=none"]
+            "--keep-checkpoints", "2", "--out", str(out), "--set", "batch_size=16", "--set", "augment=none"]
     run_zoo(*args)
     older, latest = sorted((out / "checkpoints").glob("step-*"))
     trainer_json = latest / "trainer.json"
@@ -210,3 +210,66 @@ def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
     assert listed.returncode == 0
     assert [line.split("│")[1].strip() for line in listed.stdout.splitlines() if line.startswith("│ vision/")] == \
         ["vision/digits", "vision/fashion-mnist"]
+
+
+def test_finetune_in_a_log_prints_one_plain_line_per_epoch_with_speed_and_val_metric(tmp_path):
+    _digit_folder(tmp_path / "data")
+    result = run_zoo("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "3",
+                     "--out", str(tmp_path / "run"), "--set", "batch_size=16", "--set", "augment=none")
+    lines = result.stdout.splitlines()
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"], result.stdout
+    for line in epochs:
+        assert "samples/s" in line and "val_accuracy" in line and "train_loss " in line, line
+    assert "nan" not in result.stdout.lower() and "" not in lines  # no nan loss, no blank lines
+    assert "\x1b" not in result.stdout  # no live bar's escape codes in a log
+    # By default the run keeps one checkpoint: all an exact --resume needs.
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.is_dir()] == ["step-00000018"]
+
+
+def test_finetune_keep_checkpoints_chooses_how_many_and_resume_uses_the_newest(tmp_path):
+    _digit_folder(tmp_path / "data", count=200)
+    args = ["finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
+            "--out", str(tmp_path / "run"), "--set", "batch_size=16", "--set", "augment=none"]
+    run_zoo(*args, "--keep-checkpoints", "2")
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.is_dir())
+    assert len(kept) == 2
+    resumed = run_zoo(*args, "--keep-checkpoints", "1", "--resume")  # keep is no hyper-parameter: may change
+    assert "model written to" in resumed.stdout
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert "keep_checkpoints" not in card["provenance"]["recipe"]["params"]  # nor recorded as one
+    bad = run_console_script(*args, "--keep-checkpoints", "0")
+    assert bad.returncode == 2 and "--keep-checkpoints" in bad.stderr
+    assert "--keep-checkpoints" in run_zoo("finetune", "--help").stdout
+
+
+def test_info_counts_params_a_card_lacks_and_never_prints_none():
+    card = json.loads(run_zoo("info", "medical/classifier2d.resnet18", "--json").stdout)
+    assert card["params"] == 11_171_266  # the architecture counted on the meta device: it has no weights
+    shown = run_zoo("info", "medical/classifier2d.resnet18").stdout
+    assert "11,171,266" in shown and "None" not in shown
+    assert "- (no pretrained weights: fine-tune it first)" in shown
+
+
+@pytest.mark.parametrize("model_id, first_labels", [
+    ("vision/efficientnet_lite0.in1k", ["tench, Tinca tinca", "goldfish, Carassius auratus"]),
+    ("timm:resnet18", ["tench, Tinca tinca", "goldfish, Carassius auratus"]),
+    ("torchvision:resnet18", ["tench", "goldfish"]),
+])
+def test_info_keeps_imagenet_labels_a_list_and_shows_where_each_ends(model_id, first_labels):
+    card = json.loads(run_zoo("info", model_id, "--json").stdout)
+    assert isinstance(card["labels"], list) and len(card["labels"]) == 1000
+    assert card["labels"][:2] == first_labels
+    assert card["params"] > 1_000_000 and card["source"]
+    shown = run_zoo("info", model_id).stdout
+    assert "1000: " + ", ".join(f'"{label}"' for label in first_labels) in shown  # quoted: labels hold commas
+    assert "None" not in shown
+
+
+def test_info_never_builds_an_untrusted_folder_card_to_count_its_params(tmp_path):
+    zoo.load("vision/digits-cnn.sklearn", device="cpu").save(tmp_path / "model")
+    card_file = tmp_path / "model" / "card.json"
+    card = json.loads(card_file.read_text())
+    card_file.write_text(json.dumps({**card, "params": None, "arch_args": {"bogus": 1}}))
+    shown = run_zoo("info", str(tmp_path / "model")).stdout
+    assert "params" in shown and "None" not in shown

@@ -17,7 +17,7 @@ from torch import nn
 from backends.state import load_state
 from zoo.card import ModelCard
 from zoo.checkpoint import list_checkpoints, load_checkpoint
-from zoo.errors import CheckpointError
+from zoo.errors import CheckpointError, InputError
 from zoo.train import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,7 +197,8 @@ def test_exact_resume_after_sigkill(tmp_path):
 
 def test_corrupt_latest_checkpoint_is_reported_and_older_one_resumes(tmp_path):
     def trainer():
-        return Trainer(mlp(), Blobs(256), Blobs(64, seed=1), config=_config(epochs=2), out_dir=tmp_path)
+        return Trainer(mlp(), Blobs(256), Blobs(64, seed=1), config=_config(epochs=2, keep_checkpoints=2),
+                       out_dir=tmp_path)
 
     trainer().fit()
     finished = load_state(tmp_path / "weights.safetensors")
@@ -263,7 +264,8 @@ def edit_trainer_json(checkpoint: Path, edit) -> None:
 def two_epoch_run(out_dir: Path):
     """A finished 2-epoch run; returns a factory for its Trainer and its checkpoints (after epoch 0, 1)."""
     def trainer():
-        return Trainer(mlp(), Blobs(128), Blobs(64, seed=1), config=_config(epochs=2), out_dir=out_dir)
+        return Trainer(mlp(), Blobs(128), Blobs(64, seed=1), config=_config(epochs=2, keep_checkpoints=2),
+                       out_dir=out_dir)
 
     trainer().fit()
     return trainer, list_checkpoints(out_dir)
@@ -358,3 +360,60 @@ def test_latest_naming_something_else_is_refused(tmp_path, latest):
     (tmp_path / "checkpoints" / "latest").write_bytes(latest)
     with pytest.raises(CheckpointError, match="not a checkpoint directory"):
         trainer().fit(resume=True)
+
+
+@pytest.mark.parametrize("keep, kept", [(1, ["step-00000012"]), (2, ["step-00000009", "step-00000012"])])
+def test_the_run_folder_holds_the_model_best_weights_and_the_newest_n_checkpoints(tmp_path, keep, kept):
+    # 4 steps an epoch; checkpoints at steps 3, 4, 6, 8, 9 and 12.
+    config = _config(epochs=3, checkpoint_every_steps=3, keep_checkpoints=keep)
+    Trainer(TinyZooModel(mlp()), Blobs(128), Blobs(64, seed=1), config=config, out_dir=tmp_path).fit()
+    assert [p.name for p in list_checkpoints(tmp_path)] == kept
+    checkpoint_files = {"manifest.json", "model.safetensors", "optimizer.safetensors", "rng.safetensors",
+                        "trainer.json"}
+    expected = {"card.json", "weights.safetensors", "metrics.jsonl", "best/model.safetensors", "checkpoints/latest"}
+    expected |= {f"checkpoints/{name}/{file}" for name in kept for file in checkpoint_files}
+    assert {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()} == expected
+    # Weights three times over plus, per checkpoint, weights and AdamW's two moments: nothing else of that size.
+    model_bytes = (tmp_path / "weights.safetensors").stat().st_size
+    total = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+    assert total < model_bytes * (2 + 3 * keep) + 64_000 * keep
+
+
+def test_keep_checkpoints_below_one_is_refused():
+    with pytest.raises(InputError, match="keep_checkpoints >= 1"):
+        _config(keep_checkpoints=0)
+
+
+def test_a_run_keeping_one_checkpoint_resumes_exactly(tmp_path):
+    class Crash(Exception):
+        pass
+
+    def crash_at_step_7(trainer, event):
+        if event["step"] == 7:
+            raise Crash
+
+    def trainer(out_dir, callbacks=()):
+        config = _config(epochs=3, checkpoint_every_steps=3, keep_checkpoints=1, deterministic=True)
+        return Trainer(mlp(), Blobs(128), Blobs(64, seed=1), config=config, out_dir=out_dir,
+                       callbacks=callbacks, metrics_fn=accuracy)
+
+    whole = trainer(tmp_path / "whole").fit()
+    with pytest.raises(Crash):
+        trainer(tmp_path / "crashed", [crash_at_step_7]).fit()
+    assert [p.name for p in list_checkpoints(tmp_path / "crashed")] == ["step-00000006"]
+    resumed = trainer(tmp_path / "crashed").fit(resume=True)
+    assert resumed.history == whole.history
+    a, b = load_state(tmp_path / "whole" / "weights.safetensors"), load_state(tmp_path / "crashed" / "weights.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_progress_off_a_terminal_is_one_line_per_epoch_with_the_epoch_mean_loss_and_val_metrics(tmp_path, capsys):
+    result = Trainer(mlp(), Blobs(128), Blobs(64, seed=1), config=_config(epochs=3, progress=True),
+                     out_dir=tmp_path, metrics_fn=accuracy).fit()
+    lines = capsys.readouterr().out.splitlines()
+    evals = [e for e in result.history if e["event"] == "eval"]
+    assert len(lines) == 3
+    for index, (line, event) in enumerate(zip(lines, evals)):
+        assert line.startswith(f"epoch {index + 1}/3  4/4 batches  train_loss {event['train_loss']:.4f}  ")
+        assert f"val_loss {event['val_loss']:.4f}  val_acc {event['val_acc']:.4f}" in line
+        assert float(line.split(" samples/s")[0].split()[-1].replace(",", "")) > 0 and "nan" not in line
