@@ -88,7 +88,7 @@ class TaskAdapter(ABC):
 
         if isinstance(prediction, Mapping) and "label" in prediction:
             ranked = prediction.get("top_k") or [(prediction["label"], prediction.get("score"))]
-            return ", ".join(str(label) if score is None else f"{label} {score:.4f}" for label, score in ranked[:top_k])
+            return ", ".join(_shown(label) if score is None else f"{_shown(label)} {score:.4f}" for label, score in ranked[:top_k])
         array = np.asarray(prediction)
         if array.ndim == 0:
             return str(array.item())
@@ -273,3 +273,8 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
     if isinstance(inputs, Mapping):
         return {k: v.to(device) for k, v in inputs.items()}
     return inputs.to(device)
+
+
+def _shown(label: Any) -> str:
+    """A label as ``zoo predict`` prints it: quoted when it holds a comma (ImageNet's do), so a list stays readable."""
+    return f'"{label}"' if "," in str(label) else str(label)

@@ -273,3 +273,11 @@ def test_info_never_builds_an_untrusted_folder_card_to_count_its_params(tmp_path
     card_file.write_text(json.dumps({**card, "params": None, "arch_args": {"bogus": 1}}))
     shown = run_zoo("info", str(tmp_path / "model")).stdout
     assert "params" in shown and "None" not in shown
+
+
+def test_top_k_labels_holding_commas_are_quoted():
+    from zoo.model import TaskAdapter
+
+    prediction = {"label": "tench, Tinca tinca", "score": 0.9,
+                  "top_k": [("tench, Tinca tinca", 0.9), ("goldfish", 0.05), ("hen", 0.01)]}
+    assert TaskAdapter.describe(None, prediction, top_k=2) == '"tench, Tinca tinca" 0.9000, goldfish 0.0500'
