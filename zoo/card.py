@@ -131,6 +131,11 @@ def _check_field_types(data: dict[str, Any]) -> None:
                          f"(a number) and optionally ci95 ([low, high]); got {data['metrics']!r:.80}")
     if not all(isinstance(meta, dict) for meta in data.get("files", {}).values()):
         raise InputError(f"model card files must map names to objects, got {data['files']!r:.80}")
+    recipe = data.get("provenance", {}).get("recipe")
+    if recipe is not None and not (isinstance(recipe, dict) and isinstance(recipe.get("name"), str)
+                                   and isinstance(recipe.get("params"), dict)):
+        raise InputError(f"model card provenance.recipe must be an object with a name (string) and params "
+                         f"(an object), got {recipe!r:.80}")
 
 
 def _is_metric(metric: Any) -> bool:

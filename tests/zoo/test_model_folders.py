@@ -198,6 +198,8 @@ def test_card_json_that_is_not_a_card(digits_dir, tmp_path, card_json, message):
     ("metrics", [{"name": "accuracy", "value": 0.9, "split": "test"}]),
     ("metrics", [{"name": "accuracy", "value": 0.9, "dataset": "d", "split": "test", "ci95": [0.8]}]),
     ("id", 5), ("schema_version", None),
+    ("provenance", {"recipe": {"name": "image-classification", "parals": {}}}),  # found by the fuzz campaign
+    ("provenance", {"recipe": {"name": 3, "params": {}}}), ("provenance", {"recipe": []}),
 ])
 def test_card_fields_of_the_wrong_type(digits_dir, tmp_path, field, value):
     folder = copy_of(digits_dir, tmp_path)
