@@ -52,8 +52,8 @@ def register(registry: Registry) -> None:
     """Declare the medical architectures, tasks, datasets, recipes, suite and models."""
     registry.add_architecture(ArchitectureSpec("unet3d", "medical.models.unet3d:unet3d"))
     registry.add_architecture(ArchitectureSpec("classifier2d", "medical.models.classifier2d:classifier2d"))
-    registry.add_task(TaskSpec("segmentation-3d", "medical.tasks:Segmentation3D"))
-    registry.add_task(TaskSpec("classification-2d", "medical.tasks:ImageClassification2D"))
+    registry.add_task(TaskSpec("segmentation-3d", "medical.tasks:Segmentation3D", recipe="segmentation-3d"))
+    registry.add_task(TaskSpec("classification-2d", "medical.tasks:ImageClassification2D", recipe="classification-2d"))
     registry.add_dataset(
         DatasetSpec(
             "medical/ct-phantom",

@@ -67,8 +67,8 @@ def register(registry: Registry) -> None:
     """Declare the NLP architectures, tasks, datasets, recipes, suites, sources and models."""
     registry.add_architecture(ArchitectureSpec("text-encoder", "nlp.models.encoder:text_encoder"))
     registry.add_architecture(ArchitectureSpec("hf-sequence-classifier", "nlp.models.hf:hf_sequence_classifier"))
-    registry.add_task(TaskSpec("sentence-embedding", "nlp.tasks:SentenceEmbedding"))
-    registry.add_task(TaskSpec("text-classification", "nlp.tasks:TextClassification"))
+    registry.add_task(TaskSpec("sentence-embedding", "nlp.tasks:SentenceEmbedding", recipe="text-classification"))
+    registry.add_task(TaskSpec("text-classification", "nlp.tasks:TextClassification", recipe="text-classification"))
     registry.add_source(SourceSpec("hf", "nlp.models.hf:load_hf", "nlp.models.hf:list_hf",
                                    description="any transformers checkpoint with its tokenizer, through the Hugging Face cache"))
     registry.add_dataset(
@@ -89,9 +89,6 @@ def register(registry: Registry) -> None:
     classify = "nlp.recipes:TextClassificationRecipe"
     registry.add_recipe(RecipeSpec("text-classification", "text-classification", classify,
                                    description="fine-tune a text classifier (full or frozen encoder) on a dataset id or a CSV/TSV/JSONL file"))
-    # `zoo finetune` picks the recipe of the model's task: labelled text turns a sentence encoder into a classifier.
-    registry.add_recipe(RecipeSpec("sentence-embedding", "sentence-embedding", classify,
-                                   description="fine-tune a sentence encoder on labelled text: writes a text classifier (encoder + linear head)"))
     registry.add_recipe(RecipeSpec("embedding-probe", "text-classification", "nlp.recipes:EmbeddingProbeRecipe",
                                    description="frozen sentence embeddings + logistic regression, written as a linear head"))
     registry.add_suite(SuiteSpec("nlp", "nlp.bench:suite",

@@ -45,9 +45,6 @@ def register(registry: Registry) -> None:
                                    description="soft actor-critic, continuous actions"))
     registry.add_recipe(RecipeSpec("bc", task="control", recipe="robotics.recipes.bc:BCRecipe",
                                    description="behaviour cloning from a demonstration dataset"))
-    registry.add_recipe(RecipeSpec("control", task="control", recipe="robotics.recipes:ContinueTraining",
-                                   description="train a pretrained policy further with the recipe that made it "
-                                   "(what `zoo finetune robotics/... --env ENV` runs)"))
     registry.add_dataset(DatasetSpec(
         "robotics/cartpole-v1.ppo-expert",
         task="control",

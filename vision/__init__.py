@@ -42,7 +42,7 @@ def register(registry: Registry) -> None:
     """Declare the vision architectures, tasks, datasets, recipes, suites and models."""
     registry.add_architecture(ArchitectureSpec("digits_cnn", "vision.models.digits_cnn:digits_cnn"))
     registry.add_architecture(ArchitectureSpec("efficientnet_lite0", "vision.models.efficientnet:efficientnet_lite0"))
-    registry.add_task(TaskSpec("image-classification", "vision.tasks:ImageClassification"))
+    registry.add_task(TaskSpec("image-classification", "vision.tasks:ImageClassification", recipe="image-classification"))
     # The upstream zoos behind one door (vision/upstream.py): timm:NAME and torchvision:MODEL[.WEIGHTS].
     registry.add_architecture(ArchitectureSpec("timm", "vision.upstream:build_timm"))
     registry.add_architecture(ArchitectureSpec("torchvision", "vision.upstream:build_torchvision"))

@@ -234,12 +234,16 @@ def finetune_recipe(card: Any, overrides: Mapping[str, Any], config_file: str | 
                     recipe_name: str | None = None) -> Recipe:
     """The recipe ``zoo finetune`` runs on a model: ``recipe_name`` if given, else the recipe its card
     records (with the recorded hyper-parameters as defaults, so a model is tuned as it was trained),
-    else its task's; then ``config_file``, then ``overrides``."""
+    else the one its task names; then ``config_file``, then ``overrides``."""
     from zoo.registry import get_registry, resolve_ref
 
+    registry = get_registry()
     recorded = (card.provenance.get("recipe") or {}) if recipe_name is None else {}
-    name = recorded.get("name") or recipe_name or card.task
-    recipe_cls = resolve_ref(get_registry().recipe(name).recipe)
+    name = recorded.get("name") or recipe_name or registry.task(card.task).recipe
+    if name is None:
+        raise InputError(f"{card.id} records no recipe and its task {card.task!r} names none: choose one with "
+                         f"--recipe ({', '.join(sorted(registry.recipes))})")
+    recipe_cls = resolve_ref(registry.recipe(name).recipe)
     return recipe_cls.from_overrides({**recorded.get("params", {}), **read_config(config_file), **overrides})
 
 

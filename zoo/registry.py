@@ -85,11 +85,14 @@ class TaskSpec:
     ``transform`` attribute and a ``predict(module, raw_inputs)`` method.
     ``model_class`` optionally names a :class:`zoo.Model` subclass that ``zoo.load``
     returns for this task, for task-specific methods (a policy's ``rollout``).
+    ``recipe`` names the recipe ``zoo finetune`` runs on a model of this task whose
+    card records none.
     """
 
     name: str
     adapter: str | Callable
     model_class: str | Callable | None = None
+    recipe: str | None = None
 
 
 @dataclass(frozen=True)
