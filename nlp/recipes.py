@@ -22,7 +22,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -39,6 +39,8 @@ PROBE_C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 @dataclass
 class TextDataRecipe(Recipe):
     """The model and labelled-text fields every NLP recipe shares; subclasses add training fields and ``run``."""
+
+    cli_options: ClassVar[Mapping[str, str]] = {"--text-column": "text_column", "--label-column": "label_column"}
 
     model: str = "nlp/all-minilm-l6-v2"
     data: str = "nlp/tweets-sentiment"

@@ -232,12 +232,10 @@ def _as_json(prediction, top_k: int | None) -> dict:
     return {"output": np.asarray(prediction).tolist()}
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def finetune(
+    ctx: typer.Context,
     model_id: str = _MODEL_ID,
-    checkpoint: Optional[Path] = typer.Argument(
-        None, metavar="PATH", show_default=False,
-        help="with --resume: the checkpoint directory to resume from, e.g. OUT/checkpoints/step-00000800"),
     data: Optional[str] = typer.Option(None, "--data", help="dataset id or a path to your data"),
     out: Path = typer.Option(Path("runs/finetune"), "--out", help="output directory (a loadable model)"),
     epochs: Optional[int] = typer.Option(None, help="number of epochs"),
@@ -248,35 +246,36 @@ def finetune(
         help="training checkpoints to keep in OUT/checkpoints, newest first (default 1: all an exact --resume needs; "
              "each holds the weights and optimizer state, about 3x the model's size with AdamW)"),
     resume: bool = typer.Option(False, "--resume", help="continue a run: `--resume` from the latest checkpoint in "
-                                "--out, `--resume PATH` from that checkpoint"),
+                                "--out, `--resume PATH` from that checkpoint (e.g. OUT/checkpoints/step-00000800)"),
     scratch: bool = typer.Option(False, "--scratch", help="start from random weights instead of the pretrained ones"),
     recipe_name: Optional[str] = typer.Option(None, "--recipe", help="recipe to run (default: the one that trained the model, with its settings, else the task's)"),
-    text_column: Optional[str] = typer.Option(None, "--text-column", help="text data: the column holding the text"),
-    label_column: Optional[str] = typer.Option(None, "--label-column", help="text data: the column holding the label"),
-    env: Optional[str] = typer.Option(None, "--env", help="control: the environment id to train in, e.g. Hopper-v5"),
     nproc: int = typer.Option(1, "--nproc", min=1, help="processes on this machine, trained with DDP "
                               "(gloo on CPU, NCCL on GPU); for several machines start `torchrun ... -m zoo finetune`"),
 ):
     """Fine-tune a model on a dataset; writes a loadable model to --out.
 
+    A recipe adds options of its own for its fields (its `cli_options`, e.g. --text-column); --set sets any field.
+
     --out then holds the model (card.json, weights.safetensors: the best epoch's weights), metrics.jsonl, best/ (the best weights so far, for a resumed run) and checkpoints/ (the newest --keep-checkpoints training states, to --resume from).
     """
-    if checkpoint is not None and not resume:
-        raise InputError(f"unexpected argument {str(checkpoint)!r}: a checkpoint path goes after --resume, "
-                         f"e.g. `zoo finetune {model_id} --resume {checkpoint}`")
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         raise typer.Exit(_torchrun(nproc))
     from zoo.hub import info as card_of
-    from zoo.recipes import finetune_recipe, parse_set
+    from zoo.recipes import finetune_recipe_class, parse_cli_options, parse_set, read_config
 
-    overrides = {"model": model_id, "pretrained": not scratch, **parse_set(set_)}
+    recipe_cls, recorded = finetune_recipe_class(card_of(model_id), recipe_name)
+    try:
+        recipe_options, positional = parse_cli_options(recipe_cls, ctx.args)
+    except InputError as exc:  # a mistyped option: a usage error, as click's own
+        raise _click_class("UsageError")(str(exc), ctx=ctx) from None
+    checkpoint = _resume_path(positional, resume, model_id)
+    overrides = {"model": model_id, "pretrained": not scratch, **recipe_options, **parse_set(set_)}
     # Shorthands for recipe fields, set only when given (a recipe without such a field says so).
-    for field, value in (("data", data), ("epochs", epochs), ("text_column", text_column),
-                         ("label_column", label_column), ("env_id", env), ("keep_checkpoints", keep_checkpoints)):
+    for field, value in (("data", data), ("epochs", epochs), ("keep_checkpoints", keep_checkpoints)):
         if value is not None:
             overrides[field] = value
-    recipe = finetune_recipe(card_of(model_id), overrides, config_file=config, recipe_name=recipe_name)
-    result = recipe.run(out, resume=str(checkpoint) if checkpoint is not None else resume, progress=True)
+    recipe = recipe_cls.from_overrides({**recorded, **read_config(config), **overrides})
+    result = recipe.run(out, resume=checkpoint or resume, progress=True)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return
     _print_metrics(result.metrics)
@@ -386,6 +385,14 @@ def cache_clear(yes: bool = typer.Option(False, "--yes", help="do not ask")):
     console.print(f"freed {cache.clear():,} bytes")
 
 
+def _resume_path(positional: list[str], resume: bool, model_id: str) -> str | None:
+    """The PATH of ``--resume PATH`` (click hands it over as a stray argument), or None."""
+    if len(positional) > 1 or positional and not resume:
+        raise InputError(f"unexpected argument {positional[-1]!r}: a checkpoint path goes after --resume, "
+                         f"e.g. `zoo finetune {model_id} --resume {positional[-1]}`")
+    return positional[0] if positional else None
+
+
 def _torchrun(nproc: int) -> int:
     """Run this same ``zoo finetune`` command under ``torchrun --standalone`` with ``nproc`` processes."""
     import subprocess
@@ -422,7 +429,7 @@ def main() -> None:
         sys.exit(1)
     except typer.Abort:
         sys.exit(1)
-    except _click_exception() as exc:  # usage errors: a typo, a missing argument, a bad value
+    except _click_class("ClickException") as exc:  # usage errors: a typo, a missing argument, a bad value
         if _state["debug"]:
             raise
         Console(stderr=True, soft_wrap=True).print(
@@ -437,6 +444,6 @@ def _command_path(exc: Exception) -> str:
     return ctx.command_path if ctx is not None and ctx.command_path else "zoo"
 
 
-def _click_exception() -> type[Exception]:
-    """click's ``ClickException`` as this typer raises it (typer 0.29 vendors its own click)."""
-    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+def _click_class(name: str) -> type[Exception]:
+    """click's exception class ``name`` as this typer raises it (typer 0.29 vendors its own click)."""
+    return next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == name)

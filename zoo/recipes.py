@@ -100,6 +100,8 @@ class Recipe(ABC):
     """Base of every task recipe; subclasses add hyper-parameter fields and ``run``."""
 
     name: ClassVar[str]
+    #: Command-line shorthands for fields, e.g. ``{"--text-column": "text_column"}`` (``zoo finetune`` takes them).
+    cli_options: ClassVar[Mapping[str, str]] = {}
     # Fields that say how to run, not what is trained: not recorded, and a resume may change them.
     run_options: ClassVar[tuple[str, ...]] = ("keep_checkpoints",)
     seed: int = bounded(0, "[0, 4294967296)")
@@ -235,6 +237,12 @@ def finetune_recipe(card: Any, overrides: Mapping[str, Any], config_file: str | 
     """The recipe ``zoo finetune`` runs on a model: ``recipe_name`` if given, else the recipe its card
     records (with the recorded hyper-parameters as defaults, so a model is tuned as it was trained),
     else the one its task names; then ``config_file``, then ``overrides``."""
+    recipe_cls, recorded = finetune_recipe_class(card, recipe_name)
+    return recipe_cls.from_overrides({**recorded, **read_config(config_file), **overrides})
+
+
+def finetune_recipe_class(card: Any, recipe_name: str | None = None) -> tuple[type[Recipe], dict[str, Any]]:
+    """The recipe class :func:`finetune_recipe` uses, and the recorded hyper-parameters it starts from."""
     from zoo.registry import get_registry, resolve_ref
 
     registry = get_registry()
@@ -243,8 +251,29 @@ def finetune_recipe(card: Any, overrides: Mapping[str, Any], config_file: str | 
     if name is None:
         raise InputError(f"{card.id} records no recipe and its task {card.task!r} names none: choose one with "
                          f"--recipe ({', '.join(sorted(registry.recipes))})")
-    recipe_cls = resolve_ref(registry.recipe(name).recipe)
-    return recipe_cls.from_overrides({**recorded.get("params", {}), **read_config(config_file), **overrides})
+    return resolve_ref(registry.recipe(name).recipe), dict(recorded.get("params", {}))
+
+
+def parse_cli_options(recipe_cls: type[Recipe], args: list[str]) -> tuple[dict[str, str], list[str]]:
+    """A recipe's own command-line options (``--text-column review`` or ``--text-column=review``) as
+    field overrides, and the arguments that are not options. An unknown option is an InputError."""
+    overrides, positional, tokens = {}, [], list(args)
+    while tokens:
+        token = tokens.pop(0)
+        if not token.startswith("--"):
+            positional.append(token)
+            continue
+        option, has_value, value = token.partition("=")
+        if option not in recipe_cls.cli_options:
+            known = ", ".join(sorted(recipe_cls.cli_options)) or "none"
+            raise InputError(f"no such option: {option} (the {recipe_cls.name!r} recipe takes {known}; "
+                             f"any field with --set FIELD=VALUE)")
+        if not has_value:
+            if not tokens:
+                raise InputError(f"option {option} needs a value")
+            value = tokens.pop(0)
+        overrides[recipe_cls.cli_options[option]] = value
+    return overrides, positional
 
 
 def reproduce(model_id: str, out_dir: str | Path, progress: bool = True) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -44,6 +44,7 @@ class BCRecipe(Recipe):
     are held out to pick the best epoch."""
 
     name: ClassVar[str] = "bc"
+    cli_options: ClassVar[Mapping[str, str]] = {"--env": "env_id"}
 
     data: str = "robotics/cartpole-v1.ppo-expert"
     env_id: str | None = None  # default: the dataset's environment

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Mapping
 
 import numpy as np
 
@@ -56,6 +56,7 @@ class PPORecipe(Recipe):
     """
 
     name: ClassVar[str] = "ppo"
+    cli_options: ClassVar[Mapping[str, str]] = {"--env": "env_id"}
 
     env_id: str = "CartPole-v1"
     model: str | None = None

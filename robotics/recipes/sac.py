@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Mapping
 
 import numpy as np
 
@@ -66,6 +66,7 @@ class SACRecipe(Recipe):
     """
 
     name: ClassVar[str] = "sac"
+    cli_options: ClassVar[Mapping[str, str]] = {"--env": "env_id"}
 
     env_id: str = "Pendulum-v1"
     model: str | None = None

@@ -177,3 +177,17 @@ def test_finetune_falls_back_to_the_recipe_the_task_names():
     with pytest.raises(InputError, match=r"records no recipe and its task 'control' names none: choose one with "
                                          r"--recipe \(bc, .*ppo, sac"):
         finetune_recipe(policy, {"model": policy.id})
+
+
+def test_recipes_declare_their_own_command_line_options():
+    from nlp.recipes import TextClassificationRecipe
+    from zoo.recipes import parse_cli_options
+
+    options, positional = parse_cli_options(TextClassificationRecipe,
+                                            ["--text-column", "review", "runs/x/checkpoints/step-1", "--label-column=stars"])
+    assert options == {"text_column": "review", "label_column": "stars"} and positional == ["runs/x/checkpoints/step-1"]
+    with pytest.raises(InputError, match=r"no such option: --env \(the 'text-classification' recipe takes "
+                                         r"--label-column, --text-column; any field with --set FIELD=VALUE\)"):
+        parse_cli_options(TextClassificationRecipe, ["--env", "CartPole-v1"])
+    with pytest.raises(InputError, match="option --text-column needs a value"):
+        parse_cli_options(TextClassificationRecipe, ["--text-column"])
