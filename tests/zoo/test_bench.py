@@ -539,3 +539,24 @@ def test_property_no_layout_ever_cuts_an_id(ids, width, terminal):
     text = console.file.getvalue()
     for model in ids:
         assert model in text or bench._md_cell(model) in text
+
+
+@_PROPERTY
+@given(per_backend=st.lists(st.booleans(), max_size=6),
+       backends=st.lists(st.sampled_from(["torch", "torch-compile", "onnxruntime", "tensorrt", ""]), max_size=4,
+                         unique=True))
+def test_property_backend_expansion_is_one_uniquely_named_cell_per_backend_or_a_zoo_error(per_backend, backends):
+    tasks = [BenchTask(f"t{i}", "m", "d", per_backend=flag, run=lambda seed, backend=None: TaskOutput({"acc": 1.0}))
+             for i, flag in enumerate(per_backend)]
+    try:
+        expanded = bench.expand_backends(tasks, backends)
+    except ZooError as exc:
+        assert "unknown backend" in str(exc)
+        assert not backends or any(b not in ("torch", "torch-compile", "onnxruntime") for b in backends)
+        return
+    assert backends and set(backends) <= {"torch", "torch-compile", "onnxruntime"}
+    assert len(expanded) == sum(len(backends) if flag else 1 for flag in per_backend)
+    assert len({t.name for t in expanded}) == len(expanded) and not any(t.per_backend for t in expanded)
+    cells = [(t.name, t.backend) for t in expanded]
+    assert cells == [(f"t{i}" + ("" if b == "torch" else f"[{b}]"), b) for i, flag in enumerate(per_backend)
+                     for b in (backends if flag else ["torch"])]
