@@ -33,19 +33,17 @@ MEDMNIST_REFERENCE = {
 MEDMNIST_SOURCE = "MedMNIST v2, Sci. Data 10:41 (2023), Table 3, ResNet-18 (28)"
 
 
-def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[BenchTask]:
+def suite(quick: bool = False) -> list[BenchTask]:
     """U-Net and HU-threshold control on the test phantoms (2 with ``quick``, else 6); MedMNIST sets that are present.
 
-    The U-Net runs on each of ``backends`` (sliding-window inference stays outside the graph).
+    The U-Net runs on each backend asked for (sliding-window inference stays outside the graph).
     """
     from medical.datasets import medmnist_files
 
     cases = 2 if quick else None
     tasks = [
-        BenchTask(name="unet3d@ct-phantom" + ("" if backend == "torch" else f"[{backend}]"), model=SEGMENTATION_MODEL,
-                  dataset=PHANTOM_DATASET, backend=backend, run=partial(_run_unet, cases, backend))
-        for backend in backends
-    ] + [
+        BenchTask(name="unet3d@ct-phantom", model=SEGMENTATION_MODEL, dataset=PHANTOM_DATASET, per_backend=True,
+                  run=partial(_run_unet, cases)),
         BenchTask(name="hu-threshold@ct-phantom", model="control/hu-threshold", dataset=PHANTOM_DATASET,
                   backend="numpy", control=True, run=partial(_run_threshold, cases)),
     ]
@@ -91,7 +89,7 @@ def _segmentation_output(segment, count: int | None, params: int | None) -> Task
     )
 
 
-def _run_unet(count: int | None, backend: str, seed: int) -> TaskOutput:
+def _run_unet(count: int | None, seed: int, backend: str) -> TaskOutput:
     import torch
 
     from zoo.hub import load

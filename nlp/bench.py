@@ -16,21 +16,20 @@ small CPU; the full suite uses the whole splits.
 """
 from __future__ import annotations
 
-import time
 from functools import partial
 
 import numpy as np
 
-from zoo.bench import BenchTask, TaskOutput, measure_latency, step
+from zoo.bench import BenchTask, TaskOutput, measure_latency, measure_throughput, step
 
 DATASET = "nlp/tweets-sentiment"
 QUICK_TRAIN, QUICK_TEST = 800, 400
 
 
-def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[BenchTask]:
+def suite(quick: bool = False) -> list[BenchTask]:
     """Tasks of the ``nlp`` suite; ``quick`` uses small subsets and fewer latency samples.
 
-    Each model runs on each of ``backends`` (the tokenizer stays outside the graph).
+    Each model runs on each backend asked for (the tokenizer stays outside the graph).
     """
     from zoo.hub import list_models
 
@@ -38,25 +37,23 @@ def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[B
     timing = {"iters": 20 if quick else 100, "throughput_batch": 64 if quick else 256, "min_time_s": 0.5 if quick else 2.0}
     tasks = [
         BenchTask(
-            name=f"{model_id.split('/', 1)[1]}@tweets" + _suffix(backend),
+            name=f"{model_id.split('/', 1)[1]}@tweets",
             model=model_id,
             dataset=DATASET,
-            backend=backend,
-            run=partial(_run_classifier, model_id, sizes, timing, backend),
+            per_backend=True,
+            run=partial(_run_classifier, model_id, sizes, timing),
         )
         for model_id in list_models("nlp/*", task="text-classification", pretrained=True)
-        for backend in backends
     ]
     tasks += [
         BenchTask(
-            name=f"{model_id.split('/', 1)[1]}+probe@tweets" + _suffix(backend),
+            name=f"{model_id.split('/', 1)[1]}+probe@tweets",
             model=f"{model_id} + logreg probe",
             dataset=DATASET,
-            backend=backend,
-            run=partial(_run_probe, model_id, sizes, timing, backend),
+            per_backend=True,
+            run=partial(_run_probe, model_id, sizes, timing),
         )
         for model_id in list_models("nlp/*", task="sentence-embedding", pretrained=True)
-        for backend in backends
     ]
     tasks.append(
         BenchTask(
@@ -69,10 +66,6 @@ def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[B
         )
     )
     return tasks
-
-
-def _suffix(backend: str) -> str:
-    return "" if backend == "torch" else f"[{backend}]"
 
 
 def _data(sizes, seed: int):
@@ -90,7 +83,7 @@ def _data(sizes, seed: int):
     return splits.classes, out[0], out[1]
 
 
-def _run_classifier(model_id: str, sizes, timing: dict, backend: str, seed: int) -> TaskOutput:
+def _run_classifier(model_id: str, sizes, timing: dict, seed: int, backend: str) -> TaskOutput:
     from nlp.recipes import evaluate
     from zoo.hub import load
 
@@ -101,7 +94,7 @@ def _run_classifier(model_id: str, sizes, timing: dict, backend: str, seed: int)
     return _model_output(model, test, evaluate(model, test), timing)
 
 
-def _run_probe(model_id: str, sizes, timing: dict, backend: str, seed: int) -> TaskOutput:
+def _run_probe(model_id: str, sizes, timing: dict, seed: int, backend: str) -> TaskOutput:
     """Embed train/test once, fit the probe, write it into a zoo classifier, and time that classifier."""
     from sklearn.linear_model import LogisticRegression
 
@@ -137,8 +130,8 @@ def _model_output(model, test, metrics: dict, timing: dict, logits=None, extra=N
         metrics={"accuracy": float(metrics["accuracy"]), "macro_f1": float(metrics["macro_f1"])},
         per_example={"accuracy": correct},
         latency_ms=measure_latency(lambda: model.predict(texts[0]), warmup=3, iters=timing["iters"]),
-        throughput=_throughput(lambda batch: model.predict(batch, batch_size=64), texts, timing["throughput_batch"],
-                               timing["min_time_s"]),
+        throughput=measure_throughput(lambda batch: model.predict(batch, batch_size=64), texts,
+                                      batch_size=timing["throughput_batch"], min_time_s=timing["min_time_s"]),
         throughput_unit="sentences/s",
         params=model.num_params,
         extra={"test_size": len(test), **(extra or {})},
@@ -164,21 +157,10 @@ def _run_tfidf(sizes, timing: dict, seed: int) -> TaskOutput:
         metrics={"accuracy": float(correct.mean()), "macro_f1": float(f1_score(test.labels, predicted, average="macro"))},
         per_example={"accuracy": correct},
         latency_ms=measure_latency(lambda: pipeline.predict_proba(test.texts[:1]), warmup=3, iters=timing["iters"]),
-        throughput=_throughput(lambda batch: pipeline.predict_proba(batch), test.texts, timing["throughput_batch"],
-                               timing["min_time_s"]),
+        throughput=measure_throughput(pipeline.predict_proba, test.texts, batch_size=timing["throughput_batch"],
+                                      min_time_s=timing["min_time_s"]),
         throughput_unit="sentences/s",
         params=int(classifier.coef_.size + classifier.intercept_.size),
         extra={"test_size": len(test), "train_size": len(train), "vocabulary": len(vectorizer.vocabulary_)},
     )
 
-
-def _throughput(predict_batch, items: list, batch_size: int, min_time_s: float = 0.5) -> float:
-    """Items per second predicting batches of ``batch_size`` raw items, after one warm-up batch."""
-    step(f"timing throughput (batches of {batch_size}, {min_time_s:g} s)")
-    batch = (items * (batch_size // max(len(items), 1) + 1))[:batch_size]
-    predict_batch(batch)
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < min_time_s or done == 0:
-        predict_batch(batch)
-        done += len(batch)
-    return done / (time.perf_counter() - start)

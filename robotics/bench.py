@@ -27,8 +27,8 @@ EPISODES_PER_SEED = 2
 PLOT = PlotSpec(x="extra.train_env_steps", x_label="environment steps in training (log scale)")
 
 
-def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[BenchTask]:
-    """Bundled policies over 10 seeds (``quick``: 3 seeds of one episode) on each of ``backends``,
+def suite(quick: bool = False) -> list[BenchTask]:
+    """Bundled policies over 10 seeds (``quick``: 3 seeds of one episode) on each backend asked for,
     then a random policy per environment."""
     from zoo.hub import info, list_models
 
@@ -39,16 +39,16 @@ def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[B
     for model_id in list_models("robotics/*", pretrained=True):
         env_id = info(model_id).input["env_ids"][0]
         env_ids.append(env_id)
-        tasks += [BenchTask(
-            name=model_id.split("/", 1)[1] + ("" if backend == "torch" else f"[{backend}]"),
+        tasks.append(BenchTask(
+            name=model_id.split("/", 1)[1],
             model=model_id,
             dataset=env_id,
             split="eval",
-            backend=backend,
+            per_backend=True,
             seeds=seeds,
-            run=partial(_run_policy, model_id, env_id, episodes, iters, backend),
+            run=partial(_run_policy, model_id, env_id, episodes, iters),
             reference=reference(model_id, env_id),
-        ) for backend in backends]
+        ))
     for env_id in dict.fromkeys(env_ids):
         tasks.append(BenchTask(
             name=f"random@{env_id}",
@@ -98,7 +98,7 @@ def train_env_steps(model_id: str) -> int | None:
     return params.get("total_steps")
 
 
-def _run_policy(model_id: str, env_id: str, episodes: int, iters: int, backend: str, seed: int) -> TaskOutput:
+def _run_policy(model_id: str, env_id: str, episodes: int, iters: int, seed: int, backend: str) -> TaskOutput:
     from robotics.tasks import torch_threads
     from zoo.hub import load
 

@@ -5,21 +5,18 @@ against the simplest model that could do the job.
 """
 from __future__ import annotations
 
-import time
 from functools import partial
 
 import numpy as np
 
-from zoo.bench import BenchTask, TaskOutput, measure_latency, step
-
-THROUGHPUT_BATCH = 256
+from zoo.bench import BenchTask, TaskOutput, measure_latency, measure_throughput, step
 
 
-def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[BenchTask]:
+def suite(quick: bool = False) -> list[BenchTask]:
     """Every pretrained vision model on each dataset its card reports a metric for, plus the control.
 
     Datasets: ``vision/digits`` always; ``vision/fashion-mnist`` when its files are
-    on this machine. ``quick`` takes fewer latency samples. Each model runs on each of ``backends``.
+    on this machine. ``quick`` takes fewer latency samples. Each model runs on each backend asked for.
     """
     from vision.datasets import fashion_mnist_available
 
@@ -30,14 +27,13 @@ def suite(quick: bool = False, backends: tuple[str, ...] = ("torch",)) -> list[B
         short = dataset.split("/", 1)[1]
         tasks += [
             BenchTask(
-                name=f"{model_id.split('/', 1)[1]}@{short}" + ("" if backend == "torch" else f"[{backend}]"),
+                name=f"{model_id.split('/', 1)[1]}@{short}",
                 model=model_id,
                 dataset=dataset,
-                backend=backend,
-                run=partial(_run_model, model_id, dataset, iters, backend),
+                per_backend=True,
+                run=partial(_run_model, model_id, dataset, iters),
             )
             for model_id in _models_measured_on(dataset)
-            for backend in backends
         ]
         tasks.append(
             BenchTask(
@@ -63,7 +59,7 @@ def _models_measured_on(dataset: str) -> list[str]:
     ]
 
 
-def _run_model(model_id: str, dataset: str, iters: int, backend: str, seed: int) -> TaskOutput:
+def _run_model(model_id: str, dataset: str, iters: int, seed: int, backend: str) -> TaskOutput:
     import torch
 
     from vision.datasets import load_splits, to_tensor_batch
@@ -83,7 +79,7 @@ def _run_model(model_id: str, dataset: str, iters: int, backend: str, seed: int)
         metrics=classification_metrics(logits, targets),
         per_example={"accuracy": (logits.argmax(-1) == targets).numpy().astype(np.float64)},
         latency_ms=measure_latency(lambda: model.predict(raw[0]), iters=iters),
-        throughput=_throughput(lambda batch: model.predict(batch), raw),
+        throughput=measure_throughput(model.predict, raw),
         throughput_unit="images/s",
         params=model.num_params,
         extra={"gflops": _gflops(model.net, inputs[:1].to(model.device))} if backend == "torch" else None,
@@ -112,7 +108,7 @@ def _run_logreg(dataset: str, iters: int, seed: int, max_train: int | None = Non
         metrics={"accuracy": float(correct.mean()), "macro_f1": float(f1_score(splits.test.labels, predictions, average="macro"))},
         per_example={"accuracy": correct},
         latency_ms=measure_latency(lambda: classifier.predict_proba(x_test[:1] / scale), iters=iters),
-        throughput=_throughput(lambda batch: classifier.predict_proba(np.stack(batch) / scale), list(x_test)),
+        throughput=measure_throughput(lambda batch: classifier.predict_proba(np.stack(batch) / scale), list(x_test)),
         throughput_unit="images/s",
         params=int(classifier.coef_.size + classifier.intercept_.size),
         extra={"train_images": len(y_train)},
@@ -122,18 +118,6 @@ def _run_logreg(dataset: str, iters: int, seed: int, max_train: int | None = Non
 def _pixels(split) -> np.ndarray:
     """One flat float row of raw pixel values per image."""
     return np.stack([np.asarray(split.raw(i), np.float32).ravel() for i in range(len(split))])
-
-
-def _throughput(predict_batch, items: list, min_time_s: float = 0.5) -> float:
-    """Items per second predicting batches of ``THROUGHPUT_BATCH`` raw items, after one warm-up batch."""
-    step(f"timing throughput (batches of {THROUGHPUT_BATCH}, {min_time_s:g} s)")
-    batch = (items * (THROUGHPUT_BATCH // max(len(items), 1) + 1))[:THROUGHPUT_BATCH]
-    predict_batch(batch)
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < min_time_s:
-        predict_batch(batch)
-        done += len(batch)
-    return done / (time.perf_counter() - start)
 
 
 def _gflops(net, example) -> float:

@@ -1,14 +1,17 @@
 """The benchmark engine: run a suite's tasks and report them in one schema.
 
 A suite (declared by a domain as a :class:`zoo.registry.SuiteSpec`) builds a
-list of :class:`BenchTask`. Each task runs once per seed and yields a
+list of :class:`BenchTask`. A model task marked ``per_backend`` is run by the
+engine once per backend asked for (``zoo bench SUITE --backends ...``), named
+``NAME[backend]`` off torch. Each task runs once per seed and yields a
 :class:`TaskOutput`; the engine folds the seeds into one result row (mean and
 95% CI per metric, latency percentiles, throughput, parameters, environment
 fingerprint) and writes ``results.jsonl``, ``leaderboard.md`` and ``plot.png``.
 
 Each metric's range and kind is declared once, in :data:`METRICS`; the interval
 method follows from it (Wilson for a share of trials, else t over seeds or a
-bootstrap over examples, clipped to the range). A suite reports what it is doing
+bootstrap over examples, clipped to the range). A suite times its models with
+:func:`measure_latency` and :func:`measure_throughput`, reports what it is doing
 inside a task through :func:`step`, and may declare its plot's x axis with a
 :class:`PlotSpec`.
 
@@ -22,8 +25,9 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -108,7 +112,9 @@ class BenchTask:
 
     ``run(seed)`` is called once per seed in ``seeds``; give a stochastic task
     (one that trains, or samples) several seeds so its metrics get a CI over
-    seeds. ``control`` marks the suite's simple baseline. ``reference`` holds
+    seeds. A ``per_backend`` task is declared once with ``run(seed, backend)``:
+    the engine makes one cell of it per backend asked for (:func:`expand_backends`).
+    ``control`` marks the suite's simple baseline. ``reference`` holds
     published numbers, ``{"source": ..., "metrics": {name: value}}``.
     """
 
@@ -120,8 +126,30 @@ class BenchTask:
     control: bool = False
     seeds: tuple[int, ...] = (0,)
     # Keyword-only: it has no default, yet sits after fields that do.
-    run: Callable[[int], TaskOutput] = field(kw_only=True)
+    run: Callable[..., TaskOutput] = field(kw_only=True)
     reference: dict | None = None
+    per_backend: bool = False
+
+
+def expand_backends(tasks: Iterable[BenchTask], backends: Sequence[str]) -> list[BenchTask]:
+    """Each ``per_backend`` task once per backend, in place and in order; other tasks as they are.
+
+    The torch cell keeps the task's name; another backend's is ``NAME[backend]``.
+    """
+    import backends as backend_registry
+
+    unknown = [b for b in backends if b not in backend_registry.names()]
+    if unknown or not backends:
+        raise ZooError(f"unknown backend(s) {unknown}; known: {', '.join(backend_registry.names())}")
+    expanded = []
+    for task in tasks:
+        if not isinstance(task, BenchTask) or not task.per_backend:
+            expanded.append(task)  # _check_tasks names a wrong type
+            continue
+        expanded += [replace(task, name=task.name + ("" if backend == "torch" else f"[{backend}]"), backend=backend,
+                             per_backend=False, run=partial(task.run, backend=backend))
+                     for backend in backends]
+    return expanded
 
 
 # -- statistics -------------------------------------------------------------
@@ -227,6 +255,24 @@ def measure_latency(fn: Callable[[], Any], *, warmup: int = 5, iters: int = 50, 
         fn()
         times.append((time.perf_counter() - t0) * 1000.0)
     return times
+
+
+def measure_throughput(predict_batch: Callable[[list], Any], items: Sequence, *, batch_size: int = 256,
+                       min_time_s: float = 0.5) -> float:
+    """Items per second of ``predict_batch`` on one batch of ``batch_size`` of ``items`` (repeated to fill it).
+
+    One untimed warm-up batch, then batches for at least ``min_time_s`` and at least one.
+    """
+    if batch_size < 1 or not items:
+        raise InputError(f"throughput needs batch_size >= 1 and some items, got {batch_size} and {len(items)} items")
+    step(f"timing throughput (batches of {batch_size}, {min_time_s:g} s)")
+    batch = (list(items) * (batch_size // len(items) + 1))[:batch_size]
+    predict_batch(batch)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_time_s or done == 0:
+        predict_batch(batch)
+        done += len(batch)
+    return done / (time.perf_counter() - start)
 
 
 # -- aggregation ------------------------------------------------------------
@@ -468,8 +514,8 @@ class _Reporter:
 
 
 def run_tasks(tasks: Sequence[BenchTask], *, suite: str, out_dir, progress: bool = True,
-              plot_spec: PlotSpec | None = None) -> list[dict]:
-    """Run each task for each of its seeds and write the reports to ``out_dir``.
+              plot_spec: PlotSpec | None = None, backends: Sequence[str] = ("torch",)) -> list[dict]:
+    """Run each task (a ``per_backend`` one on each of ``backends``) for each of its seeds; reports to ``out_dir``.
 
     Every task yields one row (see the module docstring); a task that raises is
     recorded with ``status="error"`` and the suite goes on, while a
@@ -479,7 +525,7 @@ def run_tasks(tasks: Sequence[BenchTask], *, suite: str, out_dir, progress: bool
     ``plot.png`` (when matplotlib is installed; x axis from ``plot_spec``) are
     written at the end. Returns the rows.
     """
-    tasks = list(tasks)
+    tasks = expand_backends(tasks, backends)
     _check_tasks(tasks)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -509,21 +555,16 @@ def run_suite(name: str, *, quick: bool = False, out_dir=None, progress: bool = 
               backends: Sequence[str] = ("torch",)) -> list[dict]:
     """Build the registered suite ``name`` and run it; reports go to ``bench-results/NAME`` by default.
 
-    ``backends`` (``torch``, ``torch-compile``, ``onnxruntime``): every model task runs
-    once per backend, side by side in the report; the control arm runs once.
+    ``backends`` (``torch``, ``torch-compile``, ``onnxruntime``): every ``per_backend``
+    task runs once per backend, side by side in the report; the control arm runs once.
     """
-    import backends as backend_registry
-
-    unknown = [b for b in backends if b not in backend_registry.names()]
-    if unknown or not backends:
-        raise ZooError(f"unknown backend(s) {unknown}; known: {', '.join(backend_registry.names())}")
     spec = get_registry().suite(name)
-    tasks = resolve_ref(spec.builder)(quick=quick, backends=tuple(backends))
+    tasks = resolve_ref(spec.builder)(quick=quick)
     if not tasks:
         raise ZooError(f"suite {name!r} built no tasks (quick={quick})")
     out_dir = Path("bench-results") / name if out_dir is None else Path(out_dir)
     plot_spec = resolve_ref(spec.plot) if isinstance(spec.plot, str) else spec.plot
-    return run_tasks(tasks, suite=name, out_dir=out_dir, progress=progress, plot_spec=plot_spec)
+    return run_tasks(tasks, suite=name, out_dir=out_dir, progress=progress, plot_spec=plot_spec, backends=backends)
 
 
 # -- reports ----------------------------------------------------------------

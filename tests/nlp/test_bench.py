@@ -17,7 +17,7 @@ def test_suite_has_the_probe_row_and_the_control_arm():
 def test_probe_and_control_rows_on_small_subsets():
     timing = {"iters": 3, "throughput_batch": 8, "min_time_s": 0.0}
     # The probe's head goes into the converted graph: run it on ONNX Runtime.
-    probe = bench._run_probe("nlp/all-minilm-l6-v2", (30, 15), timing, "onnxruntime", seed=0)
+    probe = bench._run_probe("nlp/all-minilm-l6-v2", (30, 15), timing, seed=0, backend="onnxruntime")
     control = bench._run_tfidf((30, 15), timing, seed=0)
     for output in (probe, control):
         assert isinstance(output, TaskOutput) and set(output.metrics) == {"accuracy", "macro_f1"}

@@ -291,8 +291,8 @@ def test_progress_prints_a_line_per_task(tmp_path, capsys):
 def test_run_suite_builds_the_registered_suite(tmp_path, monkeypatch):
     seen = {}
 
-    def build(quick, backends):
-        seen.update(quick=quick, backends=backends)
+    def build(quick):
+        seen.update(quick=quick)
         return [BenchTask("t", "m", "d", run=lambda s: TaskOutput({"acc": 1.0}))]
 
     reg = registry.Registry()
@@ -300,9 +300,7 @@ def test_run_suite_builds_the_registered_suite(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "_registry", reg)
     monkeypatch.chdir(tmp_path)
     rows = bench.run_suite("toy-suite", quick=True, progress=False)
-    assert seen == {"quick": True, "backends": ("torch",)} and rows[0]["suite"] == "toy-suite"
-    bench.run_suite("toy-suite", progress=False, backends=["torch", "onnxruntime"])
-    assert seen["backends"] == ("torch", "onnxruntime")
+    assert seen == {"quick": True} and rows[0]["suite"] == "toy-suite"
     with pytest.raises(ZooError, match="unknown backend"):
         bench.run_suite("toy-suite", progress=False, backends=["tensorrt"])
     assert (tmp_path / "bench-results" / "toy-suite" / "results.jsonl").exists()
@@ -400,6 +398,40 @@ def test_leaderboard_shows_the_latency_spread_and_names_noisy_rows(tmp_path):
     assert "1.71 noisy |" in text
     assert "- latency of loaded too noisy to rank (p95 180.1× p50, over 3×; CV 1.71): rerun on an idle machine" in text
     assert "steady too noisy" not in text
+
+
+def test_the_engine_runs_a_per_backend_task_once_per_backend_and_names_each(tmp_path, monkeypatch):
+    calls = []
+
+    def run(seed, backend):
+        calls.append((seed, backend))
+        return TaskOutput({"acc": 1.0}, latency_ms=[1.0, 1.2])
+
+    def build(quick):
+        return [BenchTask("m@d", "m", "d", per_backend=True, run=run),
+                BenchTask("control@d", "control/c", "d", backend="sklearn", control=True,
+                          run=lambda s: TaskOutput({"acc": 0.5}))]
+
+    reg = registry.Registry()
+    reg.add_suite(registry.SuiteSpec("toy-suite", build))
+    monkeypatch.setattr(registry, "_registry", reg)
+    rows = bench.run_suite("toy-suite", out_dir=tmp_path, progress=False, backends=["torch", "onnxruntime"])
+    assert [(r["task"], r["backend"]) for r in rows] == [
+        ("m@d", "torch"), ("m@d[onnxruntime]", "onnxruntime"), ("control@d", "sklearn")]
+    assert calls == [(0, "torch"), (0, "onnxruntime")] and all(r["status"] == "ok" for r in rows)
+    (row,) = bench.run_tasks(build(False)[:1], suite="s", out_dir=tmp_path / "default", progress=False)
+    assert (row["task"], row["backend"]) == ("m@d", "torch")  # torch unless told otherwise
+    with pytest.raises(ZooError, match="unknown backend"):
+        bench.run_tasks(build(False), suite="s", out_dir=tmp_path, progress=False, backends=[])
+
+
+def test_measure_throughput_times_at_least_one_full_batch():
+    sizes = []
+    per_second = bench.measure_throughput(lambda batch: sizes.append(len(batch)), ["a", "b", "c"], batch_size=8,
+                                          min_time_s=0.0)
+    assert sizes == [8, 8] and per_second > 0  # a warm-up batch, then one timed batch of items repeated
+    with pytest.raises(InputError, match="some items"):
+        bench.measure_throughput(lambda batch: None, [], batch_size=8)
 
 
 def test_step_names_what_the_running_task_does(tmp_path):
@@ -507,3 +539,24 @@ def test_property_no_layout_ever_cuts_an_id(ids, width, terminal):
     text = console.file.getvalue()
     for model in ids:
         assert model in text or bench._md_cell(model) in text
+
+
+@_PROPERTY
+@given(per_backend=st.lists(st.booleans(), max_size=6),
+       backends=st.lists(st.sampled_from(["torch", "torch-compile", "onnxruntime", "tensorrt", ""]), max_size=4,
+                         unique=True))
+def test_property_backend_expansion_is_one_uniquely_named_cell_per_backend_or_a_zoo_error(per_backend, backends):
+    tasks = [BenchTask(f"t{i}", "m", "d", per_backend=flag, run=lambda seed, backend=None: TaskOutput({"acc": 1.0}))
+             for i, flag in enumerate(per_backend)]
+    try:
+        expanded = bench.expand_backends(tasks, backends)
+    except ZooError as exc:
+        assert "unknown backend" in str(exc)
+        assert not backends or any(b not in ("torch", "torch-compile", "onnxruntime") for b in backends)
+        return
+    assert backends and set(backends) <= {"torch", "torch-compile", "onnxruntime"}
+    assert len(expanded) == sum(len(backends) if flag else 1 for flag in per_backend)
+    assert len({t.name for t in expanded}) == len(expanded) and not any(t.per_backend for t in expanded)
+    cells = [(t.name, t.backend) for t in expanded]
+    assert cells == [(f"t{i}" + ("" if b == "torch" else f"[{b}]"), b) for i, flag in enumerate(per_backend)
+                     for b in (backends if flag else ["torch"])]
