@@ -85,11 +85,22 @@ class TaskSpec:
     ``transform`` attribute and a ``predict(module, raw_inputs)`` method.
     ``model_class`` optionally names a :class:`zoo.Model` subclass that ``zoo.load``
     returns for this task, for task-specific methods (a policy's ``rollout``).
+    ``head_task`` names the task a model of this one becomes when ``num_classes`` gives it
+    a fresh classifier head (a sentence encoder becomes a text classifier), and
+    ``headless_task`` the one it becomes when ``num_classes=0`` removes the head;
+    None keeps the task.
     """
 
     name: str
     adapter: str | Callable
     model_class: str | Callable | None = None
+    head_task: str | None = None
+    headless_task: str | None = None
+
+    def task_with_head(self, num_classes: int) -> str:
+        """The task of a model of this task whose classifier head now has ``num_classes`` outputs."""
+        becomes = self.head_task if num_classes else self.headless_task
+        return becomes or self.name
 
 
 @dataclass(frozen=True)
