@@ -1,4 +1,4 @@
-"""torchrun environment detection and the DDP process group."""
+"""torchrun environment detection, the DDP process group, and reductions and gathers across ranks."""
 from __future__ import annotations
 
 import json
@@ -44,7 +44,7 @@ def init_process_group(env: DistEnv, device: torch.device) -> None:
 
 def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     """Mean of ``value`` across processes (identity outside a process group)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _in_process_group():
         return value
     value = value.clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
@@ -56,15 +56,33 @@ def all_gather_json(value) -> list:
 
     Sent as UTF-8 bytes in uint8 tensors, so nothing is pickled on the way.
     """
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _in_process_group():
         return [value]
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     payload = torch.tensor(list(json.dumps(value).encode()), dtype=torch.uint8, device=device)
-    sizes = [torch.zeros((), dtype=torch.int64, device=device) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, torch.tensor(payload.numel(), device=device))
+    return [json.loads(bytes(part.tolist()).decode()) for part in _all_gather_parts(payload)]
+
+
+def all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` from every rank concatenated along dim 0, in rank order (ranks may hold different row
+    counts); ``tensor`` itself outside a process group."""
+    if not _in_process_group():
+        return tensor
+    return torch.cat(_all_gather_parts(tensor))
+
+
+def _in_process_group() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _all_gather_parts(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """Every rank's ``tensor`` (rows may differ in number): padded to the longest, gathered, trimmed again."""
+    size = torch.tensor(tensor.shape[0], dtype=torch.int64, device=tensor.device)
+    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, size)
     longest = int(max(sizes))
-    padded = torch.zeros(longest, dtype=torch.uint8, device=device)
-    padded[: payload.numel()] = payload
-    gathered = [torch.empty(longest, dtype=torch.uint8, device=device) for _ in sizes]
-    dist.all_gather(gathered, padded)
-    return [json.loads(bytes(g[: int(n)].tolist()).decode()) for g, n in zip(gathered, sizes)]
+    padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+    padded[: tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return [part[: int(n)] for part, n in zip(parts, sizes)]

@@ -82,7 +82,7 @@ def seconds_per_sample(train, args) -> tuple[float, float]:
             count += len(batch)
     model.eval()
     start = time.perf_counter()
-    adapter.run(model.net, encoded[: args.batch_size * 8], 64)
+    adapter.run(model.net, encoded[: args.batch_size * 8], 64, device=model.device)
     infer = (time.perf_counter() - start) / (args.batch_size * 8)
     return timed / max(count, 1), infer
 

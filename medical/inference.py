@@ -29,15 +29,16 @@ def window_starts(size: int, patch: int, overlap: float) -> list[int]:
 
 @torch.inference_mode()
 def sliding_window(net: torch.nn.Module, image: torch.Tensor, patch_size, *, overlap: float = 0.5,
-                   batch_size: int = 4, pad_value: float = 0.0) -> torch.Tensor:
+                   batch_size: int = 4, pad_value: float = 0.0, device: torch.device | str | None = None) -> torch.Tensor:
     """Softmax probabilities ``[classes, D, H, W]`` of ``net`` over a ``[channels, D, H, W]`` image.
 
     The image is padded up to the patch size where smaller; patches overlapping by
     ``overlap`` are run ``batch_size`` at a time and their probabilities averaged
     with Gaussian weights, so patch borders leave no seams. Memory: the output,
-    one weight map and one batch of patches.
+    one weight map and one batch of patches. Patches run on ``device`` (where ``net`` is;
+    default: the image's device).
     """
-    device = next(net.parameters()).device
+    device = image.device if device is None else torch.device(device)
     patch_size = tuple(int(p) for p in patch_size)
     shape = image.shape[1:]
     padding = [max(0, p - s) for p, s in zip(patch_size, shape)]

@@ -58,18 +58,21 @@ class Segmentation3D(TaskAdapter):
 
         return read_volume(path)
 
-    def predict(self, module: torch.nn.Module, raw_inputs: Sequence[Any], *, overlap: float | None = None,
-                batch_size: int = 4) -> list[Volume]:
-        return [self.segment(module, _as_volume(volume), overlap=overlap, batch_size=batch_size) for volume in raw_inputs]
+    def predict(self, module: torch.nn.Module, raw_inputs: Sequence[Any], *, device: torch.device,
+                overlap: float | None = None, batch_size: int = 4) -> list[Volume]:
+        return [self.segment(module, _as_volume(volume), device=device, overlap=overlap, batch_size=batch_size)
+                for volume in raw_inputs]
 
-    def segment(self, module: torch.nn.Module, volume: Volume, *, overlap: float | None = None, batch_size: int = 4) -> Volume:
-        """One volume → its label map on the same grid (uint8, ``metadata["labels"]`` names the values)."""
+    def segment(self, module: torch.nn.Module, volume: Volume, *, device: torch.device, overlap: float | None = None,
+                batch_size: int = 4) -> Volume:
+        """One volume → its label map on the same grid (uint8, ``metadata["labels"]`` names the values);
+        the module runs on ``device``."""
         from medical.inference import sliding_window
 
         prepared = model_grid_image(volume, self.preprocessing)
         probabilities = sliding_window(module, torch.from_numpy(prepared.array)[None], self.preprocessing["patch_size"],
                                        overlap=self.preprocessing.get("overlap", 0.5) if overlap is None else overlap,
-                                       batch_size=batch_size, pad_value=-1.0).cpu().numpy()  # -1: air, normalised
+                                       batch_size=batch_size, pad_value=-1.0, device=device).cpu().numpy()  # -1: air, normalised
         best = np.full(volume.shape, -1.0, dtype=np.float32)
         labels = np.zeros(volume.shape, dtype=np.uint8)
         for index, channel in enumerate(probabilities):  # one class at a time: memory stays at two source-grid arrays

@@ -67,8 +67,11 @@ def register(registry: Registry) -> None:
     """Declare the NLP architectures, tasks, datasets, recipes, suites, sources and models."""
     registry.add_architecture(ArchitectureSpec("text-encoder", "nlp.models.encoder:text_encoder"))
     registry.add_architecture(ArchitectureSpec("hf-sequence-classifier", "nlp.models.hf:hf_sequence_classifier"))
-    registry.add_task(TaskSpec("sentence-embedding", "nlp.tasks:SentenceEmbedding", recipe="text-classification"))
-    registry.add_task(TaskSpec("text-classification", "nlp.tasks:TextClassification", recipe="text-classification"))
+    # An encoder gains or loses its classifier head with ``num_classes``: the task follows.
+    registry.add_task(TaskSpec("sentence-embedding", "nlp.tasks:SentenceEmbedding", recipe="text-classification",
+                               head_task="text-classification"))
+    registry.add_task(TaskSpec("text-classification", "nlp.tasks:TextClassification", recipe="text-classification",
+                               headless_task="sentence-embedding"))
     registry.add_source(SourceSpec("hf", "nlp.models.hf:load_hf", "nlp.models.hf:list_hf",
                                    description="any transformers checkpoint with its tokenizer, through the Hugging Face cache"))
     registry.add_dataset(

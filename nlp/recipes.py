@@ -222,7 +222,8 @@ def embed(model, texts, *, batch_size: int = 64, what: str = "texts") -> np.ndar
     model.eval()
     try:
         with torch.inference_mode():
-            return model.adapter.run(Embedder(model.net), model.adapter.encode(texts, what=what), batch_size).numpy()
+            return model.adapter.run(Embedder(model.net), model.adapter.encode(texts, what=what), batch_size,
+                                     device=model.device).numpy()
     finally:
         model.train(was_training)
 
@@ -262,7 +263,7 @@ def evaluate(
     model.eval()
     try:
         with torch.inference_mode():
-            logits = model.adapter.run(model.net, model.adapter.encode(dataset.inputs()), batch_size)
+            logits = model.adapter.run(model.net, model.adapter.encode(dataset.inputs()), batch_size, device=model.device)
     finally:
         model.train(was_training)
     return {**metrics_from_logits(logits, dataset.labels), "n": float(len(dataset))}

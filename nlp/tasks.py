@@ -110,12 +110,13 @@ class TextTask(TaskAdapter):
         encoded, labels = zip(*batch)
         return self.tokenizer.pad(encoded), torch.as_tensor(labels, dtype=torch.long)
 
-    def run(self, module, encoded: Sequence[Encoded], batch_size: int | None = None) -> torch.Tensor:
-        """Network outputs for already-encoded inputs, longest first in chunks, back in input order."""
+    def run(self, module, encoded: Sequence[Encoded], batch_size: int | None = None, *,
+            device: torch.device) -> torch.Tensor:
+        """Network outputs for already-encoded inputs (sent to ``device``, where the module runs), longest
+        first in chunks, back in input order."""
         batch_size = int(batch_size or self.batch_size)
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        device = next(module.parameters()).device
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         result = None
         for start in range(0, len(order), batch_size):
@@ -127,8 +128,8 @@ class TextTask(TaskAdapter):
             result[torch.as_tensor(chunk)] = out
         return result
 
-    def predict(self, module, raw_inputs: Sequence[Any], batch_size: int | None = None):
-        return self.postprocess(self.run(module, self.encode(raw_inputs), batch_size))
+    def predict(self, module, raw_inputs: Sequence[Any], *, device: torch.device, batch_size: int | None = None):
+        return self.postprocess(self.run(module, self.encode(raw_inputs), batch_size, device=device))
 
     def files(self) -> dict[str, Path]:
         """The tokenizer files, so a saved model rebuilds its tokenizer from its own directory."""

@@ -228,17 +228,15 @@ def _replace_head(model, num_classes: int) -> None:
     """Swap the classifier for a fresh one with ``num_classes`` outputs (timm's ``reset_classifier``)."""
     if not hasattr(model.net, "reset_classifier"):
         raise InputError(f"architecture {model.card.architecture!r} has no classifier head to resize")
-    # An encoder that gains a head may name its new task (a sentence encoder becomes a text classifier).
-    new_task = model.net.reset_classifier(num_classes)
+    model.net.reset_classifier(num_classes)
+    registry = get_registry()
+    # The task's spec says what a model with a new head is for (a sentence encoder becomes a text classifier).
+    model.card.task = registry.task(model.card.task).task_with_head(num_classes)
     model.card.arch_args["num_classes"] = num_classes
     model.card.labels = [f"class_{i}" for i in range(num_classes)]
     model.card.metrics = []  # they described the old head
     model.card.provenance = {**model.card.provenance, "finetune_from": model.card.id}
-    if isinstance(new_task, str) and new_task != model.card.task:
-        model.card.task = new_task
-        model.adapter = resolve_ref(get_registry().task(new_task).adapter)(model.card)
-    else:
-        model.adapter = type(model.adapter)(model.card)
+    model.adapter = resolve_ref(registry.task(model.card.task).adapter)(model.card)
 
 
 def _spec_weights(spec: ModelSpec) -> Path | None:

@@ -99,14 +99,14 @@ class TaskAdapter(ABC):
         """Raw inputs → one batched tensor (or a dict of tensors, passed to the network as keywords)."""
         return torch.stack([self.transform(x) for x in raw_inputs])
 
-    def predict(self, module: nn.Module, raw_inputs: Sequence[Any], **options: Any) -> Any:
-        """Raw inputs → predictions (called in eval and inference mode): batch, forward, postprocess.
+    def predict(self, module: nn.Module, raw_inputs: Sequence[Any], *, device: torch.device, **options: Any) -> Any:
+        """Raw inputs → predictions (called in eval and inference mode): batch, move to ``device`` (where
+        the module runs), forward, postprocess.
 
         Domains override it to add options (a batch size) or to run in chunks.
         """
         if options:
             raise InputError(f"task {self.card.task!r} takes no predict options, got {sorted(options)}")
-        device = next(module.parameters()).device
         inputs = self.batch(raw_inputs)
         if isinstance(inputs, Mapping):
             outputs = module(**{k: v.to(device) for k, v in inputs.items()})
@@ -151,6 +151,9 @@ class Model(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Where the network runs, so inputs go there: a converted model's runner says so itself."""
+        if isinstance(self.net, RunnerNet):
+            return self.net.device
         return next(self.net.parameters()).device
 
     @property
@@ -172,7 +175,7 @@ class Model(nn.Module):
         self.eval()
         try:
             with torch.inference_mode():
-                predictions = self.adapter.predict(self.net, items, **options)
+                predictions = self.adapter.predict(self.net, items, device=self.device, **options)
         finally:
             self.train(was_training)
         return predictions[0] if single else predictions
@@ -245,9 +248,7 @@ class RunnerNet(nn.Module):
 
     def __init__(self, runner: Callable, device: torch.device, num_params: int):
         super().__init__()
-        self.runner, self.num_params = runner, num_params
-        # Adapters find the input device from the network's parameters: an empty one says where inputs go.
-        self.anchor = nn.Parameter(torch.empty(0, device=device), requires_grad=False)
+        self.runner, self.device, self.num_params = runner, device, num_params
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.runner(kwargs) if kwargs else self.runner(*args)

@@ -87,12 +87,23 @@ class TaskSpec:
     returns for this task, for task-specific methods (a policy's ``rollout``).
     ``recipe`` names the recipe ``zoo finetune`` runs on a model of this task whose
     card records none.
+    ``head_task`` names the task a model of this one becomes when ``num_classes`` gives it
+    a fresh classifier head (a sentence encoder becomes a text classifier), and
+    ``headless_task`` the one it becomes when ``num_classes=0`` removes the head;
+    None keeps the task.
     """
 
     name: str
     adapter: str | Callable
     model_class: str | Callable | None = None
     recipe: str | None = None
+    head_task: str | None = None
+    headless_task: str | None = None
+
+    def task_with_head(self, num_classes: int) -> str:
+        """The task of a model of this task whose classifier head now has ``num_classes`` outputs."""
+        becomes = self.head_task if num_classes else self.headless_task
+        return becomes or self.name
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ MANIFEST_FORMAT = "zoo-bundle-manifest"
 MANIFEST_VERSION = 1
 BUNDLE_FILE, MANIFEST_FILE, DIGEST_FILE, MODEL_FILE, CARD_FILE = (
     "bundle.json", "manifest.json", "manifest.sha256", "model.onnx", "card.json")
-# The only preprocessing classes a bundle may name (``module:Class``): the zoo's own batchers.
+# The only preprocessing classes a bundle may name (``module:Class``): the zoo's own batchers. Image and text
+# bundles import them from the vision and nlp packages, which a deployment installs (docs/architecture.md).
 BATCHERS = ("zoo.runtime:ArrayBatcher", "vision.transforms:ImageBatcher", "nlp.tokenizer:TextBatcher")
 POSTPROCESSING = ("classification", "raw")
 MAX_MANIFEST_BYTES = 1 << 20  # read before it is verified: bounded

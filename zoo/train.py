@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backends.device import resolve_device
-from backends.distributed import all_gather_json, all_reduce_mean, dist_env, init_process_group
+from backends.distributed import all_gather_json, all_gather_rows, all_reduce_mean, dist_env, init_process_group
 from backends.precision import auto_precision, autocast, check_precision, needs_grad_scaler
 from backends.seed import (rng_state, rng_state_from_json, rng_state_to_json, seed_everything, set_deterministic,
                            set_rng_state)
@@ -315,7 +315,7 @@ class Trainer:
         totals = all_reduce_mean(torch.stack([loss_sum, count]))
         metrics = {"loss": (totals[0] / totals[1].clamp_min(1)).item()}
         if self.metrics_fn is not None and outputs_all:
-            outputs, targets = _gather(torch.cat(outputs_all)), _gather(torch.cat(targets_all))
+            outputs, targets = all_gather_rows(torch.cat(outputs_all)), all_gather_rows(torch.cat(targets_all))
             metrics.update({k: float(v) for k, v in self.metrics_fn(outputs, targets).items()})
         return {f"{prefix}_{k}": v for k, v in metrics.items()}
 
@@ -624,22 +624,6 @@ def _to_device(data, device: torch.device):
 
 def _forward(model: nn.Module, inputs):
     return model(**inputs) if isinstance(inputs, dict) else model(inputs)
-
-
-def _gather(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``tensor`` from every rank (rows may differ in number)."""
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()):
-        return tensor
-    size = torch.tensor([tensor.shape[0]], device=tensor.device)
-    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, size)
-    longest = int(max(s.item() for s in sizes))
-    padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
-    padded[: tensor.shape[0]] = tensor
-    parts = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(parts, padded)
-    return torch.cat([part[: int(s.item())] for part, s in zip(parts, sizes)])
 
 
 def _num_samples(inputs) -> int:

@@ -93,16 +93,15 @@ class TextEncoder(nn.Module):
     def get_classifier(self) -> nn.Module | None:
         return self.head
 
-    def reset_classifier(self, num_classes: int | None) -> str:
-        """A fresh linear head with ``num_classes`` outputs (none for 0/None); returns the task it makes."""
+    def reset_classifier(self, num_classes: int | None) -> None:
+        """A fresh linear head with ``num_classes`` outputs (none for 0/None: the encoder then embeds)."""
         if not num_classes:
             self.head = None
-            return "sentence-embedding"
+            return
         ref = next(self.encoder.parameters())
         self.head = nn.Linear(self.dim, int(num_classes)).to(device=ref.device, dtype=ref.dtype)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
-        return "text-classification"
 
     def freeze_encoder(self, frozen: bool = True) -> None:
         """Train only the head: the encoder gets no gradients and stays in eval mode (no dropout)."""

@@ -50,7 +50,7 @@ class HFSequenceClassifier(nn.Module):
     def get_classifier(self) -> nn.Module:
         return _head_linear(self.model)[1]
 
-    def reset_classifier(self, num_classes: int) -> str:
+    def reset_classifier(self, num_classes: int) -> None:
         """Replace the final linear layer of the classification head with a fresh one."""
         if not num_classes:
             raise InputError("a sequence classifier needs num_classes >= 1; load it with task='sentence-embedding' for embeddings")
@@ -63,7 +63,6 @@ class HFSequenceClassifier(nn.Module):
         parent_name, _, attr = name.rpartition(".")
         setattr(self.model.get_submodule(parent_name) if parent_name else self.model, attr, new)
         self.model.config.num_labels = int(num_classes)
-        return "text-classification"
 
 
 def _head_linear(model: nn.Module) -> tuple[str, nn.Linear]:

@@ -95,3 +95,33 @@ def test_dist_env_reads_torchrun_variables(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "4")
     env = dist_env()
     assert (env.rank, env.local_rank, env.world_size, env.is_distributed, env.is_main) == (3, 1, 4, True, False)
+
+
+def _gather_on_rank(rank: int, init_file: str, results: str) -> None:
+    import torch.distributed as dist
+
+    from backends.distributed import all_gather_json, all_gather_rows
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        rows = all_gather_rows(torch.full((rank + 1, 2), float(rank)))  # ranks hold 1 and 2 rows
+        values = all_gather_json({"rank": rank, "text": "é" * (rank + 3)})
+    finally:
+        dist.destroy_process_group()
+    if rank == 0:
+        with open(results, "w") as f:
+            json.dump({"rows": rows.tolist(), "values": values}, f)
+
+
+def test_gathers_across_ranks_keep_rank_order_and_uneven_sizes(tmp_path):
+    import torch.multiprocessing as mp
+
+    from backends.distributed import all_gather_json, all_gather_rows
+
+    single = torch.ones(3, 2)
+    assert all_gather_rows(single) is single and all_gather_json([1]) == [[1]]  # no process group: identity
+    results = tmp_path / "results.json"
+    mp.spawn(_gather_on_rank, args=(str(tmp_path / "init"), str(results)), nprocs=2)
+    gathered = json.loads(results.read_text())
+    assert gathered["rows"] == [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
+    assert gathered["values"] == [{"rank": 0, "text": "ééé"}, {"rank": 1, "text": "éééé"}]

@@ -30,6 +30,7 @@ def test_backend_predicts_as_eager_at_any_batch_size(backend, digit_images):
         assert np.allclose([p["score"] for p in got], [p["score"] for p in expected], atol=1e-5)
     assert converted.card.id == DIGITS and converted.num_params == eager.num_params
     assert not any(p.requires_grad for p in converted.parameters())  # inference only: nothing to train
+    assert converted.device == eager.device and not list(converted.net.parameters())  # no stand-in parameter
 
 
 def test_parity_failure_names_the_model_and_the_largest_difference(monkeypatch):

@@ -100,6 +100,21 @@ def test_num_classes_replaces_the_head_and_keeps_the_backbone(model):
     assert len(three.predict(np.zeros((8, 8)))["top_k"]) == 3
 
 
+def test_a_new_head_gives_the_task_its_spec_names(monkeypatch):
+    import dataclasses
+
+    from zoo.registry import TaskSpec, resolve_ref
+
+    registry = get_registry()
+    plain = registry.task("image-classification")
+    headed_adapter = type("HeadedAdapter", (resolve_ref(plain.adapter),), {})
+    monkeypatch.setitem(registry.tasks, plain.name, dataclasses.replace(plain, head_task="toy-headed"))
+    monkeypatch.setitem(registry.tasks, "toy-headed", TaskSpec("toy-headed", headed_adapter))
+    three = zoo.load(DIGITS_ID, num_classes=3, device="cpu")
+    assert three.card.task == "toy-headed" and type(three.adapter) is headed_adapter
+    assert plain.task_with_head(3) == plain.task_with_head(0) == "image-classification"  # no successor: it stays
+
+
 def test_pretrained_false_builds_fresh_weights(model):
     fresh = zoo.load(DIGITS_ID, pretrained=False, device="cpu")
     assert not torch.equal(fresh.net.fc.weight, model.net.fc.weight)
