@@ -1,25 +1,9 @@
-from dataclasses import dataclass
-from typing import ClassVar
-
 import pytest
 
 import zoo
+from tests.zoo.toy import ToyRecipe
 from zoo.errors import InputError
-from zoo.recipes import Recipe, RecipeResult, parse_set
-
-
-@dataclass
-class ToyRecipe(Recipe):
-    name: ClassVar[str] = "toy"
-    epochs: int = 3
-    lr: float = 1e-3
-    augment: bool = True
-    patience: int | None = None
-    widths: tuple = (1, 2)
-    data: str = "a/b"
-
-    def run(self, out_dir, *, resume=False, progress=True):
-        return RecipeResult(out_dir, [])
+from zoo.recipes import parse_set
 
 
 def test_overrides_parse_strings_to_field_types():
