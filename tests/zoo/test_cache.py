@@ -85,7 +85,7 @@ def test_local_source_is_stored_and_second_fetch_does_not_copy(tmp_path, isolate
     src = write_source(tmp_path, "tiny.safetensors", data)
     wf = WeightFile("tiny.safetensors", sha(data), str(src))
 
-    path = cache.fetch(wf, model_id="vision/tiny.test")
+    path = cache.fetch(wf, model_id="toy/tiny.test")
     assert path == isolated_zoo_home / "blobs" / "sha256" / sha(data)
     assert path.read_bytes() == data
     assert cache.cached_path(wf) == path
@@ -120,17 +120,17 @@ def test_trusted_stat_skips_rehash_and_index_lists_model(tmp_path, isolated_zoo_
     data = safetensors_bytes(tmp_path)
     src = write_source(tmp_path, "old.safetensors", data, age_s=3600)
     wf = WeightFile("old.safetensors", sha(data), str(src))
-    path = trusted_fetch(wf, monkeypatch, model_id="vision/old.test")
+    path = trusted_fetch(wf, monkeypatch, model_id="toy/old.test")
 
     calls = []
     real = cache.sha256_file
     monkeypatch.setattr(cache, "sha256_file", lambda p: calls.append(p) or real(p))
-    assert cache.fetch(wf, model_id="vision/old.test") == path
+    assert cache.fetch(wf, model_id="toy/old.test") == path
     assert calls == []  # stat matched the verified record: no rehash
 
     [entry] = cache.list_entries()
     assert entry["sha256"] == sha(data) and entry["size"] == len(data) and entry["path"] == str(path)
-    assert entry["refs"] == [{"name": "old.safetensors", "source": str(src), "model_id": "vision/old.test"}]
+    assert entry["refs"] == [{"name": "old.safetensors", "source": str(src), "model_id": "toy/old.test"}]
 
 
 # -- 2. hash mismatch at the source --------------------------------------------------------
@@ -293,13 +293,13 @@ def test_verified_record_that_is_a_directory_is_replaced(tmp_path, isolated_zoo_
 def test_malformed_index_is_an_empty_index(tmp_path, isolated_zoo_home, content):
     data = safetensors_bytes(tmp_path)
     wf = WeightFile("idx.safetensors", sha(data), str(write_source(tmp_path, "idx.safetensors", data)))
-    path = cache.fetch(wf, model_id="vision/idx.test")
+    path = cache.fetch(wf, model_id="toy/idx.test")
     (isolated_zoo_home / "index.json").write_bytes(content.replace(b"%s", sha(data).encode()))
 
     assert [(e["path"], e["refs"]) for e in cache.list_entries()] == [(str(path), [])]
-    assert cache.fetch(wf, model_id="vision/idx.test") == path  # and the index is repaired
+    assert cache.fetch(wf, model_id="toy/idx.test") == path  # and the index is repaired
     [entry] = cache.list_entries()
-    assert entry["refs"] == [{"name": "idx.safetensors", "source": str(wf.source), "model_id": "vision/idx.test"}]
+    assert entry["refs"] == [{"name": "idx.safetensors", "source": str(wf.source), "model_id": "toy/idx.test"}]
     corrupt(path)
     assert cache.verify()[0]["ok"] is False
 
@@ -330,8 +330,8 @@ def test_offline_remote_source_raises_without_connecting(tmp_path, monkeypatch):
     wf = WeightFile("r.safetensors", "a" * 64, "https://example.com/r.safetensors")
 
     with pytest.raises(OfflineError) as err:
-        cache.fetch(wf, model_id="vision/r.test")
-    assert "zoo fetch vision/r.test" in str(err.value)
+        cache.fetch(wf, model_id="toy/r.test")
+    assert "zoo fetch toy/r.test" in str(err.value)
     assert connects == []
 
     # Local files still work offline.
@@ -414,7 +414,7 @@ def test_torch_pickle_is_converted_once(tmp_path, isolated_zoo_home, monkeypatch
     torch.save({"state_dict": state, "epoch": 3}, src, _use_new_zipfile_serialization=zip_format)
     wf = WeightFile("legacy.pth", sha(src.read_bytes()), str(src), format="torch-pickle")
 
-    path = cache.fetch(wf, model_id="vision/legacy.test")
+    path = cache.fetch(wf, model_id="toy/legacy.test")
     loaded = load_file(str(path))
     assert loaded.keys() == state.keys()
     assert all(torch.equal(loaded[k], state[k]) and loaded[k].dtype == state[k].dtype for k in state)
@@ -513,8 +513,8 @@ def test_hf_source_offline_from_hf_cache(tmp_path, isolated_zoo_home, monkeypatc
     assert cache.fetch(pinned).read_bytes() == data
 
     absent = WeightFile("other.safetensors", "c" * 64, "hf://org/tiny-net/other.safetensors")
-    with pytest.raises(OfflineError, match="zoo fetch vision/tiny.hf"):
-        cache.fetch(absent, model_id="vision/tiny.hf")
+    with pytest.raises(OfflineError, match="zoo fetch toy/tiny.hf"):
+        cache.fetch(absent, model_id="toy/tiny.hf")
     with pytest.raises(InputError, match="hf://ORG/REPO"):
         cache.fetch(WeightFile("x", "c" * 64, "hf://org-only/x"))
 
