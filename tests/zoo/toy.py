@@ -96,8 +96,10 @@ def register(registry: Registry, weights: WeightFile) -> None:
     registry.add_architecture(ArchitectureSpec("tiny_mlp", f"{__name__}:tiny_mlp"))
     registry.add_task(TaskSpec("toy-classification", f"{__name__}:ToyClassification"))
     card = {"labels": LABELS, "input": {"shape": [IN_FEATURES], "dtype": "float32"}, "license": "CC0-1.0"}
+    # The recipe "that trained it": hyper-parameters other than ToyRecipe's defaults, so tests tell them apart.
+    trained = {**card, "provenance": {"recipe": {"name": "toy-classification", "params": {"augment": False, "lr": 0.5}}}}
     registry.add_model(ModelSpec(MODEL_ID, task="toy-classification", architecture="tiny_mlp",
-                                 arch_args={"num_classes": 3}, weights=(weights,), card=card,
+                                 arch_args={"num_classes": 3}, weights=(weights,), card=trained,
                                  description="a seeded tiny MLP with local weights"))
     registry.add_model(ModelSpec(BARE_ID, task="toy-classification", architecture="tiny_mlp",
                                  arch_args={"num_classes": 3}, card=card, description="no weights"))
