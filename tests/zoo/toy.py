@@ -113,3 +113,14 @@ def toy_registry(weights_dir: Path) -> Registry:
     registry = Registry()
     register(registry, write_weights(weights_dir))
     return registry
+
+
+def cli() -> None:
+    """``zoo`` with the toy domain as the only one (``python -c "from tests.zoo.toy import cli; cli()" ARGS``)."""
+    import tempfile
+
+    from zoo import cli as zoo_cli
+    from zoo import registry as registry_module
+
+    registry_module._registry = toy_registry(Path(tempfile.mkdtemp(prefix="toy-weights-")))
+    zoo_cli.main()
