@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import pickle
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from zoo import cache, download
+from zoo import cache
 from zoo.errors import DownloadError, InputError, OfflineError, UnsafeFormatError, WeightsIntegrityError
 from zoo.registry import WeightFile
 
@@ -62,52 +60,6 @@ def part_files(home: Path) -> list[Path]:
     return sorted((home / "tmp").glob("*.part")) if (home / "tmp").is_dir() else []
 
 
-# -- a loopback HTTP server ---------------------------------------------------
-class Server:
-    """Serves ``routes[path] = bytes``; ``mode`` is "good", "short" (closes half-way) or "slow"."""
-
-    def __init__(self):
-        self.routes: dict[str, bytes] = {}
-        self.mode = "good"
-        self.gets = 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.gets += 1
-                data = server.routes.get(self.path)
-                if data is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if server.mode == "slow":  # keeps the first fetcher busy while the second waits
-                    time.sleep(0.5)
-                self.wfile.write(data[: len(data) // 2] if server.mode == "short" else data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.close()
-
-
 # -- settings -------------------------------------------------------------------
 def test_zoo_home_and_offline_read_env_each_call(monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "a"))
@@ -133,7 +85,7 @@ def test_local_source_is_stored_and_second_fetch_does_not_copy(tmp_path, isolate
     src = write_source(tmp_path, "tiny.safetensors", data)
     wf = WeightFile("tiny.safetensors", sha(data), str(src))
 
-    path = cache.fetch(wf, model_id="vision/tiny.test")
+    path = cache.fetch(wf, model_id="toy/tiny.test")
     assert path == isolated_zoo_home / "blobs" / "sha256" / sha(data)
     assert path.read_bytes() == data
     assert cache.cached_path(wf) == path
@@ -168,17 +120,17 @@ def test_trusted_stat_skips_rehash_and_index_lists_model(tmp_path, isolated_zoo_
     data = safetensors_bytes(tmp_path)
     src = write_source(tmp_path, "old.safetensors", data, age_s=3600)
     wf = WeightFile("old.safetensors", sha(data), str(src))
-    path = trusted_fetch(wf, monkeypatch, model_id="vision/old.test")
+    path = trusted_fetch(wf, monkeypatch, model_id="toy/old.test")
 
     calls = []
     real = cache.sha256_file
     monkeypatch.setattr(cache, "sha256_file", lambda p: calls.append(p) or real(p))
-    assert cache.fetch(wf, model_id="vision/old.test") == path
+    assert cache.fetch(wf, model_id="toy/old.test") == path
     assert calls == []  # stat matched the verified record: no rehash
 
     [entry] = cache.list_entries()
     assert entry["sha256"] == sha(data) and entry["size"] == len(data) and entry["path"] == str(path)
-    assert entry["refs"] == [{"name": "old.safetensors", "source": str(src), "model_id": "vision/old.test"}]
+    assert entry["refs"] == [{"name": "old.safetensors", "source": str(src), "model_id": "toy/old.test"}]
 
 
 # -- 2. hash mismatch at the source --------------------------------------------------------
@@ -341,13 +293,13 @@ def test_verified_record_that_is_a_directory_is_replaced(tmp_path, isolated_zoo_
 def test_malformed_index_is_an_empty_index(tmp_path, isolated_zoo_home, content):
     data = safetensors_bytes(tmp_path)
     wf = WeightFile("idx.safetensors", sha(data), str(write_source(tmp_path, "idx.safetensors", data)))
-    path = cache.fetch(wf, model_id="vision/idx.test")
+    path = cache.fetch(wf, model_id="toy/idx.test")
     (isolated_zoo_home / "index.json").write_bytes(content.replace(b"%s", sha(data).encode()))
 
     assert [(e["path"], e["refs"]) for e in cache.list_entries()] == [(str(path), [])]
-    assert cache.fetch(wf, model_id="vision/idx.test") == path  # and the index is repaired
+    assert cache.fetch(wf, model_id="toy/idx.test") == path  # and the index is repaired
     [entry] = cache.list_entries()
-    assert entry["refs"] == [{"name": "idx.safetensors", "source": str(wf.source), "model_id": "vision/idx.test"}]
+    assert entry["refs"] == [{"name": "idx.safetensors", "source": str(wf.source), "model_id": "toy/idx.test"}]
     corrupt(path)
     assert cache.verify()[0]["ok"] is False
 
@@ -378,8 +330,8 @@ def test_offline_remote_source_raises_without_connecting(tmp_path, monkeypatch):
     wf = WeightFile("r.safetensors", "a" * 64, "https://example.com/r.safetensors")
 
     with pytest.raises(OfflineError) as err:
-        cache.fetch(wf, model_id="vision/r.test")
-    assert "zoo fetch vision/r.test" in str(err.value)
+        cache.fetch(wf, model_id="toy/r.test")
+    assert "zoo fetch toy/r.test" in str(err.value)
     assert connects == []
 
     # Local files still work offline.
@@ -399,26 +351,6 @@ def test_offline_uses_the_store(tmp_path, server, monkeypatch):
 
 
 # -- 5. downloads ----------------------------------------------------------------------------
-def test_download_verified_short_read_then_retry(tmp_path, isolated_zoo_home, server):
-    data = safetensors_bytes(tmp_path)
-    server.routes["/w.safetensors"] = data
-    wf = WeightFile("w.safetensors", sha(data), server.url("/w.safetensors"))
-
-    server.mode = "short"
-    with pytest.raises(DownloadError) as err:
-        cache.fetch(wf)
-    assert f"expected {len(data)} bytes, got {len(data) // 2}" in str(err.value)
-    assert store_files(isolated_zoo_home) == [] and part_files(isolated_zoo_home) == []
-
-    # A download killed half-way leaves a .part behind: the next try must not use it.
-    stale = isolated_zoo_home / "tmp" / f"{sha(data)}.99999.dead.part"
-    stale.write_bytes(data[:10])
-    server.mode = "good"
-    path = cache.fetch(wf, progress=True)
-    assert path.read_bytes() == data and cache.sha256_file(path) == sha(data)
-    assert part_files(isolated_zoo_home) == []
-
-
 def test_download_with_wrong_hash_is_quarantined(tmp_path, isolated_zoo_home, server):
     data = safetensors_bytes(tmp_path)
     server.routes["/w.safetensors"] = data
@@ -426,16 +358,6 @@ def test_download_with_wrong_hash_is_quarantined(tmp_path, isolated_zoo_home, se
     with pytest.raises(WeightsIntegrityError, match=sha(data)):
         cache.fetch(wf)
     assert store_files(isolated_zoo_home) == [] and len(list((isolated_zoo_home / "quarantine").iterdir())) == 1
-
-
-def test_http_error_and_plain_http_to_remote_host(server):
-    wf = WeightFile("missing.safetensors", "b" * 64, server.url("/missing.safetensors"))
-    with pytest.raises(DownloadError, match="404"):
-        cache.fetch(wf)
-    with pytest.raises(InputError, match="https"):
-        cache.fetch(WeightFile("x.safetensors", "b" * 64, "http://example.com/x.safetensors"))
-    with pytest.raises(InputError, match="scheme"):
-        cache.fetch(WeightFile("x.safetensors", "b" * 64, "s3://bucket/x.safetensors"))
 
 
 # -- 6. two processes, one download ---------------------------------------------------------------
@@ -492,7 +414,7 @@ def test_torch_pickle_is_converted_once(tmp_path, isolated_zoo_home, monkeypatch
     torch.save({"state_dict": state, "epoch": 3}, src, _use_new_zipfile_serialization=zip_format)
     wf = WeightFile("legacy.pth", sha(src.read_bytes()), str(src), format="torch-pickle")
 
-    path = cache.fetch(wf, model_id="vision/legacy.test")
+    path = cache.fetch(wf, model_id="toy/legacy.test")
     loaded = load_file(str(path))
     assert loaded.keys() == state.keys()
     assert all(torch.equal(loaded[k], state[k]) and loaded[k].dtype == state[k].dtype for k in state)
@@ -591,8 +513,8 @@ def test_hf_source_offline_from_hf_cache(tmp_path, isolated_zoo_home, monkeypatc
     assert cache.fetch(pinned).read_bytes() == data
 
     absent = WeightFile("other.safetensors", "c" * 64, "hf://org/tiny-net/other.safetensors")
-    with pytest.raises(OfflineError, match="zoo fetch vision/tiny.hf"):
-        cache.fetch(absent, model_id="vision/tiny.hf")
+    with pytest.raises(OfflineError, match="zoo fetch toy/tiny.hf"):
+        cache.fetch(absent, model_id="toy/tiny.hf")
     with pytest.raises(InputError, match="hf://ORG/REPO"):
         cache.fetch(WeightFile("x", "c" * 64, "hf://org-only/x"))
 
@@ -611,15 +533,3 @@ def test_clear_empties_the_store(tmp_path, isolated_zoo_home, server):
     for part in ("blobs", "verified", "converted", "tmp", "locks", "quarantine", "index.json"):
         assert not (isolated_zoo_home / part).exists()
     assert cache.fetch(wf).read_bytes() == data and server.gets == 2
-
-
-def test_a_download_without_dns_says_the_network_is_unreachable(tmp_path, monkeypatch):
-    import socket
-
-    def no_dns(host, *args, **kwargs):
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-    with pytest.raises(DownloadError, match=r"the network is unreachable \(weights.example.org cannot be resolved"
-                                            r".*zoo fetch ID.*ZOO_OFFLINE=1"):
-        download.download("https://weights.example.org/w.safetensors", tmp_path / "w")

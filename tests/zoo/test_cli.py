@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,9 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 import zoo
+from tests.zoo import toy
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_zoo(*args, check=True, env=None):
@@ -25,34 +29,53 @@ def run_zoo(*args, check=True, env=None):
     return result
 
 
+def run_toy_zoo(*args, check=True):
+    """``zoo ARGS`` in a process whose only domain is the toy one (tests/zoo/toy.py)."""
+    pythonpath = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-c", "from tests.zoo.toy import cli; cli()", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "PYTHONPATH": pythonpath},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"zoo {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
 def test_list_and_info():
+    assert toy.MODEL_ID in run_toy_zoo("list", "toy/*").stdout
+    card = json.loads(run_toy_zoo("info", toy.MODEL_ID, "--json").stdout)
+    assert card["id"] == toy.MODEL_ID and card["files"]["weights.safetensors"]["sha256"]
+
+
+def test_the_installed_domains_are_listed():
     assert "vision/digits-cnn.sklearn" in run_zoo("list", "vision/*").stdout
-    card = json.loads(run_zoo("info", "vision/digits-cnn.sklearn", "--json").stdout)
-    assert card["id"] == "vision/digits-cnn.sklearn" and card["files"]["weights.safetensors"]["sha256"]
 
 
 def test_user_error_is_one_line_and_debug_shows_the_traceback():
-    result = run_zoo("info", "vision/digits-cnn", check=False)
+    result = run_toy_zoo("info", "toy/mlp.seed", check=False)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: unknown model 'vision/digits-cnn'; did you mean: vision/digits-cnn.sklearn")
-    debug = run_zoo("--debug", "info", "vision/digits-cnn", check=False)
+    assert len(lines) == 1 and lines[0].startswith(f"error: unknown model 'toy/mlp.seed'; did you mean: {toy.MODEL_ID}")
+    debug = run_toy_zoo("--debug", "info", "toy/mlp.seed", check=False)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
 def test_fetch_verify_and_clear_the_cache(isolated_zoo_home):
-    run_zoo("fetch", "vision/digits-cnn.sklearn")
-    assert "digits-cnn.sklearn" in run_zoo("cache", "ls").stdout
-    assert "1 ok, 0 corrupt" in run_zoo("cache", "verify").stdout
+    run_toy_zoo("fetch", toy.MODEL_ID)
+    assert "mlp.seed0" in run_toy_zoo("cache", "ls").stdout
+    assert "1 ok, 0 corrupt" in run_toy_zoo("cache", "verify").stdout
     blob = next((isolated_zoo_home / "blobs").rglob("*"))
     while blob.is_dir():
         blob = next(blob.iterdir())
     blob.write_bytes(b"corrupted")
-    verify = run_zoo("cache", "verify", check=False)
+    verify = run_toy_zoo("cache", "verify", check=False)
     assert verify.returncode == 1 and "0 ok, 1 corrupt" in verify.stdout and not blob.exists()
-    assert "freed" in run_zoo("cache", "clear", "--yes").stdout
+    assert "freed" in run_toy_zoo("cache", "clear", "--yes").stdout
 
 
+@pytest.mark.slow
 def test_predict_on_image_files_and_npy(tmp_path):
     images = load_digits().images
     Image.fromarray((images[1] / 16 * 255).astype(np.uint8)).save(tmp_path / "one.png")
@@ -81,6 +104,7 @@ def _digit_folder(root, count=600):
             Image.fromarray((image / 16 * 255).astype(np.uint8)).save(folder / f"{index}.png")
 
 
+@pytest.mark.slow
 def test_finetune_on_a_folder_writes_a_loadable_model(tmp_path):
     _digit_folder(tmp_path / "data")
     out = tmp_path / "run"
@@ -126,6 +150,7 @@ def test_version_prints_the_installed_version():
     assert result.returncode == 0 and result.stdout.strip() == f"zoo (domain-zoo) {version('domain-zoo')}"
 
 
+@pytest.mark.slow
 def test_finetune_resume_latest_or_a_path_and_checkpoint_errors_name_the_cli_form(tmp_path):
     _digit_folder(tmp_path / "data")
     out = tmp_path / "run"
@@ -200,6 +225,7 @@ def test_predict_prints_a_discrete_action_as_an_integer(tmp_path):
     assert result.returncode == 0 and result.stdout.strip() in (f"{tmp_path / 'obs.npy'}: 0", f"{tmp_path / 'obs.npy'}: 1")
 
 
+@pytest.mark.slow
 def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
     result = run_console_script("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "mydata"),
                                 "--out", str(tmp_path / "run"))
@@ -212,6 +238,7 @@ def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
         ["vision/digits", "vision/fashion-mnist"]
 
 
+@pytest.mark.slow
 def test_finetune_in_a_log_prints_one_plain_line_per_epoch_with_speed_and_val_metric(tmp_path):
     _digit_folder(tmp_path / "data")
     result = run_zoo("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "3",
@@ -227,6 +254,7 @@ def test_finetune_in_a_log_prints_one_plain_line_per_epoch_with_speed_and_val_me
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.is_dir()] == ["step-00000018"]
 
 
+@pytest.mark.slow
 def test_finetune_keep_checkpoints_chooses_how_many_and_resume_uses_the_newest(tmp_path):
     _digit_folder(tmp_path / "data", count=200)
     args = ["finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
@@ -243,6 +271,7 @@ def test_finetune_keep_checkpoints_chooses_how_many_and_resume_uses_the_newest(t
     assert "--keep-checkpoints" in run_zoo("finetune", "--help").stdout
 
 
+@pytest.mark.slow
 def test_info_counts_params_a_card_lacks_and_never_prints_none():
     card = json.loads(run_zoo("info", "medical/classifier2d.resnet18", "--json").stdout)
     assert card["params"] == 11_171_266  # the architecture counted on the meta device: it has no weights
@@ -253,8 +282,8 @@ def test_info_counts_params_a_card_lacks_and_never_prints_none():
 
 @pytest.mark.parametrize("model_id, first_labels", [
     ("vision/efficientnet_lite0.in1k", ["tench, Tinca tinca", "goldfish, Carassius auratus"]),
-    ("timm:resnet18", ["tench, Tinca tinca", "goldfish, Carassius auratus"]),
-    ("torchvision:resnet18", ["tench", "goldfish"]),
+    pytest.param("timm:resnet18", ["tench, Tinca tinca", "goldfish, Carassius auratus"], marks=pytest.mark.slow),
+    pytest.param("torchvision:resnet18", ["tench", "goldfish"], marks=pytest.mark.slow),
 ])
 def test_info_keeps_imagenet_labels_a_list_and_shows_where_each_ends(model_id, first_labels):
     card = json.loads(run_zoo("info", model_id, "--json").stdout)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from backends.state import load_state
@@ -22,6 +23,7 @@ def finetune(out, *extra):
     return result
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_reach_the_single_process_accuracy(tmp_path):
     # The batch size is per process (as torchrun users expect): two processes of 32 make the one's 64.
     finetune(tmp_path / "one", "--set", "batch_size=64")
@@ -44,6 +46,7 @@ def two_processes(out, *extra):
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(tmp_path):
     # 512 blobs / 2 ranks / batch 16: 16 steps an epoch; step 20 dies two steps after checkpoint step-18.
     whole = two_processes(tmp_path / "whole")

@@ -9,6 +9,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import zoo
+from tests.zoo import toy
 from zoo.errors import InputError, WeightsIntegrityError
 from zoo.export import export
 
@@ -70,12 +71,13 @@ def test_text_bundle_keeps_the_tokenizer_outside_the_graph(tmp_path):
     assert got.shape == (2, 384) and np.abs(got - expected).max() < 1e-4
 
 
-def test_tampered_bundle_and_bad_out_dir_are_refused(tmp_path):
+def test_tampered_bundle_and_bad_out_dir_are_refused(tmp_path, toy_registry):
     from zoo.runtime import load_bundle
 
-    bundle = export("vision/digits-cnn.sklearn", tmp_path / "b")
+    bundle = export(toy.MODEL_ID, tmp_path / "b")
+    assert np.asarray(load_bundle(bundle).predict([np.ones(4, dtype=np.float32)])).shape == (1, 3)
     with pytest.raises(InputError, match="exists and is not empty"):
-        export("vision/digits-cnn.sklearn", bundle)
+        export(toy.MODEL_ID, bundle)
     model_file = bundle / "model.onnx"
     model_file.write_bytes(model_file.read_bytes()[:-1] + b"\0")
     with pytest.raises(WeightsIntegrityError, match="model.onnx"):

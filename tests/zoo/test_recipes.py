@@ -1,25 +1,10 @@
-from dataclasses import dataclass
-from typing import ClassVar
-
 import pytest
 
 import zoo
+from tests.zoo import toy
+from tests.zoo.toy import ToyRecipe
 from zoo.errors import InputError
-from zoo.recipes import Recipe, RecipeResult, parse_set
-
-
-@dataclass
-class ToyRecipe(Recipe):
-    name: ClassVar[str] = "toy"
-    epochs: int = 3
-    lr: float = 1e-3
-    augment: bool = True
-    patience: int | None = None
-    widths: tuple = (1, 2)
-    data: str = "a/b"
-
-    def run(self, out_dir, *, resume=False, progress=True):
-        return RecipeResult(out_dir, [])
+from zoo.recipes import parse_set
 
 
 def test_overrides_parse_strings_to_field_types():
@@ -150,19 +135,19 @@ def test_unparsable_yaml_in_overrides_and_config_files_is_an_input_error(tmp_pat
         ToyRecipe.from_overrides({}, config_file=tmp_path / "missing.yaml")
 
 
-def test_finetune_starts_from_the_recipe_that_trained_the_model(tmp_path):
+def test_finetune_starts_from_the_recipe_that_trained_the_model(tmp_path, toy_registry):
     from zoo.recipes import finetune_recipe
 
-    card = zoo.info("vision/digits-cnn.sklearn")
+    card = zoo.info(toy.MODEL_ID)
     recorded = card.provenance["recipe"]["params"]
-    assert recorded["augment"] == "affine"  # not the recipe's default ("trivial"): the test tells them apart
-    recipe = finetune_recipe(card, {"model": card.id, "pretrained": True, "epochs": 2})
-    assert (recipe.augment, recipe.epochs, recipe.pretrained, recipe.lr) == ("affine", 2, True, recorded["lr"])
-    (tmp_path / "recipe.yaml").write_text("augment: none\nlr: 0.01\n")
-    from_file = finetune_recipe(card, {"model": card.id, "lr": 0.02}, config_file=tmp_path / "recipe.yaml")
-    assert (from_file.augment, from_file.lr) == ("none", 0.02)  # card < config file < overrides
-    named = finetune_recipe(card, {"model": card.id}, recipe_name="image-classification")
-    assert named.augment == "trivial"  # a recipe named explicitly starts from its own defaults
+    assert recorded["augment"] is False  # not the recipe's default (True): the test tells them apart
+    recipe = finetune_recipe(card, {"epochs": 2})
+    assert (recipe.augment, recipe.epochs, recipe.lr) == (False, 2, recorded["lr"])
+    (tmp_path / "recipe.yaml").write_text("augment: true\nlr: 0.01\n")
+    from_file = finetune_recipe(card, {"lr": 0.02}, config_file=tmp_path / "recipe.yaml")
+    assert (from_file.augment, from_file.lr) == (True, 0.02)  # card < config file < overrides
+    named = finetune_recipe(card, {}, recipe_name="toy-classification")
+    assert (named.augment, named.lr) == (True, 1e-3)  # a recipe named explicitly starts from its own defaults
 
 
 def test_finetune_falls_back_to_the_recipe_the_task_names():

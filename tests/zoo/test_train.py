@@ -163,6 +163,7 @@ def test_ema_is_what_is_evaluated_and_saved(tmp_path):
     assert all(torch.equal(best[k], v) for k, v in ema9.state_dict().items())
 
 
+@pytest.mark.slow
 def test_exact_resume_after_sigkill(tmp_path):
     pythonpath = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1"}
@@ -281,16 +282,6 @@ def test_edited_epoch_in_trainer_json_is_detected_not_resumed_short(tmp_path):
     assert "trainer.json" in message and "manifest.json" in message
     assert "zoo finetune ... --resume PATH" in message  # the CLI form names the intact checkpoint to use
     assert _sha_tree(tmp_path) == before
-
-
-def test_manifest_edited_to_match_breaks_its_seal(tmp_path):
-    _, (checkpoint, _) = two_epoch_run(tmp_path)
-    edit_trainer_json(checkpoint, lambda t: t.update(epoch=t["epoch"] + 1))
-    manifest = json.loads((checkpoint / "manifest.json").read_text())
-    manifest["files"]["trainer.json"] = hashlib.sha256((checkpoint / "trainer.json").read_bytes()).hexdigest()
-    (checkpoint / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(CheckpointError, match="manifest.json is corrupt or was edited"):
-        load_checkpoint(checkpoint)
 
 
 @pytest.mark.parametrize("damage, expected", [

@@ -1,0 +1,128 @@
+"""zoo.registry: ids, lookups with suggestions, duplicate declarations, entry-point discovery."""
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+import zoo
+from tests.zoo import toy
+from zoo import registry as registry_module
+from zoo.errors import UnknownDatasetError, UnknownModelError, ZooError
+from zoo.registry import ArchitectureSpec, ModelSpec, Registry, TaskSpec, WeightFile, check_id, resolve_ref
+
+
+@pytest.mark.parametrize("good", ["toy/mlp.seed0", "a/b", "toy/efficientnet_lite0.in1k"])
+def test_ids_are_lower_case_domain_slash_name(good):
+    check_id(good)
+
+
+@pytest.mark.parametrize("bad", ["mlp", "/mlp", "toy/", "Toy/mlp", "toy/MLP", ""])
+def test_ids_that_break_the_rule_are_refused(bad):
+    with pytest.raises(ValueError, match="lower-case 'domain/arch.tag'"):
+        check_id(bad)
+    with pytest.raises(ValueError):
+        ModelSpec(bad, task="t", architecture="a")
+
+
+def test_a_model_spec_knows_its_domain_and_whether_it_has_weights(toy_registry):
+    assert toy_registry.model(toy.MODEL_ID).domain == "toy"
+    assert toy_registry.model(toy.MODEL_ID).pretrained and not toy_registry.model(toy.BARE_ID).pretrained
+
+
+def test_unknown_id_lists_close_matches(toy_registry):
+    with pytest.raises(UnknownModelError, match="did you mean: toy/mlp.seed0") as info:
+        zoo.load("toy/mlp.seed")
+    assert toy.MODEL_ID in info.value.suggestions
+
+
+@pytest.mark.parametrize("lookup, key, error", [
+    ("task", "toy-clasification", UnknownModelError),
+    ("architecture", "tiny_mpl", UnknownModelError),
+    ("recipe", "toy-classificatio", UnknownModelError),
+    ("dataset", "toy/blob", UnknownDatasetError),
+])
+def test_every_lookup_names_its_kind_and_close_matches(toy_registry, lookup, key, error):
+    with pytest.raises(error) as info:
+        getattr(toy_registry, lookup)(key)
+    assert isinstance(info.value, ZooError) and info.value.suggestions
+
+
+def test_declaring_the_same_spec_twice_is_harmless_a_different_one_is_refused(toy_registry):
+    toy_registry.add_architecture(ArchitectureSpec("tiny_mlp", "tests.zoo.toy:tiny_mlp"))
+    with pytest.raises(ZooError, match="'tiny_mlp' is registered twice with different specs"):
+        toy_registry.add_architecture(ArchitectureSpec("tiny_mlp", "tests.zoo.toy:TinyMLP"))
+    with pytest.raises(ZooError, match="registered twice"):
+        toy_registry.add_model(ModelSpec(toy.MODEL_ID, task="toy-classification", architecture="other"))
+    assert toy_registry.model(toy.MODEL_ID).architecture == "tiny_mlp"
+
+
+def test_list_models_sorts_and_filters(toy_registry):
+    assert [s.id for s in toy_registry.list_models()] == sorted(toy_registry.models)
+    assert [s.id for s in toy_registry.list_models("*.untrained")] == [toy.BARE_ID]
+    assert toy_registry.list_models(task="image-classification") == []
+
+
+def test_resolve_ref_imports_module_attribute_and_passes_callables():
+    assert resolve_ref("tests.zoo.toy:tiny_mlp") is toy.tiny_mlp
+    assert resolve_ref(toy.tiny_mlp) is toy.tiny_mlp
+    with pytest.raises(ValueError, match="module:attribute"):
+        resolve_ref("tests.zoo.toy")
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"sha256": "ab"}, "64 hex digits"),
+    ({"format": "pickle"}, "format must be one of"),
+    ({"remap": "m:f"}, "applies to format='torch-pickle'"),
+    ({"format": "torch-pickle", "remap": "no-colon"}, "'module:function'"),
+])
+def test_a_weight_file_declaration_is_checked_when_made(fields, message):
+    with pytest.raises(ValueError, match=message):
+        WeightFile(**{"name": "w", "sha256": "a" * 64, "source": "w.safetensors", **fields})
+
+
+def test_discovery_calls_every_zoo_domains_entry_point_in_name_order(monkeypatch, tmp_path):
+    calls = []
+
+    def entry_point(name):
+        def register(registry):
+            calls.append(name)
+            if name == "toy":
+                toy.register(registry, toy.write_weights(tmp_path))
+            else:
+                registry.add_task(TaskSpec(f"{name}-task", "tests.zoo.toy:ToyClassification"))
+        return SimpleNamespace(name=name, module=name, dist=None, load=lambda: register)
+
+    monkeypatch.setattr(registry_module, "entry_points",
+                        lambda group: [entry_point("zeta"), entry_point("toy")] if group == "zoo.domains" else [])
+    registry = registry_module.discover()
+    assert calls == ["toy", "zeta"]
+    assert toy.MODEL_ID in registry.models and "zeta-task" in registry.tasks
+
+
+def test_get_registry_discovers_once_and_caches(monkeypatch):
+    found = []
+    monkeypatch.setattr(registry_module, "_registry", None)
+    monkeypatch.setattr(registry_module, "discover", lambda: found.append(Registry()) or found[-1])
+    first = registry_module.get_registry()
+    assert registry_module.get_registry() is first and len(found) == 1
+
+
+def test_the_installed_domains_are_discovered_through_entry_points():
+    assert Registry().list_models() == []  # a registry holds only what was declared into it
+    assert {"vision", "nlp", "robotics", "medical"} <= {spec.domain for spec in registry_module.discover().list_models()}
+
+
+def test_a_folder_shadowing_a_domain_package_is_named(tmp_path):
+    (tmp_path / "nlp").mkdir()  # a user's data folder that happens to share the package's name
+    script = "import zoo.errors, zoo.hub\ntry:\n    zoo.hub.list_models()\nexcept zoo.errors.ZooError as e:\n    print(e)"
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"the folder {tmp_path.resolve() / 'nlp'} shadows the installed domain package 'nlp'" in result.stdout
+
+
+def test_a_registered_dataset_loader_is_resolved_and_called(toy_registry):
+    splits = resolve_ref(toy_registry.dataset("toy/blobs").loader)(n=30)
+    (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
+    assert train_x.shape == (20, toy.IN_FEATURES) and test_x.shape == (10, toy.IN_FEATURES)
+    assert sorted(set(train_y.tolist())) == [0, 1, 2]

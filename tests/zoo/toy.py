@@ -1,0 +1,132 @@
+"""A toy domain for the core tests: a two-layer MLP over 4 numbers, registered into a fresh Registry.
+
+It declares what a real domain declares (architecture, task adapter, a model with pinned
+local safetensors weights, a dataset and a recipe), so the hub, the cache and the card are
+tested without vision, nlp, robotics or medical. Weights are written at test time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from zoo.hashing import sha256_file
+from zoo.model import TaskAdapter
+from zoo.recipes import Recipe, RecipeResult
+from zoo.registry import ArchitectureSpec, DatasetSpec, ModelSpec, RecipeSpec, Registry, TaskSpec, WeightFile
+
+MODEL_ID = "toy/mlp.seed0"
+BARE_ID = "toy/mlp.untrained"
+LABELS = ["low", "mid", "high"]
+IN_FEATURES = 4
+
+
+class TinyMLP(nn.Module):
+    """4 → 8 → ``num_classes``; ``reset_classifier`` as timm names it."""
+
+    def __init__(self, num_classes: int = 3, hidden: int = 8):
+        super().__init__()
+        self.body = nn.Linear(IN_FEATURES, hidden)
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.head.in_features, num_classes)
+
+
+def tiny_mlp(num_classes: int = 3, hidden: int = 8) -> TinyMLP:
+    return TinyMLP(num_classes, hidden)
+
+
+class ToyClassification(TaskAdapter):
+    """Four numbers in, ``{"label", "index", "score"}`` out."""
+
+    @property
+    def transform(self):
+        def to_tensor(x: Any) -> torch.Tensor:
+            return torch.as_tensor(x, dtype=torch.float32).reshape(IN_FEATURES)
+
+        return to_tensor
+
+    def postprocess(self, outputs: torch.Tensor) -> list[Any]:
+        probs = outputs.softmax(-1)
+        scores, indices = probs.max(-1)
+        labels = self.card.labels or [str(i) for i in range(outputs.shape[-1])]
+        return [{"label": labels[i], "index": int(i), "score": float(s)} for s, i in zip(scores, indices)]
+
+
+@dataclass
+class ToyRecipe(Recipe):
+    """A recipe with one field of each kind the override parser handles; it trains nothing."""
+
+    name: ClassVar[str] = "toy"
+    epochs: int = 3
+    lr: float = 1e-3
+    augment: bool = True
+    patience: int | None = None
+    widths: tuple = (1, 2)
+    data: str = "a/b"
+
+    def run(self, out_dir, *, resume=False, progress=True):
+        return RecipeResult(out_dir, [])
+
+
+def toy_blobs(n: int = 30, seed: int = 0) -> dict[str, tuple]:
+    """``n`` points of three Gaussian blobs (one per label), deterministic, split 2:1 into train and test."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(LABELS)
+    points = rng.normal(size=(n, IN_FEATURES)).astype(np.float32) + 3 * np.eye(len(LABELS), IN_FEATURES)[labels]
+    cut = 2 * n // 3
+    return {"train": (points[:cut], labels[:cut]), "test": (points[cut:], labels[cut:])}
+
+
+def write_weights(directory: Path, seed: int = 0) -> WeightFile:
+    """Save a seeded TinyMLP's state dict to ``directory`` and pin it."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    path = Path(directory) / f"toy-mlp-seed{seed}.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_mlp().state_dict().items()}, str(path))
+    return WeightFile("weights.safetensors", sha256_file(path), str(path), size=path.stat().st_size)
+
+
+def register(registry: Registry, weights: WeightFile) -> None:
+    """Declare the toy domain as ``vision.register`` declares vision."""
+    registry.add_architecture(ArchitectureSpec("tiny_mlp", f"{__name__}:tiny_mlp"))
+    registry.add_task(TaskSpec("toy-classification", f"{__name__}:ToyClassification"))
+    card = {"labels": LABELS, "input": {"shape": [IN_FEATURES], "dtype": "float32"}, "license": "CC0-1.0"}
+    # The recipe "that trained it": hyper-parameters other than ToyRecipe's defaults, so tests tell them apart.
+    trained = {**card, "provenance": {"recipe": {"name": "toy-classification", "params": {"augment": False, "lr": 0.5}}}}
+    registry.add_model(ModelSpec(MODEL_ID, task="toy-classification", architecture="tiny_mlp",
+                                 arch_args={"num_classes": 3}, weights=(weights,), card=trained,
+                                 description="a seeded tiny MLP with local weights"))
+    registry.add_model(ModelSpec(BARE_ID, task="toy-classification", architecture="tiny_mlp",
+                                 arch_args={"num_classes": 3}, card=card, description="no weights"))
+    registry.add_dataset(DatasetSpec("toy/blobs", task="toy-classification", loader=f"{__name__}:toy_blobs"))
+    registry.add_recipe(RecipeSpec("toy-classification", task="toy-classification",
+                                   recipe=f"{__name__}:ToyRecipe"))
+
+
+def toy_registry(weights_dir: Path) -> Registry:
+    """A fresh Registry holding only the toy domain."""
+    registry = Registry()
+    register(registry, write_weights(weights_dir))
+    return registry
+
+
+def cli() -> None:
+    """``zoo`` with the toy domain as the only one (``python -c "from tests.zoo.toy import cli; cli()" ARGS``)."""
+    import tempfile
+
+    from zoo import cli as zoo_cli
+    from zoo import registry as registry_module
+
+    registry_module._registry = toy_registry(Path(tempfile.mkdtemp(prefix="toy-weights-")))
+    zoo_cli.main()
