@@ -42,6 +42,13 @@ def init_process_group(env: DistEnv, device: torch.device) -> None:
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
 
 
+def leave_process_group() -> None:
+    """Leave the process group, if one was joined: its gloo/NCCL threads must stop before the
+    process exits, or a rank can abort at exit ("terminate called without an active exception")."""
+    if _in_process_group():
+        dist.destroy_process_group()
+
+
 def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     """Mean of ``value`` across processes (identity outside a process group)."""
     if not _in_process_group():

@@ -275,7 +275,12 @@ def finetune(
         if value is not None:
             overrides[field] = value
     recipe = recipe_cls.from_overrides({**recorded, **read_config(config), **overrides})
-    result = recipe.run(out, resume=checkpoint or resume, progress=True)
+    try:
+        result = recipe.run(out, resume=checkpoint or resume, progress=True)
+    finally:
+        from backends.distributed import leave_process_group
+
+        leave_process_group()
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return
     _print_metrics(result.metrics)

@@ -72,19 +72,18 @@ def test_num_classes_replaces_the_head_and_keeps_the_backbone(model):
     assert five.predict(np.zeros(4))["label"].startswith("class_")
 
 
-def test_a_new_head_gives_the_task_its_spec_names(monkeypatch):
+def test_a_new_head_gives_the_task_its_spec_names(toy_registry, monkeypatch):
     import dataclasses
 
     from zoo.registry import TaskSpec, resolve_ref
 
-    registry = get_registry()
-    plain = registry.task("image-classification")
+    plain = toy_registry.task("toy-classification")
     headed_adapter = type("HeadedAdapter", (resolve_ref(plain.adapter),), {})
-    monkeypatch.setitem(registry.tasks, plain.name, dataclasses.replace(plain, head_task="toy-headed"))
-    monkeypatch.setitem(registry.tasks, "toy-headed", TaskSpec("toy-headed", headed_adapter))
-    three = zoo.load(DIGITS_ID, num_classes=3, device="cpu")
-    assert three.card.task == "toy-headed" and type(three.adapter) is headed_adapter
-    assert plain.task_with_head(3) == plain.task_with_head(0) == "image-classification"  # no successor: it stays
+    monkeypatch.setitem(toy_registry.tasks, plain.name, dataclasses.replace(plain, head_task="toy-headed"))
+    monkeypatch.setitem(toy_registry.tasks, "toy-headed", TaskSpec("toy-headed", headed_adapter))
+    two = zoo.load(toy.MODEL_ID, num_classes=2, device="cpu")
+    assert two.card.task == "toy-headed" and type(two.adapter) is headed_adapter
+    assert plain.task_with_head(2) == plain.task_with_head(0) == "toy-classification"  # no successor: it stays
 
 
 def test_pretrained_false_builds_fresh_weights(model):
