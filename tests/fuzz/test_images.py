@@ -159,26 +159,25 @@ def check_prediction(prediction):
 
 
 # -- properties --------------------------------------------------------------------------------------------
-@given(mutated(image_seeds()))
-def test_vision_read_and_predict_on_mutated_images(workdir, example):
+def read_and_predict(reader: str, workdir, example) -> None:
+    """The digits CNN's ``read`` + ``predict`` on one mutated file: a valid prediction or a ZooError."""
     name, content = example
     model = digits_model()
     path = written(workdir, name, content)
-    prediction = harness.call("vision.read+predict (image)", lambda: model.predict(model.adapter.read(path)))
+    prediction = harness.call(reader, lambda: model.predict(model.adapter.read(path)))
     if prediction is not None:
         check_prediction(prediction)
     check_bounded_memory()
+
+
+@given(mutated(image_seeds()))
+def test_vision_read_and_predict_on_mutated_images(workdir, example):
+    read_and_predict("vision.read+predict (image)", workdir, example)
 
 
 @given(mutated(npy_seeds()))
 def test_vision_read_and_predict_on_mutated_npy(workdir, example):
-    name, content = example
-    model = digits_model()
-    path = written(workdir, name, content)
-    prediction = harness.call("vision.read+predict (npy)", lambda: model.predict(model.adapter.read(path)))
-    if prediction is not None:
-        check_prediction(prediction)
-    check_bounded_memory()
+    read_and_predict("vision.read+predict (npy)", workdir, example)
 
 
 @given(mutated({**image_seeds(), **npy_seeds()}), st.sampled_from(sorted(BATCHERS)))
