@@ -171,7 +171,9 @@ def load_hf(
         description=f"{type(net).__name__} from {zoo_id} through transformers",
         files=files,
     )
-    return _model(module, card)
+    from zoo.hub import assemble
+
+    return assemble(module, card, {"tokenizer.json": Path(tokenizer_entry["path"])})
 
 
 def list_hf(pattern: str) -> list[str]:
@@ -313,11 +315,3 @@ def _license(folder: Path) -> str | None:
         return None
     match = re.search(r"^license:\s*(\S+)", readme.read_text(encoding="utf-8", errors="replace")[:4000], re.M)
     return match.group(1) if match else None
-
-
-def _model(net: nn.Module, card):
-    from zoo.model import Model
-    from zoo.registry import get_registry, resolve_ref
-
-    adapter = resolve_ref(get_registry().task(card.task).adapter)(card)
-    return Model(net, card, adapter)
