@@ -23,9 +23,9 @@ Where the files come from
 -------------------------
 * timm: the pretrained config's Hugging Face repo, through ``huggingface_hub``'s cache
   (``HF_HUB_CACHE`` / ``HF_HOME``, read when called), ``model.safetensors`` preferred as
-  timm does; ``ZOO_OFFLINE=1`` (or ``HF_HUB_OFFLINE``) only looks in that cache. The
-  file is then handed to ``timm.create_model(pretrained=True, num_classes=...)`` as a
-  local file, so timm's own head adaptation and checkpoint filters still apply.
+  timm does; ``ZOO_OFFLINE=1`` (or ``HF_HUB_OFFLINE``) only looks in that cache. Its
+  state dict is then handed to ``timm.create_model(pretrained=True, num_classes=...)``,
+  so timm's own head adaptation and checkpoint filters still apply.
 * torchvision (and timm configs with only a URL): a pinned file of the zoo store
   (:mod:`zoo.cache`), pinned by the sha256 prefix its upstream file name carries (all
   ``torch.hub`` publishes), taken from torch's hub cache ``$TORCH_HOME/hub/checkpoints/<file>``
@@ -48,8 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import DownloadError, InputError, OfflineError, UnknownModelError
-from zoo.hub import assemble
 from zoo.hashing import sha256_file
+from zoo.hub import assemble
 from zoo.registry import ModelSpec, WeightFile
 
 TASK = "image-classification"
@@ -411,7 +411,7 @@ def _tv_card(net, model: str, weights, zoo_id: str, arch_kwargs: dict, *, pretra
 
 
 # =============================================================================
-# shared: torch's hub cache, pickles, cards
+# shared: torch hub checkpoints through the store, cards
 # =============================================================================
 def _torch_hub_weights(url: str, zoo_id: str, remap: str | None = None) -> tuple[Path, dict[str, dict[str, Any]]]:
     """A torch-hub checkpoint through the zoo store (torch's hub cache first, then the URL), converted once to
@@ -419,9 +419,7 @@ def _torch_hub_weights(url: str, zoo_id: str, remap: str | None = None) -> tuple
     import urllib.parse
 
     from zoo import cache
-    from zoo.download import check_url
 
-    check_url(url)
     filename = os.path.basename(urllib.parse.urlsplit(url).path)
     prefix = _HUB_HASH_RE.search(filename)
     if prefix is None:

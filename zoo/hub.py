@@ -134,11 +134,11 @@ def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: s
         if pretrained and not spec.weights:  # as timm refuses pretrained=True where it has no weights
             raise InputError(f"{spec.id} has no pretrained weights: load it with pretrained=False for a fresh "
                              f"network, or fine-tune it first (zoo finetune {spec.id} --scratch --data ...)")
+        from zoo import cache
+
         card = card_from_spec(spec)
         # Raw data files (a tokenizer) are not weights: a fresh network still needs them.
         wanted = spec.weights if pretrained else [wf for wf in spec.weights if wf.format == "raw"]
-        from zoo import cache
-
         files = cache.fetch_all(wanted, model_id=spec.id)
     if not pretrained:
         card.metrics, card.provenance = [], {}

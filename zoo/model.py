@@ -195,7 +195,7 @@ class Model(nn.Module):
         from zoo.hashing import sha256_file
 
         directory = Path(directory)
-        extra = self.adapter.files()  # before card.files is rewritten: the adapter may find them through it
+        extra = self.adapter.files()
         for name in extra:  # the card names them: each must stay a plain file inside the directory
             if check_file_name(name) in (WEIGHTS_FILE, CARD_FILE):
                 raise InputError(f"task file {name!r} of {self.card.id!r} would overwrite the model's own {name}")
