@@ -187,9 +187,13 @@ def _hf_weights(cfg, zoo_id: str) -> tuple[Path, dict[str, dict[str, Any]]]:
 
 
 def _hf_entry(local: Path, repo_id: str, filename: str) -> dict[str, Any]:
-    """Card entry for a file in the HF cache: its snapshot commit and sha256 (LFS blobs are named by it)."""
+    """Card entry for a file in the HF cache, checked in place: its snapshot commit and sha256 (LFS blobs are
+    named by it)."""
+    from zoo import cache
+
     blob = local.resolve()
     sha = blob.name if _SHA256_RE.match(blob.name) else sha256_file(blob)
+    cache.verify_in_place(blob, sha)
     commit = local.parent.name if local.parent.parent.name == "snapshots" else None
     source = f"hf://{repo_id}/{filename}" + (f"@{commit}" if commit else "")
     return {"sha256": sha, "size": blob.stat().st_size, "source": source, "format": _format_of(blob),

@@ -10,6 +10,7 @@ Layout under :func:`zoo_home`::
 
     blobs/sha256/<hash>        every file, named by its sha256 (the only place files load from)
     verified/<hash>.json       size, mtime_ns, ctime_ns and inode when the blob was last fully hashed
+    verified/outside/<h>.json  the same for a file checked where another library's cache holds it
     converted/<hash>[.<remap>].json   legacy pickle <hash> (+ key remap) -> the safetensors blob converted from it
     pins/<kind>-<hex>.json     a pin other than a sha256 (an md5, a sha256 prefix) -> the blob that matched it
     index.json                 {hash: [{"name", "source", "model_id"}, ...]} for listings
@@ -19,7 +20,9 @@ Layout under :func:`zoo_home`::
 
 A dataset file the user keeps in a data folder is fetched with ``dest=``: the same
 sources, pin check, lock and quarantine, but the file lands at that path, not in
-the blob store. Every write is a temp file plus a rename, so a killed process
+the blob store. A file the Hugging Face cache holds for a pass-through model
+(``hf:``, ``timm:``) is read where it lies and checked there against the sha256
+its cache names it by (:func:`verify_in_place`). Every write is a temp file plus a rename, so a killed process
 never leaves a half-written file where it would be loaded.
 
 What is verified when: a blob enters the store only after its bytes matched the
@@ -64,7 +67,7 @@ from zoo.registry import WeightFile
 # The network switches are the store's too: callers ask them here, as they ask for files.
 from zoo.sources import hf_cache_dir, hf_offline, hub_offline, is_offline, offline_reason
 
-__all__ = ["zoo_home", "fetch", "fetch_all", "cached_path", "list_entries", "verify", "clear", "sha256_file",
+__all__ = ["zoo_home", "fetch", "fetch_all", "cached_path", "verify_in_place", "list_entries", "verify", "clear", "sha256_file",
            "is_offline", "hub_offline", "hf_offline", "offline_reason", "hf_cache_dir"]
 
 _STORE_PARTS = ("blobs", "verified", "converted", "pins", "tmp", "locks", "quarantine")
@@ -135,6 +138,20 @@ def cached_path(wf: WeightFile) -> Path | None:
     return blob if _not_a_file(blob) is None else None
 
 
+def verify_in_place(path: Path, sha256: str) -> Path:
+    """A file another library's cache holds (a Hugging Face snapshot file), checked where it lies against its
+    sha256, as a blob is: rehashed unless its stat still matches the last full hash. A mismatch raises
+    :class:`WeightsIntegrityError` and leaves the file where it is (it is not the store's to move)."""
+    real = Path(path).resolve()
+    record = _verified_record(sha256, real)
+    if not _stat_trusted(real, record):
+        actual = _not_a_file(real) or sha256_file(real)
+        if actual != sha256:
+            raise WeightsIntegrityError(str(path), sha256, actual)
+        _mark_verified(real, record)
+    return Path(path)
+
+
 def list_entries() -> list[dict]:
     """One row per blob: ``sha256``, ``size``, ``path`` and ``refs`` (the model files known to use it)."""
     index = _read_index()
@@ -163,7 +180,7 @@ def verify() -> list[dict]:
             actual = _not_a_file(blob) or sha256_file(blob)
             moved_to = None
             if actual == digest:
-                _mark_verified(blob, digest)
+                _mark_verified(blob, _verified_record(digest))
             else:
                 moved_to = _quarantine(blob, digest, actual, _known_name(digest))
             rows.append({"sha256": digest, "path": str(blob), "ok": actual == digest, "actual": actual,
@@ -191,7 +208,7 @@ def clear() -> int:
 def _fetch_blob(wf: WeightFile, model_id: str | None, progress: bool) -> Path:
     """The verified store blob for ``wf``, fetched from its sources if missing."""
     digest = _known_sha256(wf)
-    if digest is None or not _stat_trusted(_blob(digest), digest):
+    if digest is None or not _stat_trusted(_blob(digest), _verified_record(digest)):
         with _lock(_pin_key(wf)):
             digest = _known_sha256(wf)  # another process may have stored it while we waited
             if digest is not None and os.path.lexists(_blob(digest)):
@@ -223,13 +240,13 @@ def _fetch_to(wf: WeightFile, dest: Path, model_id: str | None, progress: bool) 
 
 def _check_blob(blob: Path, digest: str, name: str) -> None:
     """Rehash a stored blob unless its stat is trusted; quarantine and raise on mismatch or a non-file."""
-    if _stat_trusted(blob, digest):
+    if _stat_trusted(blob, _verified_record(digest)):
         return
     actual = _not_a_file(blob) or sha256_file(blob)
     if actual != digest:
         moved_to = _quarantine(blob, digest, actual, name)
         raise WeightsIntegrityError(str(blob), digest, actual, moved_to)
-    _mark_verified(blob, digest)
+    _mark_verified(blob, _verified_record(digest))
 
 
 def _store_from_sources(wf: WeightFile, model_id: str | None, progress: bool) -> str:
@@ -295,7 +312,7 @@ def _publish(tmp: Path, digest: str, name: str) -> Path:
         _quarantine(blob, digest, "not-a-file", name)
     os.replace(tmp, blob)
     _fsync_dir(blob.parent)
-    _mark_verified(blob, digest)
+    _mark_verified(blob, _verified_record(digest))
     return blob
 
 
@@ -378,13 +395,20 @@ def _convert(source_blob: Path, wf: WeightFile, record_path: Path, model_id: str
 
 
 # -- verification records, quarantine, index ---------------------------------
-def _stat_trusted(blob: Path, digest: str) -> bool:
-    """Whether the blob is the regular file last fully hashed, unchanged since (so hashing can be skipped).
+def _verified_record(digest: str, outside: Path | None = None) -> Path:
+    """Where the last full hash of the blob ``digest`` (or of the file ``outside`` the store) is recorded."""
+    if outside is None:
+        return zoo_home() / "verified" / f"{digest}.json"
+    return zoo_home() / "verified" / "outside" / f"{hashlib.sha256(str(outside).encode()).hexdigest()}.json"
+
+
+def _stat_trusted(blob: Path, record_path: Path) -> bool:
+    """Whether the file is the regular file last fully hashed, unchanged since (so hashing can be skipped).
 
     ``ctime`` moves on any write, ``os.utime`` or rename and cannot be set back,
     so a blob edited with its mtime restored is rehashed.
     """
-    record = _read_record(zoo_home() / "verified" / f"{digest}.json")
+    record = _read_record(record_path)
     try:
         st = blob.lstat()
     except FileNotFoundError:
@@ -401,9 +425,9 @@ def _stat_trusted(blob: Path, digest: str) -> bool:
     )
 
 
-def _mark_verified(blob: Path, digest: str) -> None:
+def _mark_verified(blob: Path, record_path: Path) -> None:
     st = blob.lstat()
-    _write_record(zoo_home() / "verified" / f"{digest}.json",
+    _write_record(record_path,
                 {"size": st.st_size, "inode": st.st_ino, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
                  "verified_at_ns": time.time_ns()})
 

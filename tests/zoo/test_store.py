@@ -132,3 +132,24 @@ def test_dest_places_a_data_file_in_its_folder_through_the_same_checks(tmp_path,
     with pytest.raises(WeightsIntegrityError, match=r"sha256 \(of the decompressed bytes\) mismatch"):
         cache.fetch(wrong, dest=tmp_path / "data" / "more.gz")
     assert sorted(p.name for p in dest.parent.iterdir()) == ["labels.gz"]
+
+
+def test_a_file_in_another_librarys_cache_is_checked_where_it_lies(tmp_path, monkeypatch):
+    import time
+
+    data = b"an LFS blob in the Hugging Face cache"
+    blob = tmp_path / "hf" / "blobs" / sha(data)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(data)
+    monkeypatch.setattr(cache, "_RACY_NS", 50_000_000)
+    assert cache.verify_in_place(blob, sha(data)) == blob
+    time.sleep(0.06)
+    cache.verify_in_place(blob, sha(data))  # hashed again, now long after the file's ctime
+    calls, real = [], cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda p: calls.append(p) or real(p))
+    cache.verify_in_place(blob, sha(data))
+    assert calls == []  # its stat matched the last full hash, as a store blob's does
+    blob.write_bytes(b"tampered in place")
+    with pytest.raises(WeightsIntegrityError, match="expected " + sha(data)):
+        cache.verify_in_place(blob, sha(data))
+    assert blob.read_bytes() == b"tampered in place" and cache.list_entries() == []  # not the store's to move
