@@ -59,7 +59,7 @@ def seconds_per_sample(train, args) -> tuple[float, float]:
 
     model = zoo.load("nlp/all-minilm-l6-v2", num_classes=3, device=args.device)
     model.card.preprocessing["max_length"] = args.max_length
-    adapter = type(model.adapter)(model.card)
+    adapter = type(model.adapter)(model.card, model.adapter.paths)
     rng = np.random.default_rng(0)
     subset = train.subset(rng.permutation(len(train))[: args.batch_size * 60])
     encoded = adapter.encode(subset.inputs())

@@ -88,7 +88,7 @@ def data(samples: int, max_length: int):
     train = splits.train.subset(np.sort(keep))
     probe = fresh_model(len(splits.classes), 0)
     probe.card.preprocessing["max_length"] = max_length
-    adapter = type(probe.adapter)(probe.card)
+    adapter = type(probe.adapter)(probe.card, probe.adapter.paths)
     return EncodedDataset(adapter.encode(train.inputs()), train.labels), adapter, len(splits.classes)
 
 

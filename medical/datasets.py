@@ -339,11 +339,11 @@ def medmnist_files() -> dict[str, Path]:
 
 
 def fetch_medmnist(flag: str, progress: bool = False) -> Path:
-    """``{flag}.npz`` from :func:`medmnist_locations`, else downloaded from Zenodo and MD5-checked (atomic, locked)."""
-    import filelock
-
-    from zoo import download
-    from zoo.cache import is_offline, zoo_home
+    """``{flag}.npz`` from :func:`medmnist_locations`, else fetched from Zenodo into the first of them through the
+    zoo store (MD5-pinned: the digest MedMNIST publishes)."""
+    from zoo import cache
+    from zoo.errors import OfflineError
+    from zoo.registry import WeightFile
 
     if flag not in MEDMNIST_MD5:
         raise InputError(f"expected a MedMNIST flag in {sorted(MEDMNIST_MD5)}, got {flag!r}")
@@ -352,29 +352,12 @@ def fetch_medmnist(flag: str, progress: bool = False) -> Path:
         return existing
     target = medmnist_locations()[0] / f"{flag}.npz"
     url = MEDMNIST_URL.format(flag=flag)
-    if is_offline():
-        from zoo.errors import OfflineError
-
-        raise OfflineError(f"{flag}.npz is not on this machine and ZOO_OFFLINE is set; download {url} "
-                           f"into {target.parent} (MD5 {MEDMNIST_MD5[flag]}), then retry")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    locks = zoo_home() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(str(locks / f"medmnist.{flag}.lock")):
-        if target.is_file():
-            return target
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-        try:
-            download.download(url, tmp, progress=progress)
-            actual = hashlib.md5(tmp.read_bytes()).hexdigest()
-            if actual != MEDMNIST_MD5[flag]:
-                from zoo.errors import WeightsIntegrityError
-
-                raise WeightsIntegrityError(url, MEDMNIST_MD5[flag], f"{actual} (MD5; the download was deleted)")
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return target
+    wf = WeightFile(target.name, None, url, format="raw", digest=f"md5:{MEDMNIST_MD5[flag]}")
+    try:
+        return cache.fetch(wf, dest=target, progress=progress)
+    except OfflineError:
+        raise OfflineError(f"{flag}.npz is not on this machine and {cache.offline_reason()}; download {url} "
+                           f"into {target.parent} (MD5 {MEDMNIST_MD5[flag]}), then retry") from None
 
 
 def dicom_csv(csv_path: str | Path, val_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0) -> ClassificationSplits:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -40,8 +40,8 @@ class Segmentation3D(TaskAdapter):
     the input, and ``write`` can save it as a DICOM-SEG referencing its series.
     """
 
-    def __init__(self, card: ModelCard):
-        super().__init__(card)
+    def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
+        super().__init__(card, files)
         self.preprocessing = card.preprocessing
 
     @property
@@ -132,8 +132,8 @@ class ImageClassification2D(TaskAdapter):
 
     top_k = 5
 
-    def __init__(self, card: ModelCard):
-        super().__init__(card)
+    def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
+        super().__init__(card, files)
         self.preprocessing = card.preprocessing
 
     @property

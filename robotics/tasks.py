@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -23,8 +24,8 @@ from zoo.model import Model, TaskAdapter
 class ControlPolicy(TaskAdapter):
     """Observations in (1-D arrays of the card's shape, finite numbers); actions out."""
 
-    def __init__(self, card: ModelCard):
-        super().__init__(card)
+    def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
+        super().__init__(card, files)
         self.obs_shape = tuple(card.input["shape"])
         self.discrete = card.input["action_space"]["type"] == "Discrete"
 

@@ -9,7 +9,6 @@ import gzip
 import hashlib
 import logging
 import os
-import secrets
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -501,59 +500,32 @@ def fashion_mnist_available() -> bool:
 
 
 def _fetch_fashion_mnist(checksums: dict[str, str] | None, progress: bool) -> tuple[Path, dict[str, Path]]:
-    """Download the missing files into :func:`_fashion_download_dir`: atomic and checksum-verified."""
-    import filelock
-
-    from zoo import download
-    from zoo.cache import is_offline, zoo_home
+    """Fetch the missing files into :func:`_fashion_download_dir` through the zoo store: the mirrors in
+    order, each file checked against its pinned content sha256 before it lands there."""
+    from zoo import cache
+    from zoo.registry import WeightFile
 
     target = _fashion_download_dir()
     missing = [stem for stem in FASHION_MNIST_FILES if not _idx_file(target, stem)]
-    if is_offline():
+    pins = checksums or FASHION_MNIST_SHA256  # look-alike data (checksums=None) is never what is downloaded
+    try:
+        for stem in missing:
+            name = f"{stem}.gz"
+            wf = WeightFile(name, None, FASHION_MNIST_MIRRORS[0] + name, format="raw",
+                            mirrors=tuple(mirror + name for mirror in FASHION_MNIST_MIRRORS[1:]),
+                            digest=f"gunzip-sha256:{pins[stem]}")
+            log.info("fetching %s", name)
+            cache.fetch(wf, dest=target / name, progress=progress)
+    except OfflineError:
         searched = ", ".join(str(folder) for _, folder in fashion_mnist_locations())
         raise OfflineError(
-            f"Fashion-MNIST is not on this machine (looked in {searched}) and ZOO_OFFLINE is set; "
+            f"Fashion-MNIST is not on this machine (looked in {searched}) and {cache.offline_reason()}; "
             f"fetch {', '.join(s + '.gz' for s in missing)} from {FASHION_MNIST_MIRRORS[0]} and put them in "
             f"{target} (or under $ZOO_DATA/fashion-mnist/, or `apt install dataset-fashion-mnist`), then retry"
-        )
-    target.mkdir(parents=True, exist_ok=True)
-    for stem in missing:
-        name = f"{stem}.gz"
-        locks = zoo_home() / "locks"  # not in the data folder: $ZOO_DATA stays free of lock files
-        locks.mkdir(parents=True, exist_ok=True)
-        with filelock.FileLock(str(locks / f"fashion-mnist.{name}.lock")):
-            if _idx_file(target, stem):  # another process fetched it while we waited
-                continue
-            tmp = target / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.part"
-            errors = []
-            try:
-                for mirror in FASHION_MNIST_MIRRORS:
-                    url = mirror + name
-                    tmp.unlink(missing_ok=True)
-                    try:
-                        log.info("downloading %s", url)
-                        download.download(url, tmp, progress=progress)
-                    except DownloadError as exc:
-                        errors.append(str(exc))
-                        continue
-                    if checksums is not None:
-                        try:
-                            _, actual = _read_idx(tmp)
-                        except InputError as exc:
-                            errors.append(f"{url}: {exc}")
-                            continue
-                        if actual != checksums[stem]:
-                            raise DataIntegrityError(url, checksums[stem], actual,
-                                                     "the download was deleted; it is not the official file")
-                    os.replace(tmp, target / name)
-                    break
-                else:
-                    raise DownloadError(
-                        f"could not download {name}: {_listing(errors)}; put the file in {target} by hand "
-                        f"(or `apt install dataset-fashion-mnist`), then retry"
-                    )
-            finally:
-                tmp.unlink(missing_ok=True)
+        ) from None
+    except DownloadError as exc:
+        raise DownloadError(f"{exc}; put the file in {target} by hand (or `apt install dataset-fashion-mnist`), "
+                            "then retry") from None
     return target, {stem: _idx_file(target, stem) for stem in FASHION_MNIST_FILES}
 
 

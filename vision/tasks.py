@@ -1,7 +1,8 @@
 """Task adapters: how a vision model's raw inputs and outputs look to a user."""
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 
@@ -16,8 +17,8 @@ class ImageClassification(TaskAdapter):
 
     top_k = 5
 
-    def __init__(self, card: ModelCard):
-        super().__init__(card)
+    def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
+        super().__init__(card, files)
         self._transform = ImageTransform.from_preprocessing(card.preprocessing)
 
     @property

@@ -23,15 +23,17 @@ Where the files come from
 -------------------------
 * timm: the pretrained config's Hugging Face repo, through ``huggingface_hub``'s cache
   (``HF_HUB_CACHE`` / ``HF_HOME``, read when called), ``model.safetensors`` preferred as
-  timm does; ``ZOO_OFFLINE=1`` (or ``HF_HUB_OFFLINE``) only looks in that cache. The
-  file is then handed to ``timm.create_model(pretrained=True, num_classes=...)`` as a
-  local file, so timm's own head adaptation and checkpoint filters still apply.
-* torchvision (and timm configs with only a URL): torch's hub cache
-  ``$TORCH_HOME/hub/checkpoints/<file>`` under the exact file name torchvision uses.
+  timm does; ``ZOO_OFFLINE=1`` (or ``HF_HUB_OFFLINE``) only looks in that cache. Its
+  state dict is then handed to ``timm.create_model(pretrained=True, num_classes=...)``,
+  so timm's own head adaptation and checkpoint filters still apply.
+* torchvision (and timm configs with only a URL): a pinned file of the zoo store
+  (:mod:`zoo.cache`), pinned by the sha256 prefix its upstream file name carries (all
+  ``torch.hub`` publishes), taken from torch's hub cache ``$TORCH_HOME/hub/checkpoints/<file>``
+  when it is there, else downloaded from the URL, and checked against the prefix either way.
   ``torch.hub.load_state_dict_from_url`` (what torchvision calls) unpickles with
-  ``weights_only=False``; this module never does: it reads the file itself with
-  ``torch.load(weights_only=True)`` and loads it strictly. Downloads check the
-  sha256 prefix the file name carries, as ``torch.hub`` does. Offline and not cached:
+  ``weights_only=False``; the zoo never does: the store reads the pickle once with
+  ``torch.load(weights_only=True)``, converts it to safetensors and records that, so every
+  later load reads the safetensors file. Offline and not cached:
   :class:`zoo.errors.OfflineError` naming ``zoo fetch``.
 
 Nothing here imports torch, timm or torchvision at module level: ``vision.register``
@@ -45,8 +47,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import DownloadError, InputError, OfflineError, UnknownModelError, UnsafeFormatError
+from zoo.errors import DownloadError, InputError, OfflineError, UnknownModelError
 from zoo.hashing import sha256_file
+from zoo.hub import assemble
 from zoo.registry import ModelSpec, WeightFile
 
 TASK = "image-classification"
@@ -84,8 +87,12 @@ def load_timm(name: str, *, pretrained: bool = True, num_classes: int | None = N
     overlay = None
     if pretrained:
         path, files = _timm_weights(cfg, resolved)
-        # A local file overrides the config's sources; timm still adapts the head and filters keys.
-        overlay = {"file": str(path), "source": None}
+        # Local weights override the config's sources; timm still adapts the head and filters keys.
+        from zoo.conversions import sniff
+
+        safe = sniff(path) == "safetensors"  # a converted store blob has no .safetensors suffix for timm to see
+        overlay = {"state_dict": _read_state(path, f"timm:{resolved}")} if safe else {"file": str(path)}
+        overlay["source"] = None
     kwargs = {} if num_classes is None else {"num_classes": int(num_classes)}
     try:
         net = timm.create_model(resolved, pretrained=pretrained, pretrained_cfg_overlay=overlay, **kwargs)
@@ -96,7 +103,7 @@ def load_timm(name: str, *, pretrained: bool = True, num_classes: int | None = N
                          f"timm:{resolved}: {e}") from None
     head_kept = num_classes is None or int(num_classes) == cfg.num_classes
     card = _timm_card(timm, net, cfg, resolved, pretrained=pretrained, head_kept=head_kept, files=files)
-    return _model(net, card)
+    return assemble(net, card, {name: Path(meta["path"]) for name, meta in files.items()})
 
 
 def _timm_cfg(timm, name: str):
@@ -127,8 +134,7 @@ def _timm_weights(cfg, resolved: str) -> tuple[Path, dict[str, dict[str, Any]]]:
     if cfg.hf_hub_id:
         return _hf_weights(cfg, zoo_id)
     if cfg.url:
-        path = _torch_hub_file(cfg.url, zoo_id)
-        return path, {path.name: _torch_hub_entry(path, cfg.url)}
+        return _torch_hub_weights(cfg.url, zoo_id)
     if cfg.file and Path(cfg.file).is_file():
         path = Path(cfg.file)
         return path, {path.name: {"sha256": sha256_file(path), "size": path.stat().st_size, "source": str(path),
@@ -181,9 +187,13 @@ def _hf_weights(cfg, zoo_id: str) -> tuple[Path, dict[str, dict[str, Any]]]:
 
 
 def _hf_entry(local: Path, repo_id: str, filename: str) -> dict[str, Any]:
-    """Card entry for a file in the HF cache: its snapshot commit and sha256 (LFS blobs are named by it)."""
+    """Card entry for a file in the HF cache, checked in place: its snapshot commit and sha256 (LFS blobs are
+    named by it)."""
+    from zoo import cache
+
     blob = local.resolve()
     sha = blob.name if _SHA256_RE.match(blob.name) else sha256_file(blob)
+    cache.verify_in_place(blob, sha)
     commit = local.parent.name if local.parent.parent.name == "snapshots" else None
     source = f"hf://{repo_id}/{filename}" + (f"@{commit}" if commit else "")
     return {"sha256": sha, "size": blob.stat().st_size, "source": source, "format": _format_of(blob),
@@ -281,10 +291,9 @@ def load_torchvision(name: str, *, pretrained: bool = True, num_classes: int | N
     if not pretrained:
         net = tvm.get_model(model, weights=None, num_classes=n, **arch_kwargs)
     else:
-        path = _torch_hub_file(weights.url, zoo_id)
-        state = _read_pickled_state(path, zoo_id)
-        if model.startswith("densenet"):
-            state = _densenet_keys(state)
+        remap = "vision.upstream:densenet_keys" if model.startswith("densenet") else None
+        path, files = _torch_hub_weights(weights.url, zoo_id, remap)
+        state = _read_state(path, zoo_id)
         # googlenet's checkpoint holds the auxiliary heads; torchvision loads them, then drops them.
         load_kwargs = {**arch_kwargs, "aux_logits": True} if model == "googlenet" else arch_kwargs
         if head_kept:
@@ -298,10 +307,9 @@ def load_torchvision(name: str, *, pretrained: bool = True, num_classes: int | N
             _load_except_head(net, state, zoo_id, path)
         if model == "googlenet":
             net.aux_logits, net.aux1, net.aux2 = False, None, None
-        files = {path.name: _torch_hub_entry(path, weights.url)}
     card = _tv_card(net, model, weights, zoo_id, arch_kwargs, pretrained=pretrained, head_kept=head_kept,
                     num_classes=n, files=files)
-    return _model(net, card)
+    return assemble(net, card, {name: Path(meta["path"]) for name, meta in files.items()})
 
 
 def _tv_resolve(tvm, name: str):
@@ -335,7 +343,7 @@ def _tv_arch_kwargs(model: str, weights) -> dict[str, Any]:
     return {}
 
 
-def _densenet_keys(state: dict) -> dict:
+def densenet_keys(state: dict) -> dict:
     """torchvision's densenet checkpoints use old ``norm.1``-style keys; rename them as its loader does."""
     pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
     out = {}
@@ -407,83 +415,47 @@ def _tv_card(net, model: str, weights, zoo_id: str, arch_kwargs: dict, *, pretra
 
 
 # =============================================================================
-# shared: torch's hub cache, pickles, cards
+# shared: torch hub checkpoints through the store, cards
 # =============================================================================
-def _torch_hub_file(url: str, zoo_id: str) -> Path:
-    """``$TORCH_HOME/hub/checkpoints/<name>``, downloaded (prefix-checked) unless cached or offline."""
+def _torch_hub_weights(url: str, zoo_id: str, remap: str | None = None) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """A torch-hub checkpoint through the zoo store (torch's hub cache first, then the URL), converted once to
+    safetensors; its path and card entry."""
     import urllib.parse
 
-    import filelock
-    import torch.hub
-
-    from zoo.cache import is_offline
-    from zoo.download import check_url
+    from zoo import cache
 
     filename = os.path.basename(urllib.parse.urlsplit(url).path)
-    directory = Path(torch.hub.get_dir()) / "checkpoints"
-    path = directory / filename
-    if path.is_file():
-        return path
-    if is_offline():
-        raise OfflineError(
-            f"{zoo_id!r} needs {filename}, which is not in torch's hub cache ({directory}) and ZOO_OFFLINE is set; "
-            f"run `zoo fetch {zoo_id}` while online (it downloads {url}), then retry"
-        )
-    check_url(url)
-    directory.mkdir(parents=True, exist_ok=True)
-    match = torch.hub.HASH_REGEX.search(filename)
-    with filelock.FileLock(str(path) + ".lock"):
-        if not path.is_file():  # another process may have fetched it while we waited
-            try:
-                torch.hub.download_url_to_file(url, str(path), hash_prefix=match.group(1) if match else None,
-                                               progress=True)
-            except Exception as e:  # urllib errors, or torch's "invalid hash value" RuntimeError
-                raise DownloadError(f"download of {url} for {zoo_id} failed: {type(e).__name__}: {e}") from None
-    return path
+    prefix = _HUB_HASH_RE.search(filename)
+    if prefix is None:
+        raise InputError(f"{url} for {zoo_id}: its file name carries no sha256 prefix (NAME-<hex>.EXT), "
+                         "so the zoo has nothing to check it against")
+    wf = WeightFile(filename, None, f"torch-hub://checkpoints/{filename}", mirrors=(url,), format="torch-pickle",
+                    digest=f"sha256-prefix:{prefix.group(1)}", remap=remap)
+    path = cache.fetch(wf, model_id=zoo_id)
+    entry = {"sha256": None, "sha256_prefix": prefix.group(1), "size": path.stat().st_size, "source": url,
+             "format": "torch-pickle", "path": str(path)}
+    return path, {filename: entry}
 
 
-def _torch_hub_entry(path: Path, url: str) -> dict[str, Any]:
-    """Card entry for a torch-hub file: upstream publishes only the sha256 prefix in its name."""
-    import torch.hub
+def _read_state(path: Path, zoo_id: str) -> dict:
+    """The state dict of a verified safetensors file from the store."""
+    from safetensors import SafetensorError
 
-    match = torch.hub.HASH_REGEX.search(path.name)
-    return {"sha256": None, "sha256_prefix": match.group(1) if match else None, "size": path.stat().st_size,
-            "source": url, "format": _format_of(path), "path": str(path)}
-
-
-def _read_pickled_state(path: Path, zoo_id: str) -> dict:
-    """A legacy state dict through ``torch.load(weights_only=True)`` (tensors and plain containers only)."""
-    import pickle
-
-    import torch
+    from backends.state import load_state
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UnsafeFormatError(f"refused {path} for {zoo_id}: torch.load(weights_only=True) rejected it: {e}") from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise InputError(f"{path} for {zoo_id} is not a readable checkpoint ({type(e).__name__}: {e}); "
-                         f"delete it and run `zoo fetch {zoo_id}`") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"{path} for {zoo_id}: expected a state dict of tensors, got {type(state).__name__}")
-    return state
+        return load_state(path)
+    except SafetensorError as exc:
+        raise InputError(f"{path} for {zoo_id} is not readable safetensors ({exc}); "
+                         f"run `zoo cache verify`, then retry") from None
 
 
 def _format_of(path: Path) -> str:
     return "safetensors" if path.name.endswith(".safetensors") else "torch-pickle"
 
 
-
-def _model(net, card):
-    from zoo.model import Model
-    from zoo.registry import get_registry, resolve_ref
-
-    adapter = resolve_ref(get_registry().task(card.task).adapter)(card)
-    return Model(net, card, adapter)
+# torch.hub's HASH_REGEX: the sha256 prefix in a checkpoint's file name (resnet18-f37072fd.pth).
+_HUB_HASH_RE = re.compile(r"-([a-f0-9]+)\.")
 
 
 def preprocessing(size, mean, std, crop_pct=None, interpolation=None, crop_mode=None, channels: int = 3) -> dict:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -33,7 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from zoo.card import write_text_atomic
+from zoo.atomic import atomic_path, write_text_atomic
 from zoo.envinfo import fingerprint
 from zoo.errors import InputError, ZooError
 from zoo.registry import get_registry, resolve_ref
@@ -895,13 +894,6 @@ def _plot_level(ax, row: dict, primary: str) -> None:
 
 
 def _save_png_atomic(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

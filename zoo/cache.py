@@ -1,20 +1,32 @@
-"""The weights cache: a content-addressed store of verified safetensors files.
+"""The store of pinned files: weights, tokenizers, datasets, upstream checkpoints.
+
+One way in for every file the zoo pins (a :class:`zoo.registry.WeightFile`):
+:func:`fetch` takes it from the store, or from its sources in order (mirrors;
+:mod:`zoo.sources`), checks the bytes against the pin, converts a pinned legacy
+pickle to safetensors once (:mod:`zoo.conversions`), and returns a local path.
+:func:`fetch_all` does it for all of a model's files, by name.
 
 Layout under :func:`zoo_home`::
 
     blobs/sha256/<hash>        every file, named by its sha256 (the only place files load from)
     verified/<hash>.json       size, mtime_ns, ctime_ns and inode when the blob was last fully hashed
+    verified/outside/<h>.json  the same for a file checked where another library's cache holds it
     converted/<hash>[.<remap>].json   legacy pickle <hash> (+ key remap) -> the safetensors blob converted from it
+    pins/<kind>-<hex>.json     a pin other than a sha256 (an md5, a sha256 prefix) -> the blob that matched it
     index.json                 {hash: [{"name", "source", "model_id"}, ...]} for listings
-    tmp/<hash>.<pid>.<rand>.part   downloads and copies in progress
-    locks/<hash>.lock          one fetcher per hash across processes
+    tmp/<key>.<pid>.<rand>.part   downloads and copies in progress
+    locks/<key>.lock           one fetcher per pin across processes
     quarantine/                files whose hash did not match, moved out of the way
 
-Every write is a temp file plus ``os.replace``, so a killed process never leaves
-a half-written file where it would be loaded.
+A dataset file the user keeps in a data folder is fetched with ``dest=``: the same
+sources, pin check, lock and quarantine, but the file lands at that path, not in
+the blob store. A file the Hugging Face cache holds for a pass-through model
+(``hf:``, ``timm:``) is read where it lies and checked there against the sha256
+its cache names it by (:func:`verify_in_place`). Every write is a temp file plus a rename, so a killed process
+never leaves a half-written file where it would be loaded.
 
-What is verified when: a blob enters the store only after its sha256 matched the
-pinned one. :func:`fetch` (so every ``zoo.load``) rehashes a stored blob unless its
+What is verified when: a blob enters the store only after its bytes matched the
+pin. :func:`fetch` (so every ``zoo.load``) rehashes a stored blob unless its
 ``lstat`` still shows the regular file that was last fully hashed: same size,
 inode, ``mtime_ns`` and ``ctime_ns``. Restoring the mtime with ``os.utime`` does
 not fool this, because the kernel sets ``ctime`` to "now" on every write, utime,
@@ -25,8 +37,8 @@ budget is +20%), so it is left to :func:`verify`, which rehashes every blob.
 Anything in the blob store that is not a regular file (a directory, symlink or
 fifo) is corrupt: :func:`verify` reports it and :func:`fetch` moves it to
 ``quarantine/`` and raises :class:`WeightsIntegrityError`. The JSON records
-(``verified/``, ``converted/``, ``index.json``) are only caches of facts the
-blobs prove: a malformed one counts as absent (rehash, reconvert, re-index).
+(``verified/``, ``converted/``, ``pins/``, ``index.json``) are only caches of facts
+the blobs prove: a malformed one counts as absent (rehash, reconvert, re-index).
 """
 from __future__ import annotations
 
@@ -38,37 +50,36 @@ import re
 import secrets
 import shutil
 import stat
-import threading
 import time
-import urllib.parse
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterable
 
 import filelock
 import platformdirs
 
-from zoo import download
-from zoo.errors import (
-    DownloadError,
-    InputError,
-    OfflineError,
-    UnsafeFormatError,
-    WeightsIntegrityError,
-    ZooError,
-)
-from zoo.hashing import sha256_file
+from zoo import sources
+from zoo.atomic import write_text_atomic
+from zoo.conversions import convert_to_safetensors, require_format
+from zoo.errors import DownloadError, OfflineError, WeightsIntegrityError
+from zoo.hashing import digest_file, sha256_file
 from zoo.registry import WeightFile
+# The network switches are the store's too: callers ask them here, as they ask for files.
+from zoo.sources import hf_cache_dir, hf_offline, hub_offline, is_offline, offline_reason
 
-_STORE_PARTS = ("blobs", "verified", "converted", "tmp", "locks", "quarantine")
+__all__ = ["zoo_home", "fetch", "fetch_all", "cached_path", "verify_in_place", "list_entries", "verify", "clear", "sha256_file",
+           "is_offline", "hub_offline", "hf_offline", "offline_reason", "hf_cache_dir"]
+
+_STORE_PARTS = ("blobs", "verified", "converted", "pins", "tmp", "locks", "quarantine")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 # Filesystem timestamps tick coarsely (jiffies, or 2 s on FAT): a write in the
 # same tick as the blob's creation would keep its mtime. Like git's "racy" rule,
 # trust a stat record only when the blob was already this old when it was hashed.
 _RACY_NS = 2_000_000_000
+_DIGEST_WORDS = {"sha256": "sha256", "sha256-prefix": "sha256", "md5": "md5",
+                 "gunzip-sha256": "sha256 (of the decompressed bytes)"}
 
 
-# -- locations and settings -------------------------------------------------
 def zoo_home() -> Path:
     """``$ZOO_HOME``, else the user cache dir for ``domain-zoo`` (read on every call)."""
     home = os.environ.get("ZOO_HOME")
@@ -78,90 +89,6 @@ def zoo_home() -> Path:
 @functools.lru_cache(maxsize=1)
 def _user_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("domain-zoo"))
-
-
-def is_offline() -> bool:
-    """Whether ``ZOO_OFFLINE`` is 1/true/yes: then the cache opens no connection."""
-    return os.environ.get("ZOO_OFFLINE", "").strip().lower() in ("1", "true", "yes")
-
-
-def hub_unreachable() -> str | None:
-    """Why the Hugging Face Hub cannot be reached from here (its host name does not resolve), or None.
-
-    Looked up once a process, before the first online call: on a machine without a
-    network, huggingface_hub would retry for half a minute and then report the
-    file as missing from its cache.
-    """
-    if is_offline() or _hf_env_offline():
-        return None  # no lookup at all: the cache is all there is, and offline opens no socket
-    from huggingface_hub import constants
-
-    return _resolve_failure(urllib.parse.urlsplit(constants.ENDPOINT).hostname or "huggingface.co")
-
-
-@functools.lru_cache(maxsize=None)
-def _resolve_failure(host: str) -> str | None:
-    import socket
-
-    try:
-        socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-    except OSError as e:  # socket.gaierror: no DNS, no network
-        return f"{host} cannot be resolved ({e.strerror or e})"
-    return None
-
-
-def hub_offline() -> bool:
-    """Whether Hugging Face files can come from the local cache only (ZOO_OFFLINE, HF_HUB_OFFLINE, no network)."""
-    return is_offline() or _hf_env_offline() or hub_unreachable() is not None
-
-
-def offline_reason() -> str:
-    """Why a file could not be fetched: ZOO_OFFLINE, HF_HUB_OFFLINE, an unreachable Hub, or a failed request."""
-    if is_offline():
-        return "ZOO_OFFLINE is set"
-    unreachable = hub_unreachable()
-    if unreachable:
-        return f"the network is unreachable ({unreachable}; set ZOO_OFFLINE=1 to use only what is cached)"
-    if _hf_env_offline():
-        return "HF_HUB_OFFLINE is set"
-    return "the Hugging Face Hub could not be reached"
-
-
-def _hf_env_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-@contextmanager
-def hf_offline():
-    """Within it, while ``ZOO_OFFLINE`` is set or the Hub is unreachable, huggingface_hub (and
-    transformers and timm through it) opens no connection at all and uses its cache only.
-
-    ``local_files_only=True`` is not enough: huggingface_hub still builds request headers, whose agent
-    detection looks its registry up online, and it reads ``HF_HUB_OFFLINE`` only once, at import. Every
-    request and that lookup check its ``constants.HF_HUB_OFFLINE``, so that is switched on for the call.
-    """
-    if not is_offline() and hub_unreachable() is None:
-        yield
-        return
-    from huggingface_hub import constants
-
-    global _hf_offline_depth, _hf_offline_saved
-    with _hf_offline_lock:  # concurrent loads: the last one out restores the setting
-        if _hf_offline_depth == 0:
-            _hf_offline_saved, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
-        _hf_offline_depth += 1
-    try:
-        yield
-    finally:
-        with _hf_offline_lock:
-            _hf_offline_depth -= 1
-            if _hf_offline_depth == 0:
-                constants.HF_HUB_OFFLINE = _hf_offline_saved
-
-
-_hf_offline_lock = threading.Lock()
-_hf_offline_depth = 0
-_hf_offline_saved = False
 
 
 def _dir(part: str) -> Path:
@@ -175,32 +102,54 @@ def _blob(digest: str) -> Path:
 
 
 # -- public API -------------------------------------------------------------
-def fetch(wf: WeightFile, *, model_id: str | None = None, progress: bool = False) -> Path:
-    """A local path to a verified safetensors file (or ``format="raw"`` data file) for ``wf``, fetching it if needed.
+def fetch(wf: WeightFile, *, model_id: str | None = None, progress: bool = False, dest: Path | None = None) -> Path:
+    """A local path to the verified file ``wf`` pins, fetched from its sources if needed.
 
     The file is taken from the store when present (rehashed unless its stat
-    matches the last verification), else from ``wf.source``, hash-checked and
-    stored. ``format="torch-pickle"`` files are converted once to safetensors
-    and the converted blob is returned. Raises WeightsIntegrityError,
-    OfflineError, UnsafeFormatError or DownloadError.
+    matches the last verification), else from ``wf.sources`` in order, checked
+    against the pin and stored. ``format="torch-pickle"`` files are converted once
+    to safetensors and the converted blob is returned. With ``dest``, a raw file
+    missing there is fetched the same way to that path instead of the store (a
+    dataset in its data folder). Raises WeightsIntegrityError, OfflineError,
+    UnsafeFormatError or DownloadError.
     """
+    if dest is not None:
+        return _fetch_to(wf, Path(dest), model_id, progress)
     if wf.format == "torch-pickle":
-        path = _fetch_converted(wf, model_id, progress)
-    else:
-        path = _fetch_blob(wf, model_id, progress)
-        _require_format(path, wf, wf.source)
+        return _fetch_converted(wf, model_id, progress)
+    path = _fetch_blob(wf, model_id, progress)
+    require_format(path, wf, wf.source)
     return path
+
+
+def fetch_all(files: Iterable[WeightFile], *, model_id: str | None = None, progress: bool = False) -> dict[str, Path]:
+    """``{name: local path}`` for every pinned file of a model (see :func:`fetch`)."""
+    return {wf.name: fetch(wf, model_id=model_id, progress=progress) for wf in files}
 
 
 def cached_path(wf: WeightFile) -> Path | None:
     """The store path :func:`fetch` would return, if present (no hashing, no network)."""
-    digest = wf.sha256
-    if wf.format == "torch-pickle":
-        digest = _converted_digest(_converted_record(wf))
-        if digest is None:
-            return None
+    digest = _known_sha256(wf)
+    if digest is not None and wf.format == "torch-pickle":
+        digest = _converted_digest(_converted_record(wf, digest))
+    if digest is None:
+        return None
     blob = _blob(digest)
     return blob if _not_a_file(blob) is None else None
+
+
+def verify_in_place(path: Path, sha256: str) -> Path:
+    """A file another library's cache holds (a Hugging Face snapshot file), checked where it lies against its
+    sha256, as a blob is: rehashed unless its stat still matches the last full hash. A mismatch raises
+    :class:`WeightsIntegrityError` and leaves the file where it is (it is not the store's to move)."""
+    real = Path(path).resolve()
+    record = _verified_record(sha256, real)
+    if not _stat_trusted(real, record):
+        actual = _not_a_file(real) or sha256_file(real)
+        if actual != sha256:
+            raise WeightsIntegrityError(str(path), sha256, actual)
+        _mark_verified(real, record)
+    return Path(path)
 
 
 def list_entries() -> list[dict]:
@@ -231,7 +180,7 @@ def verify() -> list[dict]:
             actual = _not_a_file(blob) or sha256_file(blob)
             moved_to = None
             if actual == digest:
-                _mark_verified(blob, digest)
+                _mark_verified(blob, _verified_record(digest))
             else:
                 moved_to = _quarantine(blob, digest, actual, _known_name(digest))
             rows.append({"sha256": digest, "path": str(blob), "ok": actual == digest, "actual": actual,
@@ -255,226 +204,167 @@ def clear() -> int:
     return freed
 
 
-# -- fetching one blob --------------------------------------------------------
+# -- fetching one file ----------------------------------------------------------
 def _fetch_blob(wf: WeightFile, model_id: str | None, progress: bool) -> Path:
-    """The verified store blob for ``wf.sha256``, fetched from its source if missing."""
-    blob = _blob(wf.sha256)
-    if not _stat_trusted(blob, wf.sha256):
-        with _lock(wf.sha256):
-            # Another process may have stored it while we waited for the lock.
-            if os.path.lexists(blob):
-                _check_blob(blob, wf.sha256, wf.name)
+    """The verified store blob for ``wf``, fetched from its sources if missing."""
+    digest = _known_sha256(wf)
+    if digest is None or not _stat_trusted(_blob(digest), _verified_record(digest)):
+        with _lock(_pin_key(wf)):
+            digest = _known_sha256(wf)  # another process may have stored it while we waited
+            if digest is not None and os.path.lexists(_blob(digest)):
+                _check_blob(_blob(digest), digest, wf.name)
             else:
-                _store_from_source(wf, model_id, progress)
-    _remember(wf.sha256, {"name": wf.name, "source": wf.source, "model_id": model_id})
-    return blob
+                digest = _store_from_sources(wf, model_id, progress)
+    _remember(digest, {"name": wf.name, "source": wf.source, "model_id": model_id})
+    return _blob(digest)
+
+
+def _fetch_to(wf: WeightFile, dest: Path, model_id: str | None, progress: bool) -> Path:
+    """``wf`` fetched to ``dest`` (a raw data file in a data folder) unless it is there already."""
+    if wf.format != "raw":
+        raise ValueError(f"fetch(dest=...) places raw data files, got {wf.name} with format {wf.format!r}")
+    with _lock(_pin_key(wf)):  # the lock lives in the store: a data folder stays free of lock files
+        if dest.is_file():  # fetched by another process while we waited
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(dest.parent, f".{dest.name}.")
+        tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
+        try:
+            _stage_checked(wf, tmp, model_id, progress)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+    _fsync_dir(dest.parent)
+    return dest
 
 
 def _check_blob(blob: Path, digest: str, name: str) -> None:
     """Rehash a stored blob unless its stat is trusted; quarantine and raise on mismatch or a non-file."""
-    if _stat_trusted(blob, digest):
+    if _stat_trusted(blob, _verified_record(digest)):
         return
     actual = _not_a_file(blob) or sha256_file(blob)
     if actual != digest:
         moved_to = _quarantine(blob, digest, actual, name)
         raise WeightsIntegrityError(str(blob), digest, actual, moved_to)
-    _mark_verified(blob, digest)
+    _mark_verified(blob, _verified_record(digest))
 
 
-def _store_from_source(wf: WeightFile, model_id: str | None, progress: bool) -> None:
-    """Fetch ``wf.source`` into a fresh temp file, check it and move it into the store (lock held)."""
-    _remove_stale_parts(wf.sha256)
-    tmp = _dir("tmp") / f"{wf.sha256}.{os.getpid()}.{secrets.token_hex(4)}.part"
+def _store_from_sources(wf: WeightFile, model_id: str | None, progress: bool) -> str:
+    """Fetch ``wf`` into a fresh temp file, check it and move it into the store (lock held); its sha256."""
+    key = _pin_key(wf)
+    _remove_stale_parts(zoo_home() / "tmp", f"{key}.")
+    tmp = _dir("tmp") / f"{key}.{os.getpid()}.{secrets.token_hex(4)}.part"
     try:
-        origin, actual = _stage(wf, model_id, tmp, progress)
-        _admit(tmp, wf, origin, actual or sha256_file(tmp))
+        digest = _stage_checked(wf, tmp, model_id, progress)
+        _publish(tmp, digest, wf.name)
     finally:
         tmp.unlink(missing_ok=True)
+    if wf.sha256 is None:
+        _write_record(_pin_record(wf), {"pin": wf.pin, "sha256": digest, "name": wf.name})
+    return digest
 
 
-def _stage(wf: WeightFile, model_id: str | None, tmp: Path, progress: bool) -> tuple[str, str | None]:
-    """Put the source's bytes at ``tmp``; return (where they came from, sha256 if already known)."""
-    source = wf.source
-    if source.startswith(("https://", "http://")):
-        if is_offline():
-            raise _offline_error(wf, model_id)
-        return source, download.download(source, tmp, expected_size=wf.size, progress=progress)
-    if source.startswith("hf://"):
-        local = _hf_local(wf, model_id)
+def _stage_checked(wf: WeightFile, tmp: Path, model_id: str | None, progress: bool) -> str:
+    """Put ``wf``'s bytes at ``tmp`` from the first source that has them; check the pin and the format.
+
+    A source that cannot deliver (missing, offline, an HTTP error) passes to the next; bytes that
+    arrive and do not match the pin are quarantined and raise, whatever sources are left.
+    """
+    failures, offline = [], False
+    for source in wf.sources:
+        tmp.unlink(missing_ok=True)
+        try:
+            origin, actual = sources.stage(source, tmp, size=wf.size, progress=progress)
+            break
+        except OfflineError as exc:
+            offline = True
+            failures.append(exc)
+        except DownloadError as exc:
+            failures.append(exc)
     else:
-        local = _local_source(source)
-    _copy(local, tmp)
-    return str(local), None
-
-
-def _admit(tmp: Path, wf: WeightFile, origin: str, actual: str) -> None:
-    """Move ``tmp`` into the store if its hash is the pinned one and its format is allowed."""
-    if actual != wf.sha256:
-        moved_to = _quarantine(tmp, wf.sha256, actual, wf.name)
-        raise WeightsIntegrityError(origin, wf.sha256, actual, moved_to)
+        if offline:
+            raise _offline_error(wf, model_id) from None
+        if len(failures) == 1:
+            raise failures[0]
+        raise DownloadError(f"could not download {wf.name}: {'; '.join(map(str, failures))}")
+    actual = actual or sha256_file(tmp)
+    _check_pin(tmp, wf, origin, actual)
     if wf.format in ("safetensors", "raw"):
-        _require_format(tmp, wf, origin)  # refused files never enter the store
-    blob = _blob(wf.sha256)
+        require_format(tmp, wf, origin)  # refused files never enter the store
+    return actual
+
+
+def _check_pin(path: Path, wf: WeightFile, origin: str, sha256: str) -> None:
+    """Quarantine ``path`` and raise unless its bytes match the pin (``sha256`` is theirs)."""
+    kind, _, expected = wf.pin.partition(":")
+    actual = sha256 if kind in ("sha256", "sha256-prefix") else digest_file(path, kind)
+    if actual == expected or (kind == "sha256-prefix" and actual.startswith(expected)):
+        return
+    moved_to = _quarantine(path, expected, actual, wf.name)
+    raise WeightsIntegrityError(origin, expected, actual, moved_to, kind=_DIGEST_WORDS[kind])
+
+
+def _publish(tmp: Path, digest: str, name: str) -> Path:
+    """Move checked bytes into the store as the blob ``digest``."""
+    blob = _blob(digest)
     blob.parent.mkdir(parents=True, exist_ok=True)
+    if _not_a_file(blob) not in (None, "missing"):  # os.replace cannot replace a directory
+        _quarantine(blob, digest, "not-a-file", name)
     os.replace(tmp, blob)
     _fsync_dir(blob.parent)
-    _mark_verified(blob, wf.sha256)
+    _mark_verified(blob, _verified_record(digest))
+    return blob
 
 
 def _offline_error(wf: WeightFile, model_id: str | None) -> OfflineError:
     command = f"zoo fetch {model_id}" if model_id else "zoo fetch MODEL_ID"
     what = f"{model_id!r} needs {wf.name}" if model_id else f"{wf.name} is needed"
+    remote = next((s for s in wf.sources if s.startswith(("https://", "http://", "hf://"))), wf.source)
     return OfflineError(
         f"{what}, which is not in the zoo cache ({zoo_home()}) and {offline_reason()}; "
-        f"run `{command}` while online (it downloads from {wf.source}), then retry"
+        f"run `{command}` while online (it downloads from {remote}), then retry"
     )
 
 
-# -- sources ------------------------------------------------------------------
-def _local_source(source: str) -> Path:
-    """The file behind a ``package://``, ``file://`` or plain path source."""
-    if source.startswith("package://"):
-        path = _package_file(source)
-    elif source.startswith("file://"):
-        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path))
-    elif "://" in source:
-        raise InputError(f"unknown weights source scheme in {source!r}; expected package://, file://, https://, hf:// or a path")
-    else:
-        path = Path(source).expanduser()
-    if not path.is_file():
-        raise DownloadError(f"weights source {source!r} not found (looked at {path})")
-    return path
+# -- pins other than a sha256, and the one-time conversion ------------------------
+def _pin_key(wf: WeightFile) -> str:
+    """A file-name-safe key for the pin (the sha256 itself for a sha256 pin)."""
+    return wf.sha256 or wf.pin.replace(":", "-")
 
 
-def _package_file(source: str) -> Path:
-    import importlib.resources
-
-    package, _, rel = source[len("package://"):].partition("/")
-    try:
-        root = importlib.resources.files(package)
-    except ModuleNotFoundError:
-        raise DownloadError(f"weights source {source!r}: package {package!r} is not installed") from None
-    # Zip-installed packages have no real path; those are not supported (wheels unpack to disk).
-    return Path(str(root.joinpath(*rel.split("/"))))
+def _pin_record(wf: WeightFile) -> Path:
+    return zoo_home() / "pins" / f"{_pin_key(wf)}.json"
 
 
-def _hf_local(wf: WeightFile, model_id: str | None) -> Path:
-    """``hf://ORG/REPO/PATH[@REV]`` through huggingface_hub (only its local cache when offline)."""
-    repo_id, filename, revision = _parse_hf(wf.source)
-    try:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.utils import LocalEntryNotFoundError, OfflineModeIsEnabled
-    except ImportError:
-        raise ZooError(f"{wf.source} needs huggingface_hub: pip install 'domain-zoo[torch]'") from None
-    try:
-        with hf_offline():
-            path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=hf_cache_dir(),
-                                   local_files_only=hub_offline())
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        # Cache only (offline, or no network) and not in the HF cache either.
-        raise _offline_error(wf, model_id) from None
-    except Exception as e:  # huggingface_hub raises many types; all mean "could not get it"
-        raise DownloadError(f"download of {wf.source} failed: {type(e).__name__}: {e}") from None
-    return Path(path).resolve()  # snapshot entries are symlinks into the HF blob store
+def _known_sha256(wf: WeightFile) -> str | None:
+    """The sha256 of the bytes ``wf`` pins: its own, or the one a pin record names (None when unknown yet)."""
+    if wf.sha256 is not None:
+        return wf.sha256
+    digest = (_read_record(_pin_record(wf)) or {}).get("sha256")
+    return digest if isinstance(digest, str) and _HASH_RE.match(digest) else None
 
 
-def _parse_hf(source: str) -> tuple[str, str, str | None]:
-    rest, revision = source[len("hf://"):], None
-    head, at, tail = rest.rpartition("@")
-    if at and "/" not in tail:
-        rest, revision = head, tail
-    parts = rest.split("/")
-    if len(parts) < 3 or not all(parts):
-        raise InputError(f"expected hf://ORG/REPO/PATH/IN/REPO[@REVISION], got {source!r}")
-    return "/".join(parts[:2]), "/".join(parts[2:]), revision
-
-
-def hf_cache_dir() -> str | None:
-    """HF's cache dir from the environment now (huggingface_hub reads it once at import)."""
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return os.environ[var]
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.environ["HF_HOME"], "hub")
-    return None
-
-
-def _copy(src: Path, dst: Path) -> None:
-    """Copy and fsync. Never a hardlink: a write to the cached blob would change the source file too."""
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-        fout.flush()
-        os.fsync(fout.fileno())
-    shutil.copystat(src, dst)
-
-
-# -- formats and legacy conversion ------------------------------------------
-def _sniff(path: Path) -> str:
-    """``"safetensors"``, ``"pickle"``, ``"torch-zip"`` or ``"unknown"``, from the first bytes."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if len(head) == 9:
-        header_len = int.from_bytes(head[:8], "little")
-        if head[8:9] == b"{" and 2 <= header_len <= size - 8:
-            return "safetensors"
-    if head[:1] == b"\x80":
-        return "pickle"
-    if head[:4] == b"PK\x03\x04":
-        return "torch-zip"
-    return "unknown"
-
-
-def _require_format(path: Path, wf: WeightFile, origin: str) -> None:
-    """Safetensors for ``format="safetensors"``; anything but a pickle for ``format="raw"``."""
-    if wf.format != "raw":
-        _require_safetensors(path, wf, origin)
-        return
-    kind = _sniff(path)
-    if kind in ("pickle", "torch-zip"):
-        raise UnsafeFormatError(
-            f"refused {wf.name} from {origin}: it is {_KIND_WORDS[kind]}, declared as a raw data file; "
-            "the zoo never unpickles files"
-        )
-
-
-def _require_safetensors(path: Path, wf: WeightFile, origin: str) -> None:
-    kind = _sniff(path)
-    if kind != "safetensors":
-        raise UnsafeFormatError(
-            f"refused {wf.name} from {origin}: it is {_KIND_WORDS[kind]}, not safetensors. Pickle can execute "
-            f"code when loaded, so the zoo never unpickles it; convert it to safetensors, or declare the "
-            f"WeightFile with format='torch-pickle' if it is a trusted legacy state dict"
-        )
-
-
-_KIND_WORDS = {
-    "pickle": "a Python pickle",
-    "torch-zip": "a torch.save zip archive (pickle inside)",
-    "unknown": "not a recognised weights format",
-    "safetensors": "safetensors",
-}
-
-
-def _converted_record(wf: WeightFile) -> Path:
+def _converted_record(wf: WeightFile, source_sha256: str) -> Path:
     """Where the conversion of ``wf`` is recorded: keyed by the source hash and the key remap."""
     if wf.remap is None:
-        return zoo_home() / "converted" / f"{wf.sha256}.json"
+        return zoo_home() / "converted" / f"{source_sha256}.json"
     remap_key = hashlib.sha256(wf.remap.encode()).hexdigest()[:16]
-    return zoo_home() / "converted" / f"{wf.sha256}.{remap_key}.json"
+    return zoo_home() / "converted" / f"{source_sha256}.{remap_key}.json"
 
 
 def _fetch_converted(wf: WeightFile, model_id: str | None, progress: bool) -> Path:
     """The safetensors blob converted from a legacy pickle; converts at most once."""
-    record_path = _converted_record(wf)
-    digest = _converted_digest(record_path)
+    source_sha256 = _known_sha256(wf)
+    digest = _converted_digest(_converted_record(wf, source_sha256)) if source_sha256 else None
     if digest is not None:
         with _lock(digest):
             if os.path.lexists(_blob(digest)):
                 _check_blob(_blob(digest), digest, wf.name)
                 return _blob(digest)
     source_blob = _fetch_blob(wf, model_id, progress)
-    with _lock(wf.sha256):
+    source_sha256 = source_blob.name
+    record_path = _converted_record(wf, source_sha256)
+    with _lock(source_sha256):
         digest = _converted_digest(record_path)  # converted by another process meanwhile?
         if digest is not None and _not_a_file(_blob(digest)) is None:
             return _blob(digest)
@@ -488,81 +378,37 @@ def _converted_digest(record_path: Path) -> str | None:
 
 
 def _convert(source_blob: Path, wf: WeightFile, record_path: Path, model_id: str | None) -> Path:
-    """Read the pickle once with ``weights_only=True``, apply ``wf.remap``, store it as safetensors, record it."""
-    kind = _sniff(source_blob)
-    if kind == "safetensors" and wf.remap is None:  # already safe: nothing to convert
-        return source_blob
-    if kind == "unknown":
-        raise UnsafeFormatError(f"refused {wf.name} from {wf.source}: neither safetensors nor a torch pickle")
-    from backends.state import load_state, save_state
-
-    state = load_state(source_blob) if kind == "safetensors" else _load_legacy_state(source_blob, wf)
-    metadata = {"zoo.converted_from": wf.sha256, "zoo.name": wf.name}
-    if wf.remap is not None:
-        state = _remapped(state, wf)
-        metadata["zoo.remap"] = wf.remap
-    tmp = _dir("tmp") / f"{wf.sha256}.{os.getpid()}.{secrets.token_hex(4)}.converted.safetensors"
+    """Convert once (:func:`zoo.conversions.convert_to_safetensors`), store the result and record it."""
+    source_sha256 = source_blob.name
+    tmp = _dir("tmp") / f"{source_sha256}.{os.getpid()}.{secrets.token_hex(4)}.converted.safetensors"
     try:
-        save_state(state, tmp, metadata=metadata)
+        if not convert_to_safetensors(source_blob, wf, source_sha256, tmp):
+            return source_blob  # already safetensors, nothing to rename
         digest = sha256_file(tmp)
-        blob = _blob(digest)
-        if _not_a_file(blob) not in (None, "missing"):  # os.replace cannot replace a directory
-            _quarantine(blob, digest, "not-a-file", wf.name)
-        os.replace(tmp, blob)
+        blob = _publish(tmp, digest, wf.name)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(blob.parent)
-    _mark_verified(blob, digest)
-    _write_json(record_path, {"source_sha256": wf.sha256, "sha256": digest, "size": blob.stat().st_size,
-                              "name": wf.name, "remap": wf.remap})
-    _remember(digest, {"name": wf.name, "source": wf.source, "model_id": model_id, "converted_from": wf.sha256})
+    _write_record(record_path, {"source_sha256": source_sha256, "sha256": digest, "size": blob.stat().st_size,
+                                "name": wf.name, "remap": wf.remap})
+    _remember(digest, {"name": wf.name, "source": wf.source, "model_id": model_id, "converted_from": source_sha256})
     return blob
 
 
-def _remapped(state: dict, wf: WeightFile) -> dict:
-    """``state`` passed through the spec's ``remap`` function (keys renamed for the architecture)."""
-    import torch
-
-    from zoo.registry import resolve_ref
-
-    try:
-        out = resolve_ref(wf.remap)(state)
-    except (ImportError, AttributeError, KeyError, ValueError) as e:
-        raise InputError(f"{wf.name}: key remap {wf.remap!r} failed: {type(e).__name__}: {e}") from None
-    if not isinstance(out, dict) or not out or not all(isinstance(v, torch.Tensor) for v in out.values()):
-        raise InputError(f"{wf.name}: key remap {wf.remap!r} must return a state dict of tensors, "
-                         f"got {type(out).__name__}")
-    return out
-
-
-def _load_legacy_state(path: Path, wf: WeightFile) -> dict:
-    import pickle
-
-    import torch
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        # weights_only refuses anything but tensors and plain containers.
-        raise UnsafeFormatError(f"refused {wf.name}: torch.load(weights_only=True) rejected it: {e}") from None
-    for key in ("state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputError(f"{wf.name}: expected a state dict of tensors (or one under 'state_dict'/'model'), "
-                         f"got {type(obj).__name__}")
-    return obj
-
-
 # -- verification records, quarantine, index ---------------------------------
-def _stat_trusted(blob: Path, digest: str) -> bool:
-    """Whether the blob is the regular file last fully hashed, unchanged since (so hashing can be skipped).
+def _verified_record(digest: str, outside: Path | None = None) -> Path:
+    """Where the last full hash of the blob ``digest`` (or of the file ``outside`` the store) is recorded."""
+    if outside is None:
+        return zoo_home() / "verified" / f"{digest}.json"
+    return zoo_home() / "verified" / "outside" / f"{hashlib.sha256(str(outside).encode()).hexdigest()}.json"
+
+
+def _stat_trusted(blob: Path, record_path: Path) -> bool:
+    """Whether the file is the regular file last fully hashed, unchanged since (so hashing can be skipped).
 
     ``ctime`` moves on any write, ``os.utime`` or rename and cannot be set back,
     so a blob edited with its mtime restored is rehashed.
     """
-    record = _read_record(zoo_home() / "verified" / f"{digest}.json")
+    record = _read_record(record_path)
     try:
         st = blob.lstat()
     except FileNotFoundError:
@@ -579,9 +425,9 @@ def _stat_trusted(blob: Path, digest: str) -> bool:
     )
 
 
-def _mark_verified(blob: Path, digest: str) -> None:
+def _mark_verified(blob: Path, record_path: Path) -> None:
     st = blob.lstat()
-    _write_json(zoo_home() / "verified" / f"{digest}.json",
+    _write_record(record_path,
                 {"size": st.st_size, "inode": st.st_ino, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
                  "verified_at_ns": time.time_ns()})
 
@@ -603,7 +449,7 @@ def _quarantine(path: Path, expected: str, actual: str, name: str | None) -> str
     """Move bad bytes where nothing loads them; the name tells what they were meant to be."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name or expected)
     dest = _dir("quarantine") / f"{safe}.expected-{expected[:12]}.actual-{actual[:12]}.{time.time_ns()}"
-    os.replace(path, dest)
+    shutil.move(path, dest)  # a rename, unless the file is in a data folder on another filesystem
     _discard(zoo_home() / "verified" / f"{expected}.json")
     return str(dest)
 
@@ -617,7 +463,7 @@ def _remember(digest: str, ref: dict) -> None:
         refs = index.setdefault(digest, [])
         if ref not in refs:
             refs.append(ref)
-            _write_json(zoo_home() / "index.json", index)
+            _write_record(zoo_home() / "index.json", index)
 
 
 def _read_index() -> dict[str, list[dict]]:
@@ -640,10 +486,9 @@ def _blobs() -> list[Path]:
     return sorted(p for p in root.iterdir() if _HASH_RE.match(p.name)) if root.is_dir() else []
 
 
-def _remove_stale_parts(digest: str) -> None:
-    """Temp files of this hash left by killed fetchers (we hold its lock, so none is live)."""
-    tmp = zoo_home() / "tmp"
-    for part in tmp.glob(f"{digest}.*") if tmp.is_dir() else ():
+def _remove_stale_parts(folder: Path, prefix: str) -> None:
+    """Temp files of this pin left by killed fetchers (we hold its lock, so none is live)."""
+    for part in folder.glob(f"{prefix}*.part") if folder.is_dir() else ():
         part.unlink(missing_ok=True)
 
 
@@ -665,16 +510,10 @@ def _read_record(path: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_record(path: Path, obj) -> None:
     if path.is_dir() and not path.is_symlink():  # a record garbled into a directory: os.replace cannot replace it
         _discard(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 def _discard(path: Path) -> None:

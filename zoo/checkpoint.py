@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from backends.state import load_state, save_state
-from zoo.card import write_text_atomic
+from zoo.atomic import write_text_atomic
 from zoo.errors import CheckpointError
 from zoo.hashing import sha256_file
 

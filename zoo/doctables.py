@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from zoo.card import write_text_atomic
+from zoo.atomic import write_text_atomic
 from zoo.errors import InputError
 
 _BLOCK = re.compile(r"(<!-- zoo:cards (?P<args>[^>]*?) -->\n)(?P<table>.*?)(<!-- /zoo:cards -->)", re.S)

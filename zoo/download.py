@@ -1,6 +1,6 @@
 """Streamed https downloads into a temp file, hashed on the way in.
 
-Only :mod:`zoo.cache` calls this: it owns the temp file's name, the lock and
+Only :mod:`zoo.sources` calls this, for :mod:`zoo.cache`: the store owns the temp file's name, the lock and
 the checks that decide whether the bytes enter the store.
 """
 from __future__ import annotations

@@ -34,12 +34,12 @@ class UnknownDatasetError(UnknownModelError):
 
 
 class WeightsIntegrityError(ZooError):
-    """A file whose sha256 is not the pinned one."""
+    """A file whose digest (``kind``: sha256 unless the pin is of another kind) is not the pinned one."""
 
-    def __init__(self, path: str, expected: str, actual: str, moved_to: str | None = None):
+    def __init__(self, path: str, expected: str, actual: str, moved_to: str | None = None, kind: str = "sha256"):
         self.path, self.expected, self.actual, self.moved_to = path, expected, actual, moved_to
         where = f"; moved aside to {moved_to}" if moved_to else ""
-        super().__init__(f"sha256 mismatch for {path}: expected {expected}, got {actual}{where}")
+        super().__init__(f"{kind} mismatch for {path}: expected {expected}, got {actual}{where}")
 
 
 class OfflineError(ZooError):

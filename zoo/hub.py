@@ -90,7 +90,7 @@ def fetch(model_id: str, progress: bool = True) -> list[Path]:
             model = resolve_ref(source.loader)(name, pretrained=True, num_classes=None)
         return [Path(meta["path"]) for meta in model.card.files.values() if meta.get("path")]
     spec = registry.model(model_id)
-    return [cache.fetch(wf, model_id=spec.id, progress=progress) for wf in spec.weights]
+    return list(cache.fetch_all(spec.weights, model_id=spec.id, progress=progress).values())
 
 
 def load(
@@ -128,21 +128,23 @@ def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: s
     from_folder = _is_model_dir(id_or_path)
     if from_folder:
         card = folder_card(id_or_path)
-        card.files = _verified_folder_files(Path(id_or_path), card.files)
-        weights = Path(id_or_path).resolve() / WEIGHTS_FILE
+        files = _verified_folder_files(Path(id_or_path), card.files)
     else:
         spec = get_registry().model(str(id_or_path))
         if pretrained and not spec.weights:  # as timm refuses pretrained=True where it has no weights
             raise InputError(f"{spec.id} has no pretrained weights: load it with pretrained=False for a fresh "
                              f"network, or fine-tune it first (zoo finetune {spec.id} --scratch --data ...)")
+        from zoo import cache
+
         card = card_from_spec(spec)
-        weights = _spec_weights(spec) if pretrained else None
-    if not pretrained:
-        weights = None
-        card.metrics, card.provenance = [], {}
         # Raw data files (a tokenizer) are not weights: a fresh network still needs them.
+        wanted = spec.weights if pretrained else [wf for wf in spec.weights if wf.format == "raw"]
+        files = cache.fetch_all(wanted, model_id=spec.id)
+    if not pretrained:
+        card.metrics, card.provenance = [], {}
         card.files = {name: meta for name, meta in card.files.items() if meta.get("format") == "raw"}
-    model = _build_from_folder(card, weights, id_or_path) if from_folder else build(card, weights)
+        files = {name: path for name, path in files.items() if name in card.files}
+    model = _build_from_folder(card, files, id_or_path) if from_folder else build(card, files)
     if num_classes is not None and num_classes != card.arch_args.get("num_classes"):
         _replace_head(model, num_classes)
     return _placed(model, device)
@@ -166,16 +168,35 @@ def _placed(model, device: str):
     return model.eval()
 
 
-def build(card: ModelCard, weights: Path | None = None):
-    """Build the card's architecture and task adapter; load ``weights`` strictly if given."""
+def build(card: ModelCard, files: dict[str, Path] | None = None):
+    """Build the card's architecture and task adapter from its verified files (``{name: path}``).
+
+    The state dict is the card's first file that is not raw data (``weights.safetensors`` in a
+    model folder), loaded strictly; without one the network keeps its fresh init. The adapter
+    gets every file (a tokenizer), so it never fetches one itself.
+    """
+    files = dict(files or {})
+    builder = resolve_ref(get_registry().architecture(card.architecture).builder)
+    weights = _state_file(card, files)
+    net = builder(**card.arch_args) if weights is None else _build_loaded(builder, card, weights)
+    return assemble(net, card, files)
+
+
+def assemble(net, card: ModelCard, files: dict[str, Path] | None = None):
+    """A built network as the ``zoo.Model`` of its card's task (with the task's adapter, given the files)."""
     from zoo.model import Model
 
-    registry = get_registry()
-    builder = resolve_ref(registry.architecture(card.architecture).builder)
-    net = builder(**card.arch_args) if weights is None else _build_loaded(builder, card, weights)
-    task = registry.task(card.task)
+    task = get_registry().task(card.task)
     model_class = resolve_ref(task.model_class) if task.model_class else Model
-    return model_class(net, card, resolve_ref(task.adapter)(card))
+    return model_class(net, card, resolve_ref(task.adapter)(card, files))
+
+
+def _state_file(card: ModelCard, files: dict[str, Path]) -> Path | None:
+    """The network's weights among the loaded files: ``weights.safetensors``, else the first non-raw one."""
+    if WEIGHTS_FILE in files:
+        return files[WEIGHTS_FILE]
+    return next((files[name] for name, meta in card.files.items()
+                 if name in files and meta.get("format", "safetensors") != "raw"), None)
 
 
 def _build_loaded(builder, card: ModelCard, weights: Path):
@@ -236,16 +257,7 @@ def _replace_head(model, num_classes: int) -> None:
     model.card.labels = [f"class_{i}" for i in range(num_classes)]
     model.card.metrics = []  # they described the old head
     model.card.provenance = {**model.card.provenance, "finetune_from": model.card.id}
-    model.adapter = resolve_ref(registry.task(model.card.task).adapter)(model.card)
-
-
-def _spec_weights(spec: ModelSpec) -> Path | None:
-    """The verified state-dict file of a registered model (the first pinned file)."""
-    if not spec.weights:
-        return None
-    from zoo import cache
-
-    return cache.fetch(spec.weights[0], model_id=spec.id)
+    model.adapter = resolve_ref(registry.task(model.card.task).adapter)(model.card, model.adapter.paths)
 
 
 def folder_card(directory: str | os.PathLike) -> ModelCard:
@@ -291,11 +303,11 @@ def _check_folder_entry(where: Path, name: str, meta: dict) -> None:
         raise InputError(f"{where}: file {name!r} has size {size!r:.80}; expected a byte count")
 
 
-def _verified_folder_files(directory: Path, files: dict) -> dict:
-    """The folder's files (checked by :func:`folder_card`) verified on disk: inside the folder, the recorded
-    sha256, the declared format. Entries other than the weights point their ``source`` at the file, so the
-    task adapter loads them from the folder (through the verified cache)."""
-    from zoo import cache
+def _verified_folder_files(directory: Path, files: dict) -> dict[str, Path]:
+    """The folder's files (checked by :func:`folder_card`) verified on disk, by name: inside the folder, the
+    recorded sha256, the declared format. The model is built from these paths, its adapter reads them there."""
+    from zoo.conversions import require_format
+    from zoo.hashing import sha256_file
     from zoo.registry import WeightFile
 
     resolved = {}
@@ -304,13 +316,13 @@ def _verified_folder_files(directory: Path, files: dict) -> dict:
         real = _inside_folder(directory, path)
         if not real.is_file():
             raise InputError(f"expected {path} beside {CARD_FILE} (its card pins it), found no file")
-        actual = cache.sha256_file(real)
+        actual = sha256_file(real)
         if actual != meta["sha256"]:
             raise WeightsIntegrityError(str(path), meta["sha256"], actual)
         declared = meta.get("format", "safetensors" if name == WEIGHTS_FILE else "raw")
-        # The cache's check for every file entering the zoo: a pickle is refused whatever it is declared as.
-        cache._require_format(real, WeightFile(name, actual, str(real), format=declared), str(path))
-        resolved[name] = meta if name == WEIGHTS_FILE else {**meta, "source": str(real)}
+        # The store's check for every file entering the zoo: a pickle is refused whatever it is declared as.
+        require_format(real, WeightFile(name, actual, str(real), format=declared), str(path))
+        resolved[name] = real
     return resolved
 
 
@@ -325,11 +337,11 @@ def _inside_folder(directory: Path, path: Path) -> Path:
     return real
 
 
-def _build_from_folder(card: ModelCard, weights: Path | None, directory):
+def _build_from_folder(card: ModelCard, files: dict[str, Path], directory):
     """:func:`build` for a folder's card, whose architecture arguments and preprocessing are untrusted:
     a card that does not describe a buildable model is an :class:`InputError`, not a traceback."""
     try:
-        return build(card, weights)
+        return build(card, files)
     except ZooError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, ArithmeticError, RuntimeError) as exc:

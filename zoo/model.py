@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -11,8 +10,10 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from backends.device import to_device
 from backends.parity import Tolerance
 from backends.state import save_state
+from zoo.atomic import atomic_path
 from zoo.card import CARD_FILE, WEIGHTS_FILE, ModelCard, check_file_name
 from zoo.errors import InputError
 
@@ -21,11 +22,20 @@ class TaskAdapter(ABC):
     """Turns raw inputs into a batch and network outputs into domain predictions.
 
     Domains subclass this per task and register it with a ``TaskSpec``; it is
-    rebuilt from the card alone, so a saved model predicts the same way.
+    rebuilt from the card and the card's files (``{name: local path}``, verified
+    by whoever loaded the model), so a saved model predicts the same way.
     """
 
-    def __init__(self, card: ModelCard):
+    def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
         self.card = card
+        self.paths: dict[str, Path] = dict(files or {})
+
+    def path(self, name: str) -> Path:
+        """The verified local file the card pins as ``name`` (a tokenizer)."""
+        if name not in self.paths:
+            raise InputError(f"the card of {self.card.id!r} pins no file {name!r} that was loaded with it "
+                             f"(its files: {sorted(self.card.files)}); load the model with zoo.load")
+        return self.paths[name]
 
     @property
     @abstractmethod
@@ -118,7 +128,7 @@ class TaskAdapter(ABC):
         """Files the task needs beside the weights (a tokenizer, a vocabulary), by file name.
 
         ``Model.save`` copies them into the model directory and pins their sha256 in
-        the card; ``zoo.load(directory)`` resolves them there again.
+        the card; ``zoo.load(directory)`` verifies them there and hands them back.
         """
         return {}
 
@@ -182,10 +192,10 @@ class Model(nn.Module):
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``weights.safetensors`` and ``card.json``; ``zoo.load(directory)`` reads them back."""
-        from zoo.cache import sha256_file
+        from zoo.hashing import sha256_file
 
         directory = Path(directory)
-        extra = self.adapter.files()  # before card.files is rewritten: the adapter may find them through it
+        extra = self.adapter.files()
         for name in extra:  # the card names them: each must stay a plain file inside the directory
             if check_file_name(name) in (WEIGHTS_FILE, CARD_FILE):
                 raise InputError(f"task file {name!r} of {self.card.id!r} would overwrite the model's own {name}")
@@ -199,7 +209,8 @@ class Model(nn.Module):
         for name, path in extra.items():  # e.g. a tokenizer: the directory stays self-contained
             target = directory / name
             if not (target.is_file() and not target.is_symlink() and os.path.samefile(path, target)):
-                _copy_into(path, target)
+                with atomic_path(target) as tmp:  # a rename replaces a symlink at target, never writes through it
+                    shutil.copyfile(path, tmp)
             self.card.files[name] = {
                 "sha256": sha256_file(target), "size": target.stat().st_size, "source": "local", "format": "raw"
             }
@@ -228,7 +239,7 @@ class Model(nn.Module):
         except ImportError as e:
             raise BackendError(f"backend {name!r} is not installed here ({e}); pip install 'domain-zoo[export]'") from None
         self.eval()
-        examples = [_to_device(x, self.device) for x in self.adapter.example_inputs()]
+        examples = [to_device(x, self.device) for x in self.adapter.example_inputs()]
         try:
             runner = backend.prepare(self.net, examples[0], **options)
             report = check_parity(self.net, runner, examples, name=self.card.id, backend=name,
@@ -252,28 +263,6 @@ class RunnerNet(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.runner(kwargs) if kwargs else self.runner(*args)
-
-
-def _copy_into(source: Path, target: Path) -> None:
-    """Copy through a temp file and a rename, which replaces a symlink at ``target`` instead of writing
-    through it (outside the directory)."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; model files are meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _to_device(inputs: Any, device: torch.device) -> Any:
-    if isinstance(inputs, Mapping):
-        return {k: v.to(device) for k, v in inputs.items()}
-    return inputs.to(device)
 
 
 def _shown(label: Any) -> str:

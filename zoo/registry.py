@@ -16,6 +16,8 @@ from typing import Any, Callable, Mapping
 from zoo.errors import UnknownDatasetError, UnknownModelError, ZooError
 
 FORMATS = ("safetensors", "torch-pickle", "raw")
+# Pins other than a full sha256, for files whose publisher gives none (see WeightFile.digest).
+DIGEST_KINDS = ("md5", "sha256-prefix", "gunzip-sha256")
 
 
 def resolve_ref(ref: str | Callable) -> Any:
@@ -34,10 +36,17 @@ def _frozen(mapping: Mapping | None) -> Mapping:
 
 @dataclass(frozen=True)
 class WeightFile:
-    """One pinned file a model needs.
+    """One pinned file: weights, a tokenizer, a dataset file, an upstream checkpoint.
 
     ``source`` is ``package://PKG/PATH`` (bundled in an installed package),
-    ``https://...``, ``hf://ORG/REPO/PATH[@REVISION]`` or a local path.
+    ``https://...``, ``hf://ORG/REPO/PATH[@REVISION]`` (through the Hugging Face
+    cache), ``torch-hub://checkpoints/NAME`` (torch's hub cache, never downloaded
+    into) or a local path; ``mirrors`` are more sources for the same bytes, tried in
+    order after it when one cannot deliver.
+    ``sha256`` pins the bytes. Only for files whose publisher gives no sha256, it
+    may be None and ``digest`` names the pin as ``KIND:HEX`` instead: ``md5``,
+    ``sha256-prefix`` (torch hub names) or ``gunzip-sha256`` (the sha256 of the
+    decompressed bytes); the store records which sha256 matched it.
     ``format="torch-pickle"`` marks a legacy pickled state dict that is read once
     with ``torch.load(weights_only=True)`` and converted to safetensors.
     ``format="raw"`` marks a data file a model needs beside its weights (a
@@ -50,23 +59,44 @@ class WeightFile:
     """
 
     name: str
-    sha256: str
+    sha256: str | None
     source: str
     format: str = "safetensors"
     size: int | None = None
     remap: str | None = None
+    mirrors: tuple[str, ...] = ()
+    digest: str | None = None
 
     def __post_init__(self):
+        object.__setattr__(self, "mirrors", tuple(self.mirrors))
         if self.format not in FORMATS:
             raise ValueError(f"WeightFile.format must be one of {FORMATS}, got {self.format!r}")
-        if len(self.sha256) != 64:
+        if self.sha256 is not None and len(self.sha256) != 64:
             raise ValueError(f"WeightFile.sha256 must be 64 hex digits, got {self.sha256!r}")
+        if (self.sha256 is None) == (self.digest is None):
+            raise ValueError(f"WeightFile {self.name!r} needs exactly one pin: a sha256, or a digest "
+                             f"{'|'.join(DIGEST_KINDS)}:HEX where upstream publishes no sha256")
+        if self.digest is not None:
+            kind, _, value = self.digest.partition(":")
+            if kind not in DIGEST_KINDS or not value or set(value) - set("0123456789abcdef"):
+                raise ValueError(f"WeightFile.digest must be KIND:HEX with KIND in {DIGEST_KINDS}, "
+                                 f"got {self.digest!r}")
         if self.remap is not None:
             if self.format != "torch-pickle":
                 raise ValueError(f"WeightFile.remap applies to format='torch-pickle' conversions, got format={self.format!r}")
             module, _, attr = self.remap.partition(":")
             if not module or not attr:
                 raise ValueError(f"WeightFile.remap must be 'module:function', got {self.remap!r}")
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Where the bytes may come from, in the order they are tried."""
+        return (self.source, *self.mirrors)
+
+    @property
+    def pin(self) -> str:
+        """The pin as ``KIND:HEX`` (``sha256:...`` unless a ``digest`` stands in for it)."""
+        return self.digest or f"sha256:{self.sha256}"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backends.device import resolve_device
+from backends.device import resolve_device, to_device
 from backends.distributed import all_gather_json, all_gather_rows, all_reduce_mean, dist_env, init_process_group
 from backends.precision import auto_precision, autocast, check_precision, needs_grad_scaler
 from backends.seed import (rng_state, rng_state_from_json, rng_state_to_json, seed_everything, set_deterministic,
@@ -301,7 +301,7 @@ class Trainer:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         outputs_all, targets_all = [], []
         for inputs, targets in loader:
-            inputs, targets = _to_device(inputs, self.device), _to_device(targets, self.device)
+            inputs, targets = to_device(inputs, self.device), to_device(targets, self.device)
             with autocast(self.device, self.precision):
                 outputs = _forward(module, inputs)
                 loss = self.loss_fn(outputs, targets)
@@ -443,7 +443,7 @@ class Trainer:
             window_start = i - i % accum
             window = min(accum, n_batches - window_start)  # a short last window at epoch end
             steps_now = i + 1 == window_start + window
-            inputs, targets = _to_device(inputs, self.device), _to_device(targets, self.device)
+            inputs, targets = to_device(inputs, self.device), to_device(targets, self.device)
             # Between optimizer steps DDP need not all-reduce gradients.
             sync = contextlib.nullcontext() if steps_now or self.net is self.model else self.net.no_sync()
             with sync:
@@ -609,17 +609,6 @@ class Trainer:
 
 
 # --- helpers -------------------------------------------------------------------
-
-
-def _to_device(data, device: torch.device):
-    """Move a tensor, or tensors nested in dicts/lists/tuples, to ``device``."""
-    if torch.is_tensor(data):
-        return data.to(device, non_blocking=True)
-    if isinstance(data, dict):
-        return {k: _to_device(v, device) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return type(data)(_to_device(v, device) for v in data)
-    return data
 
 
 def _forward(model: nn.Module, inputs):

@@ -129,6 +129,7 @@ def load_hf(
     if task is None:
         is_classifier = any(str(a).endswith("ForSequenceClassification") for a in (config.architectures or []))
         task = "text-classification" if is_classifier or num_classes else "sentence-embedding"
+    weights = _weight_entries(folder, repo, commit) if pretrained else {}  # checked before transformers reads them
     common = {"trust_remote_code": trust_remote_code, "dtype": torch.float32}
     if task == "text-classification":
         if num_classes is not None:
@@ -151,9 +152,7 @@ def load_hf(
         labels = None
         architecture, arch_args = "text-encoder", {"config": _config_dict(net.config), "pooling": "mean", "normalize": True}
     tokenizer_entry, preprocessing = _tokenizer(folder, zoo_id, config, trust_remote_code, max_length)
-    files = {"tokenizer.json": tokenizer_entry}
-    if pretrained:
-        files = {**_weight_entries(folder, repo, commit), **files}
+    files = {**weights, "tokenizer.json": tokenizer_entry}
     from zoo.card import ModelCard
 
     card = ModelCard(
@@ -171,7 +170,9 @@ def load_hf(
         description=f"{type(net).__name__} from {zoo_id} through transformers",
         files=files,
     )
-    return _model(module, card)
+    from zoo.hub import assemble
+
+    return assemble(module, card, {"tokenizer.json": Path(tokenizer_entry["path"])})
 
 
 def list_hf(pattern: str) -> list[str]:
@@ -293,13 +294,15 @@ def _tokenizer(folder: Path, zoo_id: str, config, trust_remote_code: bool, max_l
 
 
 def _weight_entries(folder: Path, repo: str, commit: str | None) -> dict[str, dict[str, Any]]:
-    """Card entries for the checkpoint's safetensors files: LFS blobs in the HF cache are named by their sha256."""
-    from zoo.cache import sha256_file
+    """Card entries for the checkpoint's safetensors files, each checked in place: LFS blobs in the HF cache are
+    named by their sha256."""
+    from zoo import cache
 
     entries = {}
     for path in sorted(folder.glob("*.safetensors")):
         blob = path.resolve()
-        digest = blob.name if _SHA256_RE.match(blob.name) else sha256_file(blob)
+        digest = blob.name if _SHA256_RE.match(blob.name) else cache.sha256_file(blob)
+        cache.verify_in_place(blob, digest)
         source = str(blob) if commit is None else f"hf://{repo}/{path.name}@{commit}"
         entries[path.name] = {"sha256": digest, "size": blob.stat().st_size, "source": source,
                               "format": "safetensors", "path": str(path)}
@@ -313,11 +316,3 @@ def _license(folder: Path) -> str | None:
         return None
     match = re.search(r"^license:\s*(\S+)", readme.read_text(encoding="utf-8", errors="replace")[:4000], re.M)
     return match.group(1) if match else None
-
-
-def _model(net: nn.Module, card):
-    from zoo.model import Model
-    from zoo.registry import get_registry, resolve_ref
-
-    adapter = resolve_ref(get_registry().task(card.task).adapter)(card)
-    return Model(net, card, adapter)

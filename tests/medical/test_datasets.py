@@ -188,3 +188,15 @@ def test_medmnist_download_is_md5_checked_into_the_cache(medmnist_server, isolat
     with pytest.raises(WeightsIntegrityError, match="expected 0{32}"):
         medmnist_server.fetch_medmnist("breastmnist")
     assert not list(path.parent.iterdir())  # nothing half-written is left behind
+
+
+def test_medmnist_download_goes_through_the_zoo_store(medmnist_server, isolated_zoo_home, monkeypatch):
+    from zoo import cache
+
+    calls, real = [], cache.fetch
+    monkeypatch.setattr(cache, "fetch", lambda wf, **kw: calls.append((wf, kw)) or real(wf, **kw))
+    path = medmnist_server.fetch_medmnist("breastmnist")
+    [(wf, kw)] = calls
+    assert (wf.source, wf.digest, kw["dest"]) == (medmnist_server.MEDMNIST_URL.format(flag="breastmnist"),
+                                                  f"md5:{medmnist_server.MEDMNIST_MD5['breastmnist']}", path)
+    assert medmnist_server.fetch_medmnist("breastmnist") == path and len(calls) == 1  # found: not fetched again

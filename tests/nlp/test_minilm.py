@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import zoo
-import zoo.cache
+import zoo.sources
 from zoo.cache import sha256_file
 from zoo.errors import InputError
 
@@ -133,7 +133,7 @@ def test_num_classes_makes_a_text_classifier_that_saves_and_reloads_from_its_dir
     def no_package(source):
         raise AssertionError(f"read {source} from a package")
 
-    monkeypatch.setattr(zoo.cache, "_package_file", no_package)
+    monkeypatch.setattr(zoo.sources, "_package_file", no_package)
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "fresh-home"))
     again = zoo.load(tmp_path / "clf", device="cpu")
     after = again.predict(["what a lovely day", "this is awful"])

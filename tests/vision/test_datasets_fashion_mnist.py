@@ -299,6 +299,20 @@ def test_download_lands_in_zoo_data_when_set_and_fetches_only_missing_files(serv
     assert all((target / f"{s}.gz").is_file() for s in ds.FASHION_MNIST_FILES)
 
 
+def test_downloads_go_through_the_zoo_store_pinned_by_content(served, isolated_zoo_home, monkeypatch):
+    from zoo import cache
+
+    server, sums = served
+    calls, real = [], cache.fetch
+    monkeypatch.setattr(cache, "fetch", lambda wf, **kw: calls.append((wf, kw)) or real(wf, **kw))
+    fashion_mnist(val_size=10, checksums=sums)
+    target = isolated_zoo_home / "datasets" / "fashion-mnist"
+    assert [(wf.name, wf.digest, wf.sources, kw["dest"]) for wf, kw in calls] == [
+        (f"{stem}.gz", f"gunzip-sha256:{sums[stem]}", tuple(m + f"{stem}.gz" for m in ds.FASHION_MNIST_MIRRORS),
+         target / f"{stem}.gz") for stem in ds.FASHION_MNIST_FILES]
+    assert all((isolated_zoo_home / "locks" / f"gunzip-sha256-{sums[stem]}.lock").exists() for stem in sums)
+
+
 def test_a_download_with_the_wrong_checksum_fails_and_leaves_nothing(served, isolated_zoo_home):
     server, sums = served
     wrong = dict(sums, **{"train-labels-idx1-ubyte": "0" * 64})

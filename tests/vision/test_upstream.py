@@ -49,11 +49,8 @@ def fixtures(tmp_path_factory):
 
     torch_home = tmp_path_factory.mktemp("torch_home")
     tv_ref = tvm.get_model(TV_NAME, weights=None).eval()
-    checkpoints = torch_home / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    tv_file = checkpoints / os.path.basename(TV_WEIGHTS.url)
-    torch.save(tv_ref.state_dict(), tv_file)
-    return {
+    tv_file = _torch_hub_checkpoint(torch_home, tv_ref.state_dict())
+    yield {
         "hf_cache": hf_cache,
         "timm_file": snapshot / "model.safetensors",
         "timm_state": timm_ref.state_dict(),
@@ -62,6 +59,22 @@ def fixtures(tmp_path_factory):
         "tv_state": tv_ref.state_dict(),
         "empty": tmp_path_factory.mktemp("empty"),
     }
+    TV_WEIGHTS.value.url = TV_URL
+
+
+TV_URL = TV_WEIGHTS.url
+
+
+def _torch_hub_checkpoint(torch_home: Path, state) -> Path:
+    """``state`` pickled into torch's hub cache the way torch.hub names files (NAME-<sha256 prefix>.pth); the
+    weights enum's URL is pointed at that name, as the real file's name carries the real file's prefix."""
+    checkpoints = torch_home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    staged = checkpoints / "staged.pth"
+    torch.save(state, staged)
+    path = staged.rename(checkpoints / f"shufflenetv2_x0.5-{sha256_file(staged)[:10]}.pth")
+    TV_WEIGHTS.value.url = TV_URL.rsplit("/", 1)[0] + "/" + path.name
+    return path
 
 
 @pytest.fixture(autouse=True)
@@ -171,9 +184,13 @@ def test_list_models_reaches_timm():
     assert all(n.startswith("timm:") and "resnet" in n for n in names)
 
 
-def test_fetch_of_a_prefixed_id_returns_the_cached_file(fixtures):
+def test_fetch_of_a_prefixed_id_returns_the_cached_file(fixtures, isolated_zoo_home):
+    from backends.state import load_state
+
     assert zoo.fetch(f"timm:{TIMM_NAME}") == [fixtures["timm_file"]]
-    assert zoo.fetch(f"torchvision:{TV_NAME}") == [fixtures["tv_file"]]
+    [converted] = zoo.fetch(f"torchvision:{TV_NAME}")  # the store's safetensors, converted from the pickle
+    assert converted.parent == isolated_zoo_home / "blobs" / "sha256"
+    assert _same_state(load_state(converted), fixtures["tv_state"])
 
 
 def test_unknown_upstream_names_suggest_close_ones():
@@ -237,7 +254,7 @@ def test_torchvision_load_has_the_cached_weights_and_the_weights_metadata(tv_mod
     assert card.metric("accuracy")["value"] == pytest.approx(TV_WEIGHTS.meta["_metrics"]["ImageNet-1K"]["acc@1"] / 100)
     assert card.source == TV_WEIGHTS.url
     entry = card.files[fixtures["tv_file"].name]
-    assert entry["format"] == "torch-pickle" and entry["sha256_prefix"] == "f707e7126e"
+    assert entry["format"] == "torch-pickle" and entry["sha256_prefix"] == sha256_file(fixtures["tv_file"])[:10]
     prediction = tv_model.predict(_picture())
     assert prediction["label"] in TV_WEIGHTS.meta["categories"]
 
@@ -271,14 +288,38 @@ class _Evil:
         return (_boom, ("pwned",))
 
 
-def test_torchvision_pickles_are_read_weights_only(monkeypatch, tmp_path):
-    checkpoints = tmp_path / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    torch.save({"conv1.0.weight": _Evil()}, checkpoints / os.path.basename(TV_WEIGHTS.url))
+def test_torchvision_pickles_are_read_weights_only(monkeypatch, tmp_path, fixtures):
+    monkeypatch.setattr(TV_WEIGHTS.value, "url", TV_WEIGHTS.url)
+    _torch_hub_checkpoint(tmp_path, {"conv1.0.weight": _Evil()})
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(UnsafeFormatError, match="weights_only=True"):
         zoo.load(f"torchvision:{TV_NAME}")
     assert _unpickled == []
+
+
+def test_torchvision_pickles_are_converted_once(monkeypatch, fixtures, isolated_zoo_home):
+    first = zoo.load(f"torchvision:{TV_NAME}", device="cpu")
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("a later load unpickled the checkpoint again")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    monkeypatch.setenv("TORCH_HOME", str(fixtures["empty"]))  # and needs torch's hub cache no more
+    again = zoo.load(f"torchvision:{TV_NAME}", device="cpu")
+    assert _same_state(again.net.state_dict(), first.net.state_dict())
+    [record] = (isolated_zoo_home / "converted").iterdir()  # recorded: pickle sha256 -> safetensors blob
+    assert record.name == f"{sha256_file(fixtures['tv_file'])}.json"
+
+
+def test_a_torch_hub_file_whose_name_prefix_does_not_match_is_refused(monkeypatch, tmp_path, fixtures):
+    from zoo.errors import WeightsIntegrityError
+
+    monkeypatch.setattr(TV_WEIGHTS.value, "url", TV_WEIGHTS.url)
+    path = _torch_hub_checkpoint(tmp_path, fixtures["tv_state"])
+    path.write_bytes(path.read_bytes() + b"\0")  # altered after torch.hub named it
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsIntegrityError, match=re.escape(str(path))):
+        zoo.load(f"torchvision:{TV_NAME}")
 
 
 def test_list_models_reaches_torchvision():

@@ -27,11 +27,13 @@ class Server:
         self.routes: dict[str, bytes] = {}
         self.mode = "good"
         self.gets = 0
+        self.paths: list[str] = []  # every path asked for, in order
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.gets += 1
+                server.paths.append(self.path)
                 data = server.routes.get(self.path)
                 if data is None:
                     self.send_error(404)

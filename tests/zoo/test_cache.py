@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from zoo import cache
+from zoo import cache, sources
 from zoo.errors import DownloadError, InputError, OfflineError, UnsafeFormatError, WeightsIntegrityError
 from zoo.registry import WeightFile
 
@@ -94,7 +94,7 @@ def test_local_source_is_stored_and_second_fetch_does_not_copy(tmp_path, isolate
     def no_copy(*args, **kwargs):
         raise AssertionError("second fetch copied the source again")
 
-    monkeypatch.setattr(cache, "_copy", no_copy)
+    monkeypatch.setattr(sources, "copy_file", no_copy)
     assert cache.fetch(wf) == path
     assert cache.fetch(WeightFile("tiny.safetensors", sha(data), src.as_uri())) == path  # file:// too
 

@@ -154,12 +154,14 @@ def test_tokenizer_files_naming_a_path_never_make_save_write_outside(text_dir, t
     # The same names reaching save another way (a card edited in memory) are refused before any write.
     model = zoo.load(copy_of(text_dir, tmp_path / "b"), device="cpu")
     model.card.files["../escape.txt"] = dict(model.card.files["tokenizer.json"])
+    model.adapter.paths["../escape.txt"] = model.adapter.paths["tokenizer.json"]
     model.adapter.tokenizer_files.append("../escape.txt")
     target = tmp_path / "out" / "target"
     with pytest.raises(InputError, match="plain file name"):
         model.save(target)
     assert not (tmp_path / "out" / "escape.txt").exists() and not target.exists()
     model.card.files["card.json"] = model.card.files.pop("../escape.txt")
+    model.adapter.paths["card.json"] = model.adapter.paths.pop("../escape.txt")
     model.adapter.tokenizer_files[-1] = "card.json"
     with pytest.raises(InputError, match="would overwrite"):
         model.save(target)

@@ -97,7 +97,7 @@ def test_zoo_offline_opens_no_socket_on_any_path(offline_env):
 def test_hf_offline_switches_huggingface_hub_offline_only_inside(monkeypatch):
     from huggingface_hub import constants
 
-    from zoo import cache
+    from zoo import cache, sources
     from zoo.cache import hf_offline
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -109,10 +109,10 @@ def test_hf_offline_switches_huggingface_hub_offline_only_inside(monkeypatch):
     assert not constants.is_offline_mode()
     monkeypatch.delenv("ZOO_OFFLINE")
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setattr(cache, "_resolve_failure", lambda host: None)  # the Hub resolves
+    monkeypatch.setattr(sources, "_resolve_failure", lambda host: None)  # the Hub resolves
     with hf_offline():
         assert not constants.is_offline_mode()
-    monkeypatch.setattr(cache, "_resolve_failure", lambda host: f"{host} cannot be resolved (no network)")
+    monkeypatch.setattr(sources, "_resolve_failure", lambda host: f"{host} cannot be resolved (no network)")
     with hf_offline():  # no network: cache only, at once, instead of retrying a dead connection
         assert constants.is_offline_mode()
     assert not constants.is_offline_mode()
