@@ -75,14 +75,15 @@ def test_every_numeric_field_of_every_recipe_declares_its_range():
     ("val_fraction=-0.1", r"recipe field 'val_fraction' must be in \[0, 1\), got -0.1"),
     ("val_fraction=1.5", r"recipe field 'val_fraction' must be in \[0, 1\), got 1.5"),
     ("test_fraction=1", r"'test_fraction' must be in \[0, 1\), got 1.0"),
-    ("lr=0", r"'lr' must be in \(0, inf\), got 0.0"),
-    ("lr=nan", r"'lr' must be in \(0, inf\), got nan"),
-    ("lr=-inf", r"'lr' must be in \(0, inf\), got -inf"),
-    ("epochs=0", r"'epochs' must be in \[1, inf\), got 0"),
-    ("batch_size=-3", r"'batch_size' must be in \[1, inf\), got -3"),
-    ("warmup_ratio=1", r"'warmup_ratio' must be in \[0, 1\)"),
+    ("train.lr=-1", r"'train.lr' must be in \[0, inf\), got -1.0"),
+    ("train.lr=nan", r"'train.lr' must be in \[0, inf\), got nan"),
+    ("train.lr=-inf", r"'train.lr' must be in \[0, inf\), got -inf"),
+    ("head_lr=0", r"'head_lr' must be in \(0, inf\), got 0.0"),
+    ("train.epochs=0", r"'train.epochs' must be in \[1, inf\), got 0"),
+    ("train.batch_size=-3", r"'train.batch_size' must be in \[1, inf\), got -3"),
+    ("train.warmup_ratio=1", r"'train.warmup_ratio' must be in \[0, 1\)"),
     ("max_length=1", r"'max_length' must be in \[2, inf\)"),
-    ("seed=-1", r"'seed' must be in \[0, 4294967296\)"),
+    ("train.seed=-1", r"'train.seed' must be in \[0, 4294967296\)"),
 ])
 def test_text_recipe_rejects_out_of_range_overrides(assignment, message):
     from nlp.recipes import TextClassificationRecipe
