@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 import zoo
@@ -177,3 +179,102 @@ def test_recipes_declare_their_own_command_line_options():
         parse_cli_options(TextClassificationRecipe, ["--env", "CartPole-v1"])
     with pytest.raises(InputError, match="option --text-column needs a value"):
         parse_cli_options(TextClassificationRecipe, ["--text-column"])
+
+
+class _TrainerReached(Exception):
+    pass
+
+
+def _capture_trainer_config(monkeypatch) -> list:
+    """Replace the Trainer with one that records its config and stops the run before training."""
+    import zoo.train
+
+    configs = []
+
+    def capture(*args, config, **kwargs):
+        configs.append(config)
+        raise _TrainerReached
+
+    monkeypatch.setattr(zoo.train, "Trainer", capture)
+    return configs
+
+
+def test_set_train_lr_reaches_the_trainer_config(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from vision.recipes import ImageClassificationRecipe
+    from zoo.cli import app
+
+    recipe = ImageClassificationRecipe.from_overrides(parse_set(["train.lr=3e-4", "train.epochs=2"]))
+    assert (recipe.train.lr, recipe.train.epochs) == (3e-4, 2)
+    assert recipe.train.monitor == "val_accuracy"  # the recipe's other train defaults stay
+    configs = _capture_trainer_config(monkeypatch)
+    result = CliRunner().invoke(app, ["finetune", "vision/digits-cnn.sklearn", "--out", str(tmp_path / "run"),
+                                      "--set", "train.lr=3e-4", "--epochs", "2", "--keep-checkpoints", "3"])
+    assert isinstance(result.exception, _TrainerReached), result.output
+    (config,) = configs
+    assert (config.lr, config.epochs, config.keep_checkpoints, config.progress) == (3e-4, 2, 3, True)
+
+
+def test_flat_train_keys_warn_and_map_into_train(tmp_path):
+    from vision.recipes import ImageClassificationRecipe
+    from zoo.recipes import finetune_recipe
+
+    with pytest.warns(FutureWarning, match=r"lr -> train\.lr"):
+        assert ImageClassificationRecipe(lr=0.5).train.lr == 0.5  # Python kwargs
+    with pytest.warns(FutureWarning, match=r"epochs -> train\.epochs"):
+        assert ImageClassificationRecipe.from_overrides(parse_set(["epochs=4"])).train.epochs == 4  # --set
+    (tmp_path / "flat.yaml").write_text("seed: 3\naugment: none\n")
+    with pytest.warns(FutureWarning, match=r"seed -> train\.seed.*under 'train:'"):
+        from_yaml = ImageClassificationRecipe.from_overrides(config_file=tmp_path / "flat.yaml")
+    assert (from_yaml.seed, from_yaml.train.seed, from_yaml.augment) == (3, 3, "none")
+    card = zoo.info("vision/digits-cnn.sklearn")  # a card written before train was nested
+    card.provenance["recipe"]["params"] = {"augment": "affine", "epochs": 30, "lr": 0.02, "seed": 0}
+    with pytest.warns(FutureWarning, match=r"lr -> train\.lr"):
+        recipe = finetune_recipe(card, {"train.epochs": 2})
+    assert (recipe.augment, recipe.train.lr, recipe.train.epochs) == ("affine", 0.02, 2)
+    assert "lr" not in recipe.to_dict() and recipe.to_dict()["train"]["lr"] == 0.02
+
+
+@pytest.mark.parametrize("layer, message", [
+    ({"train.batch_size": "0"}, r"recipe field 'train.batch_size' must be in \[1, inf\), got 0"),
+    ({"train": {"ema_decay": 1.0}}, r"recipe field 'train.ema_decay' must be in \[0, 1\), got 1.0"),
+    ({"train.epochs": "2.5"}, r"recipe field 'train.epochs' expects int, got '2.5'"),
+    ({"train.nope": "1"}, r"has no field\(s\) \['train.nope'\]; its fields are \[.*'train.lr'"),
+    ({"train": {"schedule": "step"}}, r"schedule must be 'cosine', 'linear' or 'constant', got 'step'"),
+])
+def test_a_bad_nested_value_is_an_input_error_naming_its_key(layer, message):
+    from vision.recipes import ImageClassificationRecipe
+
+    with pytest.raises(InputError, match=message):
+        ImageClassificationRecipe.from_overrides(layer)
+
+
+def test_a_bad_nested_value_in_yaml_or_python_names_its_key(tmp_path):
+    from robotics.recipes.bc import BCRecipe
+
+    (tmp_path / "r.yaml").write_text("train:\n  lr: -1\n")
+    with pytest.raises(InputError, match=r"recipe field 'train.lr' must be in \[0, inf\), got -1"):
+        BCRecipe.from_overrides(config_file=tmp_path / "r.yaml")
+    with pytest.raises(InputError, match=r"recipe field 'train.warmup_ratio' must be in \[0, 1\)"):
+        BCRecipe(train={"warmup_ratio": 1.5})
+    with pytest.raises(InputError, match=r"TrainConfig has no field\(s\) \['lrr'\]"):
+        BCRecipe(train={"lrr": 0.1})
+
+
+def test_the_recipe_is_recorded_once_and_nested():
+    from medical.recipes import Classification2DRecipe
+    from zoo.recipes import TrainConfig
+
+    recipe = Classification2DRecipe(data="x.npz", train={"lr": 3e-3, "keep_checkpoints": 2})
+    params = recipe.provenance("abc")["recipe"]["params"]
+    assert params["train"]["lr"] == 3e-3 and params["train"]["monitor"] == "val_auc"
+    assert not {"lr", "seed", "epochs"} & set(params)  # the loop's fields only under train
+    assert "keep_checkpoints" not in params["train"] and "progress" not in params["train"]  # run options
+    assert set(params["train"]) == {f.name for f in dataclasses.fields(TrainConfig)} - {"keep_checkpoints", "progress"}
+    # What reproduce reads back: the same config, but for the run options.
+    assert type(recipe).from_overrides(params).train == dataclasses.replace(recipe.train, keep_checkpoints=1)
+    for bundled in ("vision/digits-cnn.sklearn", "medical/unet3d.ct-phantom", "robotics/bc-mlp.cartpole-v1"):
+        provenance = zoo.info(bundled).provenance
+        assert "train" in provenance["recipe"]["params"] and "lr" not in provenance["recipe"]["params"]
+        assert "config" not in provenance.get("train", {})
