@@ -247,7 +247,6 @@ class TrainerRecipe(Recipe):
             for key, value in values.items():
                 check_range(config_fields[key], value, f"train.{key}")
             self.train = TrainConfig(**values)
-        check_ranges(self.train, prefix="train.")
         super().__post_init__()
 
     @property
