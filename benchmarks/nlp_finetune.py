@@ -130,9 +130,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         recipe = TextClassificationRecipe(
-            model="nlp/all-minilm-l6-v2", data=DATASET, epochs=args.epochs, batch_size=args.batch_size,
-            max_length=args.max_length, max_train_samples=n_train, max_eval_samples=max_eval, device=args.device,
-            precision="fp32", seed=0,
+            model="nlp/all-minilm-l6-v2", data=DATASET, max_length=args.max_length, max_train_samples=n_train,
+            max_eval_samples=max_eval, train={"epochs": args.epochs, "batch_size": args.batch_size,
+                                              "device": args.device, "precision": "fp32", "seed": 0},
         )
         result = recipe.run(f"{out}/finetune", progress=False)
         finetune_done = time.perf_counter()

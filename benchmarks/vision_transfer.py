@@ -30,14 +30,11 @@ def run_arm(pretrained: bool, args, out_root: Path) -> dict:
         model=MODEL,
         data="vision/fashion-mnist",
         pretrained=pretrained,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
         image_size=args.image_size,
         augment="none",
         label_smoothing=0.1,
-        deterministic=False,
-        num_workers=args.num_workers,
+        train={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "deterministic": False,
+               "num_workers": args.num_workers},
     )
     out_dir = out_root / ("pretrained" if pretrained else "scratch")
     start = time.perf_counter()

@@ -126,10 +126,10 @@ def _run_medmnist(path: str, quick: bool, seed: int) -> TaskOutput:
     from medical.recipes import Classification2DRecipe
 
     step(f"training ResNet-18 on {path}")
-    recipe = Classification2DRecipe(data=path, epochs=2 if quick else 10, max_train_images=2000 if quick else None,
-                                    seed=seed)
+    recipe = Classification2DRecipe(data=path, max_train_images=2000 if quick else None,
+                                    train={"epochs": 2 if quick else 10, "seed": seed})
     with tempfile.TemporaryDirectory() as out:
         result = recipe.run(out, progress=False)
     test = {m["name"]: m["value"] for m in result.metrics if m["split"] == "test"}
     return TaskOutput(metrics={"auc": test["auc"], "accuracy": test["accuracy"]},
-                      extra={"epochs": recipe.epochs, "train_images": recipe.max_train_images or "all"})
+                      extra={"epochs": recipe.train.epochs, "train_images": recipe.max_train_images or "all"})

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from zoo.recipes import Recipe, RecipeResult, bounded, card_metrics
+from zoo.recipes import RecipeResult, TrainerRecipe, bounded, card_metrics
 
 
 @dataclass
-class Segmentation3DRecipe(Recipe):
+class Segmentation3DRecipe(TrainerRecipe):
     """Train (or fine-tune) a 3-D segmentation network on a dataset id or a Decathlon folder.
 
     Volumes are brought to the canonical orientation and ``spacing`` (mm), CT
@@ -28,28 +28,24 @@ class Segmentation3DRecipe(Recipe):
     """
 
     name: ClassVar[str] = "segmentation-3d"
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "epochs": 6, "batch_size": 4, "lr": 3e-3, "weight_decay": 1e-4, "deterministic": True,
+        "monitor": "val_dice", "monitor_mode": "max",
+    }
 
     model: str = "medical/unet3d.ct-phantom"
     data: str = "medical/ct-phantom"
     pretrained: bool = True
     max_train_cases: int | None = bounded(None, "[1, inf)")
     max_eval_cases: int | None = bounded(None, "[1, inf)")
-    epochs: int = bounded(6, "[1, inf)")
     patches_per_epoch: int = bounded(480, "[1, inf)")
-    batch_size: int = bounded(4, "[1, inf)")
-    lr: float = bounded(3e-3, "(0, inf)")
-    weight_decay: float = bounded(1e-4, "[0, inf)")
-    warmup_ratio: float = bounded(0.05, "[0, 1)")
     patch_size: tuple[int, int, int] = bounded((32, 32, 32), "[1, inf)", "[1, inf)", "[1, inf)")
     spacing: tuple[float, float, float] = bounded((4.0, 4.0, 4.0), "(0, inf)", "(0, inf)", "(0, inf)")
     window: tuple[float, float] = bounded((400.0, 40.0), "(0, inf)", "(-inf, inf)")
     foreground_fraction: float = bounded(0.67, "[0, 1]")
     overlap: float = bounded(0.5, "[0, 1)")
     val_patches_per_case: int = bounded(8, "[1, inf)")
-    precision: str = "fp32"
-    device: str = "auto"
     num_threads: int | None = bounded(None, "[1, inf)")
-    deterministic: bool = True
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch
@@ -58,14 +54,14 @@ class Segmentation3DRecipe(Recipe):
         from medical.datasets import load_segmentation
         from medical.tasks import Segmentation3D
         from zoo.hub import load
-        from zoo.train import Trainer, TrainConfig
+        from zoo.train import Trainer
 
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         seed_everything(self.seed)
-        set_deterministic(self.deterministic)
+        set_deterministic(self.train.deterministic)
         splits = load_segmentation(self.data)
-        model = load(self.model, pretrained=self.pretrained, num_classes=len(splits.labels), device=self.device)
+        model = load(self.model, pretrained=self.pretrained, num_classes=len(splits.labels), device=self.train.device)
         _start_fresh_card(model, self.model if self.pretrained else None)
         model.card.labels = list(splits.labels)
         model.card.preprocessing = self.preprocessing()
@@ -83,12 +79,7 @@ class Segmentation3DRecipe(Recipe):
             model,
             train,
             val,
-            config=TrainConfig(
-                epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                warmup_ratio=self.warmup_ratio, precision=self.precision, device=self.device, seed=self.seed,
-                deterministic=self.deterministic, monitor="val_dice", monitor_mode="max", progress=progress,
-                keep_checkpoints=self.keep_checkpoints,
-            ),
+            config=self.train_config(progress),
             out_dir=out_dir,
             loss_fn=DiceCELoss(),
             metrics_fn=lambda logits, targets: patch_dice(logits, targets, splits.labels),
@@ -218,7 +209,7 @@ def evaluate_segmentation(model, cases: Sequence, labels: Sequence[str]) -> dict
 
 
 @dataclass
-class Classification2DRecipe(Recipe):
+class Classification2DRecipe(TrainerRecipe):
     """Train a 2-D classifier on grey images: a MedMNIST ``.npz`` (or flag, e.g. ``pneumoniamnist``, downloaded
     and MD5-checked if missing) or a CSV of DICOM ``path,label[,split]``.
 
@@ -232,23 +223,18 @@ class Classification2DRecipe(Recipe):
     """
 
     name: ClassVar[str] = "classification-2d"
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "batch_size": 128, "weight_decay": 1e-4, "deterministic": True, "monitor": "val_auc", "monitor_mode": "max",
+    }
 
     model: str = "medical/classifier2d.resnet18"
     data: str = ""
     backbone: str | None = None
     pretrained: bool = False
     image_size: int = bounded(28, "[1, inf)")
-    epochs: int = bounded(10, "[1, inf)")
-    batch_size: int = bounded(128, "[1, inf)")
-    lr: float = bounded(1e-3, "(0, inf)")
-    weight_decay: float = bounded(1e-4, "[0, inf)")
-    warmup_ratio: float = bounded(0.05, "[0, 1)")
     max_train_images: int | None = bounded(None, "[1, inf)")
     val_fraction: float = bounded(0.2, "(0, 1)")  # the best epoch is picked on val
-    precision: str = "fp32"
-    device: str = "auto"
     num_threads: int | None = bounded(None, "[1, inf)")
-    deterministic: bool = True
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch
@@ -258,17 +244,17 @@ class Classification2DRecipe(Recipe):
         from medical.tasks import ImageClassification2D
         from zoo.errors import InputError
         from zoo.hub import load
-        from zoo.train import Trainer, TrainConfig
+        from zoo.train import Trainer
 
         if not self.data:
             raise InputError("classification-2d needs data: a MedMNIST .npz or a CSV of DICOM path,label rows (--data)")
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         seed_everything(self.seed)
-        set_deterministic(self.deterministic)
+        set_deterministic(self.train.deterministic)
         splits = load_classification(self.data, **({"val_fraction": self.val_fraction} if self.data.endswith(".csv") else {}))
         from_saved = Path(self.model).is_dir()  # a model this recipe wrote: continue from its weights
-        model = load(self.model, pretrained=from_saved, num_classes=len(splits.classes), device=self.device)
+        model = load(self.model, pretrained=from_saved, num_classes=len(splits.classes), device=self.train.device)
         _start_fresh_card(model, self.model if from_saved else None)
         if self.backbone or self.pretrained:
             from medical.models.classifier2d import classifier2d
@@ -297,12 +283,7 @@ class Classification2DRecipe(Recipe):
             model,
             train.with_transform(transform),
             splits.val.with_transform(transform),
-            config=TrainConfig(
-                epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                warmup_ratio=self.warmup_ratio, precision=self.precision, device=self.device, seed=self.seed,
-                deterministic=self.deterministic, monitor="val_auc", monitor_mode="max", progress=progress,
-                keep_checkpoints=self.keep_checkpoints,
-            ),
+            config=self.train_config(progress),
             out_dir=out_dir,
             loss_fn=torch.nn.CrossEntropyLoss(),
             metrics_fn=classification_scores,

@@ -22,12 +22,12 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from zoo.errors import InputError
-from zoo.recipes import Recipe, RecipeResult, bounded, card_metrics
+from zoo.recipes import Recipe, RecipeResult, TrainerRecipe, bounded, card_metrics
 from zoo.train import ResumableBatchSampler
 
 log = logging.getLogger("nlp")
@@ -58,42 +58,36 @@ class TextDataRecipe(Recipe):
 
 
 @dataclass
-class TextClassificationRecipe(TextDataRecipe):
+class TextClassificationRecipe(TrainerRecipe, TextDataRecipe):
     """Fine-tune a text classifier (full, or frozen encoder + head) on a dataset id or a labelled file.
 
     A model that already classifies keeps its head and labels, and data with a label
     outside them is an error, unless ``new_head`` (a fresh head for the data's labels).
-    A sentence encoder gets a new linear head for the data's labels.
+    A sentence encoder gets a new linear head for the data's labels. The encoder
+    trains at ``train.lr``, the head at ``head_lr``.
     """
 
     name: ClassVar[str] = "text-classification"
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "epochs": 3, "batch_size": 32, "lr": 5e-5, "weight_decay": 0.01, "warmup_ratio": 0.1, "schedule": "linear",
+        "precision": "auto", "monitor": "val_macro_f1", "monitor_mode": "max",
+    }
 
     new_head: bool = False
     freeze_encoder: bool = False
-    epochs: int = bounded(3, "[1, inf)")
-    batch_size: int = bounded(32, "[1, inf)")
-    lr: float = bounded(5e-5, "(0, inf)")
     head_lr: float = bounded(1e-2, "(0, inf)")
-    weight_decay: float = bounded(0.01, "[0, inf)")
-    warmup_ratio: float = bounded(0.1, "[0, 1)")
-    schedule: str = "linear"
     max_length: int | None = bounded(None, "[2, inf)")
     class_weights: str = "balanced"
     length_bucketing: bool = True
-    grad_accum_steps: int = bounded(1, "[1, inf)")
-    early_stopping_patience: int | None = bounded(None, "[1, inf)")
-    precision: str = "auto"
-    device: str = "auto"
-    deterministic: bool = False
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         from backends.seed import seed_everything, set_deterministic
         from zoo.metrics import classification_metrics
-        from zoo.train import Trainer, TrainConfig
+        from zoo.train import Trainer
 
         _check_choice("class_weights", self.class_weights, ("none", "balanced"))
         seed_everything(self.seed)
-        set_deterministic(self.deterministic)
+        set_deterministic(self.train.deterministic)
         model, splits = _model_and_data(self, new_head=self.new_head)
         if self.freeze_encoder:
             _freeze_encoder(model.net)
@@ -110,24 +104,7 @@ class TextClassificationRecipe(TextDataRecipe):
             model,
             train,
             val,
-            config=TrainConfig(
-                epochs=self.epochs,
-                keep_checkpoints=self.keep_checkpoints,
-                batch_size=self.batch_size,
-                lr=self.lr,
-                weight_decay=self.weight_decay,
-                warmup_ratio=self.warmup_ratio,
-                schedule=self.schedule,
-                grad_accum_steps=self.grad_accum_steps,
-                precision=self.precision,
-                device=self.device,
-                seed=self.seed,
-                deterministic=self.deterministic,
-                monitor="val_macro_f1",
-                monitor_mode="max",
-                early_stopping_patience=self.early_stopping_patience,
-                progress=progress,
-            ),
+            config=self.train_config(progress),
             out_dir=out_dir,
             loss_fn=WeightedCrossEntropy(weights),
             metrics_fn=classification_metrics,
@@ -157,6 +134,7 @@ class EmbeddingProbeRecipe(TextDataRecipe):
 
     name: ClassVar[str] = "embedding-probe"
 
+    seed: int = bounded(0, "[0, 4294967296)")
     C: float | None = bounded(None, "(0, inf)")
     class_weights: str = "balanced"
     max_iter: int = bounded(2000, "[1, inf)")
@@ -385,10 +363,10 @@ def _model_and_data(recipe, new_head: bool):
                          "new_head=true, --set new_head=true, trains a fresh head instead)") from None
     options = {"task": "text-classification"} if str(recipe.model).startswith("hf:") else {}
     if fixed is not None:
-        model = load(recipe.model, pretrained=recipe.pretrained, device=recipe.device, **options)
+        model = load(recipe.model, pretrained=recipe.pretrained, device=recipe.train.device, **options)
     else:
         model = load(recipe.model, pretrained=recipe.pretrained, num_classes=len(splits.classes),
-                     device=recipe.device, **options)
+                     device=recipe.train.device, **options)
         if new_head and hasattr(model.net, "reset_classifier"):
             model.net.reset_classifier(len(splits.classes))
         model.card.labels = list(splits.classes)
@@ -447,7 +425,7 @@ def _freeze_encoder(net) -> None:
 
 
 def _optimizer(module, recipe):
-    """AdamW: the encoder at ``lr``, the head at ``head_lr``; biases and norms without weight decay."""
+    """AdamW: the encoder at ``train.lr``, the head at ``head_lr``; biases and norms without weight decay."""
     import torch
 
     net = getattr(module, "net", module)
@@ -458,11 +436,11 @@ def _optimizer(module, recipe):
             groups.setdefault((id(param) in head, param.ndim > 1), []).append(param)
     return torch.optim.AdamW(
         [
-            {"params": params, "lr": recipe.head_lr if is_head else recipe.lr,
-             "weight_decay": recipe.weight_decay if decays else 0.0}
+            {"params": params, "lr": recipe.head_lr if is_head else recipe.train.lr,
+             "weight_decay": recipe.train.weight_decay if decays else 0.0}
             for (is_head, decays), params in sorted(groups.items())
         ],
-        lr=recipe.lr,
+        lr=recipe.train.lr,
     )
 
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from zoo.recipes import Recipe, RecipeResult, bounded, card_metrics
+from zoo.recipes import RecipeResult, TrainerRecipe, bounded, card_metrics
 
 
 @dataclass
-class ImageClassificationRecipe(Recipe):
+class ImageClassificationRecipe(TrainerRecipe):
     """Fine-tune (or train from scratch) an image classifier on a dataset id, a class-folder tree or a CSV.
 
     A new head is fitted for the data's classes; ``freeze_backbone`` trains only
@@ -19,31 +19,23 @@ class ImageClassificationRecipe(Recipe):
     on the image, for photos), ``"affine"`` (small shifts/rotations after
     preprocessing, for tiny images such as 8×8 digits) or ``"none"``.
     ``image_size`` trains (and later predicts) at another resolution than the
-    weights' default — smaller is much faster on CPU. ``ema_decay`` keeps and
+    weights' default — smaller is much faster on CPU. ``train.ema_decay`` keeps and
     saves an exponential moving average of the weights.
     """
 
     name: ClassVar[str] = "image-classification"
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "lr": 3e-3, "precision": "auto", "deterministic": True, "monitor": "val_accuracy", "monitor_mode": "max",
+    }
 
     model: str = "vision/digits-cnn.sklearn"
     data: str = "vision/digits"
     pretrained: bool = True
-    epochs: int = bounded(10, "[1, inf)")
-    batch_size: int = bounded(64, "[1, inf)")
-    lr: float = bounded(3e-3, "(0, inf)")
-    weight_decay: float = bounded(0.05, "[0, inf)")
-    warmup_ratio: float = bounded(0.05, "[0, 1)")
     label_smoothing: float = bounded(0.1, "[0, 1)")
     augment: str = "trivial"
     image_size: int | None = bounded(None, "[1, inf)")
-    ema_decay: float | None = bounded(None, "[0, 1)")
     freeze_backbone: bool = False
     val_fraction: float = bounded(0.2, "(0, 1)")  # the best epoch is picked on val
-    early_stopping_patience: int | None = bounded(None, "[1, inf)")
-    precision: str = "auto"
-    device: str = "auto"
-    deterministic: bool = True
-    num_workers: int = bounded(0, "[0, inf)")
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch
@@ -52,12 +44,12 @@ class ImageClassificationRecipe(Recipe):
         from vision.datasets import load_splits
         from zoo.hub import load
         from zoo.metrics import classification_metrics
-        from zoo.train import Trainer, TrainConfig
+        from zoo.train import Trainer
 
         seed_everything(self.seed)
-        set_deterministic(self.deterministic)
+        set_deterministic(self.train.deterministic)
         splits = load_splits(self.data, val_fraction=self.val_fraction)
-        model = load(self.model, pretrained=self.pretrained, num_classes=len(splits.classes), device=self.device)
+        model = load(self.model, pretrained=self.pretrained, num_classes=len(splits.classes), device=self.train.device)
         model.card.labels = list(splits.classes)
         if self.image_size is not None:
             model.card.preprocessing["size"] = [self.image_size, self.image_size]
@@ -70,24 +62,7 @@ class ImageClassificationRecipe(Recipe):
             model,
             splits.train.with_transform(train_transform),
             splits.val.with_transform(transform),
-            config=TrainConfig(
-                epochs=self.epochs,
-                keep_checkpoints=self.keep_checkpoints,
-                batch_size=self.batch_size,
-                lr=self.lr,
-                weight_decay=self.weight_decay,
-                warmup_ratio=self.warmup_ratio,
-                precision=self.precision,
-                device=self.device,
-                seed=self.seed,
-                deterministic=self.deterministic,
-                monitor="val_accuracy",
-                monitor_mode="max",
-                early_stopping_patience=self.early_stopping_patience,
-                ema_decay=self.ema_decay,
-                num_workers=self.num_workers,
-                progress=progress,
-            ),
+            config=self.train_config(progress),
             out_dir=out_dir,
             loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=self.label_smoothing),
             metrics_fn=classification_metrics,

@@ -240,7 +240,7 @@ def finetune(
     out: Path = typer.Option(Path("runs/finetune"), "--out", help="output directory (a loadable model)"),
     epochs: Optional[int] = typer.Option(None, help="number of epochs"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
-    set_: List[str] = typer.Option([], "--set", help="recipe field override key=value (repeatable)"),
+    set_: List[str] = typer.Option([], "--set", help="recipe field override key=value, e.g. train.lr=3e-4 (repeatable)"),
     keep_checkpoints: Optional[int] = typer.Option(
         None, "--keep-checkpoints", min=1, metavar="N",
         help="training checkpoints to keep in OUT/checkpoints, newest first (default 1: all an exact --resume needs; "
@@ -270,11 +270,12 @@ def finetune(
         raise _click_class("UsageError")(str(exc), ctx=ctx) from None
     checkpoint = _resume_path(positional, resume, model_id)
     overrides = {"model": model_id, "pretrained": not scratch, **recipe_options, **parse_set(set_)}
-    # Shorthands for recipe fields, set only when given (a recipe without such a field says so).
+    # Shorthands for recipe fields (train.epochs on a Trainer recipe), set only when given (a recipe
+    # without such a field says so).
     for field, value in (("data", data), ("epochs", epochs), ("keep_checkpoints", keep_checkpoints)):
         if value is not None:
-            overrides[field] = value
-    recipe = recipe_cls.from_overrides({**recorded, **read_config(config), **overrides})
+            overrides[recipe_cls.field_key(field)] = value
+    recipe = recipe_cls.from_overrides(recorded, read_config(config), overrides)
     try:
         result = recipe.run(out, resume=checkpoint or resume, progress=True)
     finally:

@@ -63,8 +63,9 @@ def _parse_args(args: str) -> tuple[str, str]:
 def _budget(params: dict) -> str:
     if params.get("total_steps"):
         return f"{params['total_steps']:,} env steps"
-    if params.get("epochs"):
-        return f"{params['epochs']} epochs" + (f" on `{params['data']}`" if params.get("data") else "")
+    epochs = (params.get("train") or {}).get("epochs")
+    if epochs:
+        return f"{epochs} epochs" + (f" on `{params['data']}`" if params.get("data") else "")
     return "—"
 
 

@@ -1,8 +1,17 @@
 """Recipes: a dataclass of hyper-parameters plus the code that trains one task.
 
-Overrides come from Python kwargs, a YAML file or ``--set key=value``; the
-resolved recipe is written into the trained model's card, so ``zoo reproduce``
-can run it again.
+A recipe on the shared Trainer (:class:`TrainerRecipe`) holds the loop's
+hyper-parameters as one field, ``train: TrainConfig``, over its own defaults
+(``train_defaults``); its other fields say what is trained (model, data,
+augmentation...). A recipe that runs its own loop (PPO, SAC) declares ``seed``
+and its loop fields itself.
+
+Overrides come from Python kwargs, a YAML file or ``--set key=value``; nested
+fields are written ``train.lr`` on the command line and ``train: {lr: ...}`` in
+YAML. The resolved recipe is written once into the trained model's card, so
+``zoo reproduce`` can run it again. Flat keys of the train config (``lr=...``,
+as recipes and cards had them before) still work, with a ``FutureWarning``
+naming the new key.
 
 Numeric fields declare the range they accept with :func:`bounded`
 (``val_fraction: float = bounded(0.1, "[0, 1)")``); every recipe checks its values
@@ -16,7 +25,8 @@ import math
 import numbers
 import types
 import typing
-from abc import ABC, abstractmethod
+import warnings
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -70,21 +80,61 @@ def bounded(default: Any, *intervals: str) -> Any:
     return dataclasses.field(default=default, metadata={"range": tuple(Interval.parse(i) for i in intervals)})
 
 
-def check_ranges(recipe: Any) -> None:
-    """InputError naming the first field of ``recipe`` whose value lies outside its declared range."""
-    for f in dataclasses.fields(recipe):
-        intervals = f.metadata.get("range")
-        value = getattr(recipe, f.name)
-        if not intervals or value is None:
-            continue
-        several = isinstance(value, (tuple, list))
-        items = tuple(value) if several else (value,)
-        if len(intervals) > 1 and len(items) != len(intervals):
-            raise InputError(f"recipe field {f.name!r} expects {len(intervals)} numbers, got {value!r}")
-        for index, (item, interval) in enumerate(zip(items, intervals if len(intervals) > 1 else intervals * len(items))):
-            if isinstance(item, bool) or not isinstance(item, numbers.Real) or item not in interval:
-                what = f"item {index} of recipe field {f.name!r}" if several else f"recipe field {f.name!r}"
-                raise InputError(f"{what} must be in {interval}, got {value!r}; choose a value in that range")
+def check_ranges(obj: Any, prefix: str = "") -> None:
+    """InputError naming the first field of ``obj`` (a recipe or a config; ``prefix`` + its name) whose value
+    lies outside its declared range."""
+    for f in dataclasses.fields(obj):
+        check_range(f, getattr(obj, f.name), prefix + f.name)
+
+
+def check_range(f: dataclasses.Field, value: Any, name: str) -> None:
+    """InputError when ``value`` lies outside the range declared on field ``f`` (called ``name``)."""
+    intervals = f.metadata.get("range")
+    if not intervals or value is None:
+        return
+    several = isinstance(value, (tuple, list))
+    items = tuple(value) if several else (value,)
+    if len(intervals) > 1 and len(items) != len(intervals):
+        raise InputError(f"recipe field {name!r} expects {len(intervals)} numbers, got {value!r}")
+    for index, (item, interval) in enumerate(zip(items, intervals if len(intervals) > 1 else intervals * len(items))):
+        if isinstance(item, bool) or not isinstance(item, numbers.Real) or item not in interval:
+            what = f"item {index} of recipe field {name!r}" if several else f"recipe field {name!r}"
+            raise InputError(f"{what} must be in {interval}, got {value!r}; choose a value in that range")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of the shared training loop (:class:`zoo.train.Trainer`); a recipe composes one as
+    its ``train`` field and owns the model/data ones."""
+
+    epochs: int = bounded(10, "[1, inf)")
+    batch_size: int = bounded(64, "[1, inf)")
+    lr: float = bounded(1e-3, "[0, inf)")  # 0 trains nothing: a baseline, or a test of the loop
+    weight_decay: float = bounded(0.05, "[0, inf)")
+    warmup_ratio: float = bounded(0.05, "[0, 1)")  # fraction of total optimizer steps spent in linear warm-up
+    schedule: str = "cosine"  # "cosine" | "linear" (decay to 0, as BERT fine-tuning) | "constant"
+    grad_accum_steps: int = bounded(1, "[1, inf)")
+    clip_grad_norm: float | None = bounded(1.0, "[0, inf)")  # 0 or None: no clipping
+    precision: str = "fp32"  # "auto" | "fp32" | "bf16" | "fp16"
+    device: str = "auto"
+    seed: int = bounded(0, "[0, 4294967296)")
+    deterministic: bool = False
+    monitor: str = "val_loss"  # a key of the eval dict
+    monitor_mode: str = "min"  # "min" | "max"
+    early_stopping_patience: int | None = bounded(None, "[1, inf)")  # epochs without improvement
+    checkpoint_every_steps: int = bounded(0, "[0, inf)")  # 0 = at the end of each epoch only
+    keep_checkpoints: int = bounded(1, "[1, inf)")  # the newest N checkpoints stay; 1 is all an exact resume needs
+    num_workers: int = bounded(0, "[0, inf)")
+    progress: bool = True
+    log_every_steps: int = bounded(10, "[0, inf)")  # a "train" line in metrics.jsonl every N optimizer steps (0: none)
+    ema_decay: float | None = bounded(None, "[0, 1)")  # keep an exponential moving average of the weights
+
+    def __post_init__(self):
+        check_ranges(self)
+        if self.schedule not in ("cosine", "linear", "constant"):
+            raise InputError(f"schedule must be 'cosine', 'linear' or 'constant', got {self.schedule!r}")
+        if self.monitor_mode not in ("min", "max"):
+            raise InputError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
 
 
 @dataclass
@@ -95,18 +145,27 @@ class RecipeResult:
     metrics: list[dict[str, Any]]
 
 
+class _RecipeType(ABCMeta):
+    """Maps flat keys of a nested config in Python kwargs (``lr=...``) to the nested field, with a warning."""
+
+    def __call__(cls, *args, **kwargs):
+        return super().__call__(*args, **_grouped(cls, _dotted(cls, kwargs)))
+
+
 @dataclass
-class Recipe(ABC):
-    """Base of every task recipe; subclasses add hyper-parameter fields and ``run``."""
+class Recipe(metaclass=_RecipeType):
+    """Base of every task recipe; subclasses add hyper-parameter fields and ``run``.
+
+    A recipe that runs its own loop declares ``seed`` (and ``keep_checkpoints`` when it checkpoints);
+    one on the shared Trainer subclasses :class:`TrainerRecipe`.
+    """
 
     name: ClassVar[str]
     #: Command-line shorthands for fields, e.g. ``{"--text-column": "text_column"}`` (``zoo finetune`` takes them).
     cli_options: ClassVar[Mapping[str, str]] = {}
-    # Fields that say how to run, not what is trained: not recorded, and a resume may change them.
+    # Fields (``train.keep_checkpoints`` for nested ones) that say how to run, not what is trained: not
+    # recorded, and a resume may change them.
     run_options: ClassVar[tuple[str, ...]] = ("keep_checkpoints",)
-    seed: int = bounded(0, "[0, 4294967296)")
-    # Training checkpoints kept in OUT/checkpoints (newest first); 1 is all an exact resume needs.
-    keep_checkpoints: int = bounded(1, "[1, inf)")
 
     def __post_init__(self):
         check_ranges(self)
@@ -116,8 +175,16 @@ class Recipe(ABC):
         """Train, evaluate, and write a loadable model into ``out_dir``."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The hyper-parameters: every field but the run options (what the card records, what a resume compares)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.run_options}
+        """The hyper-parameters, nested as the fields are: every field but the run options (what the card
+        records, what a resume compares)."""
+        params = dataclasses.asdict(self)
+        for option in self.run_options:
+            *parents, key = option.split(".")
+            level = params
+            for parent in parents:
+                level = level.get(parent, {})
+            level.pop(key, None)
+        return params
 
     def provenance(self, data_fingerprint: str) -> dict[str, Any]:
         """What the card records so the model can be reproduced."""
@@ -132,15 +199,121 @@ class Recipe(ABC):
         }
 
     @classmethod
-    def from_overrides(cls, overrides: Mapping[str, Any] | None = None, config_file: str | Path | None = None):
-        """Defaults, then a YAML file, then ``overrides`` (strings are parsed to each field's type)."""
-        values = {**read_config(config_file), **(overrides or {})}
-        hints = typing.get_type_hints(cls)
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
+    def from_overrides(cls, *layers: Mapping[str, Any] | None, config_file: str | Path | None = None):
+        """Defaults, then a YAML file, then each of ``layers`` in order. A layer's keys are field names,
+        ``train.lr`` for a nested field, or a nested mapping (``{"train": {"lr": ...}}``); strings are parsed
+        to each field's type."""
+        values: dict[str, Any] = {}
+        for layer in (read_config(config_file), *layers):
+            values.update(_dotted(cls, layer or {}))
+        fields = field_names(cls)
+        unknown = sorted(set(values) - set(fields))
         if unknown:
             raise InputError(f"recipe {cls.name!r} has no field(s) {unknown}; its fields are {sorted(fields)}")
-        return cls(**{key: coerce(value, hints[key], key) for key, value in values.items()})
+        return cls(**_grouped(cls, {key: coerce(value, fields[key], key) for key, value in values.items()}))
+
+    @classmethod
+    def field_key(cls, name: str) -> str:
+        """The key of field ``name``: itself when the recipe has it, else its key in a nested config
+        (``lr`` → ``train.lr``), else ``name`` (which the recipe then refuses)."""
+        if name in _fields_of(cls):
+            return name
+        return next((f"{nest}.{name}" for nest, config in _nested(cls).items() if name in _fields_of(config)), name)
+
+
+@dataclass
+class TrainerRecipe(Recipe):
+    """A recipe on the shared :class:`~zoo.train.Trainer`: ``train`` holds the loop's hyper-parameters.
+
+    ``train`` is given as a :class:`TrainConfig`, or as a mapping of the TrainConfig fields to change
+    from the recipe's ``train_defaults`` (``{"lr": 3e-4}``), which is how YAML, ``--set train.lr=3e-4``
+    and cards give it. ``seed`` is ``train.seed``.
+    """
+
+    #: The recipe's own defaults for TrainConfig fields (e.g. a higher lr, the metric to monitor).
+    train_defaults: ClassVar[Mapping[str, Any]] = {}
+    run_options: ClassVar[tuple[str, ...]] = ("train.keep_checkpoints", "train.progress")
+
+    train: TrainConfig | Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.train, TrainConfig):
+            values = {**self.train_defaults, **self.train}
+            config_fields = _fields_of(TrainConfig)
+            unknown = sorted(set(values) - set(config_fields))
+            if unknown:
+                raise InputError(f"recipe {self.name!r}: TrainConfig has no field(s) {unknown}; "
+                                 f"its fields are {sorted(config_fields)}")
+            for key, value in values.items():
+                check_range(config_fields[key], value, f"train.{key}")
+            self.train = TrainConfig(**values)
+        super().__post_init__()
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
+
+    def to_dict(self) -> dict[str, Any]:
+        params = super().to_dict()
+        params["train"] = params.pop("train")  # after what is trained, as cards read best
+        return params
+
+    def train_config(self, progress: bool) -> TrainConfig:
+        """The Trainer's config for a run (``progress``: whether it reports to a person)."""
+        return dataclasses.replace(self.train, progress=progress)
+
+
+def field_names(recipe_cls: type[Recipe]) -> dict[str, Any]:
+    """Every settable key of a recipe with its type: top-level fields and ``train.lr``-style nested ones."""
+    hints = typing.get_type_hints(recipe_cls)
+    nested = _nested(recipe_cls)
+    keys = {name: hints[name] for name in _fields_of(recipe_cls) if name not in nested}
+    for nest, config in nested.items():
+        config_hints = typing.get_type_hints(config)
+        keys.update({f"{nest}.{name}": config_hints[name] for name in _fields_of(config)})
+    return keys
+
+
+def _fields_of(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _nested(recipe_cls: type) -> dict[str, type]:
+    """The recipe's fields that hold a config dataclass (``{"train": TrainConfig}``)."""
+    return {"train": TrainConfig} if issubclass(recipe_cls, TrainerRecipe) else {}
+
+
+def _dotted(recipe_cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with nested mappings as dotted keys (``{"train": {"lr": 1}}`` → ``{"train.lr": 1}``);
+    flat keys of a nested config (``lr``) are mapped to theirs with a FutureWarning naming the new key."""
+    nested = _nested(recipe_cls)
+    dotted, moved = {}, []
+    for key, value in values.items():
+        if key in nested and isinstance(value, Mapping):
+            dotted.update({f"{key}.{name}": item for name, item in value.items()})
+        elif key in nested and isinstance(value, nested[key]):
+            dotted.update({f"{key}.{name}": item for name, item in dataclasses.asdict(value).items()})
+        else:
+            new_key = recipe_cls.field_key(key) if "." not in key else key
+            if new_key != key:
+                moved.append(f"{key} -> {new_key}")
+            dotted[new_key] = value
+    if moved:
+        warnings.warn(f"recipe {recipe_cls.name!r}: flat keys of its train config are deprecated; write them nested "
+                      f"({', '.join(moved)}; in YAML under 'train:')", FutureWarning, stacklevel=3)
+    return dotted
+
+
+def _grouped(recipe_cls: type, dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted keys back into nested mappings (``{"train.lr": 1}`` → ``{"train": {"lr": 1}}``)."""
+    grouped: dict[str, Any] = {}
+    for key, value in dotted.items():
+        nest, dot, name = key.partition(".")
+        if dot and nest in _nested(recipe_cls):
+            grouped.setdefault(nest, {})[name] = value
+        else:
+            grouped[key] = value
+    return grouped
 
 
 def read_config(config_file: str | Path | None) -> dict[str, Any]:
@@ -238,7 +411,7 @@ def finetune_recipe(card: Any, overrides: Mapping[str, Any], config_file: str | 
     records (with the recorded hyper-parameters as defaults, so a model is tuned as it was trained),
     else the one its task names; then ``config_file``, then ``overrides``."""
     recipe_cls, recorded = finetune_recipe_class(card, recipe_name)
-    return recipe_cls.from_overrides({**recorded, **read_config(config_file), **overrides})
+    return recipe_cls.from_overrides(recorded, read_config(config_file), overrides)
 
 
 def finetune_recipe_class(card: Any, recipe_name: str | None = None) -> tuple[type[Recipe], dict[str, Any]]:

@@ -19,7 +19,6 @@ Layout of ``out_dir``::
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
@@ -37,19 +36,12 @@ from backends.precision import auto_precision, autocast, check_precision, needs_
 from backends.seed import (rng_state, rng_state_from_json, rng_state_to_json, seed_everything, set_deterministic,
                            set_rng_state)
 from backends.state import load_state, save_state
-from zoo.card import WEIGHTS_FILE, write_text_atomic
-from zoo.checkpoint import (
-    TRAINER_FILE,
-    Checkpoint,
-    check_like,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
-)
+from zoo.card import WEIGHTS_FILE
+from zoo.checkpoint import TRAINER_FILE, Checkpoint, check_like, load_checkpoint, save_checkpoint
 from zoo.errors import CheckpointError, InputError
+from zoo.recipes import TrainConfig  # the loop's hyper-parameters; recipes compose one as their ``train``
+from zoo.runs import MetricsLog, check_same_run, find_checkpoint
 
-METRICS_FILE = "metrics.jsonl"
 BEST_DIR = "best"
 BEST_FILE = "model.safetensors"
 # Changing any of these between a checkpoint and its resume changes the sample
@@ -67,44 +59,6 @@ TRAINER_FIELDS = {
 }
 # What loading malformed nested state into torch objects raises.
 _STATE_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, RuntimeError, OverflowError)
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of the loop (the recipe owns model/data ones)."""
-
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_ratio: float = 0.05  # fraction of total optimizer steps spent in linear warm-up
-    schedule: str = "cosine"  # "cosine" | "linear" (decay to 0, as BERT fine-tuning) | "constant"
-    grad_accum_steps: int = 1
-    clip_grad_norm: float | None = 1.0
-    precision: str = "fp32"  # "auto" | "fp32" | "bf16" | "fp16"
-    device: str = "auto"
-    seed: int = 0
-    deterministic: bool = False
-    monitor: str = "val_loss"  # a key of the eval dict
-    monitor_mode: str = "min"  # "min" | "max"
-    early_stopping_patience: int | None = None  # epochs without improvement
-    checkpoint_every_steps: int = 0  # 0 = at the end of each epoch only
-    keep_checkpoints: int = 1  # the newest N checkpoints stay; 1 is all an exact resume needs
-    num_workers: int = 0
-    progress: bool = True
-    log_every_steps: int = 10  # a "train" line in metrics.jsonl every N optimizer steps
-    ema_decay: float | None = None  # keep an exponential moving average of the weights; evaluate and save it
-
-    def __post_init__(self):
-        if self.schedule not in ("cosine", "linear", "constant"):
-            raise InputError(f"schedule must be 'cosine', 'linear' or 'constant', got {self.schedule!r}")
-        if self.monitor_mode not in ("min", "max"):
-            raise InputError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
-        if self.grad_accum_steps < 1 or self.batch_size < 1 or self.epochs < 0 or self.keep_checkpoints < 1:
-            raise InputError(
-                "expected epochs >= 0, batch_size >= 1, grad_accum_steps >= 1 and keep_checkpoints >= 1, got "
-                f"{self.epochs}, {self.batch_size}, {self.grad_accum_steps}, {self.keep_checkpoints}"
-            )
 
 
 @dataclass
@@ -255,7 +209,7 @@ class Trainer:
         self.best_metrics: dict[str, Any] = {}
         self.bad_epochs = 0
         self.epoch_loss_sum, self.epoch_steps = 0.0, 0
-        self.history: list[dict] = []
+        self.log = MetricsLog(self.out_dir, write=self.env.is_main)
         self.stopped_early = False
         self.last_checkpoint: Path | None = None
 
@@ -264,13 +218,13 @@ class Trainer:
     def fit(self, resume: bool | str | os.PathLike = False) -> TrainResult:
         """Train to ``config.epochs`` (or early stop); ``resume=True`` continues from the
         latest checkpoint in ``out_dir`` (fresh if none), ``resume=PATH`` from that one."""
-        checkpoint = self._find_checkpoint(resume)
+        checkpoint = find_checkpoint(self.out_dir, resume)
         self._setup()
         if checkpoint is not None:
             self._restore(checkpoint)
         else:
             seed_everything(self.config.seed)
-            self._write_metrics_file([])
+            self.log.restart([])
         start_epoch, start_batch = self.epoch, self.batch
         with EpochReport(self.config.progress and self.env.is_main, self.config.epochs) as self.report:
             for epoch in range(start_epoch, self.config.epochs):
@@ -359,20 +313,6 @@ class Trainer:
         if self.env.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
 
-    def _find_checkpoint(self, resume: bool | str | os.PathLike) -> Path | None:
-        if resume is False:
-            existing = list_checkpoints(self.out_dir)
-            if existing:
-                raise CheckpointError(
-                    f"{self.out_dir} already holds checkpoints of a run (newest: {existing[-1].name}); "
-                    "resume it (`zoo finetune ... --resume`; in Python fit(resume=True)) "
-                    "or choose another output directory"
-                )
-            return None
-        if resume is True:
-            return latest_checkpoint(self.out_dir)
-        return Path(resume)
-
     def _restore(self, path: Path) -> None:
         """Load a verified checkpoint into model, optimizer, schedule, scaler, loop and RNGs."""
         ckpt: Checkpoint = load_checkpoint(path, expected_model=self._checkpoint_tensors(), fields=TRAINER_FIELDS)
@@ -393,10 +333,9 @@ class Trainer:
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
         self.best, self.best_metrics, self.bad_epochs = state["best"], state["best_metrics"], state["bad_epochs"]
         self.epoch_loss_sum, self.epoch_steps = state["epoch_loss_sum"], state["epoch_steps"]
-        self.history, self.stopped_early = state["history"], state["stopped_early"]
+        self.stopped_early = state["stopped_early"]
         self.last_checkpoint = ckpt.path
-        # Events logged after this checkpoint by the interrupted run will be logged again.
-        self._write_metrics_file(self.history)
+        self.log.restart(state["history"])
         # Last, so the RNG streams continue exactly where the checkpoint left them.
         rank, rank_rngs = self.env.rank, state["rank_rngs"]
         try:
@@ -405,20 +344,10 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path} holds malformed RNG states: {exc}") from None
 
     def _check_compatible(self, ckpt: Checkpoint) -> None:
-        saved = ckpt.state["config"]
-        now = asdict(self.config)
-        diffs = [
-            f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in RESUME_MUST_MATCH if saved.get(k) != now[k]
-        ]
-        if ckpt.state["world_size"] != self.env.world_size:
-            diffs.append(f"world_size: checkpoint {ckpt.state['world_size']}, now {self.env.world_size}")
-        if ckpt.state["train_size"] != len(self.train_data):
-            diffs.append(f"train set size: checkpoint {ckpt.state['train_size']}, now {len(self.train_data)}")
-        if diffs:
-            raise CheckpointError(
-                f"checkpoint {ckpt.path} was made by a different run setup ({'; '.join(diffs)}); "
-                "resuming would not continue the same run"
-            )
+        state = ckpt.state
+        saved = {**state["config"], "world_size": state["world_size"], "train_size": state["train_size"]}
+        now = {**asdict(self.config), "world_size": self.env.world_size, "train_size": len(self.train_data)}
+        check_same_run(ckpt.path, saved, now, RESUME_MUST_MATCH + ("world_size", "train_size"))
 
     # --- the loop --------------------------------------------------------------
 
@@ -477,7 +406,7 @@ class Trainer:
         self.epoch_steps += 1
         event = {"step": self.step, "epoch": epoch, "loss": loss, "lr": lr}
         if self.config.log_every_steps and self.step % self.config.log_every_steps == 0:
-            self._log({"event": "train", **event})
+            self.log.log({"event": "train", **event})
         # Callbacks first: the step's checkpoint then holds what they did (RNG draws too),
         # so a resume does not miss it.
         for callback in self.callbacks:
@@ -494,7 +423,7 @@ class Trainer:
             metrics = self.evaluate(self.val_data, prefix="val", module=self._weights_to_keep())
             event.update(metrics)
             self._update_best(metrics, epoch)
-        self._log(event)
+        self.log.log(event)
         self.report.end_epoch(event)
         self.epoch, self.batch = epoch + 1, 0
         self.epoch_loss_sum, self.epoch_steps = 0.0, 0
@@ -541,7 +470,7 @@ class Trainer:
             "stopped_early": self.stopped_early,
             "epoch_loss_sum": self.epoch_loss_sum,
             "epoch_steps": self.epoch_steps,
-            "history": self.history,
+            "history": self.log.history,
             "config": asdict(self.config),
             "world_size": self.env.world_size,
             "train_size": len(self.train_data),
@@ -568,16 +497,6 @@ class Trainer:
             tensors.update({EMA_PREFIX + k: v for k, v in self.ema.state_dict().items()})
         return tensors
 
-    def _log(self, event: dict) -> None:
-        self.history.append(event)
-        if self.env.is_main:
-            with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps(event) + "\n")
-
-    def _write_metrics_file(self, events: list[dict]) -> None:
-        if self.env.is_main:
-            write_text_atomic(self.out_dir / METRICS_FILE, "".join(json.dumps(e) + "\n" for e in events))
-
     def _finish(self) -> TrainResult:
         """Load the best weights, save ``out_dir`` as a model, and return the result."""
         best_file = self.out_dir / BEST_DIR / BEST_FILE
@@ -588,12 +507,10 @@ class Trainer:
         if self.env.is_main:
             if callable(getattr(self.model, "save", None)) and hasattr(self.model, "card"):
                 self.model.card.provenance.update(self.provenance)
-                self.model.card.provenance["train"] = {
-                    "config": asdict(self.config),
-                    "epochs_run": self.epoch,
-                    "steps": self.step,
-                    "best": self.best_metrics,
-                }
+                run = {"epochs_run": self.epoch, "steps": self.step, "best": self.best_metrics}
+                if "recipe" not in self.provenance:  # a recipe records the config in its own params
+                    run = {"config": asdict(self.config), **run}
+                self.model.card.provenance["train"] = run
                 self.model.save(self.out_dir)
             else:
                 save_state(self.model.state_dict(), self.out_dir / WEIGHTS_FILE)
@@ -602,7 +519,7 @@ class Trainer:
         return TrainResult(
             out_dir=self.out_dir,
             best_metrics=self.best_metrics,
-            history=self.history,
+            history=self.log.history,
             stopped_early=self.stopped_early,
             last_checkpoint=self.last_checkpoint,
         )

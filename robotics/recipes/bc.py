@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
 
-from zoo.recipes import Recipe, RecipeResult, bounded
+from zoo.recipes import RecipeResult, TrainerRecipe, bounded
 
 
 class ActionHead(nn.Module):
@@ -38,27 +38,25 @@ def _accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
 
 
 @dataclass
-class BCRecipe(Recipe):
+class BCRecipe(TrainerRecipe):
     """Clone the actions of ``data`` (a dataset id such as ``robotics/cartpole-v1.ppo-expert``, or a
     dataset directory written by :func:`robotics.datasets.record`); ``val_fraction`` of the episodes
-    are held out to pick the best epoch."""
+    are held out to pick the best epoch. ``train.device`` also holds the policy."""
 
     name: ClassVar[str] = "bc"
     cli_options: ClassVar[Mapping[str, str]] = {"--env": "env_id"}
+    train_defaults: ClassVar[Mapping[str, Any]] = {
+        "epochs": 20, "batch_size": 256, "weight_decay": 0.0, "device": "cpu", "clip_grad_norm": None,
+    }
 
     data: str = "robotics/cartpole-v1.ppo-expert"
     env_id: str | None = None  # default: the dataset's environment
     model: str | None = None
     pretrained: bool = True
-    epochs: int = bounded(20, "[1, inf)")
-    batch_size: int = bounded(256, "[1, inf)")
-    lr: float = bounded(1e-3, "(0, inf)")
-    weight_decay: float = bounded(0.0, "[0, inf)")
     val_fraction: float = bounded(0.1, "[0, 1)")
     hidden: tuple[int, ...] = bounded((64, 64), "[1, inf)")
     activation: str = "tanh"
     eval_episodes: int = bounded(10, "[1, inf)")
-    device: str = "cpu"
     threads: int = bounded(1, "[1, inf)")
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
@@ -74,13 +72,13 @@ class BCRecipe(Recipe):
         from robotics.envs import check_env
         from robotics.recipes.common import finish, make_policy
         from zoo.errors import InputError
-        from zoo.train import Trainer, TrainConfig
+        from zoo.train import Trainer
 
         demos = datasets.load(self._data_path())
         if self.env_id is None:
             self.env_id = demos.env_id
         seed_everything(self.seed)
-        policy = make_policy(self.env_id, "bc", self.model, self.pretrained, self.device,
+        policy = make_policy(self.env_id, "bc", self.model, self.pretrained, self.train.device,
                              hidden=self.hidden, activation=self.activation)
         check_env(policy.card, demos.env_id, same_spaces_ok=True)
         if policy.net.discrete != demos.discrete:
@@ -96,16 +94,13 @@ class BCRecipe(Recipe):
             ActionHead(policy.net),
             train,
             val,
-            config=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                               weight_decay=self.weight_decay, device=self.device, seed=self.seed,
-                               monitor="val_loss", progress=progress, clip_grad_norm=None,
-                               keep_checkpoints=self.keep_checkpoints),
+            config=self.train_config(progress),
             out_dir=out_dir,
             loss_fn=nn.functional.cross_entropy if demos.discrete else _mse,
             metrics_fn=_accuracy if demos.discrete else None,
         )
         result = trainer.fit(resume=resume)  # the best epoch's weights are in policy.net afterwards
-        training = {"epochs": self.epochs, "best": result.best_metrics, "frames": len(demos),
+        training = {"epochs": self.train.epochs, "best": result.best_metrics, "frames": len(demos),
                     "episodes": int(demos.episode_index.max() + 1),
                     "dataset_mean_return": float(demos.episode_returns().mean())}
         return finish(policy, self, out_dir, demos.meta["fingerprint"], training)

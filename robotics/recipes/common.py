@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from backends.seed import rng_state, set_rng_state
-from zoo.card import ModelCard, write_text_atomic
-from zoo.checkpoint import (Checkpoint, check_like, latest_checkpoint, list_checkpoints, load_checkpoint,
-                            save_checkpoint)
+from zoo.card import ModelCard
+from zoo.checkpoint import Checkpoint, check_like, load_checkpoint, save_checkpoint
 from zoo.errors import CheckpointError
+from zoo.runs import check_same_run, find_checkpoint
 
 EVAL_SEED = 10_000  # evaluation episodes are reset with seeds EVAL_SEED + i, apart from training seeds
-METRICS_FILE = "metrics.jsonl"
 
 
 def make_policy(env_id: str, algorithm: str, model: str | None, pretrained: bool, device: str = "cpu",
@@ -50,56 +48,21 @@ def make_policy(env_id: str, algorithm: str, model: str | None, pretrained: bool
     return build(card).to(device).train()
 
 
-@dataclass
-class RunLog:
-    """Training history: ``metrics.jsonl`` in the output directory, carried by checkpoints."""
-
-    out_dir: Path
-    progress: bool
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    def log(self, event: dict[str, Any]) -> None:
-        self.history.append(event)
-        with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(event) + "\n")
-        if self.progress:
-            print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in event.items()),
-                  flush=True)
-
-    def restart(self, history: list[dict[str, Any]]) -> None:
-        """Continue from a checkpoint's history (events after it are logged again)."""
-        self.history = list(history)
-        write_text_atomic(self.out_dir / METRICS_FILE, "".join(json.dumps(e) + "\n" for e in self.history))
-
-
 # What every control recipe's checkpoint state holds, by type (zoo.checkpoint checks them).
 RUN_FIELDS = {"recipe": dict, "history": list, "recent_returns": list, "envs": dict}
 
 
-def find_checkpoint(out_dir: Path, resume: bool | str, fields: dict[str, type] | None = None) -> Checkpoint | None:
-    """The checkpoint to resume (``resume=True``: the latest; a path: that one), else None.
-
-    ``fields`` adds the recipe's own state keys and types to :data:`RUN_FIELDS`.
-    A fresh run refuses a directory that already holds checkpoints.
-    """
-    if resume is False:
-        existing = list_checkpoints(out_dir)
-        if existing:
-            raise CheckpointError(f"{out_dir} already holds checkpoints of a run (newest: {existing[-1].name}); "
-                                  "resume it (`zoo finetune ... --resume`; in Python run(resume=True)) "
-                                  "or choose another output directory")
+def resume_checkpoint(out_dir: Path, resume: bool | str, params: dict[str, Any],
+                      fields: dict[str, type] | None = None) -> Checkpoint | None:
+    """The verified checkpoint a control run resumes (see :func:`zoo.runs.find_checkpoint`), made by the same
+    recipe ``params``; None for a fresh run. ``fields`` adds the recipe's own state keys and types to
+    :data:`RUN_FIELDS`."""
+    path = find_checkpoint(out_dir, resume)
+    if path is None:
         return None
-    path = latest_checkpoint(out_dir) if resume is True else Path(resume)
-    return None if path is None else load_checkpoint(path, fields={**RUN_FIELDS, **(fields or {})})
-
-
-def check_same_run(checkpoint: Checkpoint, params: dict[str, Any]) -> None:
-    """Resuming with other hyper-parameters would not continue the same run: say which differ."""
-    saved = checkpoint.state["recipe"]
-    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in json.loads(json.dumps(params)).items()
-             if saved.get(k) != v]
-    if diffs:
-        raise CheckpointError(f"checkpoint {checkpoint.path} was made by a different recipe ({'; '.join(diffs)})")
+    checkpoint = load_checkpoint(path, fields={**RUN_FIELDS, **(fields or {})})
+    check_same_run(checkpoint.path, checkpoint.state["recipe"], params, what="recipe")
+    return checkpoint
 
 
 def save_training(out_dir: Path, step: int, tensors: dict[str, torch.Tensor], optimizers: list[torch.optim.Optimizer],

@@ -58,6 +58,8 @@ class PPORecipe(Recipe):
     name: ClassVar[str] = "ppo"
     cli_options: ClassVar[Mapping[str, str]] = {"--env": "env_id"}
 
+    seed: int = bounded(0, "[0, 4294967296)")
+    keep_checkpoints: int = bounded(1, "[1, inf)")  # newest first in OUT/checkpoints; 1 is all a resume needs
     env_id: str = "CartPole-v1"
     model: str | None = None
     pretrained: bool = True
@@ -101,12 +103,12 @@ class PPORecipe(Recipe):
 
         from backends.seed import seed_everything
         from robotics.envs import SyncEnvs
-        from robotics.recipes.common import (RunLog, check_same_run, env_fingerprint,
-                                             find_checkpoint, finish, load_state_of, make_policy, restore_training,
-                                             save_training)
+        from robotics.recipes.common import (env_fingerprint, finish, load_state_of, make_policy, restore_training,
+                                             resume_checkpoint, save_training)
+        from zoo.runs import MetricsLog
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = find_checkpoint(out_dir, resume, {"iteration": int, "reward_scaler": dict})
+        checkpoint = resume_checkpoint(out_dir, resume, self.to_dict(), {"iteration": int, "reward_scaler": dict})
         seed_everything(self.seed)
         device = torch.device(self.device)
         envs = SyncEnvs(self.env_id, self.num_envs, self.seed)
@@ -117,12 +119,11 @@ class PPORecipe(Recipe):
         batch_size = self.num_envs * self.num_steps
         iterations = max(1, self.total_steps // batch_size)
         reward_scaler = RewardScaler(self.num_envs, self.gamma)
-        log = RunLog(out_dir, progress)
+        log = MetricsLog(out_dir, echo=progress)
         start, recent = 0, []
         if checkpoint is None:
             log.restart([])
         else:
-            check_same_run(checkpoint, self.to_dict())
             net.load_state_dict(checkpoint.model)
             load_state_of(envs, checkpoint, "envs")
             load_state_of(reward_scaler, checkpoint, "reward_scaler")

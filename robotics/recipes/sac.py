@@ -68,6 +68,8 @@ class SACRecipe(Recipe):
     name: ClassVar[str] = "sac"
     cli_options: ClassVar[Mapping[str, str]] = {"--env": "env_id"}
 
+    seed: int = bounded(0, "[0, 4294967296)")
+    keep_checkpoints: int = bounded(1, "[1, inf)")  # newest first in OUT/checkpoints; 1 is all a resume needs
     env_id: str = "Pendulum-v1"
     model: str | None = None
     pretrained: bool = True
@@ -105,12 +107,12 @@ class SACRecipe(Recipe):
 
         from backends.seed import seed_everything
         from robotics.envs import SyncEnvs
-        from robotics.recipes.common import (RunLog, check_same_run, env_fingerprint,
-                                             find_checkpoint, finish, load_state_of, make_policy, restore_training,
-                                             save_training)
+        from robotics.recipes.common import (env_fingerprint, finish, load_state_of, make_policy, restore_training,
+                                             resume_checkpoint, save_training)
+        from zoo.runs import MetricsLog
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = find_checkpoint(out_dir, resume, {"step": int, "buffer_size": int, "buffer_pos": int})
+        checkpoint = resume_checkpoint(out_dir, resume, self.to_dict(), {"step": int, "buffer_size": int, "buffer_pos": int})
         seed_everything(self.seed)
         device = torch.device(self.device)
         envs = SyncEnvs(self.env_id, 1, self.seed)
@@ -129,12 +131,11 @@ class SACRecipe(Recipe):
         buffer = ReplayBuffer(min(self.buffer_size, self.total_steps), envs.obs.shape[1], action_dim, device)
         low = torch.as_tensor(envs.single_action_space.low, device=device)
         high = torch.as_tensor(envs.single_action_space.high, device=device)
-        log = RunLog(out_dir, progress)
+        log = MetricsLog(out_dir, echo=progress)
         start, recent = 0, []
         if checkpoint is None:
             log.restart([])
         else:
-            check_same_run(checkpoint, self.to_dict())
             tensors = checkpoint.model
             net.load_state_dict({k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")})
             target_critic.load_state_dict({k[len("target."):]: v for k, v in tensors.items() if k.startswith("target.")})

@@ -44,8 +44,8 @@ def test_segmentation_recipe_fine_tunes_on_decathlon_pairs_with_other_labels(tmp
         pairs.append({"image": f"./imagesTr/liver_{seed}.nii.gz", "label": f"./labelsTr/liver_{seed}.nii.gz"})
     (root / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "liver"}, "training": pairs,
                                                    "modality": {"0": "CT"}}))
-    recipe = Segmentation3DRecipe(data=str(root), epochs=1, patches_per_epoch=4, batch_size=2, patch_size=(16, 16, 16),
-                                  spacing=(8.0, 8.0, 8.0), val_patches_per_case=2, num_threads=1)
+    recipe = Segmentation3DRecipe(data=str(root), patches_per_epoch=4, patch_size=(16, 16, 16), spacing=(8.0, 8.0, 8.0),
+                                  val_patches_per_case=2, num_threads=1, train={"epochs": 1, "batch_size": 2})
     result = recipe.run(tmp_path / "run", progress=False)
     model = zoo.load(str(tmp_path / "run"))
     assert model.card.labels == ["background", "liver"] and model.net.num_classes == 2
@@ -58,12 +58,16 @@ def test_segmentation_recipe_fine_tunes_on_decathlon_pairs_with_other_labels(tmp
 
 def test_classification_recipe_on_a_medmnist_file(tmp_path):
     path = write_medmnist(tmp_path / "breastmnist.npz", sizes=(64, 16, 16))
-    recipe = Classification2DRecipe(data=str(path), backbone="resnet10t", epochs=3, batch_size=16, lr=3e-3, num_threads=1)
+    recipe = Classification2DRecipe(data=str(path), backbone="resnet10t", num_threads=1,
+                                    train={"epochs": 3, "batch_size": 16, "lr": 3e-3})
     result = recipe.run(tmp_path / "run", progress=False)
     metrics = {(m["name"], m["split"]): m["value"] for m in result.metrics}
     assert metrics[("auc", "test")] > 0.8  # a bright square is easy to see
     model = zoo.load(str(tmp_path / "run"))
     assert model.card.labels == ["malignant", "normal, benign"] and model.net.conv1[0].in_channels == 1
+    # The resolved recipe, once: its train config under recipe.params, not again beside the run's record.
+    assert model.card.provenance["recipe"]["params"]["train"]["lr"] == 3e-3
+    assert set(model.card.provenance["train"]) == {"epochs_run", "steps", "best"}
     image = np.load(path)["test_images"][0]
     prediction = model.predict(image)
     assert prediction["label"] in model.card.labels and 0 <= prediction["score"] <= 1

@@ -111,11 +111,11 @@ def test_fine_tune_an_hf_checkpoint_with_a_new_head(cached_repo, tmp_path):
 
     data = write_reviews(tmp_path / "reviews.csv", extra_rows=[("it is okay", "3"), ("fine I guess", "3")])
     recipe = TextClassificationRecipe(model=f"hf:{REPO}", data=str(data), text_column="review", label_column="stars",
-                                      new_head=True, epochs=1, batch_size=8, freeze_encoder=True)
+                                      new_head=True, freeze_encoder=True, train={"epochs": 1, "batch_size": 8})
     recipe.run(tmp_path / "tuned", progress=False)
     tuned = zoo.load(tmp_path / "tuned", device="cpu")
     assert tuned.card.labels == ["1", "3", "5"] and tuned.card.architecture == "hf-sequence-classifier"
     assert tuned.predict("the movie was great")["label"] in ("1", "3", "5")
     with pytest.raises(InputError, match=r"does not know.*new_head=true"):
         TextClassificationRecipe(model=f"hf:{REPO}", data=str(data), text_column="review", label_column="stars",
-                                 epochs=1).run(tmp_path / "kept", progress=False)
+                                 train={"epochs": 1}).run(tmp_path / "kept", progress=False)

@@ -19,7 +19,7 @@ def test_finetune_through_the_cli_writes_a_model_that_predicts_raw_strings(tmp_p
     result = CliRunner().invoke(app, [
         "finetune", "nlp/all-minilm-l6-v2", "--data", "reviews.csv", "--text-column", "review",
         "--label-column", "stars", "--epochs", "1", "--out", "runs/reviews", "--set", "max_length=64",
-        "--set", "batch_size=8",
+        "--set", "train.batch_size=8",
     ])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "model written to" in result.output
@@ -79,7 +79,7 @@ def test_fine_tuning_a_classifier_keeps_its_labels_and_rejects_unknown_ones(mini
     classifier.save(tmp_path / "clf")
     data = write_reviews(tmp_path / "more.csv", extra_rows=[("it is fine", "3"), ("it is okay I guess", "3")])
     recipe = TextClassificationRecipe(model=str(tmp_path / "clf"), data=str(data), text_column="review",
-                                      label_column="stars", epochs=1)
+                                      label_column="stars", train={"epochs": 1})
     with pytest.raises(InputError, match=r"does not know: '3' \(2 rows\).*new_head=true"):
         recipe.run(tmp_path / "out")
     with pytest.raises(InputError, match="'3'"):

@@ -122,8 +122,8 @@ def test_bc_clones_the_expert_from_recorded_demonstrations(tmp_path):
 
     expert = zoo.load("robotics/ppo-mlp.cartpole-v1")
     data = datasets.record(expert, "CartPole-v1", tmp_path / "demos", episodes=4, seed=0)
-    result = BCRecipe(data=str(data), epochs=15, batch_size=64, lr=3e-3, val_fraction=0.25,
-                      eval_episodes=2).run(tmp_path / "bc", progress=False)
+    result = BCRecipe(data=str(data), val_fraction=0.25, eval_episodes=2,
+                      train={"epochs": 15, "batch_size": 64, "lr": 3e-3}).run(tmp_path / "bc", progress=False)
     model = zoo.load(result.out_dir)
     assert model.card.id == "robotics/bc-mlp.cartpole-v1"
     assert model.card.provenance["data_fingerprint"] == json.loads((data / "meta.json").read_text())["fingerprint"]

@@ -59,7 +59,7 @@ def test_card_json_records_files_params_and_provenance():
     card = zoo.info(DIGITS_ID)
     assert card.params == 24058 and card.files["weights.safetensors"]["source"].startswith("package://vision/")
     recipe = card.provenance["recipe"]
-    assert recipe["name"] == "image-classification" and recipe["params"]["epochs"] > 0
+    assert recipe["name"] == "image-classification" and recipe["params"]["train"]["epochs"] > 0
     assert len(card.provenance["data_fingerprint"]) == 64 and card.provenance["seed"] == 0
     json.dumps(card.to_dict())
 
@@ -70,10 +70,12 @@ def test_finetune_starts_from_the_recipe_that_trained_the_digits_cnn(tmp_path):
     card = zoo.info("vision/digits-cnn.sklearn")
     recorded = card.provenance["recipe"]["params"]
     assert recorded["augment"] == "affine"  # not the recipe's default ("trivial"): the test tells them apart
-    recipe = finetune_recipe(card, {"model": card.id, "pretrained": True, "epochs": 2})
-    assert (recipe.augment, recipe.epochs, recipe.pretrained, recipe.lr) == ("affine", 2, True, recorded["lr"])
-    (tmp_path / "recipe.yaml").write_text("augment: none\nlr: 0.01\n")
-    from_file = finetune_recipe(card, {"model": card.id, "lr": 0.02}, config_file=tmp_path / "recipe.yaml")
-    assert (from_file.augment, from_file.lr) == ("none", 0.02)  # card < config file < overrides
+    recipe = finetune_recipe(card, {"model": card.id, "pretrained": True, "train.epochs": 2})
+    assert (recipe.augment, recipe.train.epochs, recipe.pretrained, recipe.train.lr) == (
+        "affine", 2, True, recorded["train"]["lr"])
+    (tmp_path / "recipe.yaml").write_text("augment: none\ntrain:\n  lr: 0.01\n  epochs: 3\n")
+    from_file = finetune_recipe(card, {"model": card.id, "train.lr": 0.02}, config_file=tmp_path / "recipe.yaml")
+    # card < config file < overrides, field by field inside train too
+    assert (from_file.augment, from_file.train.lr, from_file.train.epochs) == ("none", 0.02, 3)
     named = finetune_recipe(card, {"model": card.id}, recipe_name="image-classification")
     assert named.augment == "trivial"  # a recipe named explicitly starts from its own defaults

@@ -110,12 +110,12 @@ def test_finetune_on_a_folder_writes_a_loadable_model(tmp_path):
     out = tmp_path / "run"
     result = run_zoo(
         "finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
-        "--out", str(out), "--set", "batch_size=16", "--set", "augment=none",
+        "--out", str(out), "--set", "train.batch_size=16", "--set", "augment=none",
     )
     assert "model written to" in result.stdout
     model = zoo.load(out, device="cpu")
     assert model.card.labels == ["d3", "d8"]
-    assert model.card.provenance["recipe"]["params"]["epochs"] == 2
+    assert model.card.provenance["recipe"]["params"]["train"]["epochs"] == 2
     assert model.card.metric("accuracy", split="val")["value"] >= 0.9
     bad = run_zoo("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--set", "epochz=1", check=False)
     assert bad.returncode == 1 and "no field(s) ['epochz']" in bad.stderr
@@ -155,7 +155,7 @@ def test_finetune_resume_latest_or_a_path_and_checkpoint_errors_name_the_cli_for
     _digit_folder(tmp_path / "data")
     out = tmp_path / "run"
     args = ["finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
-            "--keep-checkpoints", "2", "--out", str(out), "--set", "batch_size=16", "--set", "augment=none"]
+            "--keep-checkpoints", "2", "--out", str(out), "--set", "train.batch_size=16", "--set", "augment=none"]
     run_zoo(*args)
     older, latest = sorted((out / "checkpoints").glob("step-*"))
     trainer_json = latest / "trainer.json"
@@ -242,7 +242,7 @@ def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
 def test_finetune_in_a_log_prints_one_plain_line_per_epoch_with_speed_and_val_metric(tmp_path):
     _digit_folder(tmp_path / "data")
     result = run_zoo("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "3",
-                     "--out", str(tmp_path / "run"), "--set", "batch_size=16", "--set", "augment=none")
+                     "--out", str(tmp_path / "run"), "--set", "train.batch_size=16", "--set", "augment=none")
     lines = result.stdout.splitlines()
     epochs = [line for line in lines if line.startswith("epoch ")]
     assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"], result.stdout
@@ -258,7 +258,7 @@ def test_finetune_in_a_log_prints_one_plain_line_per_epoch_with_speed_and_val_me
 def test_finetune_keep_checkpoints_chooses_how_many_and_resume_uses_the_newest(tmp_path):
     _digit_folder(tmp_path / "data", count=200)
     args = ["finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
-            "--out", str(tmp_path / "run"), "--set", "batch_size=16", "--set", "augment=none"]
+            "--out", str(tmp_path / "run"), "--set", "train.batch_size=16", "--set", "augment=none"]
     run_zoo(*args, "--keep-checkpoints", "2")
     kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.is_dir())
     assert len(kept) == 2

@@ -26,13 +26,13 @@ def finetune(out, *extra):
 @pytest.mark.slow
 def test_two_gloo_processes_reach_the_single_process_accuracy(tmp_path):
     # The batch size is per process (as torchrun users expect): two processes of 32 make the one's 64.
-    finetune(tmp_path / "one", "--set", "batch_size=64")
-    ddp = finetune(tmp_path / "two", "--nproc", "2", "--set", "batch_size=32")
+    finetune(tmp_path / "one", "--set", "train.batch_size=64")
+    ddp = finetune(tmp_path / "two", "--nproc", "2", "--set", "train.batch_size=32")
     assert ddp.stdout.count("model written to") == 1  # rank 0 reports, once
     cards = {name: json.loads((tmp_path / name / "card.json").read_text()) for name in ("one", "two")}
     accuracy = {name: next(m["value"] for m in card["metrics"] if m["name"] == "accuracy" and m["split"] == "test")
                 for name, card in cards.items()}
-    assert cards["two"]["provenance"]["train"]["config"]["device"] in ("cpu", "auto")
+    assert cards["two"]["provenance"]["recipe"]["params"]["train"]["device"] in ("cpu", "auto")
     events = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     assert events, "rank 0 wrote no metrics"
     assert accuracy["one"] > 0.9 and abs(accuracy["two"] - accuracy["one"]) < 0.05, accuracy

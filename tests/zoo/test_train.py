@@ -371,7 +371,7 @@ def test_the_run_folder_holds_the_model_best_weights_and_the_newest_n_checkpoint
 
 
 def test_keep_checkpoints_below_one_is_refused():
-    with pytest.raises(InputError, match="keep_checkpoints >= 1"):
+    with pytest.raises(InputError, match=r"'keep_checkpoints' must be in \[1, inf\)"):
         _config(keep_checkpoints=0)
 
 

@@ -65,6 +65,7 @@ class ToyRecipe(Recipe):
     """A recipe with one field of each kind the override parser handles; it trains nothing."""
 
     name: ClassVar[str] = "toy"
+    seed: int = 0
     epochs: int = 3
     lr: float = 1e-3
     augment: bool = True
