@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from zoo.card import write_text_atomic
+from zoo.atomic import write_text_atomic
 from zoo.checkpoint import latest_checkpoint, list_checkpoints
 from zoo.errors import CheckpointError
 

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from zoo.card import MAX_CARD_BYTES, ModelCard, check_file_name, write_text_atomic
+from zoo.atomic import write_text_atomic
+from zoo.card import MAX_CARD_BYTES, ModelCard, check_file_name
 from zoo.errors import InputError
 
 
