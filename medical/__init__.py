@@ -27,15 +27,15 @@ PHANTOM_PREPROCESSING = {
     "overlap": 0.5,
 }
 _LAZY = {
-    "Volume": "medical.volume",
+    "Volume": "medical.io.volume",
     "read_volume": "medical.io",
-    "read_series": "medical.dicom",
-    "list_series": "medical.dicom",
-    "read_image": "medical.dicom",
-    "read_nifti": "medical.nifti",
-    "write_nifti": "medical.nifti",
-    "write_seg": "medical.seg",
-    "read_seg": "medical.seg",
+    "read_series": "medical.io.dicom",
+    "list_series": "medical.io.dicom",
+    "read_image": "medical.io.dicom_file",
+    "read_nifti": "medical.io.nifti",
+    "write_nifti": "medical.io.nifti",
+    "write_seg": "medical.io.seg",
+    "read_seg": "medical.io.seg",
     "deidentify": "medical.deid",
 }
 

@@ -11,11 +11,11 @@ import pytest
 
 import zoo
 from medical.deid import is_deidentified
-from medical.dicom import read_series
+from medical.io.dicom import read_series
 from medical.metrics import dice
 from medical.phantom import LABELS, ct_phantom
-from medical.seg import read_seg
-from medical.volume import Volume
+from medical.io.seg import read_seg
+from medical.io.volume import Volume
 from tests.medical.helpers import write_series
 from zoo.errors import InputError
 
@@ -77,7 +77,7 @@ def test_cli_predict_writes_a_seg_referencing_the_series(case, tmp_path):
 
 
 def test_write_other_formats_and_refuse_unknown_ones(model, prediction, tmp_path):
-    from medical.nifti import read_nifti
+    from medical.io.nifti import read_nifti
 
     nifti = model.adapter.write(prediction, tmp_path / "seg.nii.gz")
     assert read_nifti(nifti).same_grid(prediction)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import zoo
-from medical.nifti import write_nifti
+from medical.io.nifti import write_nifti
 from medical.recipes import Classification2DRecipe, DiceCELoss, PatchDataset, Segmentation3DRecipe
 from tests.medical.helpers import small_phantom
 from tests.medical.test_datasets import write_medmnist
