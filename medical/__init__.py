@@ -87,8 +87,9 @@ def register(registry: Registry) -> None:
     registry.add_model(
         bundled_model(
             "medical",
-            "unet3d.ct-phantom",
-            id="medical/unet3d.ct-phantom",
+            "unet3d.ct_phantom",
+            id="medical/unet3d.ct_phantom",
+            aliases=("medical/unet3d.ct-phantom",),
             task="segmentation-3d",
             architecture="unet3d",
             arch_args={"num_classes": 4, "in_chans": 1, "widths": [8, 16, 32, 64]},

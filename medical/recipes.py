@@ -29,7 +29,7 @@ class Segmentation3DRecipe(Recipe):
 
     name: ClassVar[str] = "segmentation-3d"
 
-    model: str = "medical/unet3d.ct-phantom"
+    model: str = "medical/unet3d.ct_phantom"
     data: str = "medical/ct-phantom"
     pretrained: bool = True
     max_train_cases: int | None = bounded(None, "[1, inf)")

