@@ -6,7 +6,7 @@ drift hits all of them alike; the reported latency is the median over rounds of 
 round's median. Ratios are eager latency / backend latency (targets: onnxruntime
 >= 1.4, torch-compile >= 1.2). Models: ``vision/efficientnet_lite0.in1k``, timm's
 resnet18 (architecture only: weights do not change the speed, and none are on this
-machine) and ``nlp/all-minilm-l6-v2`` embeddings at sequence length 64.
+machine) and ``nlp/text_encoder.all_minilm_l6_v2`` embeddings at sequence length 64.
 
     python -m benchmarks.backend_inference [--rounds 5] [--iters 30] [--threads N] [--smoke]
 """
@@ -27,12 +27,12 @@ def models(smoke: bool):
     import zoo
 
     if smoke:
-        return {"vision/digits-cnn.sklearn": (zoo.load("vision/digits-cnn.sklearn", device="cpu"), None)}
-    minilm = zoo.load("nlp/all-minilm-l6-v2", device="cpu")
+        return {"vision/digits_cnn.sklearn": (zoo.load("vision/digits_cnn.sklearn", device="cpu"), None)}
+    minilm = zoo.load("nlp/text_encoder.all_minilm_l6_v2", device="cpu")
     return {
         "vision/efficientnet_lite0.in1k": (zoo.load("vision/efficientnet_lite0.in1k", device="cpu"), None),
         "timm:resnet18 (random weights)": (zoo.load("timm:resnet18", pretrained=False, device="cpu"), None),
-        "nlp/all-minilm-l6-v2 (seq 64)": (minilm, _tokens(minilm, 64)),
+        "nlp/text_encoder.all_minilm_l6_v2 (seq 64)": (minilm, _tokens(minilm, 64)),
     }
 
 

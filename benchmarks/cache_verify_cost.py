@@ -20,7 +20,7 @@ from zoo.cache import sha256_file
 from benchmarks.load_overhead import timed, write, zoo_env
 
 # The largest bundled weights (EfficientNet-Lite0 18 MB, MiniLM 91 MB) and a tiny one.
-DEFAULT_MODELS = "vision/digits-cnn.sklearn,vision/efficientnet_lite0.in1k,nlp/all-minilm-l6-v2"
+DEFAULT_MODELS = "vision/digits_cnn.sklearn,vision/efficientnet_lite0.in1k,nlp/text_encoder.all_minilm_l6_v2"
 
 
 def measure(model_id: str, repeats: int) -> dict:

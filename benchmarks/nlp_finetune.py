@@ -57,7 +57,7 @@ def seconds_per_sample(train, args) -> tuple[float, float]:
     from nlp.recipes import LengthBucketSampler
     from zoo.train import TrainConfig, default_optimizer
 
-    model = zoo.load("nlp/all-minilm-l6-v2", num_classes=3, device=args.device)
+    model = zoo.load("nlp/text_encoder.all_minilm_l6_v2", num_classes=3, device=args.device)
     model.card.preprocessing["max_length"] = args.max_length
     adapter = type(model.adapter)(model.card, model.adapter.paths)
     rng = np.random.default_rng(0)
@@ -130,7 +130,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         recipe = TextClassificationRecipe(
-            model="nlp/all-minilm-l6-v2", data=DATASET, max_length=args.max_length, max_train_samples=n_train,
+            model="nlp/text_encoder.all_minilm_l6_v2", data=DATASET, max_length=args.max_length, max_train_samples=n_train,
             max_eval_samples=max_eval, train={"epochs": args.epochs, "batch_size": args.batch_size,
                                               "device": args.device, "precision": "fp32", "seed": 0},
         )

@@ -72,7 +72,7 @@ def fresh_model(num_classes: int, seed: int):
     import zoo
 
     torch.manual_seed(seed)
-    model = zoo.load("nlp/all-minilm-l6-v2", num_classes=num_classes, device="cpu")
+    model = zoo.load("nlp/text_encoder.all_minilm_l6_v2", num_classes=num_classes, device="cpu")
     model.card.labels = [str(i) for i in range(num_classes)]
     return model
 
@@ -222,7 +222,7 @@ def main() -> None:
     write({
         "benchmark": "nlp_trainer_vs_hf" + ("" if args.grouping == "length" else f".{args.grouping}")
                      + (".smoke" if args.smoke else ""),
-        "model": "nlp/all-minilm-l6-v2 + linear head (3 classes)",
+        "model": "nlp/text_encoder.all_minilm_l6_v2 + linear head (3 classes)",
         "data": f"{len(dataset)} random texts of nlp/tweets-sentiment train (seed 0), max_length {args.max_length}",
         "batch_size": args.batch_size,
         "grouping": args.grouping,

@@ -27,15 +27,15 @@ PHANTOM_PREPROCESSING = {
     "overlap": 0.5,
 }
 _LAZY = {
-    "Volume": "medical.volume",
+    "Volume": "medical.io.volume",
     "read_volume": "medical.io",
-    "read_series": "medical.dicom",
-    "list_series": "medical.dicom",
-    "read_image": "medical.dicom",
-    "read_nifti": "medical.nifti",
-    "write_nifti": "medical.nifti",
-    "write_seg": "medical.seg",
-    "read_seg": "medical.seg",
+    "read_series": "medical.io.dicom",
+    "list_series": "medical.io.dicom",
+    "read_image": "medical.io.dicom_file",
+    "read_nifti": "medical.io.nifti",
+    "write_nifti": "medical.io.nifti",
+    "write_seg": "medical.io.seg",
+    "read_seg": "medical.io.seg",
     "deidentify": "medical.deid",
 }
 
@@ -87,8 +87,9 @@ def register(registry: Registry) -> None:
     registry.add_model(
         bundled_model(
             "medical",
-            "unet3d.ct-phantom",
-            id="medical/unet3d.ct-phantom",
+            "unet3d.ct_phantom",
+            id="medical/unet3d.ct_phantom",
+            aliases=("medical/unet3d.ct-phantom",),
             task="segmentation-3d",
             architecture="unet3d",
             arch_args={"num_classes": 4, "in_chans": 1, "widths": [8, 16, 32, 64]},

@@ -20,7 +20,7 @@ import numpy as np
 
 from zoo.bench import BenchTask, TaskOutput, step
 
-SEGMENTATION_MODEL = "medical/unet3d.ct-phantom"
+SEGMENTATION_MODEL = "medical/unet3d.ct_phantom"
 PHANTOM_DATASET = "medical/ct-phantom"
 # HU ranges of the control arm, [low, high) per label, after Gaussian smoothing (σ = 1 voxel).
 THRESHOLDS_HU = {1: (80.0, 135.0), 2: (135.0, 240.0), 3: (5.0, 60.0)}

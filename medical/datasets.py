@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from medical.volume import Volume
+from medical.io.volume import Volume
 from zoo.data import fingerprint, stratified_split
 from zoo.errors import InputError
 from zoo.hashing import sha256_file
@@ -48,7 +48,7 @@ class SegmentationCase:
     def load(self) -> tuple[Volume, Volume]:
         """(image, label map), checked to lie on the same grid."""
         from medical.io import read_volume
-        from medical.nifti import read_nifti
+        from medical.io.nifti import read_nifti
 
         image = read_volume(self.image)
         labels = read_nifti(self.label, dtype=np.uint8)
@@ -101,8 +101,8 @@ def phantom_case(seed: int, root: Path | None = None) -> SegmentationCase:
     """Phantom ``seed`` on disk (written atomically on first use): a CT series folder and its label map."""
     import filelock
 
-    from medical.dicom_writer import write_ct_series
-    from medical.nifti import write_nifti
+    from medical.io.dicom_writer import write_ct_series
+    from medical.io.nifti import write_nifti
     from medical.phantom import ct_phantom
     from zoo.cache import zoo_home
 
@@ -368,7 +368,8 @@ def dicom_csv(csv_path: str | Path, val_fraction: float = 0.2, test_fraction: fl
     Without a split column each class is split stratified by ``val_fraction`` and
     ``test_fraction``.
     """
-    from medical.dicom import read_image, read_series
+    from medical.io.dicom import read_series
+    from medical.io.dicom_file import read_image
 
     csv_path = Path(csv_path)
     if not csv_path.is_file():

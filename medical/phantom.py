@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medical.volume import Volume
+from medical.io.volume import Volume
 
 LABELS = ["background", "liver", "kidney", "lesion"]
 HU = {"air": -1000, "fat": -100, "soft_tissue": 35, "muscle": 50, "lung": -850, "bone": 450, "cortical_bone": 900,

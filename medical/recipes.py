@@ -33,7 +33,7 @@ class Segmentation3DRecipe(TrainerRecipe):
         "monitor": "val_dice", "monitor_mode": "max",
     }
 
-    model: str = "medical/unet3d.ct-phantom"
+    model: str = "medical/unet3d.ct_phantom"
     data: str = "medical/ct-phantom"
     pretrained: bool = True
     max_train_cases: int | None = bounded(None, "[1, inf)")

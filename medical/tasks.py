@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from medical.volume import Volume, resample, resample_to_grid, to_canonical
+from medical.io.volume import Volume, resample, resample_to_grid, to_canonical
 from zoo.card import ModelCard
 from zoo.errors import InputError
 from zoo.model import TaskAdapter
@@ -101,7 +101,7 @@ class Segmentation3D(TaskAdapter):
         """A DICOM-SEG (``.dcm``, referencing the ``source`` series), NIfTI (``.nii[.gz]``) or ``.npy`` label map."""
         path = Path(path)
         if path.suffix == ".dcm":
-            from medical.seg import write_seg
+            from medical.io.seg import write_seg
 
             # A label map predicted on a series carries the series' file list; else read the source series.
             if prediction.metadata.get("source") == "dicom":
@@ -112,7 +112,7 @@ class Segmentation3D(TaskAdapter):
                 raise InputError("writing a DICOM-SEG needs the DICOM series it segments: pass source=")
             return write_seg(prediction, reference, path, deidentify=deidentify)
         if path.name.endswith((".nii", ".nii.gz")):
-            from medical.nifti import write_nifti
+            from medical.io.nifti import write_nifti
 
             return write_nifti(prediction, path)
         if path.suffix == ".npy":
@@ -166,7 +166,7 @@ class ImageClassification2D(TaskAdapter):
 
     def read(self, path: str | os.PathLike) -> np.ndarray:
         """A DICOM image file (first frame of a multi-frame one) or a ``.npy`` array."""
-        from medical.dicom import read_image
+        from medical.io.dicom_file import read_image
 
         if Path(path).suffix == ".npy":
             return super().read(path)

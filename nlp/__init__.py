@@ -65,14 +65,15 @@ TEXT_PREPROCESSING = {
 
 def register(registry: Registry) -> None:
     """Declare the NLP architectures, tasks, datasets, recipes, suites, sources and models."""
-    registry.add_architecture(ArchitectureSpec("text-encoder", "nlp.models.encoder:text_encoder"))
-    registry.add_architecture(ArchitectureSpec("hf-sequence-classifier", "nlp.models.hf:hf_sequence_classifier"))
+    registry.add_architecture(ArchitectureSpec("text_encoder", "nlp.models.encoder:text_encoder", aliases=("text-encoder",)))
+    registry.add_architecture(ArchitectureSpec("hf_sequence_classifier", "nlp.models.hf:hf_sequence_classifier",
+                                                aliases=("hf-sequence-classifier",)))
     # An encoder gains or loses its classifier head with ``num_classes``: the task follows.
     registry.add_task(TaskSpec("sentence-embedding", "nlp.tasks:SentenceEmbedding", recipe="text-classification",
                                head_task="text-classification"))
     registry.add_task(TaskSpec("text-classification", "nlp.tasks:TextClassification", recipe="text-classification",
                                headless_task="sentence-embedding"))
-    registry.add_source(SourceSpec("hf", "nlp.models.hf:load_hf", "nlp.models.hf:list_hf",
+    registry.add_source(SourceSpec("hf", "nlp.upstream:load_hf", "nlp.upstream:list_hf",
                                    description="any transformers checkpoint with its tokenizer, through the Hugging Face cache"))
     registry.add_dataset(
         DatasetSpec(
@@ -98,9 +99,10 @@ def register(registry: Registry) -> None:
                                  description="tweet sentiment: accuracy, macro-F1, latency per sentence, sentences/s; TF-IDF control"))
     registry.add_model(
         ModelSpec(
-            id="nlp/all-minilm-l6-v2",
+            id="nlp/text_encoder.all_minilm_l6_v2",
+            aliases=("nlp/all-minilm-l6-v2",),
             task="sentence-embedding",
-            architecture="text-encoder",
+            architecture="text_encoder",
             arch_args={"config": MINILM_CONFIG, "pooling": "mean", "normalize": True},
             weights=MINILM_FILES,
             description="all-MiniLM-L6-v2: 6-layer 384-d BERT sentence encoder (mean pooling, L2-normalised), "

@@ -42,7 +42,7 @@ class TextDataRecipe(Recipe):
 
     cli_options: ClassVar[Mapping[str, str]] = {"--text-column": "text_column", "--label-column": "label_column"}
 
-    model: str = "nlp/all-minilm-l6-v2"
+    model: str = "nlp/text_encoder.all_minilm_l6_v2"
     data: str = "nlp/tweets-sentiment"
     val_data: str | None = None
     test_data: str | None = None

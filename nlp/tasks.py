@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from nlp.tokenizer import Encoded, TextTokenizer, report_truncated
+from nlp.transforms import Encoded, TextTokenizer, report_truncated
 from zoo.card import ModelCard
 from zoo.errors import InputError
 from zoo.model import TaskAdapter
@@ -81,7 +81,7 @@ class TextTask(TaskAdapter):
         return self.tokenizer.pad(self.encode(raw_inputs))
 
     def runtime_preprocessing(self) -> dict[str, Any]:
-        return {"ref": "nlp.tokenizer:TextBatcher", "spec": dict(self.card.preprocessing)}
+        return {"ref": "nlp.transforms:TextBatcher", "spec": dict(self.card.preprocessing)}
 
     def example_inputs(self) -> list[dict[str, torch.Tensor]]:
         """Two padded token batches of different sizes and lengths (parity checks, export)."""

@@ -19,25 +19,39 @@ from zoo.registry import (
 # Bundled policies (robotics/weights/NAME.{json,safetensors}), each written by
 # ``python -m robotics.train_bundled NAME``: id → description.
 BUNDLED = {
-    "robotics/ppo-mlp.cartpole-v1": "PPO policy for CartPole-v1 (categorical MLP 64×64)",
-    "robotics/bc-mlp.cartpole-v1": "behaviour-cloned CartPole-v1 policy, from 20 episodes of the PPO expert",
-    "robotics/sac-mlp.pendulum-v1": "SAC policy for Pendulum-v1 (tanh-Gaussian MLP 256×256)",
-    "robotics/ppo-mlp.invertedpendulum-v5": "PPO policy for MuJoCo InvertedPendulum-v5 (Gaussian MLP 64×64)",
-    "robotics/sac-mlp.reacher-v5": "SAC policy for MuJoCo Reacher-v5 (tanh-Gaussian MLP 128×128)",
-    "robotics/ppo-mlp.hopper-v5": "PPO policy for MuJoCo Hopper-v5 (Gaussian MLP 64×64)",
+    "robotics/mlp_categorical.ppo_cartpole_v1": "PPO policy for CartPole-v1 (categorical MLP 64×64)",
+    "robotics/mlp_categorical.bc_cartpole_v1": "behaviour-cloned CartPole-v1 policy, from 20 episodes of the PPO expert",
+    "robotics/mlp_squashed_gaussian.sac_pendulum_v1": "SAC policy for Pendulum-v1 (tanh-Gaussian MLP 256×256)",
+    "robotics/mlp_gaussian.ppo_invertedpendulum_v5": "PPO policy for MuJoCo InvertedPendulum-v5 (Gaussian MLP 64×64)",
+    "robotics/mlp_squashed_gaussian.sac_reacher_v5": "SAC policy for MuJoCo Reacher-v5 (tanh-Gaussian MLP 128×128)",
+    "robotics/mlp_gaussian.ppo_hopper_v5": "PPO policy for MuJoCo Hopper-v5 (Gaussian MLP 64×64)",
+}
+
+
+# The ids these policies had before ids became ``domain/<arch>.<tag>``: new id → old id.
+FORMER_IDS = {
+    "robotics/mlp_categorical.ppo_cartpole_v1": "robotics/ppo-mlp.cartpole-v1",
+    "robotics/mlp_categorical.bc_cartpole_v1": "robotics/bc-mlp.cartpole-v1",
+    "robotics/mlp_squashed_gaussian.sac_pendulum_v1": "robotics/sac-mlp.pendulum-v1",
+    "robotics/mlp_gaussian.ppo_invertedpendulum_v5": "robotics/ppo-mlp.invertedpendulum-v5",
+    "robotics/mlp_squashed_gaussian.sac_reacher_v5": "robotics/sac-mlp.reacher-v5",
+    "robotics/mlp_gaussian.ppo_hopper_v5": "robotics/ppo-mlp.hopper-v5",
 }
 
 
 def bundled_name(model_id: str) -> str:
-    """``robotics/ppo-mlp.cartpole-v1`` → ``ppo-mlp.cartpole-v1`` (the file stem in ``weights/``)."""
+    """``robotics/mlp_categorical.ppo_cartpole_v1`` → ``mlp_categorical.ppo_cartpole_v1`` (the file stem in ``weights/``)."""
     return model_id.split("/", 1)[1]
 
 
 def register(registry: Registry) -> None:
     """Declare the robotics architectures, task, recipes, dataset, suite and bundled policies."""
-    registry.add_architecture(ArchitectureSpec("mlp-categorical", "robotics.models.mlp:mlp_categorical"))
-    registry.add_architecture(ArchitectureSpec("mlp-gaussian", "robotics.models.mlp:mlp_gaussian"))
-    registry.add_architecture(ArchitectureSpec("mlp-squashed-gaussian", "robotics.models.mlp:mlp_squashed_gaussian"))
+    registry.add_architecture(ArchitectureSpec("mlp_categorical", "robotics.models.mlp:mlp_categorical",
+                                                aliases=("mlp-categorical",)))
+    registry.add_architecture(ArchitectureSpec("mlp_gaussian", "robotics.models.mlp:mlp_gaussian",
+                                                aliases=("mlp-gaussian",)))
+    registry.add_architecture(ArchitectureSpec("mlp_squashed_gaussian", "robotics.models.mlp:mlp_squashed_gaussian",
+                                                aliases=("mlp-squashed-gaussian",)))
     registry.add_task(TaskSpec("control", "robotics.tasks:ControlPolicy", model_class="robotics.tasks:PolicyModel"))
     registry.add_recipe(RecipeSpec("ppo", task="control", recipe="robotics.recipes.ppo:PPORecipe",
                                    description="proximal policy optimisation, discrete or continuous actions"))
@@ -49,7 +63,7 @@ def register(registry: Registry) -> None:
         "robotics/cartpole-v1.ppo-expert",
         task="control",
         loader="robotics.datasets:cartpole_expert",
-        description="20 CartPole-v1 episodes of robotics/ppo-mlp.cartpole-v1 (seeds 1000-1019), recorded "
+        description="20 CartPole-v1 episodes of robotics/mlp_categorical.ppo_cartpole_v1 (seeds 1000-1019), recorded "
         "deterministically on first use into ZOO_HOME",
         card={"license": "Apache-2.0", "source": "recorded by robotics.datasets.record", "synthetic": True},
     ))
@@ -64,6 +78,7 @@ def register(registry: Registry) -> None:
             "robotics",
             bundled_name(model_id),
             id=model_id,
+            aliases=(FORMER_IDS[model_id],),
             task="control",
             architecture=card["architecture"],
             arch_args=card["arch_args"],

@@ -65,8 +65,10 @@ def suite(quick: bool = False) -> list[BenchTask]:
 
 def reference(model_id: str, env_id: str) -> dict | None:
     """The rl-baselines3-zoo row for this policy's algorithm and environment, if the zoo has one."""
+    from zoo.hub import info
+
     published = json.loads((files("robotics") / "data" / "rl_zoo_reference.json").read_text(encoding="utf-8"))
-    algo = model_id.split("/", 1)[1].split("-", 1)[0]
+    algo = (info(model_id).provenance.get("recipe") or {}).get("name")  # ppo, sac, bc
     row = next((r for r in published["rows"] if r["algo"] == algo and r["env_id"] == env_id), None)
     if row is None:
         return None

@@ -370,7 +370,7 @@ def cartpole_expert() -> Path:
 
     path = zoo_home() / "datasets" / "robotics" / "cartpole-v1.ppo-expert"
     if not (path / META_FILE).is_file():
-        expert = load_model("robotics/ppo-mlp.cartpole-v1", device="cpu")
+        expert = load_model("robotics/mlp_categorical.ppo_cartpole_v1", device="cpu")
         try:
             record(expert, "CartPole-v1", path, episodes=20, seed=1000)
         except InputError:

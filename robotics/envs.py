@@ -57,11 +57,11 @@ def policy_arch(env_id: str, algorithm: str, hidden: tuple[int, ...], activation
     if action["type"] == "Discrete":
         if algorithm == "sac":
             raise InputError(f"SAC needs continuous (Box) actions; {env_id} has Discrete({action['n']}): use PPO")
-        return "mlp-categorical", {**args, "num_actions": action["n"]}
+        return "mlp_categorical", {**args, "num_actions": action["n"]}
     args.update(action_dim=action["shape"][0], action_low=action["low"], action_high=action["high"])
     if algorithm == "sac":
-        return "mlp-squashed-gaussian", args
-    return "mlp-gaussian", {**args, "log_std_init": log_std_init}
+        return "mlp_squashed_gaussian", args
+    return "mlp_gaussian", {**args, "log_std_init": log_std_init}
 
 
 def check_env(card, env_id: str, *, same_spaces_ok: bool = False) -> None:

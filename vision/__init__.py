@@ -89,8 +89,9 @@ def register(registry: Registry) -> None:
     registry.add_model(
         bundled_model(
             "vision",
-            "digits-cnn.sklearn",
-            id="vision/digits-cnn.sklearn",
+            "digits_cnn.sklearn",
+            id="vision/digits_cnn.sklearn",
+            aliases=("vision/digits-cnn.sklearn",),
             task="image-classification",
             architecture="digits_cnn",
             arch_args={"num_classes": 10, "in_chans": 1, "widths": [16, 32, 64]},

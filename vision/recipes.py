@@ -28,7 +28,7 @@ class ImageClassificationRecipe(TrainerRecipe):
         "lr": 3e-3, "precision": "auto", "deterministic": True, "monitor": "val_accuracy", "monitor_mode": "max",
     }
 
-    model: str = "vision/digits-cnn.sklearn"
+    model: str = "vision/digits_cnn.sklearn"
     data: str = "vision/digits"
     pretrained: bool = True
     label_smoothing: float = bounded(0.1, "[0, 1)")

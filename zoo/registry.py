@@ -7,6 +7,8 @@ strings, so declaring one imports no torch and ``zoo list`` stays fast.
 from __future__ import annotations
 
 import fnmatch
+import re
+import warnings
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -19,12 +21,26 @@ FORMATS = ("safetensors", "torch-pickle", "raw")
 # Pins other than a full sha256, for files whose publisher gives none (see WeightFile.digest).
 DIGEST_KINDS = ("md5", "sha256-prefix", "gunzip-sha256")
 
+# The one naming rule (timm's): architectures are snake_case; a model id is ``domain/<arch>.<tag>``,
+# ``<arch>`` the registered architecture (or the upstream's, for a pinned pass-through model) and
+# ``<tag>`` the weights (what trained them, on what): lower-case words joined by ``_``.
+ARCH_NAME = re.compile(r"[a-z][a-z0-9_]*")
+MODEL_ID = re.compile(r"(?P<domain>[a-z][a-z0-9_]*)/(?P<arch>[a-z][a-z0-9_]*)\.(?P<tag>[a-z0-9][a-z0-9_]*)")
+
+# "module:attribute" references that moved, as stored in folders and bundles written before the move.
+MOVED_REFS = {"nlp.tokenizer:TextBatcher": "nlp.transforms:TextBatcher"}
+
+
+def current_ref(ref: str) -> str:
+    """A stored ``"module:attr"`` reference under its current name (:data:`MOVED_REFS`)."""
+    return MOVED_REFS.get(ref, ref)
+
 
 def resolve_ref(ref: str | Callable) -> Any:
-    """Import ``"package.module:attr"``; pass callables through."""
+    """Import ``"package.module:attr"`` (a moved one from where it lives now); pass callables through."""
     if not isinstance(ref, str):
         return ref
-    module, _, attr = ref.partition(":")
+    module, _, attr = current_ref(ref).partition(":")
     if not attr:
         raise ValueError(f"expected 'module:attribute', got {ref!r}")
     return getattr(import_module(module), attr)
@@ -101,10 +117,20 @@ class WeightFile:
 
 @dataclass(frozen=True)
 class ArchitectureSpec:
-    """A network builder: ``builder(num_classes=..., **args) -> nn.Module``."""
+    """A network builder: ``builder(num_classes=..., **args) -> nn.Module``.
+
+    ``name`` is snake_case (:data:`ARCH_NAME`); ``aliases`` are former names, still
+    accepted (cards of saved folders) with a FutureWarning naming this one.
+    """
 
     name: str
     builder: str | Callable
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not ARCH_NAME.fullmatch(self.name):
+            raise ValueError(f"architecture names are snake_case ([a-z][a-z0-9_]*, as timm's), got {self.name!r}")
+        object.__setattr__(self, "aliases", tuple(self.aliases))
 
 
 @dataclass(frozen=True)
@@ -138,7 +164,10 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A loadable model id: architecture, task, pinned weights and card defaults."""
+    """A loadable model id: architecture, task, pinned weights and card defaults.
+
+    ``aliases`` are former ids of the model, still accepted with a FutureWarning naming ``id``.
+    """
 
     id: str
     task: str
@@ -147,9 +176,11 @@ class ModelSpec:
     weights: tuple[WeightFile, ...] = ()
     card: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    aliases: tuple[str, ...] = ()
 
     def __post_init__(self):
         check_id(self.id)
+        object.__setattr__(self, "aliases", tuple(self.aliases))
         object.__setattr__(self, "arch_args", _frozen(self.arch_args))
         object.__setattr__(self, "card", _frozen(self.card))
         object.__setattr__(self, "weights", tuple(self.weights))
@@ -174,7 +205,7 @@ class DatasetSpec:
     card: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        check_id(self.id)
+        check_dataset_id(self.id)
         object.__setattr__(self, "card", _frozen(self.card))
 
     @property
@@ -221,11 +252,23 @@ class SourceSpec:
     description: str = ""
 
 
-def check_id(spec_id: str) -> None:
-    """Ids are ``domain/name``, lower-case."""
-    domain, sep, name = spec_id.partition("/")
-    if not sep or not domain or not name or spec_id != spec_id.lower():
-        raise ValueError(f"ids are lower-case 'domain/arch.tag', got {spec_id!r}")
+def check_id(model_id: str) -> None:
+    """Model ids are ``domain/<arch>.<tag>``: lower-case letters, digits and ``_`` (:data:`MODEL_ID`)."""
+    if not MODEL_ID.fullmatch(model_id):
+        raise ValueError(f"model ids are lower-case 'domain/arch.tag' (letters, digits and '_' in each part, "
+                         f"e.g. vision/resnet18.tv_in1k), got {model_id!r}")
+
+
+def check_dataset_id(dataset_id: str) -> None:
+    """Dataset ids are ``domain/name``, lower-case."""
+    domain, sep, name = dataset_id.partition("/")
+    if not sep or not domain or not name or dataset_id != dataset_id.lower():
+        raise ValueError(f"dataset ids are lower-case 'domain/name', got {dataset_id!r}")
+
+
+def as_tag(text: str) -> str:
+    """``text`` as an id's tag: lower-case, each run of other characters one ``_`` (``CartPole-v1`` → ``cartpole_v1``)."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 class Registry:
@@ -239,6 +282,9 @@ class Registry:
         self.recipes: dict[str, RecipeSpec] = {}
         self.suites: dict[str, SuiteSpec] = {}
         self.sources: dict[str, SourceSpec] = {}
+        # Former model ids and architecture names -> current ones.
+        self.model_aliases: dict[str, str] = {}
+        self.architecture_aliases: dict[str, str] = {}
 
     # -- declaring ---------------------------------------------------------
     def _add(self, table: dict, key: str, spec: Any) -> None:
@@ -248,9 +294,13 @@ class Registry:
 
     def add_model(self, spec: ModelSpec) -> None:
         self._add(self.models, spec.id, spec)
+        for old in spec.aliases:
+            self._add(self.model_aliases, old, spec.id)
 
     def add_architecture(self, spec: ArchitectureSpec) -> None:
         self._add(self.architectures, spec.name, spec)
+        for old in spec.aliases:
+            self._add(self.architecture_aliases, old, spec.name)
 
     def add_task(self, spec: TaskSpec) -> None:
         self._add(self.tasks, spec.name, spec)
@@ -269,13 +319,15 @@ class Registry:
 
     # -- looking up --------------------------------------------------------
     def model(self, model_id: str) -> ModelSpec:
-        return _lookup(self.models, model_id, "model")
+        """The spec of ``model_id``; a former id warns and gives the spec it was renamed to."""
+        return _lookup(self.models, _renamed(self.model_aliases, model_id, "model id"), "model")
 
     def dataset(self, dataset_id: str) -> DatasetSpec:
         return _lookup(self.datasets, dataset_id, "dataset")
 
     def architecture(self, name: str) -> ArchitectureSpec:
-        return _lookup(self.architectures, name, "architecture")
+        """The spec of architecture ``name``; a former name warns and gives the current one."""
+        return _lookup(self.architectures, _renamed(self.architecture_aliases, name, "architecture"), "architecture")
 
     def task(self, name: str) -> TaskSpec:
         return _lookup(self.tasks, name, "task")
@@ -309,6 +361,15 @@ class Registry:
             and (task is None or spec.task == task)
             and (pretrained is None or spec.pretrained == pretrained)
         ]
+
+
+def _renamed(aliases: dict[str, str], key: str, kind: str) -> str:
+    """``key``, or the name a former one was given (with a FutureWarning naming it)."""
+    if key not in aliases:
+        return key
+    warnings.warn(f"{kind} {key!r} is renamed {aliases[key]!r}; the old name still works for now, use the new one",
+                  FutureWarning, stacklevel=4)
+    return aliases[key]
 
 
 def _lookup(table: dict, key: str, kind: str):

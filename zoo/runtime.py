@@ -43,7 +43,7 @@ tamper-evident against that too. The check happens at load: the folder must not
 change while it loads.
 
 Preprocessing classes live in the domain packages (``vision.transforms:ImageBatcher``,
-``nlp.tokenizer:TextBatcher``) and import no torch; a bundle of array inputs
+``nlp.transforms:TextBatcher``) and import no torch; a bundle of array inputs
 (control policies, volumes) needs none: :class:`ArrayBatcher` is built in.
 """
 from __future__ import annotations
@@ -61,6 +61,7 @@ import numpy as np
 
 from zoo.errors import BackendError, InputError, UnsafeFormatError, WeightsIntegrityError
 from zoo.hashing import sha256_file
+from zoo.registry import current_ref
 
 BUNDLE_FORMAT = "zoo-onnx-bundle"
 BUNDLE_VERSION = 2
@@ -70,7 +71,7 @@ BUNDLE_FILE, MANIFEST_FILE, DIGEST_FILE, MODEL_FILE, CARD_FILE = (
     "bundle.json", "manifest.json", "manifest.sha256", "model.onnx", "card.json")
 # The only preprocessing classes a bundle may name (``module:Class``): the zoo's own batchers. Image and text
 # bundles import them from the vision and nlp packages, which a deployment installs (docs/architecture.md).
-BATCHERS = ("zoo.runtime:ArrayBatcher", "vision.transforms:ImageBatcher", "nlp.tokenizer:TextBatcher")
+BATCHERS = ("zoo.runtime:ArrayBatcher", "vision.transforms:ImageBatcher", "nlp.transforms:TextBatcher")
 POSTPROCESSING = ("classification", "raw")
 MAX_MANIFEST_BYTES = 1 << 20  # read before it is verified: bounded
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -323,6 +324,7 @@ def _checked_spec(spec: dict[str, Any], path: Path) -> dict[str, Any]:
     if not (isinstance(pre, dict) and isinstance(pre.get("ref"), str) and isinstance(pre.get("spec"), dict)):
         raise InputError(f"{path}: expected 'preprocessing' to be {{'ref': 'module:Class', 'spec': {{...}}}}, "
                          f"got {pre!r:.80}")
+    pre["ref"] = current_ref(pre["ref"])  # a bundle written before its batcher moved
     if pre["ref"] not in BATCHERS:
         raise UnsafeFormatError(f"{path}: preprocessing ref {pre['ref']!r:.80} is not one of the zoo's batchers "
                                 f"{BATCHERS}; a bundle may not import other code")

@@ -143,7 +143,7 @@ def text_encoder(
     num_classes: int | None = None,
     head_dropout: float = 0.1,
 ) -> TextEncoder:
-    """The ``text-encoder`` architecture: ``AutoModel.from_config(config)`` (no network) wrapped in :class:`TextEncoder`."""
+    """The ``text_encoder`` architecture: ``AutoModel.from_config(config)`` (no network) wrapped in :class:`TextEncoder`."""
     from transformers import AutoModel
 
     config = {k: v for k, v in config.items() if k != "auto_map"}  # remote code never runs on a rebuild

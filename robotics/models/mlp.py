@@ -200,19 +200,19 @@ def _floats(values) -> list[float]:
 
 
 def mlp_categorical(obs_dim: int, num_actions: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh") -> CategoricalActorCritic:
-    """The architecture ``mlp-categorical``: discrete actions."""
+    """The architecture ``mlp_categorical``: discrete actions."""
     return CategoricalActorCritic(obs_dim, num_actions, tuple(hidden), activation)
 
 
 def mlp_gaussian(obs_dim: int, action_dim: int, action_low: Sequence[float], action_high: Sequence[float],
                  hidden: Sequence[int] = (64, 64), activation: str = "tanh", log_std_init: float = 0.0) -> GaussianActorCritic:
-    """The architecture ``mlp-gaussian``: continuous actions, state-independent log-std."""
+    """The architecture ``mlp_gaussian``: continuous actions, state-independent log-std."""
     return GaussianActorCritic(obs_dim, action_dim, _floats(action_low), _floats(action_high), tuple(hidden),
                                activation, log_std_init)
 
 
 def mlp_squashed_gaussian(obs_dim: int, action_dim: int, action_low: Sequence[float], action_high: Sequence[float],
                           hidden: Sequence[int] = (256, 256), activation: str = "relu") -> SquashedGaussianActorCritic:
-    """The architecture ``mlp-squashed-gaussian``: SAC's tanh-Gaussian actor and twin Q critic."""
+    """The architecture ``mlp_squashed_gaussian``: SAC's tanh-Gaussian actor and twin Q critic."""
     return SquashedGaussianActorCritic(obs_dim, action_dim, _floats(action_low), _floats(action_high), tuple(hidden),
                                        activation)

@@ -11,6 +11,7 @@ from backends.seed import rng_state, set_rng_state
 from zoo.card import ModelCard
 from zoo.checkpoint import Checkpoint, check_like, load_checkpoint, save_checkpoint
 from zoo.errors import CheckpointError
+from zoo.registry import as_tag
 from zoo.runs import check_same_run, find_checkpoint
 
 EVAL_SEED = 10_000  # evaluation episodes are reset with seeds EVAL_SEED + i, apart from training seeds
@@ -37,7 +38,7 @@ def make_policy(env_id: str, algorithm: str, model: str | None, pretrained: bool
     spaces = describe_spaces(env)
     env.close()
     card = ModelCard(
-        id=f"robotics/{algorithm}-mlp.{env_id.lower()}",
+        id=f"robotics/{architecture}.{algorithm}_{as_tag(env_id)}",
         domain="robotics",
         task="control",
         architecture=architecture,

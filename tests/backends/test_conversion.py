@@ -10,7 +10,7 @@ from backends.onnx_backend import ExportError, export_onnx
 from backends.parity import ParityError, Tolerance, check_parity
 from zoo.errors import BackendError
 
-DIGITS = "vision/digits-cnn.sklearn"
+DIGITS = "vision/digits_cnn.sklearn"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_parity_failure_names_the_model_and_the_largest_difference(monkeypatch):
             return lambda inputs: module(inputs) + 1.0  # a broken converter
 
     monkeypatch.setitem(backends._registered, "off-by-one", Off)
-    with pytest.raises(BackendError, match=r"vision/digits-cnn.sklearn on off-by-one does not match eager PyTorch: "
+    with pytest.raises(BackendError, match=r"vision/digits_cnn.sklearn on off-by-one does not match eager PyTorch: "
                                            r"largest difference 1"):
         zoo.load(DIGITS, device="cpu", backend="off-by-one")
 
@@ -78,7 +78,7 @@ def test_bundled_models_of_every_domain_run_on_onnxruntime(model_id):
     assert converted.parity.passed and len(converted.parity.batches) == 2
 
 
-@pytest.mark.parametrize("model_id", ["medical/unet3d.ct-phantom", "robotics/ppo-mlp.hopper-v5"])
+@pytest.mark.parametrize("model_id", ["medical/unet3d.ct_phantom", "robotics/mlp_gaussian.ppo_hopper_v5"])
 def test_bundled_3d_unet_and_policy_run_on_torch_compile(model_id):
     converted = zoo.load(model_id, device="cpu", backend="torch-compile")
     assert converted.parity.passed and len(converted.parity.batches) == 2

@@ -1,6 +1,6 @@
 """Fuzz: export bundles (zoo.runtime.load_bundle + predict).
 
-One tiny real bundle (vision/digits-cnn.sklearn) is exported once; each example
+One tiny real bundle (vision/digits_cnn.sklearn) is exported once; each example
 copies it, mutates it (JSON fields deleted, retyped or changed, hostile refs and
 file names, bytes truncated/flipped/inserted, files added, removed or replaced by
 folders and symlinks), optionally reseals it (manifest and digest rewritten: a
@@ -43,7 +43,7 @@ def original(tmp_path_factory):
     """The exported bundle, its digest, a snapshot of its files and its predictions."""
     from zoo.export import export
 
-    bundle = export("vision/digits-cnn.sklearn", tmp_path_factory.mktemp("fuzz-bundle") / "digits")
+    bundle = export("vision/digits_cnn.sklearn", tmp_path_factory.mktemp("fuzz-bundle") / "digits")
     return Original(bundle, recorded_digest(bundle), snapshot(bundle), load_bundle(bundle).predict(IMAGES))
 
 
@@ -115,7 +115,7 @@ def mutate_hostile(data, directory: Path) -> None:
     if target == "ref":
         document["preprocessing"] = {**(document.get("preprocessing") or {}), "ref": value}
     elif target == "tokenizer":
-        document["preprocessing"] = {"ref": "nlp.tokenizer:TextBatcher", "spec": {"tokenizer": value, "max_length": 8}}
+        document["preprocessing"] = {"ref": "nlp.transforms:TextBatcher", "spec": {"tokenizer": value, "max_length": 8}}
     else:
         document["files"] = {**(document.get("files") or {}), value: {"sha256": "0" * 64, "size": 0}}
     path.write_text(json.dumps(document))

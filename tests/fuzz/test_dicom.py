@@ -59,7 +59,7 @@ def small_voxel_limit():
 @lru_cache(maxsize=1)
 def phantom_series() -> tuple[tuple[str, bytes], ...]:
     """A small phantom CT series as (file name, bytes), from the lowest slice to the top one."""
-    from medical.dicom_writer import write_ct_series
+    from medical.io.dicom_writer import write_ct_series
     from medical.phantom import ct_phantom
 
     ct, _ = ct_phantom(1, shape=SERIES_SHAPE, spacing=SERIES_SPACING)
@@ -172,7 +172,7 @@ def mutate(data: bytes, mutation) -> bytes:
 
 # -- properties ------------------------------------------------------------------------------
 def read_mutated_series(files: list[tuple[str, bytes]], **options):
-    from medical.dicom import read_series
+    from medical.io.dicom import read_series
 
     with tempfile.TemporaryDirectory() as folder:
         for name, data in files:
@@ -211,8 +211,8 @@ def test_series_with_one_mutated_file(victim, mutation, skip_damaged):
 @given(victim=st.integers(0, SERIES_SHAPE[0] - 1), mutation=dicom_mutations())
 def test_seg_written_on_a_mutated_series_stays_in_its_target(victim, mutation):
     """A SEG on a series with one mutated file: written at its path and nowhere else, or a ZooError."""
-    from medical.dicom import read_series
-    from medical.seg import write_seg
+    from medical.io.dicom import read_series
+    from medical.io.seg import write_seg
 
     files = list(phantom_series())
     files[victim] = (files[victim][0], mutate(files[victim][1], mutation))
@@ -260,7 +260,8 @@ def test_nan_or_duplicate_positions_never_reorder_silently(victim, source, value
 
 @given(name=st.sampled_from(PYDICOM_FILES), mutation=dicom_mutations())
 def test_single_dicom_files(name, mutation):
-    from medical.dicom import list_series, read_image, read_series
+    from medical.io.dicom import list_series, read_series
+    from medical.io.dicom_file import read_image
 
     data = pydicom_file(name)
     if data is None:

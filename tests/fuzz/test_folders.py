@@ -41,7 +41,7 @@ json_values = st.recursive(json_scalars, lambda inner: st.one_of(
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """The saved digits CNN and tiny BERT folders, built once."""
-    digits = zoo.load("vision/digits-cnn.sklearn", device="cpu").save(tmp_path_factory.mktemp("digits") / "model")
+    digits = zoo.load("vision/digits_cnn.sklearn", device="cpu").save(tmp_path_factory.mktemp("digits") / "model")
     home = tmp_path_factory.mktemp("hf-home")
     install_in_hf_cache(make_tiny_bert(tmp_path_factory.mktemp("bert")), home / "hub", "tiny-org/tiny-bert")
     with pytest.MonkeyPatch.context() as patch:

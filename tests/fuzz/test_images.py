@@ -70,7 +70,7 @@ def npy_seeds() -> dict[str, bytes]:
 def digits_model():
     import zoo
 
-    return zoo.load("vision/digits-cnn.sklearn", device="cpu")
+    return zoo.load("vision/digits_cnn.sklearn", device="cpu")
 
 
 BATCHERS = {

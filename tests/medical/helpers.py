@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medical.dicom_writer import write_ct_series
+from medical.io.dicom_writer import write_ct_series
 from medical.phantom import ct_phantom
-from medical.volume import Volume
+from medical.io.volume import Volume
 
 SMALL_SHAPE = (20, 40, 44)  # slices, rows, columns: a non-square plane catches swapped axes
 SMALL_SPACING = (6.0, 9.0, 8.5)

@@ -43,7 +43,7 @@ def test_suite_rows_and_medmnist_only_when_present(tmp_path, monkeypatch):
                      out_dir=tmp_path / "results", progress=False)
     by_model = {row["model"]: row for row in rows}
     assert all(row["status"] == "ok" for row in rows), [row["error"] for row in rows]
-    unet, control = by_model["medical/unet3d.ct-phantom"], by_model["control/hu-threshold"]
+    unet, control = by_model["medical/unet3d.ct_phantom"], by_model["control/hu-threshold"]
     assert control["control"] and unet["metrics"]["dice"]["mean"] > 0.85 > control["metrics"]["dice"]["mean"]
     assert unet["metrics"]["hd95"]["mean"] < control["metrics"]["hd95"]["mean"]
     assert unet["latency_ms"]["p50"] > 0 and unet["throughput"]["unit"] == "volumes/s"

@@ -9,8 +9,8 @@ import pytest
 from pydicom.uid import UID
 
 from medical.datasets import ct_phantom, decathlon, dicom_csv, medmnist, medmnist_files
-from medical.dicom import read_series
-from medical.nifti import write_nifti
+from medical.io.dicom import read_series
+from medical.io.nifti import write_nifti
 from medical.phantom import HU, LABELS
 from tests.medical.helpers import small_phantom, write_series
 from zoo.errors import InputError

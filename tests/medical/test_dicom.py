@@ -9,8 +9,9 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from medical.dicom import list_series, read_image, read_series
-from medical.volume import Volume
+from medical.io.dicom import list_series, read_series
+from medical.io.dicom_file import read_image
+from medical.io.volume import Volume
 from tests.medical.helpers import SMALL_SPACING, same_voxels, small_phantom, write_series
 from zoo.errors import InputError
 

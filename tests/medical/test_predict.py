@@ -11,11 +11,11 @@ import pytest
 
 import zoo
 from medical.deid import is_deidentified
-from medical.dicom import read_series
+from medical.io.dicom import read_series
 from medical.metrics import dice
 from medical.phantom import LABELS, ct_phantom
-from medical.seg import read_seg
-from medical.volume import Volume
+from medical.io.seg import read_seg
+from medical.io.volume import Volume
 from tests.medical.helpers import write_series
 from zoo.errors import InputError
 
@@ -32,7 +32,7 @@ def case(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model():
-    return zoo.load("medical/unet3d.ct-phantom", device="cpu")
+    return zoo.load("medical/unet3d.ct_phantom", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_predict_on_a_flipped_series_maps_back_to_its_own_grid(case, model, tmp_
 def test_cli_predict_writes_a_seg_referencing_the_series(case, tmp_path):
     folder, labels = case
     out = tmp_path / "seg.dcm"
-    result = subprocess.run([sys.executable, "-m", "zoo", "predict", "medical/unet3d.ct-phantom", str(folder), "--out", str(out)],
+    result = subprocess.run([sys.executable, "-m", "zoo", "predict", "medical/unet3d.ct_phantom", str(folder), "--out", str(out)],
                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert "written to" in result.stdout
@@ -77,7 +77,7 @@ def test_cli_predict_writes_a_seg_referencing_the_series(case, tmp_path):
 
 
 def test_write_other_formats_and_refuse_unknown_ones(model, prediction, tmp_path):
-    from medical.nifti import read_nifti
+    from medical.io.nifti import read_nifti
 
     nifti = model.adapter.write(prediction, tmp_path / "seg.nii.gz")
     assert read_nifti(nifti).same_grid(prediction)
@@ -89,7 +89,7 @@ def test_write_other_formats_and_refuse_unknown_ones(model, prediction, tmp_path
 
 def test_importing_zoo_and_listing_loads_neither_torch_nor_pydicom():
     code = ("import sys, zoo; from zoo.registry import get_registry; r = get_registry(); "
-            "assert 'medical/unet3d.ct-phantom' in r.models; zoo.info('medical/unet3d.ct-phantom'); "
+            "assert 'medical/unet3d.ct_phantom' in r.models; zoo.info('medical/unet3d.ct_phantom'); "
             "bad = [m for m in ('torch', 'pydicom', 'highdicom', 'nibabel', 'scipy') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

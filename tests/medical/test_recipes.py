@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import zoo
-from medical.nifti import write_nifti
+from medical.io.nifti import write_nifti
 from medical.recipes import Classification2DRecipe, DiceCELoss, PatchDataset, Segmentation3DRecipe
 from tests.medical.helpers import small_phantom
 from tests.medical.test_datasets import write_medmnist
@@ -50,7 +50,7 @@ def test_segmentation_recipe_fine_tunes_on_decathlon_pairs_with_other_labels(tmp
     model = zoo.load(str(tmp_path / "run"))
     assert model.card.labels == ["background", "liver"] and model.net.num_classes == 2
     assert model.card.preprocessing["spacing"] == [8.0, 8.0, 8.0]
-    assert model.card.provenance["finetune_from"] == "medical/unet3d.ct-phantom"
+    assert model.card.provenance["finetune_from"] == "medical/unet3d.ct_phantom"
     names = {(m["name"], m["split"]) for m in result.metrics}
     assert {("dice", "val"), ("dice_liver", "val"), ("hd95", "val")} <= names
     assert model.card.provenance["recipe"]["params"]["data"] == str(root)
@@ -84,7 +84,7 @@ def test_bundled_card_records_a_recipe_that_rebuilds_and_matches_the_spec():
     """`zoo reproduce` reruns the card's recipe: it must parse, and prepare volumes as the spec says."""
     from medical import PHANTOM_PREPROCESSING
 
-    card = zoo.info("medical/unet3d.ct-phantom")
+    card = zoo.info("medical/unet3d.ct_phantom")
     recorded = card.provenance["recipe"]
     assert recorded["name"] == "segmentation-3d"
     recipe = Segmentation3DRecipe.from_overrides(recorded["params"])

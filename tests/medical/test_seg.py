@@ -10,10 +10,10 @@ import pytest
 from pydicom.dataset import Dataset
 
 from medical.deid import deidentify, is_deidentified
-from medical.dicom import read_series
+from medical.io.dicom import read_series
 from medical.phantom import LABELS
-from medical.seg import read_seg, write_seg
-from medical.volume import Volume
+from medical.io.seg import read_seg, write_seg
+from medical.io.volume import Volume
 from tests.medical.helpers import small_phantom, write_series
 from zoo.errors import InputError
 

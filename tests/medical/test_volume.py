@@ -5,9 +5,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medical.nifti import read_nifti, write_nifti
+from medical.io.nifti import read_nifti, write_nifti
 from medical.transforms import CT_WINDOWS, percentile_scale, window
-from medical.volume import Volume, crop_or_pad, resample, resample_to_grid, to_canonical
+from medical.io.volume import Volume, crop_or_pad, resample, resample_to_grid, to_canonical
 from tests.medical.helpers import same_voxels
 from zoo.errors import InputError
 

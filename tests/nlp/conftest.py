@@ -9,7 +9,7 @@ def minilm():
     """The registered sentence encoder, loaded once for the session (tests must not change it)."""
     import zoo
 
-    return zoo.load("nlp/all-minilm-l6-v2", device="cpu")
+    return zoo.load("nlp/text_encoder.all_minilm_l6_v2", device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from zoo.bench import TaskOutput
 def test_suite_has_the_probe_row_and_the_control_arm():
     tasks = bench.suite(quick=True)
     names = {task.name: task for task in tasks}
-    assert "all-minilm-l6-v2+probe@tweets" in names and "tfidf-logreg@tweets" in names
-    assert names["tfidf-logreg@tweets"].control and not names["all-minilm-l6-v2+probe@tweets"].control
+    assert "text_encoder.all_minilm_l6_v2+probe@tweets" in names and "tfidf-logreg@tweets" in names
+    assert names["tfidf-logreg@tweets"].control and not names["text_encoder.all_minilm_l6_v2+probe@tweets"].control
     assert {task.dataset for task in tasks} == {"nlp/tweets-sentiment"}
     assert names["tfidf-logreg@tweets"].run.args[0] == (bench.QUICK_TRAIN, bench.QUICK_TEST)
     assert zoo.registry.get_registry().suite("nlp").builder == "nlp.bench:suite"
@@ -17,7 +17,7 @@ def test_suite_has_the_probe_row_and_the_control_arm():
 def test_probe_and_control_rows_on_small_subsets():
     timing = {"iters": 3, "throughput_batch": 8, "min_time_s": 0.0}
     # The probe's head goes into the converted graph: run it on ONNX Runtime.
-    probe = bench._run_probe("nlp/all-minilm-l6-v2", (30, 15), timing, seed=0, backend="onnxruntime")
+    probe = bench._run_probe("nlp/text_encoder.all_minilm_l6_v2", (30, 15), timing, seed=0, backend="onnxruntime")
     control = bench._run_tfidf((30, 15), timing, seed=0)
     for output in (probe, control):
         assert isinstance(output, TaskOutput) and set(output.metrics) == {"accuracy", "macro_f1"}

@@ -71,14 +71,14 @@ def test_cli_recipe_option_runs_the_embedding_probe(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_reviews(tmp_path / "reviews.csv", text_column="body", label_column="rating")
     result = CliRunner().invoke(app_cli(), [
-        "finetune", "nlp/all-minilm-l6-v2", "--recipe", "embedding-probe", "--data", "reviews.csv",
+        "finetune", "nlp/text_encoder.all_minilm_l6_v2", "--recipe", "embedding-probe", "--data", "reviews.csv",
         "--text-column", "body", "--label-column", "rating", "--out", "probe", "--set", "C=3",
     ])
     assert result.exit_code == 0, result.output + repr(result.exception)
     model = zoo.load(tmp_path / "probe")
     assert model.card.provenance["recipe"]["name"] == "embedding-probe"
     assert model.predict("absolutely wonderful, I love it")["label"] == "5"
-    bad = CliRunner().invoke(app_cli(), ["finetune", "nlp/all-minilm-l6-v2", "--recipe", "embedding-probe",
+    bad = CliRunner().invoke(app_cli(), ["finetune", "nlp/text_encoder.all_minilm_l6_v2", "--recipe", "embedding-probe",
                                          "--data", "reviews.csv", "--epochs", "2"])
     assert "has no field(s) ['epochs']" in str(bad.exception)
 

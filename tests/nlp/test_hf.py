@@ -77,7 +77,7 @@ def test_saved_hf_model_reloads_without_the_hub(cached_repo, tmp_path, monkeypat
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "empty-zoo"))
     again = zoo.load(tmp_path / "saved", device="cpu")
-    assert again.card.architecture == "hf-sequence-classifier"
+    assert again.card.architecture == "hf_sequence_classifier"
     assert [p["score"] for p in again.predict(TEXTS)] == pytest.approx([p["score"] for p in before], abs=1e-6)
 
 
@@ -102,7 +102,7 @@ def test_pickle_only_checkpoints_and_remote_code_are_refused(tiny_bert, tmp_path
 
 def test_options_only_reach_pass_through_ids():
     with pytest.raises(InputError, match="only pass-through ids"):
-        zoo.load("nlp/all-minilm-l6-v2", task="text-classification")
+        zoo.load("nlp/text_encoder.all_minilm_l6_v2", task="text-classification")
 
 
 def test_fine_tune_an_hf_checkpoint_with_a_new_head(cached_repo, tmp_path):
@@ -114,7 +114,7 @@ def test_fine_tune_an_hf_checkpoint_with_a_new_head(cached_repo, tmp_path):
                                       new_head=True, freeze_encoder=True, train={"epochs": 1, "batch_size": 8})
     recipe.run(tmp_path / "tuned", progress=False)
     tuned = zoo.load(tmp_path / "tuned", device="cpu")
-    assert tuned.card.labels == ["1", "3", "5"] and tuned.card.architecture == "hf-sequence-classifier"
+    assert tuned.card.labels == ["1", "3", "5"] and tuned.card.architecture == "hf_sequence_classifier"
     assert tuned.predict("the movie was great")["label"] in ("1", "3", "5")
     with pytest.raises(InputError, match=r"does not know.*new_head=true"):
         TextClassificationRecipe(model=f"hf:{REPO}", data=str(data), text_column="review", label_column="stars",

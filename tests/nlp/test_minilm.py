@@ -1,4 +1,4 @@
-"""nlp/all-minilm-l6-v2: the genuine checkpoint, pinned files, sentence-transformers parity, classifier head."""
+"""nlp/text_encoder.all_minilm_l6_v2: the genuine checkpoint, pinned files, sentence-transformers parity, classifier head."""
 import json
 import logging
 from pathlib import Path
@@ -29,7 +29,7 @@ def package_dir() -> Path:
 
 
 def test_every_file_is_pinned_by_the_sha256_of_the_package_file():
-    spec = zoo.registry.get_registry().model("nlp/all-minilm-l6-v2")
+    spec = zoo.registry.get_registry().model("nlp/text_encoder.all_minilm_l6_v2")
     names = {wf.name for wf in spec.weights}
     assert names == {"model.safetensors", "tokenizer.json", "vocab.txt", "config.json",
                      "tokenizer_config.json", "special_tokens_map.json"}
@@ -118,7 +118,7 @@ def test_empty_list_predicts_nothing_and_pairs_are_accepted(minilm):
 
 
 def test_num_classes_makes_a_text_classifier_that_saves_and_reloads_from_its_directory(tmp_path, monkeypatch):
-    model = zoo.load("nlp/all-minilm-l6-v2", num_classes=3, device="cpu")
+    model = zoo.load("nlp/text_encoder.all_minilm_l6_v2", num_classes=3, device="cpu")
     assert model.card.task == "text-classification" and model.card.arch_args["num_classes"] == 3
     model.card.labels = ["negative", "neutral", "positive"]
     before = model.predict(["what a lovely day", "this is awful"])
@@ -152,14 +152,14 @@ def test_tampered_tokenizer_in_a_saved_model_is_refused(minilm, tmp_path):
 
 
 def test_pretrained_false_keeps_the_tokenizer(minilm):
-    fresh = zoo.load("nlp/all-minilm-l6-v2", pretrained=False, device="cpu")
+    fresh = zoo.load("nlp/text_encoder.all_minilm_l6_v2", pretrained=False, device="cpu")
     assert "tokenizer.json" in fresh.card.files and "model.safetensors" not in fresh.card.files
     assert fresh.predict("hello").shape == (384,)
     assert not np.allclose(fresh.predict("hello"), minilm.predict("hello"), atol=1e-2)
 
 
 def test_runtime_text_batcher_encodes_empty_text_and_names_bad_items():
-    from nlp.tokenizer import TextBatcher, TextTokenizer
+    from nlp.transforms import TextBatcher, TextTokenizer
 
     batcher = TextBatcher(TextTokenizer(package_dir() / "tokenizer.json", max_length=16, strip=True))
     arrays = batcher(["", "   ", "hi"])

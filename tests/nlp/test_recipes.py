@@ -17,7 +17,7 @@ def test_finetune_through_the_cli_writes_a_model_that_predicts_raw_strings(tmp_p
     monkeypatch.chdir(tmp_path)
     write_reviews(tmp_path / "reviews.csv", extra_rows=[("", "5")])
     result = CliRunner().invoke(app, [
-        "finetune", "nlp/all-minilm-l6-v2", "--data", "reviews.csv", "--text-column", "review",
+        "finetune", "nlp/text_encoder.all_minilm_l6_v2", "--data", "reviews.csv", "--text-column", "review",
         "--label-column", "stars", "--epochs", "1", "--out", "runs/reviews", "--set", "max_length=64",
         "--set", "train.batch_size=8",
     ])
@@ -41,7 +41,7 @@ def test_cli_errors_for_text_data_are_one_line(tmp_path, monkeypatch, capsys):
     from zoo.cli import main
 
     write_reviews(tmp_path / "reviews.csv")
-    monkeypatch.setattr(sys, "argv", ["zoo", "finetune", "nlp/all-minilm-l6-v2", "--data", str(tmp_path / "reviews.csv"),
+    monkeypatch.setattr(sys, "argv", ["zoo", "finetune", "nlp/text_encoder.all_minilm_l6_v2", "--data", str(tmp_path / "reviews.csv"),
                                       "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit) as exit_info:
         main()
@@ -65,7 +65,7 @@ def test_embedding_probe_becomes_a_linear_head_of_a_loadable_classifier(tmp_path
     from nlp.datasets import load_splits
 
     splits = load_splits(data, text_column="review", label_column="stars", val_fraction=0.2)
-    encoder = zoo.load("nlp/all-minilm-l6-v2", device="cpu")
+    encoder = zoo.load("nlp/text_encoder.all_minilm_l6_v2", device="cpu")
     x = encoder.predict(splits.train.inputs())
     reference = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000, random_state=0).fit(x, splits.train.labels)
     head = model.net.get_classifier()
@@ -74,7 +74,7 @@ def test_embedding_probe_becomes_a_linear_head_of_a_loadable_classifier(tmp_path
 
 
 def test_fine_tuning_a_classifier_keeps_its_labels_and_rejects_unknown_ones(minilm, tmp_path):
-    classifier = zoo.load("nlp/all-minilm-l6-v2", num_classes=2, device="cpu")
+    classifier = zoo.load("nlp/text_encoder.all_minilm_l6_v2", num_classes=2, device="cpu")
     classifier.card.labels = ["1", "5"]
     classifier.save(tmp_path / "clf")
     data = write_reviews(tmp_path / "more.csv", extra_rows=[("it is fine", "3"), ("it is okay I guess", "3")])
@@ -118,7 +118,7 @@ def test_finetune_refuses_a_val_fraction_outside_its_range_in_one_line(tmp_path,
     from tests.zoo.test_cli import run_zoo
 
     data = write_reviews(tmp_path / "reviews.csv")
-    result = run_zoo("finetune", "nlp/all-minilm-l6-v2", "--data", str(data), "--text-column", "review",
+    result = run_zoo("finetune", "nlp/text_encoder.all_minilm_l6_v2", "--data", str(data), "--text-column", "review",
                      "--label-column", "stars", "--set", f"val_fraction={value}", "--out", str(tmp_path / "out"),
                      check=False)
     assert result.returncode == 1

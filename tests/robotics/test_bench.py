@@ -15,18 +15,18 @@ def test_suite_has_every_bundled_policy_and_a_random_control_per_env():
 
 
 def test_references_come_from_the_zoo_table_for_the_same_algorithm_and_env():
-    assert reference("robotics/ppo-mlp.cartpole-v1", "CartPole-v1")["metrics"] == {"mean_return": 500.0}
-    assert reference("robotics/sac-mlp.pendulum-v1", "Pendulum-v1")["metrics"] == {"mean_return": -156.995}
-    assert reference("robotics/bc-mlp.cartpole-v1", "CartPole-v1") is None  # the zoo has no BC row
-    assert "Hopper-v3" in reference("robotics/ppo-mlp.hopper-v5", "Hopper-v5")["source"]  # the zoo's version
+    assert reference("robotics/mlp_categorical.ppo_cartpole_v1", "CartPole-v1")["metrics"] == {"mean_return": 500.0}
+    assert reference("robotics/mlp_squashed_gaussian.sac_pendulum_v1", "Pendulum-v1")["metrics"] == {"mean_return": -156.995}
+    assert reference("robotics/mlp_categorical.bc_cartpole_v1", "CartPole-v1") is None  # the zoo has no BC row
+    assert "Hopper-v3" in reference("robotics/mlp_gaussian.ppo_hopper_v5", "Hopper-v5")["source"]  # the zoo's version
 
 
 def test_cartpole_rows_rank_the_policy_above_the_random_control(tmp_path):
     tasks = [t for t in suite(quick=True) if t.dataset == "CartPole-v1" and t.model in
-             ("robotics/ppo-mlp.cartpole-v1", "control/random")]
+             ("robotics/mlp_categorical.ppo_cartpole_v1", "control/random")]
     rows = run_tasks(tasks, suite="robotics", out_dir=tmp_path, progress=False)
     by_model = {row["model"]: row for row in rows}
-    policy, random = by_model["robotics/ppo-mlp.cartpole-v1"], by_model["control/random"]
+    policy, random = by_model["robotics/mlp_categorical.ppo_cartpole_v1"], by_model["control/random"]
     assert policy["status"] == random["status"] == "ok"
     assert policy["metrics"]["mean_return"]["mean"] >= 475 and policy["metrics"]["success"]["mean"] == 1.0
     assert random["metrics"]["mean_return"]["mean"] < 100 and policy["metrics"]["mean_return"]["ci95"] is not None
@@ -47,8 +47,8 @@ def test_the_suite_plots_return_against_training_steps():
 
     spec = zoo.registry.get_registry().suite("robotics").plot
     assert spec == "robotics.bench:PLOT" and PLOT == PlotSpec("extra.train_env_steps", PLOT.x_label, log_x=True)
-    assert train_env_steps("robotics/sac-mlp.pendulum-v1") == 20_000
-    assert train_env_steps("robotics/bc-mlp.cartpole-v1") is None  # trained offline: drawn as a line
+    assert train_env_steps("robotics/mlp_squashed_gaussian.sac_pendulum_v1") == 20_000
+    assert train_env_steps("robotics/mlp_categorical.bc_cartpole_v1") is None  # trained offline: drawn as a line
 
 
 def test_a_policy_runs_on_the_onnxruntime_backend_with_the_same_actions():
@@ -56,8 +56,8 @@ def test_a_policy_runs_on_the_onnxruntime_backend_with_the_same_actions():
     import pytest
 
     pytest.importorskip("onnxruntime")
-    eager = zoo.load("robotics/ppo-mlp.invertedpendulum-v5")
-    converted = zoo.load("robotics/ppo-mlp.invertedpendulum-v5", backend="onnxruntime")
+    eager = zoo.load("robotics/mlp_gaussian.ppo_invertedpendulum_v5")
+    converted = zoo.load("robotics/mlp_gaussian.ppo_invertedpendulum_v5", backend="onnxruntime")
     obs = np.linspace(-0.2, 0.2, 4).astype(np.float32)
     np.testing.assert_allclose(converted.predict(obs), eager.predict(obs), atol=1e-4)
     assert converted.rollout("InvertedPendulum-v5", episodes=1, seed=0).returns[0] == 1000

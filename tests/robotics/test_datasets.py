@@ -32,7 +32,7 @@ def test_record_and_load_round_trip(pendulum_demos):
 
 
 def test_recorded_discrete_policy_matches_a_live_rollout(tmp_path):
-    expert = zoo.load("robotics/ppo-mlp.cartpole-v1")
+    expert = zoo.load("robotics/mlp_categorical.ppo_cartpole_v1")
     demos = datasets.load(datasets.record(expert, "CartPole-v1", tmp_path / "d", episodes=1, seed=4))
     assert demos.actions.dtype == np.int64
     np.testing.assert_array_equal(expert.act(demos.observations), demos.actions)  # obs i → recorded action i
@@ -128,7 +128,7 @@ def test_an_existing_dataset_is_not_overwritten_by_default(pendulum_demos):
 
 def test_recording_a_policy_in_an_env_it_was_not_trained_for_is_refused(tmp_path):
     with pytest.raises(zoo.InputError, match="trained for CartPole-v1, not for Acrobot-v1"):
-        datasets.record(zoo.load("robotics/ppo-mlp.cartpole-v1"), "Acrobot-v1", tmp_path / "d", episodes=1)
+        datasets.record(zoo.load("robotics/mlp_categorical.ppo_cartpole_v1"), "Acrobot-v1", tmp_path / "d", episodes=1)
     assert not (tmp_path / "d").exists()
 
 

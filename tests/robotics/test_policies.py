@@ -12,17 +12,17 @@ from robotics import BUNDLED, bundled_name
 
 # Target mean return per bundled policy (the bar), checked on a few seeded episodes.
 TARGETS = {
-    "robotics/ppo-mlp.cartpole-v1": 475,
-    "robotics/bc-mlp.cartpole-v1": 0.9 * 500,  # 90% of the expert, whose return is 500
-    "robotics/sac-mlp.pendulum-v1": -200,
-    "robotics/ppo-mlp.invertedpendulum-v5": 950,
-    "robotics/sac-mlp.reacher-v5": -6,
-    "robotics/ppo-mlp.hopper-v5": 2000,
+    "robotics/mlp_categorical.ppo_cartpole_v1": 475,
+    "robotics/mlp_categorical.bc_cartpole_v1": 0.9 * 500,  # 90% of the expert, whose return is 500
+    "robotics/mlp_squashed_gaussian.sac_pendulum_v1": -200,
+    "robotics/mlp_gaussian.ppo_invertedpendulum_v5": 950,
+    "robotics/mlp_squashed_gaussian.sac_reacher_v5": -6,
+    "robotics/mlp_gaussian.ppo_hopper_v5": 2000,
 }
 # A 3-episode sample of a locomotion policy varies more (one fall halves an episode's return);
 # the card's 10-episode evaluation carries the full bar.
-LIVE_TARGETS = {**TARGETS, "robotics/ppo-mlp.hopper-v5": 1500}
-CARTPOLE = "robotics/ppo-mlp.cartpole-v1"
+LIVE_TARGETS = {**TARGETS, "robotics/mlp_gaussian.ppo_hopper_v5": 1500}
+CARTPOLE = "robotics/mlp_categorical.ppo_cartpole_v1"
 
 
 def bundled() -> list[str]:
@@ -97,7 +97,7 @@ def test_forward_is_a_pure_tensor_function_that_exports(model_id):
 
 
 def test_nan_action_from_corrupt_weights_is_an_error():
-    model = zoo.load("robotics/sac-mlp.pendulum-v1")  # continuous: a discrete argmax of NaN is still an index
+    model = zoo.load("robotics/mlp_squashed_gaussian.sac_pendulum_v1")  # continuous: a discrete argmax of NaN is still an index
     with torch.no_grad():
         for p in model.net.parameters():
             p.fill_(float("nan"))
@@ -106,7 +106,7 @@ def test_nan_action_from_corrupt_weights_is_an_error():
 
 
 def test_listing_and_cards_import_neither_torch_nor_gymnasium():
-    code = ("import sys, zoo; zoo.list_models('robotics/*'); zoo.info('robotics/ppo-mlp.cartpole-v1'); "
+    code = ("import sys, zoo; zoo.list_models('robotics/*'); zoo.info('robotics/mlp_categorical.ppo_cartpole_v1'); "
             "print(sorted({'torch', 'gymnasium', 'mujoco'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

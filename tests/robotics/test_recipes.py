@@ -45,7 +45,7 @@ PPO_TINY = dict(total_steps=640, num_envs=2, num_steps=64, minibatch_size=64, up
 def test_ppo_writes_a_loadable_policy_with_provenance(tmp_path):
     result = PPORecipe(**{**PPO_TINY, "total_steps": 256}).run(tmp_path / "run", progress=False)
     model = zoo.load(result.out_dir)
-    assert model.card.id == "robotics/ppo-mlp.cartpole-v1"
+    assert model.card.id == "robotics/mlp_categorical.ppo_cartpole_v1"
     assert model.card.provenance["recipe"]["name"] == "ppo"
     assert model.card.provenance["env_id"] == "CartPole-v1"
     assert model.card.metric("mean_return")["episodes"] == 2
@@ -120,12 +120,12 @@ def test_sac_killed_and_resumed_continues_the_same_run(tmp_path):
 def test_bc_clones_the_expert_from_recorded_demonstrations(tmp_path):
     from robotics import datasets
 
-    expert = zoo.load("robotics/ppo-mlp.cartpole-v1")
+    expert = zoo.load("robotics/mlp_categorical.ppo_cartpole_v1")
     data = datasets.record(expert, "CartPole-v1", tmp_path / "demos", episodes=4, seed=0)
     result = BCRecipe(data=str(data), val_fraction=0.25, eval_episodes=2,
                       train={"epochs": 15, "batch_size": 64, "lr": 3e-3}).run(tmp_path / "bc", progress=False)
     model = zoo.load(result.out_dir)
-    assert model.card.id == "robotics/bc-mlp.cartpole-v1"
+    assert model.card.id == "robotics/mlp_categorical.bc_cartpole_v1"
     assert model.card.provenance["data_fingerprint"] == json.loads((data / "meta.json").read_text())["fingerprint"]
     assert model.card.provenance["training"]["best"]["val_action_accuracy"] > 0.8
     assert model.rollout("CartPole-v1", episodes=2, seed=0).mean_return > 100  # random play scores ~20
@@ -135,12 +135,12 @@ def test_zoo_finetune_continues_a_bundled_policy_in_an_env(tmp_path):
     from zoo.cli import app
 
     out = tmp_path / "tuned"
-    args = ["finetune", "robotics/ppo-mlp.cartpole-v1", "--env", "CartPole-v1", "--out", str(out),
+    args = ["finetune", "robotics/mlp_categorical.ppo_cartpole_v1", "--env", "CartPole-v1", "--out", str(out),
             "--set", "total_steps=128", "--set", "num_envs=2", "--set", "num_steps=64", "--set", "eval_episodes=2"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     model = zoo.load(out)
-    assert model.card.provenance["finetune_from"] == "robotics/ppo-mlp.cartpole-v1"
+    assert model.card.provenance["finetune_from"] == "robotics/mlp_categorical.ppo_cartpole_v1"
     assert model.card.provenance["recipe"]["params"]["gae_lambda"] == 0.8  # the bundled run's own settings
     assert model.card.metric("mean_return")["value"] >= 400  # still the expert after 128 more steps
 
@@ -148,7 +148,7 @@ def test_zoo_finetune_continues_a_bundled_policy_in_an_env(tmp_path):
 def test_finetune_in_an_env_with_other_spaces_names_both(tmp_path):
     from zoo.cli import app
 
-    result = CliRunner().invoke(app, ["finetune", "robotics/ppo-mlp.cartpole-v1", "--env", "Hopper-v5",
+    result = CliRunner().invoke(app, ["finetune", "robotics/mlp_categorical.ppo_cartpole_v1", "--env", "Hopper-v5",
                                       "--out", str(tmp_path / "x")])
     assert isinstance(result.exception, zoo.InputError)
     assert "trained for CartPole-v1" in str(result.exception) and "Hopper-v5" in str(result.exception)

@@ -36,9 +36,9 @@ def test_augmentations_take_every_mode_and_keep_the_model_input(augment, transfo
 
 
 def test_finetune_with_the_default_augmentation_on_grey_float_images(tmp_path):
-    """`zoo finetune vision/digits-cnn.sklearn --data vision/digits` crashed in TrivialAugment's Sharpness."""
+    """`zoo finetune vision/digits_cnn.sklearn --data vision/digits` crashed in TrivialAugment's Sharpness."""
     script = shutil.which("zoo")
-    result = subprocess.run([script, "finetune", "vision/digits-cnn.sklearn", "--data", "vision/digits",
+    result = subprocess.run([script, "finetune", "vision/digits_cnn.sklearn", "--data", "vision/digits",
                              "--epochs", "1", "--out", str(tmp_path / "run"), "--set", "augment=trivial"],
                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr

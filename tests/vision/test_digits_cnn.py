@@ -10,7 +10,7 @@ import zoo
 from vision.datasets import digits
 from zoo.errors import InputError
 
-DIGITS_ID = "vision/digits-cnn.sklearn"
+DIGITS_ID = "vision/digits_cnn.sklearn"
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_card_json_records_files_params_and_provenance():
 def test_finetune_starts_from_the_recipe_that_trained_the_digits_cnn(tmp_path):
     from zoo.recipes import finetune_recipe
 
-    card = zoo.info("vision/digits-cnn.sklearn")
+    card = zoo.info("vision/digits_cnn.sklearn")
     recorded = card.provenance["recipe"]["params"]
     assert recorded["augment"] == "affine"  # not the recipe's default ("trivial"): the test tells them apart
     recipe = finetune_recipe(card, {"model": card.id, "pretrained": True, "train.epochs": 2})

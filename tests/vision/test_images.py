@@ -24,7 +24,7 @@ GREY = ImageTransform(size=(16, 16), channels=1)
 
 @pytest.fixture(scope="module")
 def digits_model():
-    return zoo.load("vision/digits-cnn.sklearn", device="cpu")
+    return zoo.load("vision/digits_cnn.sklearn", device="cpu")
 
 
 def png_with_size(path, width, height, mode="L"):
@@ -129,7 +129,7 @@ def test_zoo_predict_refuses_bombs_in_one_line(tmp_path):
     Image.new("L", (100_000, 1)).save(tmp_path / "wide.png")
     png_with_size(tmp_path / "huge.png", 12_000, 12_000, "RGB")
     for name, message in [("wide.png", "aspect ratio"), ("huge.png", "144,000,000 pixels")]:
-        run = subprocess.run([sys.executable, "-m", "zoo", "predict", "vision/digits-cnn.sklearn", str(tmp_path / name)],
+        run = subprocess.run([sys.executable, "-m", "zoo", "predict", "vision/digits_cnn.sklearn", str(tmp_path / name)],
                              capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
         lines = run.stderr.strip().splitlines()
         assert run.returncode == 1 and len(lines) == 1 and message in lines[0], run.stderr
@@ -306,7 +306,7 @@ def test_image_npy_files_need_two_or_three_dimensions(tmp_path, digits_model):
 
 def test_zoo_predict_on_an_object_npy_is_one_line(tmp_path):
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    run = subprocess.run([sys.executable, "-m", "zoo", "predict", "vision/digits-cnn.sklearn", "--json",
+    run = subprocess.run([sys.executable, "-m", "zoo", "predict", "vision/digits_cnn.sklearn", "--json",
                           str(tmp_path / "objects.npy")], capture_output=True, text=True, timeout=120)
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 1 and len(lines) == 1 and "got dtype object" in lines[0], run.stderr

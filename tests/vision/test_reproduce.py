@@ -3,7 +3,7 @@ from zoo.recipes import reproduce
 
 
 def test_reproduce_digits_cnn_matches_its_card(tmp_path):
-    rows = reproduce("vision/digits-cnn.sklearn", tmp_path / "again", progress=False)
+    rows = reproduce("vision/digits_cnn.sklearn", tmp_path / "again", progress=False)
     assert all(row["ok"] for row in rows), rows
     by_key = {(row["metric"], row["split"]): row for row in rows}
     test_accuracy = by_key[("accuracy", "test")]
@@ -32,5 +32,5 @@ def test_reproduce_ends_with_a_verdict_and_its_exit_code(monkeypatch):
     for ok, code, verdict in ((True, 0, "reproduced: all 1 card metrics match"),
                               (False, 1, "differs from the card: accuracy (test) by -0.0400")):
         monkeypatch.setattr(zoo.recipes, "reproduce", lambda model_id, out, ok=ok: rows(ok))
-        result = CliRunner().invoke(app, ["reproduce", "vision/digits-cnn.sklearn"])
+        result = CliRunner().invoke(app, ["reproduce", "vision/digits_cnn.sklearn"])
         assert result.exit_code == code and result.output.strip().splitlines()[-1].startswith(verdict), result.output

@@ -335,8 +335,8 @@ def test_importing_the_engine_loads_neither_torch_nor_matplotlib():
 
 
 # -- readable output ----------------------------------------------------------
-LONG_IDS = ["medical/unet3d.ct-phantom-with-a-long-suffix", "robotics/ppo-mlp.invertedpendulum-v5",
-            "nlp/all-minilm-l6-v2 + logreg probe"]
+LONG_IDS = ["medical/unet3d.ct_phantom-with-a-long-suffix", "robotics/mlp_gaussian.ppo_invertedpendulum_v5",
+            "nlp/text_encoder.all_minilm_l6_v2 + logreg probe"]
 
 
 def _long_id_rows(tmp_path):

@@ -20,7 +20,7 @@ IMAGES = list(load_digits().images[:4])
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    return export("vision/digits-cnn.sklearn", tmp_path_factory.mktemp("export") / "digits")
+    return export("vision/digits_cnn.sklearn", tmp_path_factory.mktemp("export") / "digits")
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_unlisted_missing_or_non_regular_files_are_refused(bundle, tmp_path, cha
 def test_files_the_preprocessing_names_must_be_verified_bundle_files(bundle, tmp_path, name):
     (tmp_path / "tokenizer.json").write_text("{}")
     edit_json(bundle / "bundle.json", lambda b: b.update(preprocessing={
-        "ref": "nlp.tokenizer:TextBatcher", "spec": {"tokenizer": name, "max_length": 16}}))
+        "ref": "nlp.transforms:TextBatcher", "spec": {"tokenizer": name, "max_length": 16}}))
     seal(bundle)
     with pytest.raises(InputError, match="expected one of the bundle's files"):
         load_bundle(bundle)
@@ -228,7 +228,7 @@ def text_bundle(bundle):
 
 def use_text_spec(bundle, **spec):
     edit_json(bundle / "bundle.json", lambda b: b.update(preprocessing={
-        "ref": "nlp.tokenizer:TextBatcher", "spec": {"tokenizer": "tokenizer.json", "max_length": 16, **spec}}))
+        "ref": "nlp.transforms:TextBatcher", "spec": {"tokenizer": "tokenizer.json", "max_length": 16, **spec}}))
     seal(bundle)
 
 
@@ -237,12 +237,19 @@ def test_a_text_spec_naming_a_bundle_file_loads(text_bundle):
     assert load_bundle(text_bundle).preprocess(["hello you"])["input_ids"].tolist() == [[2, 1]]
 
 
+def test_a_bundle_naming_the_batcher_where_it_lived_before_still_loads(text_bundle):
+    edit_json(text_bundle / "bundle.json", lambda b: b.update(preprocessing={
+        "ref": "nlp.tokenizer:TextBatcher", "spec": {"tokenizer": "tokenizer.json", "max_length": 16}}))
+    seal(text_bundle)
+    assert load_bundle(text_bundle).preprocess(["hello you"])["input_ids"].tolist() == [[2, 1]]
+
+
 @pytest.mark.parametrize("field, value", [("max_length", "x"), ("max_length", 10 ** 30), ("max_length", None),
                                           ("pad_token_id", 10 ** 30), ("pad_token_id", -1), ("pad_token_id", 3),
                                           ("model_input_names", 5), ("tokenizer", None)])
 def test_a_bad_text_spec_is_an_input_error_naming_bundle_json(text_bundle, field, value):
     use_text_spec(text_bundle, **{field: value})
-    with pytest.raises(InputError, match="bundle.json: preprocessing spec for nlp.tokenizer:TextBatcher"):
+    with pytest.raises(InputError, match="bundle.json: preprocessing spec for nlp.transforms:TextBatcher"):
         load_bundle(text_bundle)
 
 

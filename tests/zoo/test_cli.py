@@ -50,7 +50,7 @@ def test_list_and_info():
 
 
 def test_the_installed_domains_are_listed():
-    assert "vision/digits-cnn.sklearn" in run_zoo("list", "vision/*").stdout
+    assert "vision/digits_cnn.sklearn" in run_zoo("list", "vision/*").stdout
 
 
 def test_user_error_is_one_line_and_debug_shows_the_traceback():
@@ -80,17 +80,17 @@ def test_predict_on_image_files_and_npy(tmp_path):
     images = load_digits().images
     Image.fromarray((images[1] / 16 * 255).astype(np.uint8)).save(tmp_path / "one.png")
     np.save(tmp_path / "two.npy", images[2])
-    lines = run_zoo("predict", "vision/digits-cnn.sklearn", str(tmp_path / "one.png"), str(tmp_path / "two.npy"), "--json").stdout.splitlines()
+    lines = run_zoo("predict", "vision/digits_cnn.sklearn", str(tmp_path / "one.png"), str(tmp_path / "two.npy"), "--json").stdout.splitlines()
     assert [json.loads(line)["label"] for line in lines] == ["1", "2"]
     (tmp_path / "bad.png").write_bytes(b"nope")
-    bad = run_zoo("predict", "vision/digits-cnn.sklearn", str(tmp_path / "bad.png"), check=False)
+    bad = run_zoo("predict", "vision/digits_cnn.sklearn", str(tmp_path / "bad.png"), check=False)
     assert bad.returncode == 1 and "could not read" in bad.stderr
     # --out writes one prediction in the task's file format; a classifier has none, and says so.
-    no_writer = run_zoo("predict", "vision/digits-cnn.sklearn", str(tmp_path / "two.npy"), "--out", str(tmp_path / "p"),
+    no_writer = run_zoo("predict", "vision/digits_cnn.sklearn", str(tmp_path / "two.npy"), "--out", str(tmp_path / "p"),
                         check=False)
     assert no_writer.returncode == 1 and "does not write predictions to files" in no_writer.stderr
     assert not (tmp_path / "p").exists()
-    two = run_zoo("predict", "vision/digits-cnn.sklearn", str(tmp_path / "one.png"), str(tmp_path / "two.npy"),
+    two = run_zoo("predict", "vision/digits_cnn.sklearn", str(tmp_path / "one.png"), str(tmp_path / "two.npy"),
                   "--out", str(tmp_path / "p"), check=False)
     assert two.returncode == 1 and "give one input, got 2" in two.stderr
 
@@ -109,7 +109,7 @@ def test_finetune_on_a_folder_writes_a_loadable_model(tmp_path):
     _digit_folder(tmp_path / "data")
     out = tmp_path / "run"
     result = run_zoo(
-        "finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
+        "finetune", "vision/digits_cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
         "--out", str(out), "--set", "train.batch_size=16", "--set", "augment=none",
     )
     assert "model written to" in result.stdout
@@ -117,7 +117,7 @@ def test_finetune_on_a_folder_writes_a_loadable_model(tmp_path):
     assert model.card.labels == ["d3", "d8"]
     assert model.card.provenance["recipe"]["params"]["train"]["epochs"] == 2
     assert model.card.metric("accuracy", split="val")["value"] >= 0.9
-    bad = run_zoo("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--set", "epochz=1", check=False)
+    bad = run_zoo("finetune", "vision/digits_cnn.sklearn", "--data", str(tmp_path / "data"), "--set", "epochz=1", check=False)
     assert bad.returncode == 1 and "no field(s) ['epochz']" in bad.stderr
 
 
@@ -132,8 +132,8 @@ def run_console_script(*args):
     (["predict"], "Missing argument 'ID'"),
     (["prdict"], "No such command 'prdict'. Did you mean 'predict'?"),
     (["list", "--bogus"], "No such option: --bogus"),
-    (["finetune", "vision/digits-cnn.sklearn", "--epochs", "zero"], "Invalid value for '--epochs'"),
-    (["export", "vision/digits-cnn.sklearn"], "Missing option '--out'"),
+    (["finetune", "vision/digits_cnn.sklearn", "--epochs", "zero"], "Invalid value for '--epochs'"),
+    (["export", "vision/digits_cnn.sklearn"], "Missing option '--out'"),
 ])
 def test_usage_errors_are_one_line_with_exit_code_2(args, message):
     result = run_console_script(*args)
@@ -154,7 +154,7 @@ def test_version_prints_the_installed_version():
 def test_finetune_resume_latest_or_a_path_and_checkpoint_errors_name_the_cli_form(tmp_path):
     _digit_folder(tmp_path / "data")
     out = tmp_path / "run"
-    args = ["finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
+    args = ["finetune", "vision/digits_cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
             "--keep-checkpoints", "2", "--out", str(out), "--set", "train.batch_size=16", "--set", "augment=none"]
     run_zoo(*args)
     older, latest = sorted((out / "checkpoints").glob("step-*"))
@@ -192,7 +192,7 @@ def test_a_model_without_weights_refuses_pretrained_and_list_says_where_weights_
     rows = {line.split("│")[1].strip(): line.split("│")[-2].strip()
             for line in run_console_script("list").stdout.splitlines() if line.count("│") > 2}
     assert rows["medical/classifier2d.resnet18"] == "none"
-    assert rows["vision/digits-cnn.sklearn"] == "bundled"
+    assert rows["vision/digits_cnn.sklearn"] == "bundled"
     assert rows["vision/resnet18.tv_in1k"] == "not cached"  # a fresh ZOO_HOME
 
 
@@ -202,7 +202,7 @@ def test_predict_reports_a_bad_file_and_goes_on_with_the_others(tmp_path):
     for path, image in zip(good, digits.images[:2]):
         np.save(path, image)
     np.save(tmp_path / "bad.npy", np.zeros(4))  # not an image
-    result = run_console_script("predict", "vision/digits-cnn.sklearn", str(good[0]), str(tmp_path / "bad.npy"),
+    result = run_console_script("predict", "vision/digits_cnn.sklearn", str(good[0]), str(tmp_path / "bad.npy"),
                                 str(good[1]), "--top-k", "3")
     assert result.returncode == 1
     assert [line.split(":")[0] for line in result.stdout.splitlines()] == [str(good[0]), str(good[1])]
@@ -212,22 +212,22 @@ def test_predict_reports_a_bad_file_and_goes_on_with_the_others(tmp_path):
 
 
 def test_predict_checks_inputs_and_out_before_the_model_runs(tmp_path):
-    missing = run_console_script("predict", "vision/digits-cnn.sklearn", str(tmp_path / "nope.png"))
+    missing = run_console_script("predict", "vision/digits_cnn.sklearn", str(tmp_path / "nope.png"))
     assert missing.returncode == 1 and missing.stderr.strip() == f"error: no such file or folder: {tmp_path / 'nope.png'}"
-    wrong = run_console_script("predict", "medical/unet3d.ct-phantom", str(tmp_path), "--out", str(tmp_path / "seg.txt"))
+    wrong = run_console_script("predict", "medical/unet3d.ct_phantom", str(tmp_path), "--out", str(tmp_path / "seg.txt"))
     assert wrong.returncode == 1
     assert wrong.stderr.strip() == "error: --out: expected a file ending in one of .dcm, .nii, .nii.gz, .npy, got seg.txt"
 
 
 def test_predict_prints_a_discrete_action_as_an_integer(tmp_path):
     np.save(tmp_path / "obs.npy", np.zeros(4, dtype=np.float32))
-    result = run_console_script("predict", "robotics/ppo-mlp.cartpole-v1", str(tmp_path / "obs.npy"))
+    result = run_console_script("predict", "robotics/mlp_categorical.ppo_cartpole_v1", str(tmp_path / "obs.npy"))
     assert result.returncode == 0 and result.stdout.strip() in (f"{tmp_path / 'obs.npy'}: 0", f"{tmp_path / 'obs.npy'}: 1")
 
 
 @pytest.mark.slow
 def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
-    result = run_console_script("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "mydata"),
+    result = run_console_script("finetune", "vision/digits_cnn.sklearn", "--data", str(tmp_path / "mydata"),
                                 "--out", str(tmp_path / "run"))
     assert result.returncode == 1 and not (tmp_path / "run").exists()
     assert result.stderr.strip().startswith(f"error: no file or folder named '{tmp_path / 'mydata'}', and unknown dataset")
@@ -241,7 +241,7 @@ def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
 @pytest.mark.slow
 def test_finetune_in_a_log_prints_one_plain_line_per_epoch_with_speed_and_val_metric(tmp_path):
     _digit_folder(tmp_path / "data")
-    result = run_zoo("finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "3",
+    result = run_zoo("finetune", "vision/digits_cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "3",
                      "--out", str(tmp_path / "run"), "--set", "train.batch_size=16", "--set", "augment=none")
     lines = result.stdout.splitlines()
     epochs = [line for line in lines if line.startswith("epoch ")]
@@ -257,7 +257,7 @@ def test_finetune_in_a_log_prints_one_plain_line_per_epoch_with_speed_and_val_me
 @pytest.mark.slow
 def test_finetune_keep_checkpoints_chooses_how_many_and_resume_uses_the_newest(tmp_path):
     _digit_folder(tmp_path / "data", count=200)
-    args = ["finetune", "vision/digits-cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
+    args = ["finetune", "vision/digits_cnn.sklearn", "--data", str(tmp_path / "data"), "--epochs", "2",
             "--out", str(tmp_path / "run"), "--set", "train.batch_size=16", "--set", "augment=none"]
     run_zoo(*args, "--keep-checkpoints", "2")
     kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.is_dir())
@@ -296,7 +296,7 @@ def test_info_keeps_imagenet_labels_a_list_and_shows_where_each_ends(model_id, f
 
 
 def test_info_never_builds_an_untrusted_folder_card_to_count_its_params(tmp_path):
-    zoo.load("vision/digits-cnn.sklearn", device="cpu").save(tmp_path / "model")
+    zoo.load("vision/digits_cnn.sklearn", device="cpu").save(tmp_path / "model")
     card_file = tmp_path / "model" / "card.json"
     card = json.loads(card_file.read_text())
     card_file.write_text(json.dumps({**card, "params": None, "arch_args": {"bogus": 1}}))

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def finetune(out, *extra):
-    command = [sys.executable, "-m", "zoo", "finetune", "vision/digits-cnn.sklearn", "--data", "vision/digits",
+    command = [sys.executable, "-m", "zoo", "finetune", "vision/digits_cnn.sklearn", "--data", "vision/digits",
                "--scratch", "--epochs", "4", "--set", "augment=none", "--out", str(out), *extra]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stdout + result.stderr

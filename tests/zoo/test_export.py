@@ -34,7 +34,7 @@ def run_without_torch(code: str) -> dict:
 
 
 def test_digits_bundle_runs_without_torch_and_matches_eager(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "zoo", "export", "vision/digits-cnn.sklearn", "--out",
+    result = subprocess.run([sys.executable, "-m", "zoo", "export", "vision/digits_cnn.sklearn", "--out",
                              str(tmp_path / "digits")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     bundle = tmp_path / "digits"
@@ -51,13 +51,13 @@ def test_digits_bundle_runs_without_torch_and_matches_eager(tmp_path):
         model = load_bundle({str(bundle)!r}, sha256={digest!r})
         print(json.dumps(model.predict(list(np.load({str(tmp_path / 'images.npy')!r})))))
     """)
-    expected = zoo.load("vision/digits-cnn.sklearn", device="cpu").predict(list(images))
+    expected = zoo.load("vision/digits_cnn.sklearn", device="cpu").predict(list(images))
     assert [p["label"] for p in got] == [p["label"] for p in expected]
     assert np.allclose([p["score"] for p in got], [p["score"] for p in expected], atol=1e-5)
 
 
 def test_text_bundle_keeps_the_tokenizer_outside_the_graph(tmp_path):
-    bundle = export("nlp/all-minilm-l6-v2", tmp_path / "minilm")
+    bundle = export("nlp/text_encoder.all_minilm_l6_v2", tmp_path / "minilm")
     assert (bundle / "tokenizer.json").is_file()
     spec = json.loads((bundle / "bundle.json").read_text())
     assert [i["name"] for i in spec["inputs"]] == ["input_ids", "token_type_ids", "attention_mask"]
@@ -67,7 +67,7 @@ def test_text_bundle_keeps_the_tokenizer_outside_the_graph(tmp_path):
         from zoo.runtime import load_bundle
         print(json.dumps([e.tolist() for e in load_bundle({str(bundle)!r}).predict({SENTENCES!r})]))
     """))
-    expected = zoo.load("nlp/all-minilm-l6-v2", device="cpu").predict(SENTENCES)
+    expected = zoo.load("nlp/text_encoder.all_minilm_l6_v2", device="cpu").predict(SENTENCES)
     assert got.shape == (2, 384) and np.abs(got - expected).max() < 1e-4
 
 

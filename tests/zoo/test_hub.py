@@ -122,7 +122,7 @@ def test_offline_and_not_cached_names_the_fetch_command(remote_spec, monkeypatch
 def test_import_zoo_and_listing_do_not_import_torch():
     # A fresh process discovers the installed domains: their declarations must not import torch either.
     code = (
-        "import sys, zoo; zoo.list_models(); zoo.info('vision/digits-cnn.sklearn'); "
+        "import sys, zoo; zoo.list_models(); zoo.info('vision/digits_cnn.sklearn'); "
         "from zoo.cli import app; app(['list'], standalone_mode=False); "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )

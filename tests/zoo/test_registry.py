@@ -9,20 +9,74 @@ import zoo
 from tests.zoo import toy
 from zoo import registry as registry_module
 from zoo.errors import UnknownDatasetError, UnknownModelError, ZooError
-from zoo.registry import ArchitectureSpec, ModelSpec, Registry, TaskSpec, WeightFile, check_id, resolve_ref
+from zoo.registry import (ArchitectureSpec, ModelSpec, Registry, TaskSpec, WeightFile, as_tag, check_id,
+                          resolve_ref)
 
 
-@pytest.mark.parametrize("good", ["toy/mlp.seed0", "a/b", "toy/efficientnet_lite0.in1k"])
-def test_ids_are_lower_case_domain_slash_name(good):
+@pytest.mark.parametrize("good", ["toy/mlp.seed0", "toy/efficientnet_lite0.in1k", "vision/resnet18.tv_in1k",
+                                  "robotics/mlp_gaussian.ppo_hopper_v5", "vision/convnext_tiny.in12k_ft_in1k"])
+def test_ids_are_lower_case_domain_slash_arch_dot_tag(good):
     check_id(good)
 
 
-@pytest.mark.parametrize("bad", ["mlp", "/mlp", "toy/", "Toy/mlp", "toy/MLP", ""])
+@pytest.mark.parametrize("bad", ["mlp", "/mlp", "toy/", "Toy/mlp", "toy/MLP", "", "a/b", "toy/mlp.", "toy/.seed0",
+                                 "toy/tiny-mlp.seed0", "toy/mlp.seed-0", "toy/mlp.seed0.v2", "toy/mlp.Seed0",
+                                 "toy/mlp seed0.x", "toy/9mlp.x"])
 def test_ids_that_break_the_rule_are_refused(bad):
     with pytest.raises(ValueError, match="lower-case 'domain/arch.tag'"):
         check_id(bad)
     with pytest.raises(ValueError):
         ModelSpec(bad, task="t", architecture="a")
+
+
+@pytest.mark.parametrize("bad", ["tiny-mlp", "TinyMLP", "tiny.mlp", "", "9mlp"])
+def test_architecture_names_are_snake_case(bad):
+    with pytest.raises(ValueError, match="snake_case"):
+        ArchitectureSpec(bad, "tests.zoo.toy:tiny_mlp")
+
+
+def test_as_tag_makes_a_tag_of_any_text():
+    assert as_tag("CartPole-v1") == "cartpole_v1" and as_tag(" In-12k / FT ") == "in_12k_ft"
+    check_id(f"toy/mlp.{as_tag('InvertedPendulum-v5')}")
+
+
+def renamed_registry() -> Registry:
+    registry = Registry()
+    registry.add_architecture(ArchitectureSpec("tiny_mlp", "tests.zoo.toy:tiny_mlp", aliases=("tiny-mlp",)))
+    registry.add_model(ModelSpec("toy/tiny_mlp.seed0", task="toy-classification", architecture="tiny_mlp",
+                                 aliases=("toy/mlp-seed0",)))
+    return registry
+
+
+def test_a_former_model_id_gives_the_renamed_spec_and_warns_naming_the_new_id():
+    registry = renamed_registry()
+    with pytest.warns(FutureWarning, match="'toy/mlp-seed0' is renamed 'toy/tiny_mlp.seed0'"):
+        assert registry.model("toy/mlp-seed0").id == "toy/tiny_mlp.seed0"
+
+
+def test_a_former_architecture_name_gives_the_renamed_spec_and_warns_naming_the_new_name():
+    registry = renamed_registry()
+    with pytest.warns(FutureWarning, match="'tiny-mlp' is renamed 'tiny_mlp'"):
+        assert registry.architecture("tiny-mlp").name == "tiny_mlp"
+
+
+def test_a_former_id_taken_by_two_models_is_refused():
+    registry = renamed_registry()
+    with pytest.raises(ZooError, match="'toy/mlp-seed0' is registered twice"):
+        registry.add_model(ModelSpec("toy/tiny_mlp.seed1", task="t", architecture="tiny_mlp", aliases=("toy/mlp-seed0",)))
+
+
+def test_every_registered_id_names_its_architecture_and_every_former_id_resolves():
+    """The rule over the installed domains: ``domain/<arch>.<tag>``, ``<arch>`` the spec's architecture
+    (or, for a pinned upstream model, the upstream's architecture name)."""
+    registry = registry_module.discover()
+    for spec in registry.models.values():
+        arch = spec.id.split("/", 1)[1].split(".", 1)[0]
+        assert arch in (spec.architecture, spec.arch_args.get("model_name", "").split(".")[0]), spec.id
+        registry.architecture(spec.architecture)
+    for old, new in registry.model_aliases.items():
+        with pytest.warns(FutureWarning, match=new):
+            assert registry.model(old).id == new
 
 
 def test_a_model_spec_knows_its_domain_and_whether_it_has_weights(toy_registry):
@@ -61,6 +115,11 @@ def test_list_models_sorts_and_filters(toy_registry):
     assert [s.id for s in toy_registry.list_models()] == sorted(toy_registry.models)
     assert [s.id for s in toy_registry.list_models("*.untrained")] == [toy.BARE_ID]
     assert toy_registry.list_models(task="image-classification") == []
+
+
+def test_a_moved_ref_resolves_where_it_lives_now(monkeypatch):
+    monkeypatch.setitem(registry_module.MOVED_REFS, "tests.zoo.old_toy:tiny_mlp", "tests.zoo.toy:tiny_mlp")
+    assert resolve_ref("tests.zoo.old_toy:tiny_mlp") is toy.tiny_mlp
 
 
 def test_resolve_ref_imports_module_attribute_and_passes_callables():

@@ -55,7 +55,7 @@ class DigitsCNN(nn.Module):
 
 
 def digits_cnn(num_classes: int = 10, **kwargs) -> DigitsCNN:
-    """The architecture behind ``vision/digits-cnn.*``."""
+    """The architecture behind ``vision/digits_cnn.*``."""
     if "widths" in kwargs:
         kwargs["widths"] = tuple(kwargs["widths"])
     return DigitsCNN(num_classes=num_classes, **kwargs)

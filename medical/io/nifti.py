@@ -1,4 +1,4 @@
-"""NIfTI files ↔ :class:`medical.volume.Volume` through nibabel.
+"""NIfTI files ↔ :class:`medical.io.volume.Volume` through nibabel.
 
 NIfTI stores ``data[i, j, k]`` with an affine to RAS mm; a Volume is
 ``array[slice, row, column]`` with an affine to LPS mm. Reading reverses the axis
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medical.volume import LPS_TO_RAS, Volume, check_voxel_count
+from medical.io.volume import LPS_TO_RAS, Volume, check_voxel_count
 from zoo.errors import InputError
 
 _REVERSE = [2, 1, 0, 3]  # (i, j, k, 1) <-> (slice, row, column, 1)
@@ -22,7 +22,7 @@ def read_nifti(path: str | os.PathLike, *, dtype=None) -> Volume:
     """A ``.nii``/``.nii.gz`` file as a Volume (scaled by the header's scl_slope/inter when set).
 
     The header is checked before any voxel is read: three dimensions (trailing
-    singleton ones dropped), at most :func:`medical.volume.max_voxels` voxels,
+    singleton ones dropped), at most :func:`medical.io.volume.max_voxels` voxels,
     real-valued voxels and, for an uncompressed file, as many bytes as the
     dimensions need. A damaged file, or a NaN or singular affine, raises InputError.
     """

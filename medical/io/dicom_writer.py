@@ -1,4 +1,4 @@
-"""Write a CT :class:`medical.volume.Volume` as a DICOM series: one CT Image Storage file per slice.
+"""Write a CT :class:`medical.io.volume.Volume` as a DICOM series: one CT Image Storage file per slice.
 
 Each file carries the slice's ImagePositionPatient, the volume's
 ImageOrientationPatient and PixelSpacing, stored values ``HU + 1024`` (unsigned
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from medical.volume import Volume
+from medical.io.volume import Volume
 from zoo.errors import InputError
 
 HU_OFFSET = 1024

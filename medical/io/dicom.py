@@ -1,4 +1,4 @@
-"""DICOM series → :class:`medical.volume.Volume`, keeping geometry.
+"""DICOM series → :class:`medical.io.volume.Volume`, keeping geometry.
 
 A folder is read as one series. Which files belong to it:
 
@@ -26,7 +26,7 @@ positions, not from SliceThickness. Missing or duplicated slices, inconsistent
 orientation, pixel spacing, image size or slice spacing raise InputError naming
 the files involved: a volume is never silently shorter or misordered. Sizes are
 checked from the headers before any pixel is decoded
-(:func:`medical.volume.max_voxels`).
+(:func:`medical.io.volume.max_voxels`).
 
 Single-frame images and enhanced multi-frame objects (positions and rescale per
 frame from the per-frame functional groups) share one code path. Native pixel
@@ -45,11 +45,25 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from medical.volume import Volume, check_voxel_count
+from medical.io.dicom_file import (
+    DEFER_BYTES,
+    PREAMBLE,
+    PixelFormat,
+    check_decodable,
+    decoded_pixels,
+    display_window,
+    header_numbers,
+    is_image,
+    native_pixels,
+    pixel_format,
+    sop_class_name,
+    why_cut_short,
+)
+from medical.io.volume import Volume, check_voxel_count
 from zoo.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -60,52 +74,7 @@ POSITION_TOLERANCE_MM = 0.05
 COSINE_TOLERANCE = 1e-4
 # How far ImageOrientationPatient's cosines may be from unit length and perpendicular.
 ORIENTATION_TOLERANCE = 1e-2
-# Positions and spacings beyond this many mm are not a patient's (and would overflow the gap arithmetic).
-MAX_COORDINATE_MM = 1e6
-# Compressed pixel data may claim at most this many times its own size (plus 16 MiB) once decoded.
-MAX_COMPRESSION_RATIO = 1000
-# SOP classes that hold pixel data but are not volumes of the patient.
-NOT_VOLUMES = {
-    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation Storage",
-    "1.2.840.10008.5.1.4.1.1.481.2": "RT Dose Storage",
-}
-# Transfer syntaxes whose decoding needs a pylibjpeg plugin: uid -> (module, package).
-_JPEG = ("libjpeg", "pylibjpeg-libjpeg")
-_JPEG2000 = ("openjpeg", "pylibjpeg-openjpeg")
-DECODER_PLUGINS = {
-    "1.2.840.10008.1.2.4.50": _JPEG, "1.2.840.10008.1.2.4.51": _JPEG, "1.2.840.10008.1.2.4.57": _JPEG,
-    "1.2.840.10008.1.2.4.70": _JPEG, "1.2.840.10008.1.2.4.80": _JPEG, "1.2.840.10008.1.2.4.81": _JPEG,
-    "1.2.840.10008.1.2.4.90": _JPEG2000, "1.2.840.10008.1.2.4.91": _JPEG2000,
-    "1.2.840.10008.1.2.4.201": _JPEG2000, "1.2.840.10008.1.2.4.202": _JPEG2000, "1.2.840.10008.1.2.4.203": _JPEG2000,
-}
-NATIVE_LITTLE_ENDIAN = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit and explicit VR
-DEFLATED = "1.2.840.10008.1.2.1.99"  # element offsets are in the inflated stream, not the file
 DICOM_SUFFIXES = (".dcm", ".dicom")
-# Values longer than this are left in the file until needed (pixel data, large sequences).
-DEFER_BYTES = 16384
-_PREAMBLE = b"\0" * 128 + b"DICM"
-_META_START = len(_PREAMBLE) + 12  # the file meta group follows the preamble and its 12-byte group length element
-_PIXEL_DATA = 0x7FE00010
-_PIXEL_DATA_TAGS = (0x7FE00008, 0x7FE00009, _PIXEL_DATA)  # FloatPixelData, DoubleFloatPixelData, PixelData
-_UNDEFINED_LENGTH = 0xFFFFFFFF
-
-
-@dataclass
-class PixelFormat:
-    """The pixel data a header describes, checked against what the file holds."""
-
-    rows: int
-    columns: int
-    frames: int
-    samples: int
-    bits_allocated: int
-    bits_stored: int
-    signed: bool
-    native_offset: int | None  # where uncompressed little-endian values start in the file, else None
-
-    @property
-    def plane(self) -> tuple[int, int]:
-        return self.rows, self.columns
 
 
 @dataclass
@@ -202,8 +171,8 @@ def _claims_dicom(path: Path) -> bool:
     if path.suffix.lower() in DICOM_SUFFIXES:
         return True
     with open(path, "rb") as f:
-        head = f.read(len(_PREAMBLE))
-    return head[128:] == b"DICM" or (len(head) < len(_PREAMBLE) and _PREAMBLE.startswith(head))
+        head = f.read(len(PREAMBLE))
+    return head[128:] == b"DICM" or (len(head) < len(PREAMBLE) and PREAMBLE.startswith(head))
 
 
 def _scan_file(path: Path) -> DicomFile | None:
@@ -218,9 +187,9 @@ def _scan_file(path: Path) -> DicomFile | None:
         return DicomFile(path, problem=f"{path.name}: cannot be parsed as DICOM ({type(exc).__name__}: {exc})")
     file = DicomFile(path, ds)
     try:
-        cut_short = _cut_short(ds, path)
+        cut_short = why_cut_short(ds, path)
         file.series_uid = str(ds.get("SeriesInstanceUID", "") or "")
-        file.is_image = _is_image(ds, path, intact=not cut_short)
+        file.is_image = is_image(ds, path, intact=not cut_short)
         if file.is_image:
             if cut_short:
                 raise InputError(cut_short)
@@ -252,86 +221,17 @@ def _workers(workers: int | None) -> int:
     return workers or min(8, (os.cpu_count() or 1) + 2)
 
 
-def _sop_classes(ds) -> set[str]:
-    """The SOP class UIDs a file names: its dataset's, and its file meta's (which survives a file cut short early)."""
-    meta = getattr(ds, "file_meta", None)
-    named = (ds.get("SOPClassUID", ""), meta.get("MediaStorageSOPClassUID", "") if meta is not None else "")
-    return {str(uid) for uid in named if uid}
-
-
-def _sop_class_name(ds) -> str:
-    from pydicom.uid import UID
-
-    uids = sorted(_sop_classes(ds))
-    return UID(uids[0]).name if uids else "unknown SOP class"
-
-
-def _is_image(ds, path: Path, intact: bool) -> bool:
-    """Whether a dataset is an image object (a candidate slice) rather than a report, plan, SEG, directory...
-
-    A file cut short before its image attributes is an image unless its SOP class
-    is one pydicom knows as something else; InputError when that cannot be told.
-    """
-    from pydicom.uid import UID
-
-    classes = _sop_classes(ds)
-    if classes & NOT_VOLUMES.keys():
-        return False
-    has_pixels = any(tag in ds for tag in (0x00280010, 0x00280011, *_PIXEL_DATA_TAGS))  # Rows, Columns, pixel data
-    if has_pixels or any("Image Storage" in UID(uid).name for uid in classes):
-        return True
-    known = bool(classes) and all(UID(uid).name != uid for uid in classes)
-    if known or intact:
-        return False
-    raise InputError(f"{path.name}: a DICOM file cut short before its SOP class and image attributes: it cannot be "
-                     "told whether it is an image of the series")
-
-
-def _cut_short(ds, path: Path) -> str:
-    """Why ``path`` is cut short (it ends inside one of ``ds``'s elements), "" when it is not."""
-    meta = getattr(ds, "file_meta", None)
-    offsets_in_file = (meta.get("TransferSyntaxUID", "") if meta is not None else "") != DEFLATED
-    size = path.stat().st_size
-    group_length = meta.get("FileMetaInformationGroupLength") if meta is not None else None
-    if group_length is not None and _META_START + int(group_length) > size:
-        return f"{path.name}: the file ends inside its file meta information ({size} bytes): it is cut short"
-    if not len(ds):
-        return f"{path.name}: holds no data set after its file meta information: it is cut short"
-    for element in _raw_elements(ds):
-        length = getattr(element, "length", _UNDEFINED_LENGTH)
-        if length == _UNDEFINED_LENGTH or not hasattr(element, "value_tell"):
-            continue
-        short = (element.value is None and offsets_in_file and element.value_tell + length > size
-                 or element.value is not None and len(element.value) < length)
-        if short:
-            return (f"{path.name}: the file ends inside {_element_name(element.tag)} ({length} bytes from offset "
-                    f"{element.value_tell}, the file has {size}): it is cut short")
-    return ""
-
-
-def _raw_elements(ds):
-    """The top-level elements as read, deferred values left in the file (``Dataset.elements`` would read them)."""
-    return (ds.get_item(tag, keep_deferred=True) for tag in sorted(ds.keys()))
-
-
-def _element_name(tag) -> str:
-    from pydicom.datadict import keyword_for_tag
-    from pydicom.tag import Tag
-
-    return keyword_for_tag(tag) or str(Tag(tag))
-
-
 def _image_files(files: list[DicomFile], where: Path) -> list[DicomFile]:
     """Image files (damaged ones included); non-image objects are skipped with a warning, or rejected if alone."""
     images = [file for file in files if file.is_image]
     others = [file for file in files if not file.is_image]
     if not images:
-        kinds = sorted({f"{_sop_class_name(file.ds)} ({file.text('Modality') or '?'})" for file in others})
+        kinds = sorted({f"{sop_class_name(file.ds)} ({file.text('Modality') or '?'})" for file in others})
         raise InputError(f"expected DICOM images in {where}, found only non-image objects: {', '.join(kinds)}; "
                          "structured reports, RT plans, segmentations and the like are not volumes")
     if others:
         log.warning("ignoring %d non-image DICOM object(s) in %s: %s", len(others), where,
-                    ", ".join(sorted({_sop_class_name(file.ds) for file in others})))
+                    ", ".join(sorted({sop_class_name(file.ds) for file in others})))
     return images
 
 
@@ -351,7 +251,7 @@ def _select_series(images: list[DicomFile], series_uid: str | None, where: Path)
     if len(groups) > 1:
         listing = "; ".join(f"{uid} ({_describe(members)}, {len(members)} file(s))" for uid, members in groups.items())
         raise InputError(f"expected one series in {where}, found {len(groups)} mixed together: {listing}; "
-                         "pass series_uid= to read one (medical.dicom.list_series lists them)")
+                         "pass series_uid= to read one (medical.io.dicom.list_series lists them)")
     return next(iter(groups.values()), []) + strays
 
 
@@ -379,93 +279,6 @@ def _usable(files: list[DicomFile], skip_damaged: bool, where: Path) -> tuple[li
     return usable, [file.path for file in damaged]
 
 
-# -- values ----------------------------------------------------------------------------
-def _value(ds, keyword: str, where: str):
-    """A header value, or None when absent or empty; InputError when pydicom cannot convert it."""
-    from pydicom.multival import MultiValue
-
-    try:
-        value = ds[keyword].value if keyword in ds else None
-    except Exception as exc:  # pydicom raises many types (its own included) converting a damaged value
-        raise InputError(f"{where}: {keyword} holds an unreadable value ({type(exc).__name__}: {exc})") from None
-    if value is None or isinstance(value, (str, bytes, list, MultiValue)) and len(value) == 0:
-        return None
-    return value
-
-
-def _integer(ds, keyword: str, where: str, low: int, high: int, default: int | None = None) -> int:
-    """An integer header value within [low, high] (``default`` when absent, else required)."""
-    value = _value(ds, keyword, where)
-    if value is None:
-        if default is None:
-            raise InputError(f"{where}: expected {keyword}, found none")
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{where}: expected an integer {keyword}, found {value!r}") from None
-    if not low <= number <= high:
-        raise InputError(f"{where}: expected {keyword} between {low} and {high}, found {number}")
-    return number
-
-
-def _numbers(ds, keyword: str, where: str, count: int, default: Sequence[float] | None = None) -> np.ndarray:
-    """``count`` finite numbers (of magnitude at most MAX_COORDINATE_MM) from a header value."""
-    from pydicom.multival import MultiValue
-
-    value = _value(ds, keyword, where)
-    if value is None:
-        if default is None:
-            raise InputError(f"{where}: expected {keyword}, found none")
-        return np.asarray(default, dtype=float)
-    items = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
-    try:
-        numbers = np.array([float(item) for item in items])
-    except (TypeError, ValueError, OverflowError):
-        numbers = np.array([np.nan])
-    if numbers.size != count or not np.all(np.isfinite(numbers)) or np.any(np.abs(numbers) > MAX_COORDINATE_MM):
-        shown = [str(item) for item in items]
-        raise InputError(f"{where}: expected {count} finite number(s) in {keyword}, found {shown}")
-    return numbers
-
-
-def pixel_format(ds, path: Path) -> PixelFormat:
-    """The header's pixel description, checked against the pixel data the file holds (InputError when they differ)."""
-    from pydicom.uid import UID
-
-    where = path.name
-    element = next((e for e in _raw_elements(ds) if e.tag in _PIXEL_DATA_TAGS), None)
-    if element is None:
-        raise InputError(f"{where}: a {_sop_class_name(ds)} object without pixel data (the file may be cut short)")
-    rows, columns = _integer(ds, "Rows", where, 1, 65535), _integer(ds, "Columns", where, 1, 65535)
-    frames = _integer(ds, "NumberOfFrames", where, 1, 2**31 - 1, default=1)
-    samples = _integer(ds, "SamplesPerPixel", where, 1, 4, default=1)
-    bits = _integer(ds, "BitsAllocated", where, 1, 64)
-    stored = _integer(ds, "BitsStored", where, 1, bits, default=bits)
-    signed = _integer(ds, "PixelRepresentation", where, 0, 1, default=0) == 1
-    check_voxel_count((frames, rows, columns * samples), where)
-    meta = getattr(ds, "file_meta", None)
-    syntax = str(meta.get("TransferSyntaxUID", "") if meta is not None else "")
-    needed = (rows * columns * frames * samples * bits + 7) // 8
-    length = getattr(element, "length", None)
-    if length is None:  # already converted by pydicom (a small value)
-        length = len(element.value or b"")
-    if length == _UNDEFINED_LENGTH or UID(syntax).is_encapsulated:  # compressed: bound what the decoder allocates
-        compressed = path.stat().st_size - getattr(element, "value_tell", 0)
-        if needed > MAX_COMPRESSION_RATIO * compressed + 2**24:
-            raise InputError(f"{where}: its header claims {rows} × {columns} × {frames} frame(s) of {bits}-bit values "
-                             f"({needed:,} bytes) from {compressed:,} bytes of compressed data; Rows, Columns or "
-                             "NumberOfFrames is wrong")
-        return PixelFormat(rows, columns, frames, samples, bits, stored, signed, None)
-    if length not in (needed, needed + 1):
-        raise InputError(f"{where}: holds {length:,} bytes of pixel data where Rows × Columns × NumberOfFrames × "
-                         f"SamplesPerPixel × BitsAllocated ({rows} × {columns} × {frames} × {samples} × {bits} bits) "
-                         f"needs {needed:,}: the file is cut short or its header is wrong")
-    native = (syntax in NATIVE_LITTLE_ENDIAN and element.tag == _PIXEL_DATA and bits in (8, 16, 32) and samples == 1
-              and hasattr(element, "value_tell"))
-    return PixelFormat(rows, columns, frames, samples, bits, stored, signed, element.value_tell if native else None)
-
-
 # -- slices and their order ------------------------------------------------------------
 def _slices(path: Path, ds, pixels: PixelFormat) -> list[Slice]:
     """The frames of one file with their geometry: enhanced multi-frame or classic single-frame."""
@@ -480,11 +293,11 @@ def _slices(path: Path, ds, pixels: PixelFormat) -> list[Slice]:
                              f"describe {len(frames)} frame(s)")
         return [_frame_slice(path, ds, i, frame, shared[0], pixels) for i, frame in enumerate(frames)]
     if pixels.frames > 1:
-        raise InputError(f"{path.name}: a {pixels.frames}-frame {_sop_class_name(ds)} object without per-frame "
+        raise InputError(f"{path.name}: a {pixels.frames}-frame {sop_class_name(ds)} object without per-frame "
                          "functional groups has no position per frame, so it cannot be placed as a volume")
     where = path.name
-    return [Slice(path, None, *_plane(ds, where), _numbers(ds, "RescaleSlope", where, 1, [1.0])[0],
-                  _numbers(ds, "RescaleIntercept", where, 1, [0.0])[0], str(ds.get("SOPInstanceUID", "")),
+    return [Slice(path, None, *_plane(ds, where), header_numbers(ds, "RescaleSlope", where, 1, [1.0])[0],
+                  header_numbers(ds, "RescaleIntercept", where, 1, [0.0])[0], str(ds.get("SOPInstanceUID", "")),
                   pixels.plane)]
 
 
@@ -494,11 +307,11 @@ def _plane(ds, where: str) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]
     if missing:
         raise InputError(f"{where}: expected {' and '.join(missing)} to place the image in the patient, "
                          "found none (a projection or ultrasound image is not a volume; read it with read_image)")
-    return _numbers(ds, "ImagePositionPatient", where, 3), _orientation(ds, where), _pixel_spacing(ds, where)
+    return header_numbers(ds, "ImagePositionPatient", where, 3), _orientation(ds, where), _pixel_spacing(ds, where)
 
 
 def _orientation(ds, where: str) -> np.ndarray:
-    cosines = _numbers(ds, "ImageOrientationPatient", where, 6)
+    cosines = header_numbers(ds, "ImageOrientationPatient", where, 6)
     row, column = cosines[:3], cosines[3:]
     if (abs(np.linalg.norm(row) - 1) > ORIENTATION_TOLERANCE or abs(np.linalg.norm(column) - 1) > ORIENTATION_TOLERANCE
             or abs(row @ column) > ORIENTATION_TOLERANCE):
@@ -509,7 +322,7 @@ def _orientation(ds, where: str) -> np.ndarray:
 
 def _pixel_spacing(item, where: str) -> tuple[float, float]:
     """PixelSpacing of ``item`` (1 mm when it or its value is missing): two positive numbers."""
-    spacing = _numbers(item, "PixelSpacing", where, 2, [1.0, 1.0]) if item is not None else np.ones(2)
+    spacing = header_numbers(item, "PixelSpacing", where, 2, [1.0, 1.0]) if item is not None else np.ones(2)
     if np.any(spacing <= 0):
         raise InputError(f"{where}: expected a positive PixelSpacing, found {spacing.tolist()}")
     return float(spacing[0]), float(spacing[1])
@@ -530,10 +343,10 @@ def _frame_slice(path: Path, ds, index: int, frame, shared, pixels: PixelFormat)
                          "in the per-frame or shared functional groups, found none")
     rescale = group("PixelValueTransformationSequence")
     values = rescale if rescale is not None else ds
-    return Slice(path, index, _numbers(position, "ImagePositionPatient", where, 3), _orientation(orientation, where),
+    return Slice(path, index, header_numbers(position, "ImagePositionPatient", where, 3), _orientation(orientation, where),
                  _pixel_spacing(measures, where),
-                 _numbers(values, "RescaleSlope", where, 1, [1.0])[0],
-                 _numbers(values, "RescaleIntercept", where, 1, [0.0])[0], str(ds.get("SOPInstanceUID", "")),
+                 header_numbers(values, "RescaleSlope", where, 1, [1.0])[0],
+                 header_numbers(values, "RescaleIntercept", where, 1, [0.0])[0], str(ds.get("SOPInstanceUID", "")),
                  pixels.plane)
 
 
@@ -606,28 +419,6 @@ def _affine(first: Slice, step: np.ndarray) -> np.ndarray:
     return affine
 
 
-# -- pixels ----------------------------------------------------------------------------
-def check_decodable(ds, path: Path | str = "") -> None:
-    """Raise InputError naming the plugin to install when ``ds``'s transfer syntax needs a missing one."""
-    import importlib
-
-    syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
-    if syntax not in DECODER_PLUGINS:
-        return
-    module, package = DECODER_PLUGINS[syntax]
-    missing = []
-    for name, dist in (("pylibjpeg", "pylibjpeg"), (module, package)):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(dist)
-    if missing:
-        raise InputError(f"{Path(path).name or 'the image'} is compressed with {ds.file_meta.TransferSyntaxUID.name}, "
-                         f"which needs {' and '.join(missing)} to decode; install it "
-                         f"(pip install {' '.join(missing)}, or pip install 'domain-zoo[medical]')")
-
-
-
 def _read_pixels(files: list[DicomFile], workers: int | None) -> dict[Path, np.ndarray]:
     """Each file's stored values, decoded once on a thread pool; a file that fails gets its ``problem`` set instead."""
     def decode(file: DicomFile) -> np.ndarray | None:
@@ -648,41 +439,11 @@ def _file_pixels(file: DicomFile) -> np.ndarray:
     enhanced = "PerFrameFunctionalGroupsSequence" in file.ds
     shape = (layout.frames, *layout.plane) if enhanced else layout.plane
     if layout.native_offset is not None:
-        return _native_pixels(file.path, layout).reshape(shape)
-    pixels = _decoded(file.path, file.ds)
+        return native_pixels(file.path, layout).reshape(shape)
+    pixels = decoded_pixels(file.path, file.ds)
     pixels = pixels[None] if enhanced and layout.frames == 1 else pixels
     if pixels.shape != shape:
         raise InputError(f"{file.path.name}: its pixel data decodes to shape {pixels.shape}, the header says {shape}")
-    return pixels
-
-
-def _decoded(path: Path, header) -> np.ndarray:
-    """Pixel data decoded by pydicom (compressed, big-endian, 1-bit...), any decoder failure as an InputError."""
-    import pydicom
-
-    try:
-        return pydicom.dcmread(path).pixel_array
-    except Exception as exc:  # the decoders raise many types; say which file and why
-        syntax = getattr(header.file_meta.get("TransferSyntaxUID"), "name", "unknown transfer syntax")
-        raise InputError(f"{path.name}: could not decode its pixel data ({syntax}): {type(exc).__name__}: {exc}") from None
-
-
-def _native_pixels(path: Path, layout: PixelFormat) -> np.ndarray:
-    """Uncompressed little-endian values read at their offset (a flat array), bits above BitsStored masked out."""
-    count = layout.frames * layout.rows * layout.columns
-    dtype = np.dtype(f"<{'i' if layout.signed else 'u'}{layout.bits_allocated // 8}")
-    try:
-        with open(path, "rb") as f:
-            f.seek(layout.native_offset)
-            pixels = np.fromfile(f, dtype=dtype, count=count)
-    except OSError as exc:
-        raise InputError(f"{path.name}: could not read its pixel data: {exc}") from None
-    if pixels.size != count:
-        raise InputError(f"{path.name}: its pixel data ends after {pixels.size} of {count} values (did the file change "
-                         "while it was read?)")
-    if layout.bits_stored < layout.bits_allocated:  # overlays in old files; sign-extend when signed
-        shift = layout.bits_allocated - layout.bits_stored
-        pixels = (pixels << shift) >> shift if dtype.kind == "i" else pixels & ((1 << layout.bits_stored) - 1)
     return pixels
 
 
@@ -717,7 +478,7 @@ def _metadata(file: DicomFile, ordered: list[Slice], skipped: list[Path]) -> dic
         "series_instance_uid": file.text("SeriesInstanceUID"),
         "frame_of_reference_uid": file.text("FrameOfReferenceUID"),
         "series_description": file.text("SeriesDescription"),
-        "window": _window(file.ds),
+        "window": display_window(file.ds),
         "files": [str(s.path) for s in ordered],
         "frames": [s.frame for s in ordered],
         "sop_instance_uids": [s.sop_instance_uid for s in ordered],
@@ -725,60 +486,3 @@ def _metadata(file: DicomFile, ordered: list[Slice], skipped: list[Path]) -> dic
     }
 
 
-def _window(ds) -> list[float] | None:
-    """[width, centre] of the first display window, None when absent or not finite numbers."""
-    from pydicom.multival import MultiValue
-
-    try:
-        values = (ds.get("WindowWidth"), ds.get("WindowCenter"))
-        window = [float(v[0] if isinstance(v, (MultiValue, list, tuple)) else v) for v in values]
-    except Exception:  # pydicom raises many types converting a damaged value
-        return None
-    return window if all(np.isfinite(window)) else None
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """One DICOM image file as grey float32 values: ``rows × columns`` (or ``frames × rows × columns``).
-
-    For 2-D classification (radiographs, ultrasound, a CT slice): the modality
-    rescale is applied; colour and palette images become luminance (ITU-R BT.601).
-    """
-    import pydicom
-
-    path = Path(path)
-    try:
-        ds = pydicom.dcmread(path, defer_size=DEFER_BYTES)
-    except Exception as exc:  # pydicom raises many types for a damaged file
-        raise InputError(f"expected a DICOM file at {path}: {type(exc).__name__}: {exc}") from None
-    try:
-        cut_short = _cut_short(ds, path)
-        if cut_short:
-            raise InputError(cut_short)
-        if not any(tag in ds for tag in _PIXEL_DATA_TAGS):
-            raise InputError(f"expected a DICOM image at {path}, got a {_sop_class_name(ds)} object without pixel data")
-        pixel_format(ds, path)
-    except InputError:
-        raise
-    except Exception as exc:  # pydicom raises many types (its own included) converting a damaged value
-        raise InputError(f"{path.name}: an unreadable header ({type(exc).__name__}: {exc})") from None
-    check_decodable(ds, path)
-    try:
-        return _grey(ds)
-    except Exception as exc:  # decoders and LUTs raise many types for damaged data
-        raise InputError(f"{path.name}: could not decode its pixel data: {type(exc).__name__}: {exc}") from None
-
-
-def _grey(ds) -> np.ndarray:
-    """A dataset's pixels as grey float32: palette and colour to luminance, modality LUT applied, MONOCHROME1 inverted."""
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, convert_color_space
-
-    pixels = ds.pixel_array
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if photometric == "PALETTE COLOR":
-        pixels = apply_color_lut(pixels, ds)
-    elif photometric.startswith("YBR") and int(ds.get("SamplesPerPixel", 1)) == 3:
-        pixels = convert_color_space(pixels, photometric, "RGB")
-    if pixels.shape[-1] == 3 and int(ds.get("SamplesPerPixel", 1)) == 3 or photometric == "PALETTE COLOR":
-        return (pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
-    values = apply_modality_lut(pixels, ds).astype(np.float32)
-    return values.max() - values if photometric == "MONOCHROME1" else values

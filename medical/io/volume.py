@@ -7,7 +7,7 @@ Conventions (one set, everywhere in ``medical``):
 * ``affine`` is a 4×4 matrix mapping a voxel index ``(slice, row, column, 1)`` to
   patient coordinates in millimetres, in DICOM's **LPS** frame (+x towards the
   patient's left, +y posterior, +z superior). NIfTI's RAS affines are converted on
-  reading and writing (:mod:`medical.nifti`).
+  reading and writing (:mod:`medical.io.nifti`).
 * ``spacing`` is the voxel size in mm along the same three axes: the column norms
   of the affine's 3×3 part.
 

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from medical.volume import Volume
+from medical.io.volume import Volume
 from zoo.errors import InputError
 
 SOFTWARE = "domain-zoo medical"
@@ -73,7 +73,7 @@ def write_seg(labels: Volume, source: Volume, path: str | os.PathLike, *, label_
         raise InputError(f"expected a label map of the source series' shape {source.shape}, got {labels.shape}")
     if not labels.same_grid(source):
         raise InputError("the label map is not on the source series' grid (its affine differs); resample it onto "
-                         "the series first (medical.volume.resample_to_grid)")
+                         "the series first (medical.io.volume.resample_to_grid)")
     names = list(label_names or labels.metadata.get("labels") or [])
     values = np.asarray(labels.array)
     count = int(values.max()) if values.size else 0

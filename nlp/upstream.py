@@ -1,0 +1,259 @@
+"""``hf:ORG/REPO[@REVISION]``: any transformers checkpoint with its tokenizer as a ``zoo.Model``.
+
+``zoo.load("hf:distilbert/distilbert-base-uncased-finetuned-sst-2-english")`` reads the
+repo through ``huggingface_hub``'s cache (``HF_HUB_CACHE`` / ``HF_HOME``, read when
+called; only that cache when ``ZOO_OFFLINE`` or ``HF_HUB_OFFLINE`` is set) and builds:
+
+* ``task="text-classification"`` (the default for ``*ForSequenceClassification``
+  checkpoints or when ``num_classes`` is given): ``AutoModelForSequenceClassification``,
+  labels from the config's ``id2label``; ``num_classes`` re-initialises the head.
+* ``task="sentence-embedding"`` (the default otherwise): ``AutoModel`` + mean pooling +
+  L2 normalisation (:class:`nlp.models.encoder.TextEncoder`), as sentence-transformers does.
+
+``hf:PATH`` with a local checkpoint directory (``hf:./my-model``) works the same.
+Only safetensors weights are read (``use_safetensors=True``: a repo with only
+``pytorch_model.bin`` is refused, never unpickled) and ``trust_remote_code`` is off
+unless the caller passes ``trust_remote_code=True``. The tokenizer must be a fast one;
+it is serialised to ``tokenizer.json``, pinned by sha256 in the card and kept in the
+zoo cache, so ``Model.save`` writes a directory ``zoo.load`` rebuilds without the hub.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import InputError, OfflineError, UnsafeFormatError
+
+PREFIX = "hf"
+TASKS = ("text-classification", "sentence-embedding")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
+
+
+def load_hf(
+    name: str,
+    *,
+    pretrained: bool = True,
+    num_classes: int | None = None,
+    task: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    max_length: int | None = None,
+):
+    """A :class:`zoo.Model` for ``hf:ORG/REPO[@REVISION]`` or ``hf:LOCAL_DIR``."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    from nlp.models.encoder import TextEncoder
+    from nlp.models.hf import HFSequenceClassifier
+
+    repo, pinned = _split_revision(name)
+    if revision and pinned and revision != pinned:
+        raise InputError(f"hf:{name} pins revision {pinned!r} but revision={revision!r} was also given")
+    revision = revision or pinned
+    folder, commit = _resolve(repo, revision)
+    zoo_id = f"hf:{repo}" + (f"@{revision}" if revision else "")
+    if task is not None and task not in TASKS:
+        raise InputError(f"hf: models support task in {TASKS}, got {task!r}")
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except ValueError as exc:  # unknown model_type, or remote code not trusted
+        raise InputError(
+            f"{zoo_id}: transformers cannot build this config ({exc}); if it needs the repo's own code and you "
+            "trust it, pass trust_remote_code=True"
+        ) from None
+    if task is None:
+        is_classifier = any(str(a).endswith("ForSequenceClassification") for a in (config.architectures or []))
+        task = "text-classification" if is_classifier or num_classes else "sentence-embedding"
+    weights = _weight_entries(folder, repo, commit) if pretrained else {}  # checked before transformers reads them
+    common = {"trust_remote_code": trust_remote_code, "dtype": torch.float32}
+    if task == "text-classification":
+        if num_classes is not None:
+            config.num_labels = int(num_classes)
+            config.id2label = {i: f"class_{i}" for i in range(int(num_classes))}
+            config.label2id = {v: k for k, v in config.id2label.items()}
+        if pretrained:
+            net = _from_pretrained(AutoModelForSequenceClassification, folder, zoo_id, config=config,
+                                   ignore_mismatched_sizes=num_classes is not None, **common)
+        else:
+            net = AutoModelForSequenceClassification.from_config(config, **common)
+        module = HFSequenceClassifier(net)
+        labels = [str(net.config.id2label.get(i, f"class_{i}")) for i in range(net.config.num_labels)]
+        architecture, arch_args = "hf_sequence_classifier", {"config": _config_dict(net.config), "num_classes": net.config.num_labels}
+    else:
+        if num_classes:
+            raise InputError("num_classes makes a classifier: use task='text-classification' with it")
+        net = _from_pretrained(AutoModel, folder, zoo_id, config=config, **common) if pretrained else AutoModel.from_config(config, **common)
+        module = TextEncoder(net, pooling="mean", normalize=True)
+        labels = None
+        architecture, arch_args = "text_encoder", {"config": _config_dict(net.config), "pooling": "mean", "normalize": True}
+    tokenizer_entry, preprocessing = _tokenizer(folder, zoo_id, config, trust_remote_code, max_length)
+    files = {**weights, "tokenizer.json": tokenizer_entry}
+    from zoo.card import ModelCard
+
+    card = ModelCard(
+        id=zoo_id,
+        domain="nlp",
+        task=task,
+        architecture=architecture,
+        arch_args=arch_args,
+        labels=labels,
+        input={"type": "text", "max_length": preprocessing["max_length"]},
+        preprocessing=preprocessing,
+        params=sum(p.numel() for p in module.parameters()),
+        license=_license(folder),
+        source=f"hf://{repo}" + (f"@{commit}" if commit else "") if not Path(repo).is_dir() else str(Path(repo).resolve()),
+        description=f"{type(net).__name__} from {zoo_id} through transformers",
+        files=files,
+    )
+    from zoo.hub import assemble
+
+    return assemble(module, card, {"tokenizer.json": Path(tokenizer_entry["path"])})
+
+
+def list_hf(pattern: str) -> list[str]:
+    """Model repos in the local Hugging Face cache matching an fnmatch pattern (nothing is listed online)."""
+    from huggingface_hub import scan_cache_dir
+
+    from zoo.cache import hf_cache_dir
+
+    try:
+        info = scan_cache_dir(hf_cache_dir())
+    except Exception:  # no cache dir yet (CacheNotFound) or an unreadable one: nothing cached
+        return []
+    names = sorted(repo.repo_id for repo in info.repos if repo.repo_type == "model")
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern or "*")]
+
+
+# -- helpers ------------------------------------------------------------------------
+def _split_revision(name: str) -> tuple[str, str | None]:
+    repo, at, revision = name.rpartition("@")
+    if not at:
+        return name, None
+    if not repo or not revision or "/" in revision:
+        raise InputError(f"expected hf:ORG/REPO[@REVISION], got hf:{name}")
+    return repo, revision
+
+
+def _resolve(repo: str, revision: str | None) -> tuple[Path, str | None]:
+    """The local folder holding the checkpoint, and its commit when it came from the hub cache."""
+    local = Path(repo).expanduser()
+    if local.is_dir():
+        if revision:
+            raise InputError(f"hf:{repo} is a local directory; a revision (@{revision}) only applies to hub repos")
+        return local.resolve(), None
+    if repo.count("/") != 1 or repo.startswith((".", "/", "~")):
+        raise InputError(f"expected hf:ORG/REPO[@REVISION] or hf:PATH to a local checkpoint directory, got hf:{repo}")
+    from huggingface_hub import snapshot_download
+
+    from zoo.cache import hf_cache_dir, hub_offline, offline_reason
+
+    offline = hub_offline()
+    try:
+        folder = snapshot_download(repo, revision=revision, cache_dir=hf_cache_dir(), local_files_only=offline,
+                                   allow_patterns=_DOWNLOAD_PATTERNS)
+    except Exception as exc:  # huggingface_hub raises many types; all mean "not available here"
+        where = hf_cache_dir() or "~/.cache/huggingface/hub"
+        if offline:
+            raise OfflineError(
+                f"hf:{repo}" + (f"@{revision}" if revision else "") + f" is not in the Hugging Face cache ({where}) "
+                f"and {offline_reason()}; load it once while online "
+                f"(or `huggingface-cli download {repo}`), then retry"
+            ) from None
+        from zoo.errors import DownloadError
+
+        raise DownloadError(f"could not get hf:{repo}: {type(exc).__name__}: {exc}") from None
+    folder = Path(folder)
+    commit = folder.name if folder.parent.name == "snapshots" else None
+    return folder, commit
+
+
+def _from_pretrained(auto_class, folder: Path, zoo_id: str, **kwargs):
+    if not any(folder.glob("*.safetensors")):
+        pickles = sorted(p.name for p in folder.glob("*.bin")) or ["no weights file"]
+        raise UnsafeFormatError(
+            f"{zoo_id} has no safetensors weights (found {', '.join(pickles)}); the zoo never unpickles "
+            "checkpoints: convert it to safetensors, or pick a revision that has them"
+        )
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # the load report on a re-initialised head is expected
+    hf_logging.disable_progress_bar()
+    try:
+        return auto_class.from_pretrained(folder, use_safetensors=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _config_dict(config) -> dict[str, Any]:
+    data = config.to_dict()
+    for key in ("_name_or_path", "transformers_version", "auto_map", "architectures"):
+        data.pop(key, None)
+    return json.loads(json.dumps(data))  # int keys of id2label become strings, as in config.json
+
+
+def _tokenizer(folder: Path, zoo_id: str, config, trust_remote_code: bool, max_length: int | None):
+    """The checkpoint's fast tokenizer as a pinned ``tokenizer.json`` in the zoo cache, and the preprocessing."""
+    from transformers import AutoTokenizer
+
+    from zoo import cache
+    from zoo.registry import WeightFile
+
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise InputError(f"{zoo_id}: could not load its tokenizer: {type(exc).__name__}: {exc}") from None
+    if not getattr(tok, "is_fast", False):
+        raise InputError(f"{zoo_id}: its tokenizer ({type(tok).__name__}) has no fast (tokenizers) version; the zoo needs one")
+    limit = getattr(config, "max_position_embeddings", None) or 512
+    model_max = int(tok.model_max_length) if tok.model_max_length and tok.model_max_length < 1_000_000 else limit
+    length = min(int(max_length or model_max), model_max)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tokenizer.json"
+        tok.backend_tokenizer.save(str(path))
+        digest = cache.sha256_file(path)
+        wf = WeightFile("tokenizer.json", digest, str(path), format="raw", size=path.stat().st_size)
+        blob = cache.fetch(wf, model_id=zoo_id)
+    entry = {"sha256": digest, "size": wf.size, "source": f"{zoo_id} (serialised by transformers)", "format": "raw",
+             "path": str(blob)}
+    preprocessing = {
+        "tokenizer": "tokenizer.json",
+        "max_length": length,
+        "pad_token_id": int(tok.pad_token_id if tok.pad_token_id is not None else 0),
+        "model_input_names": list(tok.model_input_names),
+        "strip": False,
+    }
+    return entry, preprocessing
+
+
+def _weight_entries(folder: Path, repo: str, commit: str | None) -> dict[str, dict[str, Any]]:
+    """Card entries for the checkpoint's safetensors files, each checked in place: LFS blobs in the HF cache are
+    named by their sha256."""
+    from zoo import cache
+
+    entries = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        blob = path.resolve()
+        digest = blob.name if _SHA256_RE.match(blob.name) else cache.sha256_file(blob)
+        cache.verify_in_place(blob, digest)
+        source = str(blob) if commit is None else f"hf://{repo}/{path.name}@{commit}"
+        entries[path.name] = {"sha256": digest, "size": blob.stat().st_size, "source": source,
+                              "format": "safetensors", "path": str(path)}
+    return entries
+
+
+def _license(folder: Path) -> str | None:
+    """The ``license:`` of the model card's YAML header, when there is one."""
+    readme = folder / "README.md"
+    if not readme.is_file():
+        return None
+    match = re.search(r"^license:\s*(\S+)", readme.read_text(encoding="utf-8", errors="replace")[:4000], re.M)
+    return match.group(1) if match else None
+

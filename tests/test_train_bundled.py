@@ -1,0 +1,33 @@
+"""Each domain that bundles weights re-makes them with one ``train_bundled.py`` (issue 15, item 6): its
+configs are the recipes the bundled cards record, and every bundled file has a config."""
+import json
+from importlib import import_module
+
+import pytest
+
+from zoo.bundled import main, weights_dir
+from zoo.registry import get_registry, resolve_ref
+
+DOMAINS = ["vision", "robotics", "medical"]
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_every_bundled_card_has_a_config_that_is_the_recipe_it_records(domain):
+    configs = import_module(f"{domain}.train_bundled").CONFIGS
+    cards = sorted(path.stem for path in weights_dir(domain).glob("*.json"))
+    assert cards == sorted(configs)
+    for name, (recipe_name, params) in configs.items():
+        recorded = json.loads((weights_dir(domain) / f"{name}.json").read_text())["provenance"]["recipe"]
+        recipe = resolve_ref(get_registry().recipe(recipe_name).recipe).from_overrides(params)
+        current = json.loads(json.dumps(recipe.to_dict()))
+        assert recorded["name"] == recipe_name
+        assert {k: v for k, v in recorded["params"].items() if k in current} == \
+               {k: current[k] for k in recorded["params"] if k in current}, name
+
+
+def test_list_names_every_config_and_an_unknown_name_is_refused(capsys):
+    configs = import_module("vision.train_bundled").CONFIGS
+    main("vision", configs, ["--list"])
+    assert all(name in capsys.readouterr().out for name in configs)
+    with pytest.raises(SystemExit):
+        main("vision", configs, ["no_such.model"])

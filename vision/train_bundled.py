@@ -1,0 +1,20 @@
+"""Re-make vision's bundled models (``vision/weights/NAME.*``) with the domain's recipes.
+
+    python -m vision.train_bundled digits_cnn.sklearn [--resume] [--threads 1]
+    python -m vision.train_bundled --list
+
+(:mod:`zoo.bundled` runs them.) ``zoo reproduce vision/NAME`` retrains from the card alone and compares the metrics.
+"""
+from zoo.bundled import main
+
+# NAME (the file stem in weights/) → (recipe, hyper-parameters); everything not given is the recipe's default.
+CONFIGS: dict[str, tuple[str, dict]] = {
+    "digits_cnn.sklearn": ("image-classification", {
+        "model": "vision/digits_cnn.sklearn", "data": "vision/digits", "pretrained": False, "train": {"epochs": 30},
+        "augment": "affine",
+    }),
+}
+
+
+if __name__ == "__main__":
+    main("vision", CONFIGS)
