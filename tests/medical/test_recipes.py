@@ -88,3 +88,13 @@ def test_bundled_card_records_a_recipe_that_rebuilds_and_matches_the_spec():
     assert recipe.pretrained is False and recipe.data == "medical/ct-phantom"
     test_dice = card.metric("dice", "test")
     assert test_dice["value"] >= 0.90 and test_dice["cases"] == 6
+
+
+def test_segmentation_recipe_ranges_hold_for_python_kwargs():
+    from zoo.errors import InputError
+
+    with pytest.raises(InputError, match=r"'patch_size' expects 3 numbers, got \(8, 8\)"):
+        Segmentation3DRecipe(patch_size=(8, 8))
+    with pytest.raises(InputError, match=r"item 0 of recipe field 'window' must be in \(0, inf\)"):
+        Segmentation3DRecipe(window=(0.0, 40.0))
+    assert Segmentation3DRecipe(window=(400.0, -1000.0)).window == (400.0, -1000.0)

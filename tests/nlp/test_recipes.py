@@ -11,6 +11,7 @@ from nlp.recipes import EmbeddingProbeRecipe, LengthBucketSampler, TextClassific
 from tests.nlp.helpers import write_reviews
 from zoo.cli import app
 from zoo.errors import InputError
+from zoo.recipes import parse_set
 
 
 def test_finetune_through_the_cli_writes_a_model_that_predicts_raw_strings(tmp_path, monkeypatch):
@@ -125,3 +126,32 @@ def test_finetune_refuses_a_val_fraction_outside_its_range_in_one_line(tmp_path,
     assert result.stderr.strip().splitlines() == [
         f"error: recipe field 'val_fraction' must be in [0, 1), got {float(value)}; choose a value in that range"]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("val_fraction=-0.1", r"recipe field 'val_fraction' must be in \[0, 1\), got -0.1"),
+    ("val_fraction=1.5", r"recipe field 'val_fraction' must be in \[0, 1\), got 1.5"),
+    ("test_fraction=1", r"'test_fraction' must be in \[0, 1\), got 1.0"),
+    ("lr=0", r"'lr' must be in \(0, inf\), got 0.0"),
+    ("lr=nan", r"'lr' must be in \(0, inf\), got nan"),
+    ("lr=-inf", r"'lr' must be in \(0, inf\), got -inf"),
+    ("epochs=0", r"'epochs' must be in \[1, inf\), got 0"),
+    ("batch_size=-3", r"'batch_size' must be in \[1, inf\), got -3"),
+    ("warmup_ratio=1", r"'warmup_ratio' must be in \[0, 1\)"),
+    ("max_length=1", r"'max_length' must be in \[2, inf\)"),
+    ("seed=-1", r"'seed' must be in \[0, 4294967296\)"),
+])
+def test_text_recipe_rejects_out_of_range_overrides(assignment, message):
+    with pytest.raises(InputError, match=message):
+        TextClassificationRecipe.from_overrides(parse_set([assignment]))
+
+
+def test_the_text_recipe_declares_its_column_options():
+    from zoo.recipes import parse_cli_options
+
+    options, positional = parse_cli_options(TextClassificationRecipe,
+                                            ["--text-column", "review", "runs/x/checkpoints/step-1", "--label-column=stars"])
+    assert options == {"text_column": "review", "label_column": "stars"} and positional == ["runs/x/checkpoints/step-1"]
+    with pytest.raises(InputError, match=r"no such option: --env \(the 'text-classification' recipe takes "
+                                         r"--label-column, --text-column; any field with --set FIELD=VALUE\)"):
+        parse_cli_options(TextClassificationRecipe, ["--env", "CartPole-v1"])

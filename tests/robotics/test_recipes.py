@@ -152,3 +152,14 @@ def test_finetune_in_an_env_with_other_spaces_names_both(tmp_path):
                                       "--out", str(tmp_path / "x")])
     assert isinstance(result.exception, zoo.InputError)
     assert "trained for CartPole-v1" in str(result.exception) and "Hopper-v5" in str(result.exception)
+
+
+def test_recipe_ranges_hold_for_python_kwargs_and_overrides():
+    from zoo.errors import InputError
+    from zoo.recipes import parse_set
+
+    with pytest.raises(InputError, match=r"item 1 of recipe field 'hidden' must be in \[1, inf\), got \(64, 0\)"):
+        PPORecipe.from_overrides(parse_set(["hidden=[64, 0]"]))
+    with pytest.raises(InputError, match=r"'gamma' must be in \[0, 1\], got 1.5"):
+        SACRecipe(gamma=1.5)
+    assert PPORecipe(checkpoint_every_steps=0, ent_coef=0.0).checkpoint_every_steps == 0

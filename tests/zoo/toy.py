@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
 
 from zoo.hashing import sha256_file
 from zoo.model import TaskAdapter
-from zoo.recipes import Recipe, RecipeResult
+from zoo.recipes import Recipe, RecipeResult, bounded
 from zoo.registry import ArchitectureSpec, DatasetSpec, ModelSpec, RecipeSpec, Registry, TaskSpec, WeightFile
 
 MODEL_ID = "toy/mlp.seed0"
@@ -62,14 +62,16 @@ class ToyClassification(TaskAdapter):
 
 @dataclass
 class ToyRecipe(Recipe):
-    """A recipe with one field of each kind the override parser handles; it trains nothing."""
+    """A recipe with one field of each kind the override parser handles, ranges and its own CLI options;
+    it trains nothing."""
 
     name: ClassVar[str] = "toy"
-    epochs: int = 3
-    lr: float = 1e-3
+    cli_options: ClassVar[Mapping[str, str]] = {"--widths": "widths", "--data-folder": "data"}
+    epochs: int = bounded(3, "[1, inf)")
+    lr: float = bounded(1e-3, "(0, inf)")
     augment: bool = True
-    patience: int | None = None
-    widths: tuple = (1, 2)
+    patience: int | None = bounded(None, "[0, inf)")
+    widths: tuple = bounded((1, 2), "[1, inf)")
     data: str = "a/b"
 
     def run(self, out_dir, *, resume=False, progress=True):
@@ -100,7 +102,7 @@ def write_weights(directory: Path, seed: int = 0) -> WeightFile:
 def register(registry: Registry, weights: WeightFile) -> None:
     """Declare the toy domain as ``vision.register`` declares vision."""
     registry.add_architecture(ArchitectureSpec("tiny_mlp", f"{__name__}:tiny_mlp"))
-    registry.add_task(TaskSpec("toy-classification", f"{__name__}:ToyClassification"))
+    registry.add_task(TaskSpec("toy-classification", f"{__name__}:ToyClassification", recipe="toy-classification"))
     card = {"labels": LABELS, "input": {"shape": [IN_FEATURES], "dtype": "float32"}, "license": "CC0-1.0"}
     # The recipe "that trained it": hyper-parameters other than ToyRecipe's defaults, so tests tell them apart.
     trained = {**card, "provenance": {"recipe": {"name": "toy-classification", "params": {"augment": False, "lr": 0.5}}}}
