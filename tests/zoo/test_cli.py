@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from sklearn.datasets import load_digits
 import zoo
 from tests.zoo import toy
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def run_zoo(*args, check=True, env=None):
@@ -29,23 +27,9 @@ def run_zoo(*args, check=True, env=None):
     return result
 
 
-def run_toy_zoo(*args, check=True):
-    """``zoo ARGS`` in a process whose only domain is the toy one (tests/zoo/toy.py)."""
-    pythonpath = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    result = subprocess.run(
-        [sys.executable, "-c", "from tests.zoo.toy import cli; cli()", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", "PYTHONPATH": pythonpath},
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"zoo {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
 def test_list_and_info():
-    assert toy.MODEL_ID in run_toy_zoo("list", "toy/*").stdout
-    card = json.loads(run_toy_zoo("info", toy.MODEL_ID, "--json").stdout)
+    assert toy.MODEL_ID in toy.run_cli("list", "toy/*").stdout
+    card = json.loads(toy.run_cli("info", toy.MODEL_ID, "--json").stdout)
     assert card["id"] == toy.MODEL_ID and card["files"]["weights.safetensors"]["sha256"]
 
 
@@ -54,25 +38,25 @@ def test_the_installed_domains_are_listed():
 
 
 def test_user_error_is_one_line_and_debug_shows_the_traceback():
-    result = run_toy_zoo("info", "toy/mlp.seed", check=False)
+    result = toy.run_cli("info", "toy/mlp.seed", check=False)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: unknown model 'toy/mlp.seed'; did you mean: {toy.MODEL_ID}")
-    debug = run_toy_zoo("--debug", "info", "toy/mlp.seed", check=False)
+    debug = toy.run_cli("--debug", "info", "toy/mlp.seed", check=False)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
 def test_fetch_verify_and_clear_the_cache(isolated_zoo_home):
-    run_toy_zoo("fetch", toy.MODEL_ID)
-    assert "mlp.seed0" in run_toy_zoo("cache", "ls").stdout
-    assert "1 ok, 0 corrupt" in run_toy_zoo("cache", "verify").stdout
+    toy.run_cli("fetch", toy.MODEL_ID)
+    assert "mlp.seed0" in toy.run_cli("cache", "ls").stdout
+    assert "1 ok, 0 corrupt" in toy.run_cli("cache", "verify").stdout
     blob = next((isolated_zoo_home / "blobs").rglob("*"))
     while blob.is_dir():
         blob = next(blob.iterdir())
     blob.write_bytes(b"corrupted")
-    verify = run_toy_zoo("cache", "verify", check=False)
+    verify = toy.run_cli("cache", "verify", check=False)
     assert verify.returncode == 1 and "0 ok, 1 corrupt" in verify.stdout and not blob.exists()
-    assert "freed" in run_toy_zoo("cache", "clear", "--yes").stdout
+    assert "freed" in toy.run_cli("cache", "clear", "--yes").stdout
 
 
 @pytest.mark.slow

@@ -6,6 +6,9 @@ tested without vision, nlp, robotics or medical. Weights are written at test tim
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -52,6 +55,9 @@ class ToyClassification(TaskAdapter):
             return torch.as_tensor(x, dtype=torch.float32).reshape(IN_FEATURES)
 
         return to_tensor
+
+    def runtime_postprocessing(self) -> dict[str, Any]:
+        return {"kind": "classification", "top_k": len(LABELS)}
 
     def postprocess(self, outputs: torch.Tensor) -> list[Any]:
         probs = outputs.softmax(-1)
@@ -132,3 +138,17 @@ def cli() -> None:
 
     registry_module._registry = toy_registry(Path(tempfile.mkdtemp(prefix="toy-weights-")))
     zoo_cli.main()
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``zoo ARGS`` in a fresh process whose only domain is the toy one; ``check`` fails the test on a non-zero exit."""
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", "from tests.zoo.toy import cli; cli()", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"zoo {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
