@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 import zoo
-from tests.torchless import run_without_torch
+from tests.bundles import run_without_torch
 from zoo.export import export
 
 SENTENCES = ["A short sentence.", "Benchmarks need a control arm so that a number means something."]

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import zoo
-from tests.torchless import run_without_torch
+from tests.bundles import run_without_torch
 
 
 def test_digits_bundle_runs_without_torch_and_matches_eager(tmp_path):

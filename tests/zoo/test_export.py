@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.torchless import run_without_torch
+from tests.bundles import run_without_torch
 from tests.zoo import toy
 from zoo.errors import InputError, WeightsIntegrityError
 from zoo.export import export

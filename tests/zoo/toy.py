@@ -129,6 +129,21 @@ def toy_registry(weights_dir: Path) -> Registry:
     return registry
 
 
+def export_bundle(out_dir: Path) -> Path:
+    """The toy model exported to ``out_dir`` by a toy-only registry (swapped in for the while)."""
+    import tempfile
+
+    from zoo import registry as registry_module
+    from zoo.export import export
+
+    saved = registry_module._registry
+    registry_module._registry = toy_registry(Path(tempfile.mkdtemp(prefix="toy-weights-")))
+    try:
+        return export(MODEL_ID, out_dir)
+    finally:
+        registry_module._registry = saved
+
+
 def cli() -> None:
     """``zoo`` with the toy domain as the only one (``python -c "from tests.zoo.toy import cli; cli()" ARGS``)."""
     import tempfile

@@ -1,4 +1,4 @@
-"""Run Python code in a fresh process where torch cannot be imported, as an exported bundle's runtime runs."""
+"""Helpers of the exported-bundle tests: edit a bundle's JSON, run code where torch cannot be imported."""
 import json
 import subprocess
 import sys
@@ -20,3 +20,10 @@ def run_without_torch(code: str) -> dict:
     result = subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
+
+
+def edit_json(path, change) -> None:
+    """Apply ``change`` to the JSON object in ``path`` and write it back (the manifest is left as it was)."""
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
