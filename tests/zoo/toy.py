@@ -6,6 +6,7 @@ tested without vision, nlp, robotics or medical. Weights are written at test tim
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def tiny_mlp(num_classes: int = 3, hidden: int = 8) -> TinyMLP:
 
 
 class ToyClassification(TaskAdapter):
-    """Four numbers in, ``{"label", "index", "score"}`` out."""
+    """Four numbers in, ``{"label", "index", "score", "top_k"}`` out, as a classifier's ``predict``."""
 
     @property
     def transform(self):
@@ -56,14 +57,25 @@ class ToyClassification(TaskAdapter):
 
         return to_tensor
 
+    # ``zoo predict --out`` writes one prediction as JSON.
+    output_suffixes = (".json",)
+
     def runtime_postprocessing(self) -> dict[str, Any]:
         return {"kind": "classification", "top_k": len(LABELS)}
 
     def postprocess(self, outputs: torch.Tensor) -> list[Any]:
-        probs = outputs.softmax(-1)
-        scores, indices = probs.max(-1)
         labels = self.card.labels or [str(i) for i in range(outputs.shape[-1])]
-        return [{"label": labels[i], "index": int(i), "score": float(s)} for s, i in zip(scores, indices)]
+        predictions = []
+        for row in outputs.softmax(-1).tolist():
+            ranked = sorted(zip(labels, row), key=lambda pair: -pair[1])
+            predictions.append({"label": ranked[0][0], "index": labels.index(ranked[0][0]), "score": ranked[0][1],
+                                "top_k": ranked})
+        return predictions
+
+    def write(self, prediction: Any, path, *, source=None) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(prediction) + "\n", encoding="utf-8")
+        return path
 
 
 @dataclass
