@@ -7,12 +7,14 @@ import pytest
 from tests.bundles import edit_json
 from tests.zoo import toy
 from zoo.errors import InputError, WeightsIntegrityError
+from zoo.export import export
 from zoo.runtime import load_bundle, seal
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    return toy.export_bundle(tmp_path_factory.mktemp("export") / "toy")
+    with toy.registered():
+        return export(toy.MODEL_ID, tmp_path_factory.mktemp("export") / "toy")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -141,17 +142,17 @@ def toy_registry(weights_dir: Path) -> Registry:
     return registry
 
 
-def export_bundle(out_dir: Path) -> Path:
-    """The toy model exported to ``out_dir`` by a toy-only registry (swapped in for the while)."""
+@contextmanager
+def registered():
+    """The process-wide registry replaced by a toy-only one for the while (for fixtures wider than a test)."""
     import tempfile
 
     from zoo import registry as registry_module
-    from zoo.export import export
 
     saved = registry_module._registry
     registry_module._registry = toy_registry(Path(tempfile.mkdtemp(prefix="toy-weights-")))
     try:
-        return export(MODEL_ID, out_dir)
+        yield registry_module._registry
     finally:
         registry_module._registry = saved
 
