@@ -1,6 +1,6 @@
 """DDP with gloo on CPU: a killed two-process run resumes to the same weights as an uninterrupted one.
 
-``zoo finetune --nproc 2`` end to end is tested on a real domain, in tests/vision/test_ddp.py."""
+``zoo finetune --nproc 2`` end to end runs on the digits CNN, in the vision tests (test_ddp.py)."""
 import os
 import subprocess
 import sys

@@ -1,7 +1,7 @@
 """Model folders are untrusted input: what ``zoo.load(DIR)`` / ``zoo.info(DIR)`` accept, and where ``save`` writes.
 
 On a folder of the toy model, and one with a task file beside the weights (``vocab.json``, pinned as a
-tokenizer is); how a task's own files are saved and read back is tested in tests/nlp/test_model_folders.py."""
+tokenizer is); how a task's own files are saved and read back is tested with the nlp tests (test_model_folders.py)."""
 import json
 import shutil
 import sys

@@ -1,5 +1,5 @@
 """``ZOO_OFFLINE=1`` opens no socket on the registry's weights path, and a machine without DNS is reported as
-such at once. The pass-through and dataset paths are tested in tests/{nlp,vision,medical}/test_offline.py."""
+such at once. The pass-through and dataset-download paths are tested with their domains (test_offline.py of each)."""
 from tests.offline import run_cases, user_env
 
 # The toy domain as the only one, and a model of it whose weights are on the Hugging Face Hub.
