@@ -1,4 +1,5 @@
-"""Helpers of the exported-bundle tests: edit a bundle's JSON, run code where torch cannot be imported."""
+"""Helpers of the exported-bundle tests: a bundle's JSON edited, code run where torch cannot be imported.
+The toy bundle they tamper with is the ``bundle`` fixture (tests/conftest.py)."""
 import json
 import subprocess
 import sys
@@ -27,3 +28,23 @@ def edit_json(path, change) -> None:
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data))
+
+
+def check_exported(bundle, export_stdout: str) -> str:
+    """A bundle ``zoo export`` wrote: its files, a passed parity check and the digest printed to pin; the digest."""
+    assert {p.name for p in bundle.iterdir()} == {"model.onnx", "bundle.json", "card.json", "parity.json",
+                                                  "manifest.json", "manifest.sha256"}
+    digest = (bundle / "manifest.sha256").read_text().split()[0]
+    assert f"sha256={digest!r}" in " ".join(export_stdout.split())  # the digest to pin is printed
+    assert json.loads((bundle / "parity.json").read_text())["passed"]
+    return digest
+
+
+def predict_without_torch(bundle, digest: str, inputs_npy) -> list:
+    """The bundle's predictions, pinned to ``digest``, for the arrays saved in ``inputs_npy``, torch unimportable."""
+    return run_without_torch(f"""
+        import json, numpy as np
+        from zoo.runtime import load_bundle
+        model = load_bundle({str(bundle)!r}, sha256={digest!r})
+        print(json.dumps(model.predict(list(np.load({str(inputs_npy)!r})))))
+    """)

@@ -72,3 +72,10 @@ def run_cases(setup: str, env: dict, *, no_dns: bool = False) -> dict:
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def assert_reported_unreachable(outcome: str) -> None:
+    """An OfflineError that says the network is unreachable, and how to go offline on purpose."""
+    assert outcome.startswith("OfflineError: "), outcome
+    assert "the network is unreachable (huggingface.co cannot be resolved" in outcome, outcome
+    assert "ZOO_OFFLINE is set" not in outcome and "ZOO_OFFLINE=1" in outcome, outcome

@@ -5,21 +5,8 @@ import shutil
 import pytest
 
 from tests.bundles import edit_json
-from tests.zoo import toy
 from zoo.errors import InputError, WeightsIntegrityError
-from zoo.export import export
 from zoo.runtime import load_bundle, seal
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    with toy.registered():
-        return export(toy.MODEL_ID, tmp_path_factory.mktemp("export") / "toy")
-
-
-@pytest.fixture
-def bundle(exported, tmp_path):
-    return shutil.copytree(exported, tmp_path / "bundle")
 
 
 @pytest.mark.parametrize("name", ["../tokenizer.json", "/etc/hostname", "sub/tokenizer.json", "unlisted.json", 7])

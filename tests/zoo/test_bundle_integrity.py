@@ -13,21 +13,9 @@ from tests.zoo import toy
 from zoo import runtime
 from zoo.errors import BackendError, InputError, UnsafeFormatError, WeightsIntegrityError
 from zoo.hashing import sha256_file
-from zoo.export import export
 from zoo.runtime import load_bundle, recorded_digest, seal
 
 POINTS = list(toy.toy_blobs()["test"][0][:4])
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    with toy.registered():
-        return export(toy.MODEL_ID, tmp_path_factory.mktemp("export") / "toy")
-
-
-@pytest.fixture
-def bundle(exported, tmp_path):
-    return shutil.copytree(exported, tmp_path / "bundle")
 
 
 def set_shape(data):

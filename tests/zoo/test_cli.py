@@ -129,6 +129,9 @@ def test_predict_checks_inputs_and_out_before_the_model_runs(tmp_path):
     wrong = toy.run_cli("predict", toy.MODEL_ID, str(tmp_path), "--out", str(tmp_path / "p.txt"), check=False)
     assert wrong.returncode == 1
     assert wrong.stderr.strip() == "error: --out: expected a file ending in one of .json, got p.txt"
+
+
+def test_predict_out_writes_one_prediction_in_the_task_format(tmp_path):
     np.save(tmp_path / "x.npy", np.ones(toy.IN_FEATURES, dtype=np.float32))
     two = toy.run_cli("predict", toy.MODEL_ID, str(tmp_path / "x.npy"), str(tmp_path / "x.npy"),
                       "--out", str(tmp_path / "p.json"), check=False)

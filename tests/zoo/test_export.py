@@ -1,11 +1,10 @@
 """``zoo export``: a bundle that zoo.runtime runs with numpy + onnxruntime, torch unimportable."""
-import json
 
 import numpy as np
 import pytest
 
 import zoo
-from tests.bundles import run_without_torch
+from tests.bundles import check_exported, predict_without_torch
 from tests.zoo import toy
 from zoo.errors import InputError, WeightsIntegrityError
 from zoo.export import export
@@ -14,19 +13,10 @@ from zoo.export import export
 def test_a_bundle_runs_without_torch_and_matches_eager(tmp_path, toy_registry):
     result = toy.run_cli("export", toy.MODEL_ID, "--out", str(tmp_path / "toy"))
     bundle = tmp_path / "toy"
-    assert {p.name for p in bundle.iterdir()} == {"model.onnx", "bundle.json", "card.json", "parity.json",
-                                                  "manifest.json", "manifest.sha256"}
-    digest = (bundle / "manifest.sha256").read_text().split()[0]
-    assert f"sha256={digest!r}" in " ".join(result.stdout.split())  # the digest to pin is printed
-    assert json.loads((bundle / "parity.json").read_text())["passed"]
+    digest = check_exported(bundle, result.stdout)
     points = toy.toy_blobs()["test"][0][:6]
     np.save(tmp_path / "points.npy", points)
-    got = run_without_torch(f"""
-        import json, numpy as np
-        from zoo.runtime import load_bundle
-        model = load_bundle({str(bundle)!r}, sha256={digest!r})
-        print(json.dumps(model.predict(list(np.load({str(tmp_path / 'points.npy')!r})))))
-    """)
+    got = predict_without_torch(bundle, digest, tmp_path / "points.npy")
     expected = zoo.load(toy.MODEL_ID, device="cpu").predict(list(points))
     assert [p["label"] for p in got] == [p["label"] for p in expected]
     assert np.allclose([p["score"] for p in got], [p["score"] for p in expected], atol=1e-5)
