@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from zoo import bench, bench_report, bench_stats, envinfo, registry
+from tests.zoo import toy
 from zoo.bench import BenchTask, TaskOutput
 from zoo.errors import InputError, UnknownModelError, ZooError
 
@@ -471,6 +472,16 @@ def test_a_suite_declares_its_plot_axis_and_rows_without_it_are_lines(tmp_path, 
     bench.run_tasks(tasks, suite="s", out_dir=tmp_path, progress=False, plot_spec=spec)
     assert drawn == {"CartPole-v1 (test)": ("environment steps in training (log scale)", [22.0])}
     assert (tmp_path / "plot.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_registered_suite_runs_with_the_plot_it_names(toy_registry, tmp_path, monkeypatch):
+    drawn = []
+    real_panel = bench_report._plot_panel
+    monkeypatch.setattr(bench_report, "_plot_panel", lambda ax, spec, *rest: drawn.append(spec) or real_panel(ax, spec, *rest))
+    rows = bench.run_suite("toy", out_dir=tmp_path, progress=False)
+    assert [(r["task"], r["status"], r["control"]) for r in rows] == [("mlp", "ok", False), ("majority", "ok", True)]
+    assert 0 <= rows[1]["metrics"]["accuracy"]["mean"] <= 1 and rows[0]["metrics"]["accuracy"]["ci_method"] == "wilson"
+    assert drawn == [toy.PLOT]  # the "module:NAME" the suite declared, resolved
 
 
 # -- properties (Hypothesis) ---------------------------------------------------

@@ -1,7 +1,7 @@
 """A toy domain for the core tests: a two-layer MLP over 4 numbers, registered into a fresh Registry.
 
 It declares what a real domain declares (architecture, task adapter, a model with pinned
-local safetensors weights, a dataset and a recipe), so the hub, the cache and the card are
+local safetensors weights, a dataset, a recipe and a benchmark suite), so the hub, the cache and the card are
 tested without vision, nlp, robotics or medical. Weights are written at test time.
 """
 from __future__ import annotations
@@ -21,7 +21,9 @@ from torch import nn
 from zoo.hashing import sha256_file
 from zoo.model import TaskAdapter
 from zoo.recipes import Recipe, RecipeResult, bounded
-from zoo.registry import ArchitectureSpec, DatasetSpec, ModelSpec, RecipeSpec, Registry, TaskSpec, WeightFile
+from zoo.bench import BenchTask, PlotSpec, TaskOutput
+from zoo.registry import (ArchitectureSpec, DatasetSpec, ModelSpec, RecipeSpec, Registry, SuiteSpec, TaskSpec,
+                          WeightFile)
 
 MODEL_ID = "toy/mlp.seed0"
 BARE_ID = "toy/mlp.untrained"
@@ -108,6 +110,31 @@ def toy_blobs(n: int = 30, seed: int = 0) -> dict[str, tuple]:
     return {"train": (points[:cut], labels[:cut]), "test": (points[cut:], labels[cut:])}
 
 
+# The toy suite's plot: accuracy against the number of hidden units (the control has none: a line).
+PLOT = PlotSpec(x="extra.hidden", x_label="hidden units", log_x=False)
+
+
+def suite(quick: bool = False) -> list[BenchTask]:
+    """The toy benchmark: the seeded MLP on the blobs' test split, beside a majority-class control."""
+    import numpy as np
+
+    def mlp_accuracy(seed: int) -> TaskOutput:
+        import zoo
+
+        points, labels = toy_blobs()["test"]
+        predicted = [p["index"] for p in zoo.load(MODEL_ID, device="cpu").predict(list(points))]
+        correct = (np.asarray(predicted) == labels).astype(float)
+        return TaskOutput({"accuracy": float(correct.mean())}, per_example={"accuracy": correct}, extra={"hidden": 8})
+
+    def majority_accuracy(seed: int) -> TaskOutput:
+        train_labels, labels = toy_blobs()["train"][1], toy_blobs()["test"][1]
+        correct = (labels == np.bincount(train_labels).argmax()).astype(float)
+        return TaskOutput({"accuracy": float(correct.mean())}, per_example={"accuracy": correct})
+
+    return [BenchTask("mlp", MODEL_ID, "toy/blobs", run=mlp_accuracy),
+            BenchTask("majority", "control/majority", "toy/blobs", control=True, run=majority_accuracy)]
+
+
 def write_weights(directory: Path, seed: int = 0) -> WeightFile:
     """Save a seeded TinyMLP's state dict to ``directory`` and pin it."""
     from safetensors.torch import save_file
@@ -133,6 +160,7 @@ def register(registry: Registry, weights: WeightFile) -> None:
     registry.add_dataset(DatasetSpec("toy/blobs", task="toy-classification", loader=f"{__name__}:toy_blobs"))
     registry.add_recipe(RecipeSpec("toy-classification", task="toy-classification",
                                    recipe=f"{__name__}:ToyRecipe"))
+    registry.add_suite(SuiteSpec("toy", f"{__name__}:suite", plot=f"{__name__}:PLOT"))
 
 
 def toy_registry(weights_dir: Path) -> Registry:
