@@ -1,8 +1,9 @@
-"""Test-wide guards: no network, an isolated zoo home, offline Hugging Face."""
+"""Test-wide guards: no network, an isolated zoo home, offline Hugging Face; the toy bundle to tamper with."""
 from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import socket
 import tempfile
 
@@ -60,3 +61,19 @@ def isolated_zoo_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     return home
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The toy model (tests/zoo/toy.py) exported, once per test module."""
+    from tests.zoo import toy
+    from zoo.export import export
+
+    with toy.registered():
+        return export(toy.MODEL_ID, tmp_path_factory.mktemp("export") / "toy")
+
+
+@pytest.fixture
+def bundle(exported, tmp_path):
+    """A copy of the toy bundle, the test's to tamper with."""
+    return shutil.copytree(exported, tmp_path / "bundle")

@@ -100,3 +100,11 @@ def test_a_label_map_is_described_by_its_voxel_counts_not_printed(model, predict
     counts = {LABELS[v]: n for v, n in zip(*np.unique(prediction.array, return_counts=True))}
     assert line.startswith("label map 36×72×72 at 5×4.5×4.5 mm; voxels per label: ")
     assert line.endswith(", ".join(f"{name} {n:,}" for name, n in counts.items()))
+
+
+def test_cli_predict_names_the_segmentation_file_formats_before_the_model_runs(tmp_path):
+    from tests.zoo.test_cli import run_console_script
+
+    wrong = run_console_script("predict", "medical/unet3d.ct_phantom", str(tmp_path), "--out", str(tmp_path / "seg.txt"))
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == "error: --out: expected a file ending in one of .dcm, .nii, .nii.gz, .npy, got seg.txt"

@@ -1,6 +1,7 @@
 """The two recipes, tiny: fine-tune the U-Net on your own NIfTI pairs; train a grey classifier on MedMNIST."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -92,3 +93,29 @@ def test_bundled_card_records_a_recipe_that_rebuilds_and_matches_the_spec():
     assert recipe.pretrained is False and recipe.data == "medical/ct-phantom"
     test_dice = card.metric("dice", "test")
     assert test_dice["value"] >= 0.90 and test_dice["cases"] == 6
+
+
+def test_segmentation_recipe_ranges_hold_for_python_kwargs():
+    from zoo.errors import InputError
+
+    with pytest.raises(InputError, match=r"'patch_size' expects 3 numbers, got \(8, 8\)"):
+        Segmentation3DRecipe(patch_size=(8, 8))
+    with pytest.raises(InputError, match=r"item 0 of recipe field 'window' must be in \(0, inf\)"):
+        Segmentation3DRecipe(window=(0.0, 40.0))
+    assert Segmentation3DRecipe(window=(400.0, -1000.0)).window == (400.0, -1000.0)
+
+
+def test_the_recipe_is_recorded_once_and_nested():
+    from zoo.recipes import TrainConfig
+
+    recipe = Classification2DRecipe(data="x.npz", train={"lr": 3e-3, "keep_checkpoints": 2})
+    params = recipe.provenance("abc")["recipe"]["params"]
+    assert params["train"]["lr"] == 3e-3 and params["train"]["monitor"] == "val_auc"
+    assert not {"lr", "seed", "epochs"} & set(params)  # the loop's fields only under train
+    assert "keep_checkpoints" not in params["train"] and "progress" not in params["train"]  # run options
+    assert set(params["train"]) == {f.name for f in dataclasses.fields(TrainConfig)} - {"keep_checkpoints", "progress"}
+    # What reproduce reads back: the same config, but for the run options.
+    assert type(recipe).from_overrides(params).train == dataclasses.replace(recipe.train, keep_checkpoints=1)
+    provenance = zoo.info("medical/unet3d.ct_phantom").provenance  # a bundled card records it so too
+    assert "train" in provenance["recipe"]["params"] and "lr" not in provenance["recipe"]["params"]
+    assert "config" not in provenance.get("train", {})

@@ -11,6 +11,7 @@ from nlp.recipes import EmbeddingProbeRecipe, LengthBucketSampler, TextClassific
 from tests.nlp.helpers import write_reviews
 from zoo.cli import app
 from zoo.errors import InputError
+from zoo.recipes import parse_set
 
 
 def test_finetune_through_the_cli_writes_a_model_that_predicts_raw_strings(tmp_path, monkeypatch):
@@ -125,3 +126,27 @@ def test_finetune_refuses_a_val_fraction_outside_its_range_in_one_line(tmp_path,
     assert result.stderr.strip().splitlines() == [
         f"error: recipe field 'val_fraction' must be in [0, 1), got {float(value)}; choose a value in that range"]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("val_fraction=-0.1", r"recipe field 'val_fraction' must be in \[0, 1\), got -0.1"),
+    ("val_fraction=1.5", r"recipe field 'val_fraction' must be in \[0, 1\), got 1.5"),
+    ("test_fraction=1", r"'test_fraction' must be in \[0, 1\), got 1.0"),
+    ("train.lr=-1", r"'train.lr' must be in \[0, inf\), got -1.0"),
+    ("train.lr=nan", r"'train.lr' must be in \[0, inf\), got nan"),
+    ("train.lr=-inf", r"'train.lr' must be in \[0, inf\), got -inf"),
+    ("head_lr=0", r"'head_lr' must be in \(0, inf\), got 0.0"),
+    ("train.epochs=0", r"'train.epochs' must be in \[1, inf\), got 0"),
+    ("train.batch_size=-3", r"'train.batch_size' must be in \[1, inf\), got -3"),
+    ("train.warmup_ratio=1", r"'train.warmup_ratio' must be in \[0, 1\)"),
+    ("max_length=1", r"'max_length' must be in \[2, inf\)"),
+    ("train.seed=-1", r"'train.seed' must be in \[0, 4294967296\)"),
+])
+def test_text_recipe_rejects_out_of_range_overrides(assignment, message):
+    with pytest.raises(InputError, match=message):
+        TextClassificationRecipe.from_overrides(parse_set([assignment]))
+
+
+def test_the_text_recipe_declares_its_column_options():
+    # How a recipe's options are parsed is tested on the toy recipe (tests/zoo/test_recipes.py).
+    assert TextClassificationRecipe.cli_options == {"--text-column": "text_column", "--label-column": "label_column"}

@@ -11,7 +11,7 @@ import zoo
 from robotics.recipes.bc import BCRecipe
 from robotics.recipes.ppo import PPORecipe
 from robotics.recipes.sac import SACRecipe
-from zoo.errors import CheckpointError
+from zoo.errors import CheckpointError, InputError
 
 
 class Killed(Exception):
@@ -152,3 +152,46 @@ def test_finetune_in_an_env_with_other_spaces_names_both(tmp_path):
                                       "--out", str(tmp_path / "x")])
     assert isinstance(result.exception, zoo.InputError)
     assert "trained for CartPole-v1" in str(result.exception) and "Hopper-v5" in str(result.exception)
+
+
+def test_recipe_ranges_hold_for_python_kwargs_and_overrides():
+    from zoo.recipes import parse_set
+
+    with pytest.raises(InputError, match=r"item 1 of recipe field 'hidden' must be in \[1, inf\), got \(64, 0\)"):
+        PPORecipe.from_overrides(parse_set(["hidden=[64, 0]"]))
+    with pytest.raises(InputError, match=r"'gamma' must be in \[0, 1\], got 1.5"):
+        SACRecipe(gamma=1.5)
+    assert PPORecipe(checkpoint_every_steps=0, ent_coef=0.0).checkpoint_every_steps == 0
+
+
+def test_a_bad_nested_value_in_yaml_or_python_names_its_key(tmp_path):
+    (tmp_path / "r.yaml").write_text("train:\n  lr: -1\n")
+    with pytest.raises(InputError, match=r"recipe field 'train.lr' must be in \[0, inf\), got -1"):
+        BCRecipe.from_overrides(config_file=tmp_path / "r.yaml")
+    with pytest.raises(InputError, match=r"recipe field 'train.warmup_ratio' must be in \[0, 1\)"):
+        BCRecipe(train={"warmup_ratio": 1.5})
+    with pytest.raises(InputError, match=r"TrainConfig has no field\(s\) \['lrr'\]"):
+        BCRecipe(train={"lrr": 0.1})
+
+
+def test_the_bundled_bc_card_records_the_recipe_once_and_nested():
+    provenance = zoo.info("robotics/mlp_categorical.bc_cartpole_v1").provenance
+    assert "train" in provenance["recipe"]["params"] and "lr" not in provenance["recipe"]["params"]
+    assert "config" not in provenance.get("train", {})
+
+
+def test_the_trainer_and_the_control_recipes_refuse_a_used_folder_alike(tmp_path):
+    """Both go through zoo.runs: the same refusal, in the same words."""
+    from tests.zoo.test_checkpoint import save
+    from zoo.train import TrainConfig, Trainer
+
+    save(tmp_path, 1)
+    data = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.zeros(8, dtype=torch.long))
+    trainer = Trainer(torch.nn.Linear(4, 2), data, config=TrainConfig(epochs=1, progress=False, device="cpu"),
+                      out_dir=tmp_path)
+    errors = []
+    for run in (trainer.fit, lambda: SACRecipe(total_steps=10).run(tmp_path, progress=False)):
+        with pytest.raises(CheckpointError) as caught:
+            run()
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "already holds checkpoints" in errors[0]

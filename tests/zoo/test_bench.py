@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from zoo import bench, envinfo, registry
+from zoo import bench, bench_report, bench_stats, envinfo, registry
+from tests.zoo import toy
 from zoo.bench import BenchTask, TaskOutput
 from zoo.errors import InputError, UnknownModelError, ZooError
 
@@ -30,7 +31,7 @@ def test_t_interval_of_one_to_five():
 
 @pytest.mark.parametrize("df, expected", [(1, 12.7062), (4, 2.7764), (30, 2.0423), (31, 2.0395), (60, 2.0003), (120, 1.9799)])
 def test_t_quantile_matches_published_table(df, expected):
-    assert bench.t_quantile_975(df) == pytest.approx(expected, abs=1e-4)
+    assert bench_stats.t_quantile_975(df) == pytest.approx(expected, abs=1e-4)
 
 
 def test_mean_ci95_of_one_value_has_no_interval_and_of_none_is_an_error():
@@ -43,8 +44,8 @@ def test_bootstrap_contains_the_mean_and_narrows_with_more_data():
     rng = np.random.default_rng(1)
     small = (rng.random(100) < 0.8).astype(float)
     large = (rng.random(10_000) < 0.8).astype(float)
-    mean_s, lo_s, hi_s = bench.bootstrap_ci95(small)
-    mean_l, lo_l, hi_l = bench.bootstrap_ci95(large)
+    mean_s, lo_s, hi_s = bench_stats.bootstrap_ci95(small)
+    mean_l, lo_l, hi_l = bench_stats.bootstrap_ci95(large)
     assert lo_s <= mean_s <= hi_s and lo_l <= mean_l <= hi_l
     assert mean_l == pytest.approx(large.mean())
     assert (hi_l - lo_l) < (hi_s - lo_s) / 5
@@ -54,10 +55,10 @@ def test_bootstrap_contains_the_mean_and_narrows_with_more_data():
 
 def test_bootstrap_is_seeded_and_chunking_does_not_change_it(monkeypatch):
     values = np.arange(50) % 3 == 0
-    whole = bench.bootstrap_ci95(values, n_boot=200, seed=7)
-    assert bench.bootstrap_ci95(values, n_boot=200, seed=7) == whole
-    monkeypatch.setattr(bench, "_BOOT_CHUNK_ELEMENTS", 50 * 7)  # 7 resamples a chunk
-    assert bench.bootstrap_ci95(values, n_boot=200, seed=7) == whole
+    whole = bench_stats.bootstrap_ci95(values, n_boot=200, seed=7)
+    assert bench_stats.bootstrap_ci95(values, n_boot=200, seed=7) == whole
+    monkeypatch.setattr(bench_stats, "_BOOT_CHUNK_ELEMENTS", 50 * 7)  # 7 resamples a chunk
+    assert bench_stats.bootstrap_ci95(values, n_boot=200, seed=7) == whole
 
 
 def test_measure_latency_warms_up_then_times_at_least_iters_calls():
@@ -130,7 +131,7 @@ def test_a_share_of_trials_gets_a_wilson_ci_and_several_seeds_a_t_interval(suite
     rows = {r["task"]: r for r in suite_run[1]}
     good = rows["good@toy"]["metrics"]
     assert good["accuracy"]["ci_method"] == "wilson" and good["accuracy"]["n_seeds"] == 1
-    assert good["accuracy"]["ci95"] == pytest.approx(list(bench.wilson_ci95(180, 200)[1:]))
+    assert good["accuracy"]["ci95"] == pytest.approx(list(bench_stats.wilson_ci95(180, 200)[1:]))
     assert good["accuracy"]["range"] == [0.0, 1.0]
     assert good["macro_f1"] == {"mean": 0.88, "ci95": None, "n_seeds": 1, "ci_method": None, "range": [0.0, 1.0]}
     noisy = rows["noisy@toy"]["metrics"]["accuracy"]  # no per-example trials: t over its five seeds
@@ -142,16 +143,16 @@ def test_a_share_of_trials_gets_a_wilson_ci_and_several_seeds_a_t_interval(suite
 def test_wilson_matches_a_hand_computation():
     # 8 of 10, z = 1.959964: centre (0.8 + z²/20) / (1 + z²/10) = 0.7167, half-width
     # z / (1 + z²/10) * sqrt(0.8 * 0.2 / 10 + z²/400) = 0.2265: [0.4902, 0.9433].
-    p, lo, hi = bench.wilson_ci95(8, 10)
+    p, lo, hi = bench_stats.wilson_ci95(8, 10)
     assert p == 0.8 and lo == pytest.approx(0.49016, abs=1e-4) and hi == pytest.approx(0.94332, abs=1e-4)
-    assert bench.wilson_ci95(0, 10)[1] == 0.0 and bench.wilson_ci95(0, 10)[2] == pytest.approx(0.27753, abs=1e-4)
-    assert bench.wilson_ci95(10, 10)[2] == 1.0 and bench.wilson_ci95(10, 10)[1] == pytest.approx(0.72247, abs=1e-4)
+    assert bench_stats.wilson_ci95(0, 10)[1] == 0.0 and bench_stats.wilson_ci95(0, 10)[2] == pytest.approx(0.27753, abs=1e-4)
+    assert bench_stats.wilson_ci95(10, 10)[2] == 1.0 and bench_stats.wilson_ci95(10, 10)[1] == pytest.approx(0.72247, abs=1e-4)
     with pytest.raises(InputError):
-        bench.wilson_ci95(3, 2)
+        bench_stats.wilson_ci95(3, 2)
 
 
 def _success_over_seeds(outcomes_per_seed):
-    """A robotics-like task: each seed a few episodes, success = their 0/1 share."""
+    """A control-like task: each seed a few episodes, success = their 0/1 share."""
     return [TaskOutput({"success": float(np.mean(o)), "mean_return": 100.0 * float(np.mean(o)) - 50.0},
                        per_example={"success": np.asarray(o, dtype=float)}) for o in outcomes_per_seed]
 
@@ -161,35 +162,35 @@ def _success_over_seeds(outcomes_per_seed):
     [[0], [0], [0]], [[1], [1], [1]], [[0, 0]] * 10, [[1, 1]] * 10, [[1, 0]] * 10, [[1]],
 ])
 def test_a_proportion_ci_always_lies_in_zero_one_and_pools_the_trials(outcomes):
-    summary = bench._metric_summary("success", _success_over_seeds(outcomes))
+    summary = bench_stats._metric_summary("success", _success_over_seeds(outcomes))
     lo, hi = summary["ci95"]
     pooled = np.concatenate(outcomes)
     assert summary["ci_method"] == "wilson" and 0.0 <= lo <= summary["mean"] <= hi <= 1.0
-    assert [lo, hi] == pytest.approx(list(bench.wilson_ci95(int(pooled.sum()), pooled.size)[1:]))
+    assert [lo, hi] == pytest.approx(list(bench_stats.wilson_ci95(int(pooled.sum()), pooled.size)[1:]))
 
 
 def test_bounded_metrics_without_trials_are_clipped_and_unbounded_ones_are_not():
     outputs = [TaskOutput({"dice": d, "hd95": h, "mean_return": r})
                for d, h, r in ((0.99, 0.1, -500.0), (0.5, 9.0, 100.0), (0.98, 0.2, 20.0))]
-    dice, hd95, ret = (bench._metric_summary(n, outputs) for n in ("dice", "hd95", "mean_return"))
+    dice, hd95, ret = (bench_stats._metric_summary(n, outputs) for n in ("dice", "hd95", "mean_return"))
     assert dice["ci_method"] == "t-over-seeds" and dice["ci95"][1] == 1.0 and dice["range"] == [0.0, 1.0]
     assert hd95["ci95"][0] == 0.0 and hd95["range"] == [0.0, None]
     assert ret["ci95"] == pytest.approx(list(bench.mean_ci95([-500.0, 100.0, 20.0])[1:]))
     assert ret["range"] == [None, None]
-    assert bench.metric_kind("dice_liver") == bench.METRICS["dice*"]
+    assert bench_stats.metric_kind("dice_liver") == bench_stats.METRICS["dice*"]
 
 
 def test_latency_summary_reports_spread_and_flags_noisy_samples():
-    steady = bench.latency_summary([1.0, 1.1, 0.9, 1.0, 1.0])
+    steady = bench_stats.latency_summary([1.0, 1.1, 0.9, 1.0, 1.0])
     assert steady["p50"] == 1.0 and steady["mean"] == pytest.approx(1.0) and steady["n"] == 5
     assert steady["cv"] == pytest.approx(np.std([1.0, 1.1, 0.9, 1.0, 1.0], ddof=1) / 1.0)
     assert not steady["noisy"]
     # The issue's loaded machine: identical calls from 0.97 to 200 ms.
-    loaded = bench.latency_summary([0.97, 1.0, 200.0, 1.1, 150.0, 0.99], batch_size=4)
-    assert loaded["noisy"] and loaded["p95"] > bench.LATENCY_SPREAD_LIMIT * loaded["p50"] and loaded["batch_size"] == 4
-    assert bench.latency_summary([3.0])["cv"] is None
+    loaded = bench_stats.latency_summary([0.97, 1.0, 200.0, 1.1, 150.0, 0.99], batch_size=4)
+    assert loaded["noisy"] and loaded["p95"] > bench_stats.LATENCY_SPREAD_LIMIT * loaded["p50"] and loaded["batch_size"] == 4
+    assert bench_stats.latency_summary([3.0])["cv"] is None
     # One stall among 200 calls: a high CV, yet p50 and p95 are sound, so the row still ranks.
-    stall = bench.latency_summary([1.0] * 199 + [300.0])
+    stall = bench_stats.latency_summary([1.0] * 199 + [300.0])
     assert stall["cv"] > 5 and not stall["noisy"]
 
 
@@ -199,7 +200,7 @@ def test_rows_carry_latency_throughput_params_and_extra(suite_run):
     assert good["latency_ms"]["p50"] == pytest.approx(1.15)
     assert good["latency_ms"]["p50"] <= good["latency_ms"]["p95"] <= 5.0
     assert good["latency_ms"]["batch_size"] == 8
-    assert good["latency_ms"] == bench.latency_summary([1.0, 1.2, 1.1, 5.0], batch_size=8)
+    assert good["latency_ms"] == bench_stats.latency_summary([1.0, 1.2, 1.1, 5.0], batch_size=8)
     assert good["throughput"] == {"value": 7000.0, "unit": "items/s"}
     assert good["params"] == 1234 and good["extra"]["gflops"] == pytest.approx(0.25)
     noisy = rows["noisy@toy"]["latency_ms"]  # latencies of all five seeds pooled
@@ -218,7 +219,7 @@ def test_a_task_that_raises_becomes_an_error_row(suite_run):
 def test_leaderboard_ranks_best_first_and_marks_control_reference_and_errors(suite_run):
     out, rows = suite_run
     text = (out / "leaderboard.md").read_text()
-    assert text == bench.leaderboard_markdown(rows)
+    assert text == bench_report.leaderboard_markdown(rows)
     toy = text.split("## toy/data (test)")[1].split("##")[0]
     table = [line for line in toy.splitlines() if line.startswith("| ")]
     assert table[0].split(" | ")[:4] == ["| model", "backend", "accuracy", "macro_f1"]
@@ -240,7 +241,7 @@ def test_plot_is_a_png(suite_run):
 def test_plot_without_any_latency_still_writes_a_png(tmp_path):
     rows = bench.run_tasks([BenchTask("a", "m", "d", run=lambda s: TaskOutput({"acc": 1.0}))],
                            suite="s", out_dir=tmp_path, progress=False)
-    path = bench.plot(rows, tmp_path / "sub" / "p.png")
+    path = bench_report.plot(rows, tmp_path / "sub" / "p.png")
     assert path.read_bytes().startswith(PNG_MAGIC)
     assert not list((tmp_path / "sub").glob(".*tmp"))  # the temp file was renamed, not left behind
 
@@ -335,8 +336,8 @@ def test_importing_the_engine_loads_neither_torch_nor_matplotlib():
 
 
 # -- readable output ----------------------------------------------------------
-LONG_IDS = ["medical/unet3d.ct_phantom-with-a-long-suffix", "robotics/mlp_gaussian.ppo_invertedpendulum_v5",
-            "nlp/text_encoder.all_minilm_l6_v2 + logreg probe"]
+LONG_IDS = ["toy/unet3d.ct_phantom-with-a-long-suffix", "toy/mlp_gaussian.ppo_invertedpendulum_v5",
+            "toy/all-minilm-l6-v2 + logreg probe"]
 
 
 def _long_id_rows(tmp_path):
@@ -391,7 +392,7 @@ def test_result_lines_do_not_wrap_in_a_log(tmp_path, capsys):
 def test_leaderboard_shows_the_latency_spread_and_names_noisy_rows(tmp_path):
     tasks = [BenchTask("steady", "m/steady", "d", run=lambda s: TaskOutput({"acc": 0.9}, latency_ms=[1.0, 1.0, 1.1])),
              BenchTask("loaded", "m/loaded", "d", run=lambda s: TaskOutput({"acc": 0.8}, latency_ms=[0.97, 200.0, 1.0]))]
-    text = bench.leaderboard_markdown(bench.run_tasks(tasks, suite="s", out_dir=tmp_path, progress=False))
+    text = bench_report.leaderboard_markdown(bench.run_tasks(tasks, suite="s", out_dir=tmp_path, progress=False))
     header = next(line for line in text.splitlines() if line.startswith("| model"))
     assert "| p50 ms | p95 ms | CV |" in header
     assert "| m/steady | torch | 0.900 | 1.00 | 1.09 | 0.06 |" in text
@@ -456,13 +457,13 @@ def test_step_names_what_the_running_task_does(tmp_path):
 
 def test_a_suite_declares_its_plot_axis_and_rows_without_it_are_lines(tmp_path, monkeypatch):
     drawn = {}
-    real_panel = bench._plot_panel
+    real_panel = bench_report._plot_panel
 
     def spy(ax, spec, title, primary, points):
         real_panel(ax, spec, title, primary, points)
         drawn[title] = (ax.get_xlabel(), [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"])
 
-    monkeypatch.setattr(bench, "_plot_panel", spy)
+    monkeypatch.setattr(bench_report, "_plot_panel", spy)
     spec = bench.PlotSpec(x="extra.train_env_steps", x_label="environment steps in training (log scale)")
     tasks = [BenchTask("ppo", "r/ppo", "CartPole-v1", run=lambda s: TaskOutput({"mean_return": 500.0},
                                                                                  extra={"train_env_steps": 100_000})),
@@ -471,7 +472,16 @@ def test_a_suite_declares_its_plot_axis_and_rows_without_it_are_lines(tmp_path, 
     bench.run_tasks(tasks, suite="s", out_dir=tmp_path, progress=False, plot_spec=spec)
     assert drawn == {"CartPole-v1 (test)": ("environment steps in training (log scale)", [22.0])}
     assert (tmp_path / "plot.png").read_bytes().startswith(PNG_MAGIC)
-    assert registry.get_registry().suite("robotics").plot == "robotics.bench:PLOT"
+
+
+def test_a_registered_suite_runs_with_the_plot_it_names(toy_registry, tmp_path, monkeypatch):
+    drawn = []
+    real_panel = bench_report._plot_panel
+    monkeypatch.setattr(bench_report, "_plot_panel", lambda ax, spec, *rest: drawn.append(spec) or real_panel(ax, spec, *rest))
+    rows = bench.run_suite("toy", out_dir=tmp_path, progress=False)
+    assert [(r["task"], r["status"], r["control"]) for r in rows] == [("mlp", "ok", False), ("majority", "ok", True)]
+    assert 0 <= rows[1]["metrics"]["accuracy"]["mean"] <= 1 and rows[0]["metrics"]["accuracy"]["ci_method"] == "wilson"
+    assert drawn == [toy.PLOT]  # the "module:NAME" the suite declared, resolved
 
 
 # -- properties (Hypothesis) ---------------------------------------------------
@@ -487,7 +497,7 @@ _PROPERTY = settings(max_examples=int(_CAMPAIGN or 60), derandomize=not _CAMPAIG
 @given(st.integers(1, 10**6).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
 def test_property_wilson_lies_in_zero_one_around_the_share(successes_trials):
     successes, trials = successes_trials
-    p, lo, hi = bench.wilson_ci95(successes, trials)
+    p, lo, hi = bench_stats.wilson_ci95(successes, trials)
     assert 0.0 <= lo <= p <= hi <= 1.0
     assert (lo == 0.0) == (successes == 0) and (hi == 1.0) == (successes == trials)
 
@@ -500,11 +510,11 @@ _FINITE = st.floats(-1e6, 1e6, allow_nan=False)
                              "mean_return"]),
        seeds=st.lists(st.tuples(_FINITE, st.lists(st.sampled_from([0.0, 1.0]), max_size=20)), min_size=1, max_size=8))
 def test_property_every_ci_stays_in_the_metric_declared_range(name, seeds):
-    kind = bench.metric_kind(name)
+    kind = bench_stats.metric_kind(name)
     clip = lambda v: min(max(v, kind.low if kind.low is not None else -np.inf), kind.high if kind.high is not None else np.inf)  # noqa: E731
     outputs = [TaskOutput({name: clip(value)}, per_example={name: np.array(trials)} if trials else None)
                for value, trials in seeds]
-    summary = bench._metric_summary(name, outputs)
+    summary = bench_stats._metric_summary(name, outputs)
     assert summary["range"] == [kind.low, kind.high]
     if summary["ci95"] is not None:
         lo, hi = summary["ci95"]
@@ -516,9 +526,9 @@ def test_property_every_ci_stays_in_the_metric_declared_range(name, seeds):
 @_PROPERTY
 @given(st.lists(st.floats(1e-4, 1e5, allow_nan=False), min_size=1, max_size=300))
 def test_property_latency_summary_is_ordered_and_flags_by_the_tail(samples):
-    summary = bench.latency_summary(samples)
+    summary = bench_stats.latency_summary(samples)
     assert min(samples) <= summary["p50"] <= summary["p95"] <= max(samples) and summary["n"] == len(samples)
-    assert summary["noisy"] == (summary["p95"] > bench.LATENCY_SPREAD_LIMIT * summary["p50"])
+    assert summary["noisy"] == (summary["p95"] > bench_stats.LATENCY_SPREAD_LIMIT * summary["p50"])
     assert summary["cv"] is None if len(samples) == 1 else summary["cv"] >= 0
 
 
@@ -531,14 +541,14 @@ _ID = st.text(st.characters(codec="ascii", categories=["L", "N", "P", "S"]), min
 def test_property_no_layout_ever_cuts_an_id(ids, width, terminal):
     from rich.console import Console
 
-    rows = [bench._row(BenchTask(f"t{i}", model, "d", run=_broken), "s", {}, bench._aggregate(
+    rows = [bench._row(BenchTask(f"t{i}", model, "d", run=_broken), "s", {}, bench_stats.aggregate(
         [TaskOutput({"accuracy": 0.5}, per_example={"accuracy": np.array([0.0, 1.0])}, latency_ms=[1.0, 9.0])]), None)
         for i, model in enumerate(ids)]
     console = Console(file=io.StringIO(), width=width, force_terminal=terminal, color_system=None)
     bench.print_leaderboard(rows, console=console)
     text = console.file.getvalue()
     for model in ids:
-        assert model in text or bench._md_cell(model) in text
+        assert model in text or bench_report._md_cell(model) in text
 
 
 @_PROPERTY

@@ -1,4 +1,7 @@
-"""Model folders are untrusted input: what ``zoo.load(DIR)`` / ``zoo.info(DIR)`` accept, and where ``save`` writes."""
+"""Model folders are untrusted input: what ``zoo.load(DIR)`` / ``zoo.info(DIR)`` accept, and where ``save`` writes.
+
+On a folder of the toy model, and one with a task file beside the weights (``vocab.json``, pinned as a
+tokenizer is); how a task's own files are saved and read back is tested with the nlp tests (test_model_folders.py)."""
 import json
 import shutil
 import sys
@@ -7,29 +10,27 @@ import pytest
 import torch
 
 import zoo
-from tests.nlp.helpers import install_in_hf_cache, make_tiny_bert
+from tests.zoo import toy
 from zoo.cache import sha256_file
 from zoo.errors import InputError, UnsafeFormatError, WeightsIntegrityError, ZooError
 
-DIGITS_ID = "vision/digits_cnn.sklearn"
-HF_REPO = "tiny-org/tiny-bert"
+pytestmark = pytest.mark.usefixtures("toy_registry")  # a toy folder names the toy architecture
 
 
 @pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-    """A saved digits CNN (weights + card only)."""
-    return zoo.load(DIGITS_ID, device="cpu").save(tmp_path_factory.mktemp("digits") / "model")
+def toy_dir(tmp_path_factory):
+    """A saved toy MLP (weights + card only)."""
+    with toy.registered():
+        return zoo.load(toy.MODEL_ID, device="cpu").save(tmp_path_factory.mktemp("toy") / "model")
 
 
 @pytest.fixture(scope="module")
-def text_dir(tmp_path_factory):
-    """A saved tiny BERT text classifier: weights, card and tokenizer.json."""
-    home = tmp_path_factory.mktemp("hf-home")
-    install_in_hf_cache(make_tiny_bert(tmp_path_factory.mktemp("tiny-bert")), home / "hub", HF_REPO)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HOME", str(home))
-        model = zoo.load(f"hf:{HF_REPO}", device="cpu")
-    return model.save(tmp_path_factory.mktemp("text") / "model")
+def file_dir(toy_dir, tmp_path_factory):
+    """The toy folder with one more pinned file, ``vocab.json``, as a task's tokenizer is pinned."""
+    folder = shutil.copytree(toy_dir, tmp_path_factory.mktemp("file") / "model")
+    (folder / "vocab.json").write_text(json.dumps(toy.LABELS))
+    edit_card(folder, lambda card: pin(card, "vocab.json", folder / "vocab.json"))
+    return folder
 
 
 def copy_of(folder, tmp_path):
@@ -65,8 +66,8 @@ def no_sockets(monkeypatch):
     assert not opened, f"opened sockets: {opened}"
 
 
-def test_a_pickle_named_with_a_source_elsewhere_is_refused_not_unpickled(text_dir, tmp_path, monkeypatch):
-    folder = copy_of(text_dir, tmp_path)
+def test_a_pickle_named_with_a_source_elsewhere_is_refused_not_unpickled(file_dir, tmp_path, monkeypatch):
+    folder = copy_of(file_dir, tmp_path)
     elsewhere = tmp_path / "elsewhere" / "x.pkl"
     elsewhere.parent.mkdir()
     torch.save({"a": torch.zeros(1)}, elsewhere)
@@ -75,25 +76,25 @@ def test_a_pickle_named_with_a_source_elsewhere_is_refused_not_unpickled(text_di
         raise AssertionError("torch.load called on a model folder's file")
 
     monkeypatch.setattr(torch, "load", refuse)
-    edit_card(folder, lambda card: pin(card, "tokenizer.json", elsewhere, source=str(elsewhere), format="torch-pickle"))
-    with pytest.raises(InputError, match="tokenizer.json.*source '/.*x.pkl'"):
+    edit_card(folder, lambda card: pin(card, "vocab.json", elsewhere, source=str(elsewhere), format="torch-pickle"))
+    with pytest.raises(InputError, match="vocab.json.*source '/.*x.pkl'"):
         zoo.load(folder, device="cpu")
-    edit_card(folder, lambda card: card["files"]["tokenizer.json"].update(source="local"))
+    edit_card(folder, lambda card: card["files"]["vocab.json"].update(source="local"))
     with pytest.raises(InputError, match="format 'torch-pickle'.*never unpickles"):
         zoo.info(str(folder))
 
 
-@pytest.mark.parametrize("source", ["http://127.0.0.1:9/tok.json", "hf://org/repo/tok.json", "package://nlp/x.json"])
-def test_a_file_with_a_remote_source_is_refused_without_a_connection(text_dir, tmp_path, no_sockets, source):
-    folder = copy_of(text_dir, tmp_path)
-    edit_card(folder, lambda card: card["files"]["tokenizer.json"].update(source=source))
+@pytest.mark.parametrize("source", ["http://127.0.0.1:9/tok.json", "hf://org/repo/tok.json", "package://toy/x.json"])
+def test_a_file_with_a_remote_source_is_refused_without_a_connection(file_dir, tmp_path, no_sockets, source):
+    folder = copy_of(file_dir, tmp_path)
+    edit_card(folder, lambda card: card["files"]["vocab.json"].update(source=source))
     with pytest.raises(InputError, match="must be in the folder"):
         zoo.load(folder, device="cpu")
 
 
 @pytest.mark.parametrize("name", ["../outside.txt", "/etc/hostname", "sub/file.txt", "..", "", "a\\..\\b", "x" * 300])
-def test_names_outside_the_folder_are_refused_before_reading(digits_dir, tmp_path, name):
-    folder = copy_of(digits_dir, tmp_path)
+def test_names_outside_the_folder_are_refused_before_reading(toy_dir, tmp_path, name):
+    folder = copy_of(toy_dir, tmp_path)
     outside = tmp_path / "outside.txt"
     outside.write_text("secret")
     edit_card(folder, lambda card: pin(card, name, outside))
@@ -102,11 +103,11 @@ def test_names_outside_the_folder_are_refused_before_reading(digits_dir, tmp_pat
             read()
 
 
-def test_symlinks_leaving_the_folder_are_refused(text_dir, tmp_path):
-    folder = copy_of(text_dir, tmp_path)
-    outside = tmp_path / "tokenizer.json"
-    shutil.move(folder / "tokenizer.json", outside)
-    (folder / "tokenizer.json").symlink_to(outside)
+def test_symlinks_leaving_the_folder_are_refused(file_dir, tmp_path):
+    folder = copy_of(file_dir, tmp_path)
+    outside = tmp_path / "vocab.json"
+    shutil.move(folder / "vocab.json", outside)
+    (folder / "vocab.json").symlink_to(outside)
     with pytest.raises(InputError, match="points outside its model folder"):
         zoo.load(folder, device="cpu")
     shutil.move(folder / "card.json", tmp_path / "card.json")
@@ -115,14 +116,14 @@ def test_symlinks_leaving_the_folder_are_refused(text_dir, tmp_path):
         zoo.info(str(folder))
     (folder / "card.json").unlink()
     shutil.move(tmp_path / "card.json", folder / "card.json")
-    (folder / "tokenizer.json").unlink()
-    shutil.move(outside, folder / "real-tokenizer.json")
-    (folder / "tokenizer.json").symlink_to("real-tokenizer.json")  # a link inside the folder is fine
-    assert zoo.load(folder, device="cpu").predict("the movie was great")["label"]
+    (folder / "vocab.json").unlink()
+    shutil.move(outside, folder / "real-vocab.json")
+    (folder / "vocab.json").symlink_to("real-vocab.json")  # a link inside the folder is fine
+    assert zoo.load(folder, device="cpu").predict(toy.toy_blobs()["test"][0][0])["label"] in toy.LABELS
 
 
-def test_weights_must_be_the_local_safetensors_file(digits_dir, tmp_path):
-    folder = copy_of(digits_dir, tmp_path)
+def test_weights_must_be_the_local_safetensors_file(toy_dir, tmp_path):
+    folder = copy_of(toy_dir, tmp_path)
     edit_card(folder, lambda card: card["files"]["weights.safetensors"].update(format="raw"))
     with pytest.raises(InputError, match="format 'raw'.*only safetensors"):
         zoo.load(folder)
@@ -131,52 +132,12 @@ def test_weights_must_be_the_local_safetensors_file(digits_dir, tmp_path):
         zoo.info(str(folder))
 
 
-def test_a_tampered_tokenizer_is_refused(text_dir, tmp_path):
-    folder = copy_of(text_dir, tmp_path)
-    with open(folder / "tokenizer.json", "a") as f:
+def test_a_tampered_task_file_is_refused(file_dir, tmp_path):
+    folder = copy_of(file_dir, tmp_path)
+    with open(folder / "vocab.json", "a") as f:
         f.write(" ")
-    with pytest.raises(WeightsIntegrityError, match="tokenizer.json"):
+    with pytest.raises(WeightsIntegrityError, match="vocab.json"):
         zoo.load(folder, device="cpu")
-
-
-def test_tokenizer_files_naming_a_path_never_make_save_write_outside(text_dir, tmp_path):
-    folder = copy_of(text_dir, tmp_path)
-    escape = tmp_path / "escape.txt"
-    escape.write_text("x")
-
-    def escape_card(card):
-        pin(card, "../escape.txt", escape)
-        card["preprocessing"]["tokenizer_files"] = ["tokenizer.json", "../escape.txt"]
-
-    edit_card(folder, escape_card)
-    with pytest.raises(InputError, match="'../escape.txt'"):
-        zoo.load(folder, device="cpu")
-    # The same names reaching save another way (a card edited in memory) are refused before any write.
-    model = zoo.load(copy_of(text_dir, tmp_path / "b"), device="cpu")
-    model.card.files["../escape.txt"] = dict(model.card.files["tokenizer.json"])
-    model.adapter.paths["../escape.txt"] = model.adapter.paths["tokenizer.json"]
-    model.adapter.tokenizer_files.append("../escape.txt")
-    target = tmp_path / "out" / "target"
-    with pytest.raises(InputError, match="plain file name"):
-        model.save(target)
-    assert not (tmp_path / "out" / "escape.txt").exists() and not target.exists()
-    model.card.files["card.json"] = model.card.files.pop("../escape.txt")
-    model.adapter.paths["card.json"] = model.adapter.paths.pop("../escape.txt")
-    model.adapter.tokenizer_files[-1] = "card.json"
-    with pytest.raises(InputError, match="would overwrite"):
-        model.save(target)
-
-
-def test_save_replaces_a_symlink_in_the_target_instead_of_writing_through_it(text_dir, tmp_path):
-    model = zoo.load(text_dir, device="cpu")
-    target = tmp_path / "target"
-    target.mkdir()
-    victim = tmp_path / "victim.txt"
-    victim.write_text("keep")
-    (target / "tokenizer.json").symlink_to(victim)
-    model.save(target)
-    assert victim.read_text() == "keep" and not (target / "tokenizer.json").is_symlink()
-    assert zoo.load(target, device="cpu").predict("good")["label"]
 
 
 @pytest.mark.parametrize("card_json, message", [
@@ -186,8 +147,8 @@ def test_save_replaces_a_symlink_in_the_target_instead_of_writing_through_it(tex
     ("[" * 100_000, "not valid UTF-8 JSON"),
     ('{"id": "x"}', "lacks required fields"),
 ])
-def test_card_json_that_is_not_a_card(digits_dir, tmp_path, card_json, message):
-    folder = copy_of(digits_dir, tmp_path)
+def test_card_json_that_is_not_a_card(toy_dir, tmp_path, card_json, message):
+    folder = copy_of(toy_dir, tmp_path)
     (folder / "card.json").write_bytes(card_json if isinstance(card_json, bytes) else card_json.encode())
     with pytest.raises(InputError, match=message):
         zoo.info(str(folder))
@@ -200,45 +161,31 @@ def test_card_json_that_is_not_a_card(digits_dir, tmp_path, card_json, message):
     ("metrics", [{"name": "accuracy", "value": 0.9, "split": "test"}]),
     ("metrics", [{"name": "accuracy", "value": 0.9, "dataset": "d", "split": "test", "ci95": [0.8]}]),
     ("id", 5), ("schema_version", None),
-    ("provenance", {"recipe": {"name": "image-classification", "parals": {}}}),  # found by the fuzz campaign
+    ("provenance", {"recipe": {"name": "toy-classification", "parals": {}}}),  # found by the fuzz campaign
     ("provenance", {"recipe": {"name": 3, "params": {}}}), ("provenance", {"recipe": []}),
 ])
-def test_card_fields_of_the_wrong_type(digits_dir, tmp_path, field, value):
-    folder = copy_of(digits_dir, tmp_path)
+def test_card_fields_of_the_wrong_type(toy_dir, tmp_path, field, value):
+    folder = copy_of(toy_dir, tmp_path)
     edit_card(folder, lambda card: card.__setitem__(field, value))
     with pytest.raises(InputError, match=f"{field}|files"):
         zoo.load(folder)
 
 
-def test_a_huge_card_is_refused_without_parsing(digits_dir, tmp_path):
-    folder = copy_of(digits_dir, tmp_path)
+def test_a_huge_card_is_refused_without_parsing(toy_dir, tmp_path):
+    folder = copy_of(toy_dir, tmp_path)
     (folder / "card.json").write_text('{"description": "' + "x" * (9 << 20) + '"}')
     with pytest.raises(InputError, match="over 8 MiB"):
         zoo.info(str(folder))
 
 
-@pytest.mark.parametrize("arch_args", [{"num_classes": "ten"}, {"nonsense": 1}, {"num_classes": 3},
-                                       {"num_classes": 2**40}, {"widths": [16, 32, 2**20]}, {"num_classes": -1}])
-def test_arch_args_that_do_not_build_or_fit_the_weights(digits_dir, tmp_path, arch_args):
-    folder = copy_of(digits_dir, tmp_path)
+@pytest.mark.parametrize("arch_args", [{"num_classes": "ten"}, {"nonsense": 1}, {"num_classes": 5},
+                                       {"num_classes": 2**40}, {"hidden": 2**20}, {"num_classes": -1}])
+def test_arch_args_that_do_not_build_or_fit_the_weights(toy_dir, tmp_path, arch_args):
+    folder = copy_of(toy_dir, tmp_path)
     edit_card(folder, lambda card: card["arch_args"].update(arch_args))
     with pytest.raises(InputError, match="do not fit|does not describe a model") as info:
         zoo.load(folder)
     assert "\n" not in str(info.value)
-
-
-@pytest.mark.parametrize("key, value", [
-    ("max_length", 2**70), ("max_length", 1e400), ("max_length", "long"), ("max_length", 1), ("max_length", 65),
-    ("pad_token_id", 2**70), ("pad_token_id", -5), ("pad_token_id", 10**6),
-    ("model_input_names", 5), ("model_input_names", ["attention_mask"]), ("model_input_names", [1]),
-    ("tokenizer_files", 7), ("tokenizer", None),
-])
-def test_text_preprocessing_that_cannot_work_is_refused_at_load(text_dir, tmp_path, key, value):
-    folder = copy_of(text_dir, tmp_path)
-    edit_card(folder, lambda card: card["preprocessing"].__setitem__(key, value))
-    with pytest.raises(InputError) as info:
-        zoo.load(folder, device="cpu")
-    assert key in str(info.value) or "does not describe" in str(info.value) or "pins no" in str(info.value)
 
 
 def repin_weights(folder):
@@ -246,8 +193,8 @@ def repin_weights(folder):
         sha256=sha256_file(folder / "weights.safetensors"), size=(folder / "weights.safetensors").stat().st_size))
 
 
-def test_pickled_weights_are_refused_as_unsafe(digits_dir, tmp_path, monkeypatch):
-    folder = copy_of(digits_dir, tmp_path)
+def test_pickled_weights_are_refused_as_unsafe(toy_dir, tmp_path, monkeypatch):
+    folder = copy_of(toy_dir, tmp_path)
     state = zoo.load(folder).net.state_dict()
     torch.save(state, folder / "weights.safetensors")  # a torch zip archive under the safetensors name
     repin_weights(folder)
@@ -264,16 +211,16 @@ def test_pickled_weights_are_refused_as_unsafe(digits_dir, tmp_path, monkeypatch
 
 @pytest.mark.parametrize("header", [b'{"a": 1', b'{"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 99]}}',
                                     b'{"w": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 4]}}'])
-def test_weights_with_a_bad_safetensors_header_are_an_input_error(digits_dir, tmp_path, header):
-    folder = copy_of(digits_dir, tmp_path)
+def test_weights_with_a_bad_safetensors_header_are_an_input_error(toy_dir, tmp_path, header):
+    folder = copy_of(toy_dir, tmp_path)
     (folder / "weights.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 16)
     repin_weights(folder)
     with pytest.raises(InputError, match="not a readable safetensors file"):
         zoo.load(folder)
 
 
-def test_every_refusal_is_one_zoo_error_line(digits_dir, tmp_path):
-    folder = copy_of(digits_dir, tmp_path)
+def test_every_refusal_is_one_zoo_error_line(toy_dir, tmp_path):
+    folder = copy_of(toy_dir, tmp_path)
     edit_card(folder, lambda card: card["files"]["weights.safetensors"].update(sha256=None))
     with pytest.raises(ZooError) as info:
         zoo.load(folder)

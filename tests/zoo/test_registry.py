@@ -167,6 +167,7 @@ def test_get_registry_discovers_once_and_caches(monkeypatch):
     assert registry_module.get_registry() is first and len(found) == 1
 
 
+# The next two tests are about the domain plug-in mechanism itself: they name the installed domain packages.
 def test_the_installed_domains_are_discovered_through_entry_points():
     assert Registry().list_models() == []  # a registry holds only what was declared into it
     assert {"vision", "nlp", "robotics", "medical"} <= {spec.domain for spec in registry_module.discover().list_models()}
