@@ -50,11 +50,11 @@ def __getattr__(name: str):
 
 def register(registry: Registry) -> None:
     """Declare the medical architectures, tasks, datasets, recipes, suite and models."""
-    registry.add_architecture(ArchitectureSpec("unet3d", "medical.models.unet3d:unet3d"))
-    registry.add_architecture(ArchitectureSpec("classifier2d", "medical.models.classifier2d:classifier2d"))
-    registry.add_task(TaskSpec("segmentation-3d", "medical.tasks:Segmentation3D", recipe="segmentation-3d"))
-    registry.add_task(TaskSpec("classification-2d", "medical.tasks:ImageClassification2D", recipe="classification-2d"))
-    registry.add_dataset(
+    registry.add(ArchitectureSpec("unet3d", "medical.models.unet3d:unet3d"))
+    registry.add(ArchitectureSpec("classifier2d", "medical.models.classifier2d:classifier2d"))
+    registry.add(TaskSpec("segmentation-3d", "medical.tasks:Segmentation3D", recipe="segmentation-3d"))
+    registry.add(TaskSpec("classification-2d", "medical.tasks:ImageClassification2D", recipe="classification-2d"))
+    registry.add(
         DatasetSpec(
             "medical/ct-phantom",
             task="segmentation-3d",
@@ -65,13 +65,13 @@ def register(registry: Registry) -> None:
                   "source": "medical.phantom.ct_phantom"},
         )
     )
-    registry.add_recipe(RecipeSpec("segmentation-3d", task="segmentation-3d", recipe="medical.recipes:Segmentation3DRecipe",
+    registry.add(RecipeSpec("segmentation-3d", task="segmentation-3d", recipe="medical.recipes:Segmentation3DRecipe",
                                    description="3-D U-Net: Dice+CE, foreground-weighted patches, sliding-window evaluation"))
-    registry.add_recipe(RecipeSpec("classification-2d", task="classification-2d", recipe="medical.recipes:Classification2DRecipe",
+    registry.add(RecipeSpec("classification-2d", task="classification-2d", recipe="medical.recipes:Classification2DRecipe",
                                    description="grey-level 2-D classification on any timm backbone (1-channel stem)"))
-    registry.add_suite(SuiteSpec("medical", "medical.bench:suite",
+    registry.add(SuiteSpec("medical", "medical.bench:suite",
                                  description="3-D segmentation (Dice, HD95, latency) vs an HU-threshold control; MedMNIST when present"))
-    registry.add_model(
+    registry.add(
         ModelSpec(
             id="medical/classifier2d.resnet18",
             task="classification-2d",
@@ -84,7 +84,7 @@ def register(registry: Registry) -> None:
                   "license": "Apache-2.0"},
         )
     )
-    registry.add_model(
+    registry.add(
         bundled_model(
             "medical",
             "unet3d.ct_phantom",

@@ -289,11 +289,8 @@ class Classification2DRecipe(TrainerRecipe):
             metrics_fn=classification_scores,
             provenance=self.provenance(splits.fingerprint),
         )
-        result = trainer.fit(resume=resume)
-        metrics = card_metrics(result.best_metrics, "val", self.data)
-        if splits.test is not None:
-            metrics += card_metrics(trainer.evaluate(splits.test.with_transform(transform), prefix="test"), "test", self.data)
-        model.card.metrics = metrics
+        test = splits.test.with_transform(transform) if splits.test is not None else None
+        model.card.metrics = metrics = self.fit_and_score(trainer, test, resume)
         model.save(out_dir)
         return RecipeResult(Path(out_dir), metrics)
 

@@ -65,17 +65,17 @@ TEXT_PREPROCESSING = {
 
 def register(registry: Registry) -> None:
     """Declare the NLP architectures, tasks, datasets, recipes, suites, sources and models."""
-    registry.add_architecture(ArchitectureSpec("text_encoder", "nlp.models.encoder:text_encoder", aliases=("text-encoder",)))
-    registry.add_architecture(ArchitectureSpec("hf_sequence_classifier", "nlp.models.hf:hf_sequence_classifier",
+    registry.add(ArchitectureSpec("text_encoder", "nlp.models.encoder:text_encoder", aliases=("text-encoder",)))
+    registry.add(ArchitectureSpec("hf_sequence_classifier", "nlp.models.hf:hf_sequence_classifier",
                                                 aliases=("hf-sequence-classifier",)))
     # An encoder gains or loses its classifier head with ``num_classes``: the task follows.
-    registry.add_task(TaskSpec("sentence-embedding", "nlp.tasks:SentenceEmbedding", recipe="text-classification",
+    registry.add(TaskSpec("sentence-embedding", "nlp.tasks:SentenceEmbedding", recipe="text-classification",
                                head_task="text-classification"))
-    registry.add_task(TaskSpec("text-classification", "nlp.tasks:TextClassification", recipe="text-classification",
+    registry.add(TaskSpec("text-classification", "nlp.tasks:TextClassification", recipe="text-classification",
                                headless_task="sentence-embedding"))
-    registry.add_source(SourceSpec("hf", "nlp.upstream:load_hf", "nlp.upstream:list_hf",
+    registry.add(SourceSpec("hf", "nlp.upstream:load_hf", "nlp.upstream:list_hf",
                                    description="any transformers checkpoint with its tokenizer, through the Hugging Face cache"))
-    registry.add_dataset(
+    registry.add(
         DatasetSpec(
             "nlp/tweets-sentiment",
             task="text-classification",
@@ -91,13 +91,13 @@ def register(registry: Registry) -> None:
         )
     )
     classify = "nlp.recipes:TextClassificationRecipe"
-    registry.add_recipe(RecipeSpec("text-classification", "text-classification", classify,
+    registry.add(RecipeSpec("text-classification", "text-classification", classify,
                                    description="fine-tune a text classifier (full or frozen encoder) on a dataset id or a CSV/TSV/JSONL file"))
-    registry.add_recipe(RecipeSpec("embedding-probe", "text-classification", "nlp.recipes:EmbeddingProbeRecipe",
+    registry.add(RecipeSpec("embedding-probe", "text-classification", "nlp.recipes:EmbeddingProbeRecipe",
                                    description="frozen sentence embeddings + logistic regression, written as a linear head"))
-    registry.add_suite(SuiteSpec("nlp", "nlp.bench:suite",
+    registry.add(SuiteSpec("nlp", "nlp.bench:suite",
                                  description="tweet sentiment: accuracy, macro-F1, latency per sentence, sentences/s; TF-IDF control"))
-    registry.add_model(
+    registry.add(
         ModelSpec(
             id="nlp/text_encoder.all_minilm_l6_v2",
             aliases=("nlp/all-minilm-l6-v2",),

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from zoo.errors import InputError
-from zoo.recipes import Recipe, RecipeResult, TrainerRecipe, bounded, card_metrics
+from zoo.recipes import Recipe, RecipeResult, TrainerRecipe, bounded
 from zoo.train import ResumableBatchSampler
 
 log = logging.getLogger("nlp")
@@ -113,12 +113,8 @@ class TextClassificationRecipe(TrainerRecipe, TextDataRecipe):
             sampler_fn=sampler_fn,
             provenance={**self.provenance(splits.fingerprint), "data_report": splits.report},
         )
-        result = trainer.fit(resume=resume)
-        metrics = card_metrics(result.best_metrics, "val", self.data)
-        if splits.test is not None:
-            test = _encoded(adapter, splits.test, "test texts", sort=True)
-            metrics += card_metrics(trainer.evaluate(test, prefix="test"), "test", self.data)
-        model.card.metrics = metrics
+        test = _encoded(adapter, splits.test, "test texts", sort=True) if splits.test is not None else None
+        model.card.metrics = metrics = self.fit_and_score(trainer, test, resume)
         if trainer.env.is_main:  # under torchrun every rank gets here; one writes
             model.save(out_dir)
         return RecipeResult(Path(out_dir), metrics)

@@ -46,20 +46,20 @@ def bundled_name(model_id: str) -> str:
 
 def register(registry: Registry) -> None:
     """Declare the robotics architectures, task, recipes, dataset, suite and bundled policies."""
-    registry.add_architecture(ArchitectureSpec("mlp_categorical", "robotics.models.mlp:mlp_categorical",
+    registry.add(ArchitectureSpec("mlp_categorical", "robotics.models.mlp:mlp_categorical",
                                                 aliases=("mlp-categorical",)))
-    registry.add_architecture(ArchitectureSpec("mlp_gaussian", "robotics.models.mlp:mlp_gaussian",
+    registry.add(ArchitectureSpec("mlp_gaussian", "robotics.models.mlp:mlp_gaussian",
                                                 aliases=("mlp-gaussian",)))
-    registry.add_architecture(ArchitectureSpec("mlp_squashed_gaussian", "robotics.models.mlp:mlp_squashed_gaussian",
+    registry.add(ArchitectureSpec("mlp_squashed_gaussian", "robotics.models.mlp:mlp_squashed_gaussian",
                                                 aliases=("mlp-squashed-gaussian",)))
-    registry.add_task(TaskSpec("control", "robotics.tasks:ControlPolicy", model_class="robotics.tasks:PolicyModel"))
-    registry.add_recipe(RecipeSpec("ppo", task="control", recipe="robotics.recipes.ppo:PPORecipe",
+    registry.add(TaskSpec("control", "robotics.tasks:ControlPolicy", model_class="robotics.tasks:PolicyModel"))
+    registry.add(RecipeSpec("ppo", task="control", recipe="robotics.recipes.ppo:PPORecipe",
                                    description="proximal policy optimisation, discrete or continuous actions"))
-    registry.add_recipe(RecipeSpec("sac", task="control", recipe="robotics.recipes.sac:SACRecipe",
+    registry.add(RecipeSpec("sac", task="control", recipe="robotics.recipes.sac:SACRecipe",
                                    description="soft actor-critic, continuous actions"))
-    registry.add_recipe(RecipeSpec("bc", task="control", recipe="robotics.recipes.bc:BCRecipe",
+    registry.add(RecipeSpec("bc", task="control", recipe="robotics.recipes.bc:BCRecipe",
                                    description="behaviour cloning from a demonstration dataset"))
-    registry.add_dataset(DatasetSpec(
+    registry.add(DatasetSpec(
         "robotics/cartpole-v1.ppo-expert",
         task="control",
         loader="robotics.datasets:cartpole_expert",
@@ -67,14 +67,14 @@ def register(registry: Registry) -> None:
         "deterministically on first use into ZOO_HOME",
         card={"license": "Apache-2.0", "source": "recorded by robotics.datasets.record", "synthetic": True},
     ))
-    registry.add_suite(SuiteSpec("robotics", "robotics.bench:suite", plot="robotics.bench:PLOT",
+    registry.add(SuiteSpec("robotics", "robotics.bench:suite", plot="robotics.bench:PLOT",
                                  description="control: mean return over seeds vs a random policy and rl-zoo"))
     for model_id, description in BUNDLED.items():
         card_file = files("robotics") / "weights" / f"{bundled_name(model_id)}.json"
         if not card_file.is_file():  # not trained yet: `python -m robotics.train_bundled NAME`
             continue
         card = json.loads(card_file.read_text(encoding="utf-8"))
-        registry.add_model(bundled_model(
+        registry.add(bundled_model(
             "robotics",
             bundled_name(model_id),
             id=model_id,

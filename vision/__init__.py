@@ -40,21 +40,21 @@ def imagenet1k_labels() -> list[str]:
 
 def register(registry: Registry) -> None:
     """Declare the vision architectures, tasks, datasets, recipes, suites and models."""
-    registry.add_architecture(ArchitectureSpec("digits_cnn", "vision.models.digits_cnn:digits_cnn"))
-    registry.add_architecture(ArchitectureSpec("efficientnet_lite0", "vision.models.efficientnet:efficientnet_lite0"))
-    registry.add_task(TaskSpec("image-classification", "vision.tasks:ImageClassification", recipe="image-classification"))
+    registry.add(ArchitectureSpec("digits_cnn", "vision.models.digits_cnn:digits_cnn"))
+    registry.add(ArchitectureSpec("efficientnet_lite0", "vision.models.efficientnet:efficientnet_lite0"))
+    registry.add(TaskSpec("image-classification", "vision.tasks:ImageClassification", recipe="image-classification"))
     # The upstream zoos behind one door (vision/upstream.py): timm:NAME and torchvision:MODEL[.WEIGHTS].
-    registry.add_architecture(ArchitectureSpec("timm", "vision.upstream:build_timm"))
-    registry.add_architecture(ArchitectureSpec("torchvision", "vision.upstream:build_torchvision"))
-    registry.add_source(SourceSpec("timm", "vision.upstream:load_timm", "vision.upstream:list_timm",
+    registry.add(ArchitectureSpec("timm", "vision.upstream:build_timm"))
+    registry.add(ArchitectureSpec("torchvision", "vision.upstream:build_torchvision"))
+    registry.add(SourceSpec("timm", "vision.upstream:load_timm", "vision.upstream:list_timm",
                                    description="timm's pretrained models, weights through the Hugging Face Hub"))
-    registry.add_source(SourceSpec("torchvision", "vision.upstream:load_torchvision", "vision.upstream:list_torchvision",
+    registry.add(SourceSpec("torchvision", "vision.upstream:load_torchvision", "vision.upstream:list_torchvision",
                                    description="torchvision's classification models and weights"))
     from vision.upstream import pinned_models  # declares specs only; imports no torch
 
     for spec in pinned_models(imagenet1k_labels()):
-        registry.add_model(spec)
-    registry.add_dataset(
+        registry.add(spec)
+    registry.add(
         DatasetSpec(
             "vision/digits",
             task="image-classification",
@@ -63,7 +63,7 @@ def register(registry: Registry) -> None:
             card={"license": "CC BY 4.0 (UCI ML hand-written digits)", "source": "sklearn.datasets.load_digits", "classes": DIGITS_CLASSES},
         )
     )
-    registry.add_dataset(
+    registry.add(
         DatasetSpec(
             "vision/fashion-mnist",
             task="image-classification",
@@ -77,7 +77,7 @@ def register(registry: Registry) -> None:
             },
         )
     )
-    registry.add_recipe(
+    registry.add(
         RecipeSpec(
             "image-classification",
             task="image-classification",
@@ -85,8 +85,8 @@ def register(registry: Registry) -> None:
             description="fine-tune or train an image classifier on a dataset id or a class-folder tree",
         )
     )
-    registry.add_suite(SuiteSpec("vision", "vision.bench:suite", description="image classification: quality, latency, throughput"))
-    registry.add_model(
+    registry.add(SuiteSpec("vision", "vision.bench:suite", description="image classification: quality, latency, throughput"))
+    registry.add(
         bundled_model(
             "vision",
             "digits_cnn.sklearn",
@@ -111,7 +111,7 @@ def register(registry: Registry) -> None:
             },
         )
     )
-    registry.add_model(
+    registry.add(
         ModelSpec(
             id="vision/efficientnet_lite0.in1k",
             task="image-classification",

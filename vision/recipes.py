@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from zoo.recipes import RecipeResult, TrainerRecipe, bounded, card_metrics
+from zoo.recipes import RecipeResult, TrainerRecipe, bounded
 
 
 @dataclass
@@ -68,11 +68,8 @@ class ImageClassificationRecipe(TrainerRecipe):
             metrics_fn=classification_metrics,
             provenance=self.provenance(splits.fingerprint),
         )
-        result = trainer.fit(resume=resume)
-        metrics = card_metrics(result.best_metrics, "val", self.data)
-        if splits.test is not None:
-            metrics += card_metrics(trainer.evaluate(splits.test.with_transform(transform), prefix="test"), "test", self.data)
-        model.card.metrics = metrics
+        test = splits.test.with_transform(transform) if splits.test is not None else None
+        model.card.metrics = metrics = self.fit_and_score(trainer, test, resume)
         if trainer.env.is_main:  # under torchrun every rank gets here; one writes
             model.save(out_dir)
         return RecipeResult(Path(out_dir), metrics)

@@ -45,7 +45,7 @@ def _options(
 
 @app.command("list")
 def list_cmd(
-    pattern: str = typer.Argument("*", help="fnmatch pattern over ids, e.g. 'vision/*'"),
+    pattern: str = typer.Argument("*", help="fnmatch pattern over ids, e.g. 'DOMAIN/*'"),
     domain: Optional[str] = typer.Option(None, help="only this domain"),
     task: Optional[str] = typer.Option(None, help="only this task"),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="only models with (or without) weights"),
@@ -290,7 +290,7 @@ def finetune(
 
 @app.command()
 def bench(
-    suite: str = typer.Argument(..., help="suite name, e.g. vision"),
+    suite: str = typer.Argument(..., help="a suite's name (an unknown one lists those installed)"),
     quick: bool = typer.Option(False, "--quick", help="fewer timing samples"),
     out: Optional[Path] = typer.Option(None, "--out", help="results directory (default bench-results/SUITE)"),
     backends: str = typer.Option("torch", "--backends", help="comma-separated: torch,torch-compile,onnxruntime"),

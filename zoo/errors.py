@@ -19,6 +19,8 @@ class UnknownModelError(ZooError, KeyError):
         self.suggestions += [k for k in known if stem and stem in k and k not in self.suggestions][:5]
         listing = "zoo list --datasets" if kind == "dataset" else "zoo list"
         hint = f"; did you mean: {', '.join(self.suggestions)}?" if self.suggestions else f"; run `{listing}` to see them"
+        if kind not in ("model", "dataset"):  # suites, tasks, recipes: few enough to name them all
+            hint = f"; known {kind}s: {', '.join(known)}"
         super().__init__(f"unknown {kind} {model_id!r}{hint}")
 
     def __str__(self) -> str:  # KeyError would quote the message

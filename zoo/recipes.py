@@ -262,6 +262,14 @@ class TrainerRecipe(Recipe):
         """The Trainer's config for a run (``progress``: whether it reports to a person)."""
         return dataclasses.replace(self.train, progress=progress)
 
+    def fit_and_score(self, trainer, test, resume: bool | str) -> list[dict[str, Any]]:
+        """Fit, then the card's metrics: the best epoch's on val, and on ``test`` when the data has one."""
+        result = trainer.fit(resume=resume)
+        metrics = card_metrics(result.best_metrics, "val", self.data)
+        if test is not None:
+            metrics += card_metrics(trainer.evaluate(test, prefix="test"), "test", self.data)
+        return metrics
+
 
 def field_names(recipe_cls: type[Recipe]) -> dict[str, Any]:
     """Every settable key of a recipe with its type: top-level fields and ``train.lr``-style nested ones."""
@@ -424,7 +432,14 @@ def finetune_recipe_class(card: Any, recipe_name: str | None = None) -> tuple[ty
     if name is None:
         raise InputError(f"{card.id} records no recipe and its task {card.task!r} names none: choose one with "
                          f"--recipe ({', '.join(sorted(registry.recipes))})")
-    return resolve_ref(registry.recipe(name).recipe), dict(recorded.get("params", {}))
+    spec = registry.recipe(name)
+    task = registry.task(card.task)
+    trainable = (task.name, task.task_with_head(1))  # a headless encoder is trained with a fresh head
+    if spec.task not in trainable:
+        fitting = sorted(r.name for r in registry.recipes.values() if r.task in trainable)
+        raise InputError(f"recipe {name!r} trains {spec.task} models and {card.id} is a {card.task} model; "
+                         f"its recipes: {', '.join(fitting) or 'none'}")
+    return resolve_ref(spec.recipe), dict(recorded.get("params", {}))
 
 
 def parse_cli_options(recipe_cls: type[Recipe], args: list[str]) -> tuple[dict[str, str], list[str]]:

@@ -215,7 +215,10 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class RecipeSpec:
-    """A named training recipe: ``recipe`` names a :class:`zoo.recipes.Recipe` subclass."""
+    """A named training recipe: ``recipe`` names a :class:`zoo.recipes.Recipe` subclass.
+
+    ``task`` is the task of the models it trains; a task names its default recipe in its :class:`TaskSpec`.
+    """
 
     name: str
     task: str
@@ -271,6 +274,18 @@ def as_tag(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+# spec type -> (the Registry table it goes in, the field that keys it, the table of its former names)
+_TABLES = {
+    ModelSpec: ("models", "id", "model_aliases"),
+    ArchitectureSpec: ("architectures", "name", "architecture_aliases"),
+    TaskSpec: ("tasks", "name", None),
+    DatasetSpec: ("datasets", "id", None),
+    RecipeSpec: ("recipes", "name", None),
+    SuiteSpec: ("suites", "name", None),
+    SourceSpec: ("sources", "prefix", None),
+}
+
+
 class Registry:
     """Everything the installed domains declared, keyed by id or name."""
 
@@ -292,30 +307,16 @@ class Registry:
             raise ZooError(f"{key!r} is registered twice with different specs")
         table[key] = spec
 
-    def add_model(self, spec: ModelSpec) -> None:
-        self._add(self.models, spec.id, spec)
-        for old in spec.aliases:
-            self._add(self.model_aliases, old, spec.id)
-
-    def add_architecture(self, spec: ArchitectureSpec) -> None:
-        self._add(self.architectures, spec.name, spec)
-        for old in spec.aliases:
-            self._add(self.architecture_aliases, old, spec.name)
-
-    def add_task(self, spec: TaskSpec) -> None:
-        self._add(self.tasks, spec.name, spec)
-
-    def add_dataset(self, spec: DatasetSpec) -> None:
-        self._add(self.datasets, spec.id, spec)
-
-    def add_recipe(self, spec: RecipeSpec) -> None:
-        self._add(self.recipes, spec.name, spec)
-
-    def add_suite(self, spec: SuiteSpec) -> None:
-        self._add(self.suites, spec.name, spec)
-
-    def add_source(self, spec: SourceSpec) -> None:
-        self._add(self.sources, spec.prefix, spec)
+    def add(self, *specs: Any) -> None:
+        """Declare specs of any kind; a domain's ``register(registry)`` calls this."""
+        for spec in specs:
+            if type(spec) not in _TABLES:
+                raise ZooError(f"expected a spec ({', '.join(t.__name__ for t in _TABLES)}), got {type(spec).__name__}")
+            table, key_field, alias_table = _TABLES[type(spec)]
+            key = getattr(spec, key_field)
+            self._add(getattr(self, table), key, spec)
+            for old in getattr(spec, "aliases", ()):
+                self._add(getattr(self, alias_table), old, key)
 
     # -- looking up --------------------------------------------------------
     def model(self, model_id: str) -> ModelSpec:

@@ -297,7 +297,7 @@ def test_run_suite_builds_the_registered_suite(tmp_path, monkeypatch):
         return [BenchTask("t", "m", "d", run=lambda s: TaskOutput({"acc": 1.0}))]
 
     reg = registry.Registry()
-    reg.add_suite(registry.SuiteSpec("toy-suite", build))
+    reg.add(registry.SuiteSpec("toy-suite", build))
     monkeypatch.setattr(registry, "_registry", reg)
     monkeypatch.chdir(tmp_path)
     rows = bench.run_suite("toy-suite", quick=True, progress=False)
@@ -414,7 +414,7 @@ def test_the_engine_runs_a_per_backend_task_once_per_backend_and_names_each(tmp_
                           run=lambda s: TaskOutput({"acc": 0.5}))]
 
     reg = registry.Registry()
-    reg.add_suite(registry.SuiteSpec("toy-suite", build))
+    reg.add(registry.SuiteSpec("toy-suite", build))
     monkeypatch.setattr(registry, "_registry", reg)
     rows = bench.run_suite("toy-suite", out_dir=tmp_path, progress=False, backends=["torch", "onnxruntime"])
     assert [(r["task"], r["backend"]) for r in rows] == [

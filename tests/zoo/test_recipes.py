@@ -139,6 +139,16 @@ def test_finetune_falls_back_to_the_recipe_the_task_names(toy_registry, monkeypa
         finetune_recipe(bare, {})
 
 
+def test_a_recipe_named_for_another_task_is_refused(toy_registry, monkeypatch):
+    from zoo.recipes import finetune_recipe
+    from zoo.registry import RecipeSpec
+
+    monkeypatch.setitem(toy_registry.recipes, "other", RecipeSpec("other", "other-task", "tests.zoo.toy:ToyRecipe"))
+    with pytest.raises(InputError, match=rf"recipe 'other' trains other-task models and {toy.MODEL_ID} is a "
+                                         r"toy-classification model; its recipes: toy-classification"):
+        finetune_recipe(zoo.info(toy.MODEL_ID), {}, recipe_name="other")
+
+
 def test_recipes_declare_their_own_command_line_options():
     from zoo.recipes import parse_cli_options
 

@@ -42,8 +42,8 @@ def test_as_tag_makes_a_tag_of_any_text():
 
 def renamed_registry() -> Registry:
     registry = Registry()
-    registry.add_architecture(ArchitectureSpec("tiny_mlp", "tests.zoo.toy:tiny_mlp", aliases=("tiny-mlp",)))
-    registry.add_model(ModelSpec("toy/tiny_mlp.seed0", task="toy-classification", architecture="tiny_mlp",
+    registry.add(ArchitectureSpec("tiny_mlp", "tests.zoo.toy:tiny_mlp", aliases=("tiny-mlp",)))
+    registry.add(ModelSpec("toy/tiny_mlp.seed0", task="toy-classification", architecture="tiny_mlp",
                                  aliases=("toy/mlp-seed0",)))
     return registry
 
@@ -63,7 +63,7 @@ def test_a_former_architecture_name_gives_the_renamed_spec_and_warns_naming_the_
 def test_a_former_id_taken_by_two_models_is_refused():
     registry = renamed_registry()
     with pytest.raises(ZooError, match="'toy/mlp-seed0' is registered twice"):
-        registry.add_model(ModelSpec("toy/tiny_mlp.seed1", task="t", architecture="tiny_mlp", aliases=("toy/mlp-seed0",)))
+        registry.add(ModelSpec("toy/tiny_mlp.seed1", task="t", architecture="tiny_mlp", aliases=("toy/mlp-seed0",)))
 
 
 def test_every_registered_id_names_its_architecture_and_every_former_id_resolves():
@@ -103,11 +103,11 @@ def test_every_lookup_names_its_kind_and_close_matches(toy_registry, lookup, key
 
 
 def test_declaring_the_same_spec_twice_is_harmless_a_different_one_is_refused(toy_registry):
-    toy_registry.add_architecture(ArchitectureSpec("tiny_mlp", "tests.zoo.toy:tiny_mlp"))
+    toy_registry.add(ArchitectureSpec("tiny_mlp", "tests.zoo.toy:tiny_mlp"))
     with pytest.raises(ZooError, match="'tiny_mlp' is registered twice with different specs"):
-        toy_registry.add_architecture(ArchitectureSpec("tiny_mlp", "tests.zoo.toy:TinyMLP"))
+        toy_registry.add(ArchitectureSpec("tiny_mlp", "tests.zoo.toy:TinyMLP"))
     with pytest.raises(ZooError, match="registered twice"):
-        toy_registry.add_model(ModelSpec(toy.MODEL_ID, task="toy-classification", architecture="other"))
+        toy_registry.add(ModelSpec(toy.MODEL_ID, task="toy-classification", architecture="other"))
     assert toy_registry.model(toy.MODEL_ID).architecture == "tiny_mlp"
 
 
@@ -149,7 +149,7 @@ def test_discovery_calls_every_zoo_domains_entry_point_in_name_order(monkeypatch
             if name == "toy":
                 toy.register(registry, toy.write_weights(tmp_path))
             else:
-                registry.add_task(TaskSpec(f"{name}-task", "tests.zoo.toy:ToyClassification"))
+                registry.add(TaskSpec(f"{name}-task", "tests.zoo.toy:ToyClassification"))
         return SimpleNamespace(name=name, module=name, dist=None, load=lambda: register)
 
     monkeypatch.setattr(registry_module, "entry_points",

@@ -40,8 +40,8 @@ def files_model(toy_registry, tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("low mid high\n")
     weights = toy_registry.model(toy.MODEL_ID).weights[0]
-    toy_registry.add_task(TaskSpec("toy-vocab", f"{__name__}:VocabTask"))
-    toy_registry.add_model(ModelSpec(FILES_ID, task="toy-vocab", architecture="tiny_mlp", arch_args={"num_classes": 3},
+    toy_registry.add(TaskSpec("toy-vocab", f"{__name__}:VocabTask"))
+    toy_registry.add(ModelSpec(FILES_ID, task="toy-vocab", architecture="tiny_mlp", arch_args={"num_classes": 3},
                                      weights=(weights, WeightFile("vocab.txt", sha(vocab.read_bytes()), str(vocab),
                                                                   format="raw"))))
     return weights, vocab

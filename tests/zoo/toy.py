@@ -148,20 +148,20 @@ def write_weights(directory: Path, seed: int = 0) -> WeightFile:
 
 def register(registry: Registry, weights: WeightFile) -> None:
     """Declare the toy domain as ``vision.register`` declares vision."""
-    registry.add_architecture(ArchitectureSpec("tiny_mlp", f"{__name__}:tiny_mlp"))
-    registry.add_task(TaskSpec("toy-classification", f"{__name__}:ToyClassification", recipe="toy-classification"))
+    registry.add(ArchitectureSpec("tiny_mlp", f"{__name__}:tiny_mlp"))
+    registry.add(TaskSpec("toy-classification", f"{__name__}:ToyClassification", recipe="toy-classification"))
     card = {"labels": LABELS, "input": {"shape": [IN_FEATURES], "dtype": "float32"}, "license": "CC0-1.0"}
     # The recipe "that trained it": hyper-parameters other than ToyRecipe's defaults, so tests tell them apart.
     trained = {**card, "provenance": {"recipe": {"name": "toy-classification", "params": {"augment": False, "lr": 0.5}}}}
-    registry.add_model(ModelSpec(MODEL_ID, task="toy-classification", architecture="tiny_mlp",
+    registry.add(ModelSpec(MODEL_ID, task="toy-classification", architecture="tiny_mlp",
                                  arch_args={"num_classes": 3}, weights=(weights,), card=trained,
                                  description="a seeded tiny MLP with local weights"))
-    registry.add_model(ModelSpec(BARE_ID, task="toy-classification", architecture="tiny_mlp",
+    registry.add(ModelSpec(BARE_ID, task="toy-classification", architecture="tiny_mlp",
                                  arch_args={"num_classes": 3}, card=card, description="no weights"))
-    registry.add_dataset(DatasetSpec("toy/blobs", task="toy-classification", loader=f"{__name__}:toy_blobs"))
-    registry.add_recipe(RecipeSpec("toy-classification", task="toy-classification",
+    registry.add(DatasetSpec("toy/blobs", task="toy-classification", loader=f"{__name__}:toy_blobs"))
+    registry.add(RecipeSpec("toy-classification", task="toy-classification",
                                    recipe=f"{__name__}:ToyRecipe"))
-    registry.add_suite(SuiteSpec("toy", f"{__name__}:suite", plot=f"{__name__}:PLOT"))
+    registry.add(SuiteSpec("toy", f"{__name__}:suite", plot=f"{__name__}:PLOT"))
 
 
 def toy_registry(weights_dir: Path) -> Registry:
