@@ -27,13 +27,16 @@ import types
 import typing
 import warnings
 from abc import ABCMeta, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import yaml
 
+from zoo.card import WEIGHTS_FILE
 from zoo.errors import InputError
+from zoo.hashing import sha256_file
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,8 @@ class Recipe(metaclass=_RecipeType):
 
     def provenance(self, data_fingerprint: str) -> dict[str, Any]:
         """What the card records so the model can be reproduced."""
+        import torch
+
         from zoo.envinfo import fingerprint
 
         env = fingerprint()
@@ -195,7 +200,9 @@ class Recipe(metaclass=_RecipeType):
             "recipe": {"name": self.name, "params": self.to_dict()},
             "data_fingerprint": data_fingerprint,
             "seed": self.seed,
-            "code_version": {"domain_zoo": env.get("domain_zoo"), "git_commit": env.get("git_commit"), "torch": env.get("torch")},
+            # CPU kernels sum in an order that depends on the thread count: reproduce runs with the same.
+            "code_version": {"domain_zoo": env.get("domain_zoo"), "git_commit": env.get("git_commit"),
+                             "torch": env.get("torch"), "torch_threads": torch.get_num_threads()},
         }
 
     @classmethod
@@ -464,9 +471,23 @@ def parse_cli_options(recipe_cls: type[Recipe], args: list[str]) -> tuple[dict[s
     return overrides, positional
 
 
-def reproduce(model_id: str, out_dir: str | Path, progress: bool = True) -> list[dict[str, Any]]:
-    """Retrain a model from its card's recipe; a row per card metric: card and reproduced values,
-    their difference, the accepted range and whether the reproduced value lies in it."""
+@dataclass
+class Reproduction:
+    """What :func:`reproduce` found: a row per card metric (card and reproduced values, their difference,
+    the accepted range, whether it matches) and the sha256 of the card's weights and of the retrained ones."""
+
+    rows: list[dict[str, Any]]
+    card_weights: str | None
+    weights: str | None
+
+    @property
+    def identical(self) -> bool:
+        """Whether retraining gave the very same bytes (same code, torch, CPU kernels and thread count)."""
+        return self.weights is not None and self.weights == self.card_weights
+
+
+def reproduce(model_id: str, out_dir: str | Path, progress: bool = True) -> Reproduction:
+    """Retrain a model from its card's recipe, with the thread count it records, and compare with the card."""
     from zoo.hub import info
     from zoo.registry import get_registry, resolve_ref
 
@@ -476,7 +497,8 @@ def reproduce(model_id: str, out_dir: str | Path, progress: bool = True) -> list
         raise InputError(f"the card of {model_id} records no recipe, so it cannot be reproduced")
     recipe_cls = resolve_ref(get_registry().recipe(recorded["name"]).recipe)
     recipe = recipe_cls.from_overrides(recorded["params"])
-    result = recipe.run(out_dir, progress=progress)
+    with _torch_threads(card.provenance.get("code_version", {}).get("torch_threads")):
+        result = recipe.run(out_dir, progress=progress)
     rows = []
     for metric in card.metrics:
         new = next((m for m in result.metrics if m["name"] == metric["name"] and m["split"] == metric["split"]), None)
@@ -491,7 +513,26 @@ def reproduce(model_id: str, out_dir: str | Path, progress: bool = True) -> list
                 "accepted": [low, high],
                 "ok": low <= new["value"] <= high,
             })
-    return rows
+    return Reproduction(rows, card.files.get(WEIGHTS_FILE, {}).get("sha256"), _weights_sha256(result.out_dir))
+
+
+@contextmanager
+def _torch_threads(threads: int | None):
+    """Run with ``threads`` torch CPU threads (when given), then restore the count."""
+    import torch
+
+    before = torch.get_num_threads()
+    if isinstance(threads, int) and threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _weights_sha256(run_dir: Path) -> str | None:
+    path = Path(run_dir) / WEIGHTS_FILE
+    return sha256_file(path) if path.is_file() else None
 
 
 def _accepted_range(metric: Mapping[str, Any]) -> tuple[float, float]:
