@@ -192,22 +192,22 @@ def assemble(net, card: ModelCard, files: dict[str, Path] | None = None):
     return model_class(net, card, resolve_ref(task.adapter)(card, files))
 
 
-def _state_files(card: ModelCard, files: dict[str, Path]) -> list[Path]:
-    """The network's weights among the loaded files: ``weights.safetensors``, else every non-raw one."""
+def _state_files(card: ModelCard, files: dict[str, Path]) -> dict[str, Path]:
+    """The network's weights among the loaded files, by name: ``weights.safetensors``, else every non-raw one."""
     if WEIGHTS_FILE in files:
-        return [files[WEIGHTS_FILE]]
-    return [files[name] for name, meta in card.files.items()
-            if name in files and meta.get("format", "safetensors") != "raw"]
+        return {WEIGHTS_FILE: files[WEIGHTS_FILE]}
+    return {name: files[name] for name, meta in card.files.items()
+            if name in files and meta.get("format", "safetensors") != "raw"}
 
 
-def _merged_state(weights: list[Path]) -> dict:
+def _merged_state(weights: dict[str, Path]) -> dict:
     """The state dicts of ``weights`` as one; a key two files both hold is an InputError."""
     from safetensors import SafetensorError
 
     from backends.state import load_state
 
     state: dict = {}
-    for path in weights:
+    for name, path in weights.items():
         try:
             part = load_state(path)
         except SafetensorError as exc:
@@ -215,17 +215,18 @@ def _merged_state(weights: list[Path]) -> dict:
                              "save the model again or restore the file") from None
         clash = sorted(set(state) & set(part))
         if clash:
-            raise InputError(f"weights {path} hold keys another weights file of the card holds too: {clash[:5]}")
+            raise InputError(f"weights {name} ({path}) hold keys another weights file of the card holds too: "
+                             f"{clash[:5]}")
         state.update(part)
     return state
 
 
-def _build_loaded(builder, card: ModelCard, weights: list[Path]):
+def _build_loaded(builder, card: ModelCard, weights: dict[str, Path]):
     """Build without random init (loading overwrites every tensor) and load strictly."""
     with skip_init():
         net = builder(**card.arch_args)
     state = _merged_state(weights)
-    where = ", ".join(map(str, weights))
+    where = ", ".join(map(str, weights.values()))
     try:
         missing, unexpected = net.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensors of other shapes: torch lists them over many lines
