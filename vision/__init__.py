@@ -94,6 +94,29 @@ def register(registry: Registry) -> None:
         )
     )
     registry.add(
+        DatasetSpec(
+            "vision/fashion_composite",
+            task="object-detection",
+            loader="vision.composite:fashion_composite",
+            description="COMPOSITE: real Fashion-MNIST items on random crops of real photographs (scikit-image, "
+            "scikit-learn), exact boxes and masks; generated deterministically (seed 0), 2000/300/500 128×128 "
+            "images as COCO-JSON + mask folders",
+            card={
+                "composite": True,
+                "seed": 0,
+                "generator": "vision.composite:generate",
+                "license": "MIT (Fashion-MNIST items); backgrounds public domain / CC0 (scikit-image) and "
+                "CC BY 2.0 (scikit-learn's china.jpg, flower.jpg)",
+                "source": "Fashion-MNIST (vision/fashion-mnist) items; backgrounds "
+                "package://skimage/data/{astronaut,chelsea,coffee,camera,grass,gravel,brick}.png, "
+                "{rocket,hubble_deep_field}.jpg, package://sklearn/datasets/images/{china,flower}.jpg, each pinned "
+                "by sha256 (vision.composite.BACKGROUNDS)",
+                "classes": ["background", "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                            "Sneaker", "Bag", "Ankle boot"],
+            },
+        )
+    )
+    registry.add(
         RecipeSpec(
             "image-classification",
             task="image-classification",
