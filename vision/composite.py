@@ -202,15 +202,24 @@ def _item_alpha(item: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _place(rng: np.random.Generator, alpha: np.ndarray, taken: np.ndarray, tries: int = 20):
     """A top-left corner where the item's visible pixels touch no earlier item's (a 2-pixel gap), or None."""
-    from scipy.ndimage import binary_dilation
-
     size = taken.shape[0]
-    visible = binary_dilation(alpha > 0, iterations=2)
+    visible = _grown(alpha > 0, 2)
     for _ in range(tries):
         y, x = int(rng.integers(size - alpha.shape[0] + 1)), int(rng.integers(size - alpha.shape[1] + 1))
         if not (taken[y:y + alpha.shape[0], x:x + alpha.shape[1]] & visible).any():
             return y, x
     return None
+
+
+def _grown(mask: np.ndarray, by: int) -> np.ndarray:
+    """``mask`` grown by ``by`` pixels in every direction (a square neighbourhood), same shape."""
+    padded = np.pad(mask, by)
+    height, width = mask.shape
+    grown = np.zeros_like(mask)
+    for dy in range(2 * by + 1):
+        for dx in range(2 * by + 1):
+            grown |= padded[dy:dy + height, dx:dx + width]
+    return grown
 
 
 # -- the catalog entry --------------------------------------------------------------------
