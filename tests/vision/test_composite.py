@@ -95,3 +95,13 @@ def test_the_classification_recipe_refuses_the_detection_set_by_name():
 
     with pytest.raises(InputError, match="vision/fashion_composite is a dataset for object-detection, not image-classification"):
         load_splits("vision/fashion_composite")
+
+
+def test_the_catalog_entry_says_composite_and_records_seed_and_sources():
+    from vision.composite import BACKGROUNDS
+    from zoo.registry import get_registry, resolve_ref
+
+    spec = get_registry().dataset("vision/fashion_composite")
+    assert spec.card["composite"] is True and spec.card["seed"] == 0
+    assert resolve_ref(spec.loader) is fashion_composite
+    assert all(wf.name.split(".")[0] in spec.card["source"] for wf in BACKGROUNDS)

@@ -60,6 +60,15 @@ def test_the_output_contract_holds_without_faces_and_for_several_images():
     assert len(out[0]["boxes"]) > 0 and len(out[1]["boxes"]) == 0  # 10 px is below the 20 px smallest face
 
 
+def test_an_image_of_another_shape_is_an_input_error():
+    from zoo.errors import InputError
+
+    with pytest.raises(InputError, match=r"expected \[3, H, W\] float images in \[0, 1\], got a tensor of shape \[1, 3, 8, 8\]"):
+        MTCNN().eval()([torch.rand(1, 3, 8, 8)])
+    with pytest.raises(InputError, match="got ndarray"):
+        MTCNN().eval()([np.zeros((3, 8, 8))])
+
+
 @needs_wheel
 def test_the_weights_come_out_of_the_real_wheel_offline_converted_once(monkeypatch):
     from backends.state import read_metadata
@@ -86,3 +95,13 @@ def test_astronauts_face_and_landmarks_are_found_where_they_are(pretrained):
     assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
     x1, y1, x2, y2 = face["boxes"][0].tolist()
     assert all(x1 < x < x2 and y1 < y < y2 for x, y in face["keypoints"][0].tolist())
+
+
+@needs_wheel
+@pytest.mark.skipif("object-detection" not in __import__("zoo.registry").registry.get_registry().tasks,
+                    reason="the object-detection task is not registered yet (issue 16, the det helper's TaskSpec)")
+def test_zoo_load_builds_the_same_network_from_the_three_files(pretrained):
+    import zoo
+
+    net = zoo.load("vision/mtcnn.face", device="cpu").net
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), pretrained.state_dict().values()))

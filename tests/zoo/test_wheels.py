@@ -116,3 +116,11 @@ def test_a_pickled_member_is_converted_once_to_safetensors(wheelhouse, isolated_
     monkeypatch.setattr(conversions, "_read_pickled_state", lambda *a: pytest.fail("converted twice"))
     monkeypatch.setattr(cache, "convert_to_safetensors", lambda *a: pytest.fail("converted twice"))
     assert cache.fetch(wf) == converted
+
+
+def test_pips_local_find_links_folders_are_wheelhouses_too(tmp_path, monkeypatch):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    monkeypatch.setenv("ZOO_WHEELHOUSE", str(tmp_path / "missing"))
+    monkeypatch.setenv("PIP_FIND_LINKS", f"{first} https://example.org/wheels file://{second}")
+    assert wheels.wheelhouses() == [first, second]

@@ -118,6 +118,11 @@ class MTCNN(nn.Module):
 
     def detect_one(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Faces in one ``[3, H, W]`` image in [0, 1]."""
+        if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.shape[0] != 3:
+            from zoo.errors import InputError
+
+            got = f"a tensor of shape {list(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
+            raise InputError(f"MTCNN expected [3, H, W] float images in [0, 1], got {got}")
         pixels = image.unsqueeze(0).to(self.pnet.conv1.weight.dtype) * 255.0
         boxes = self.propose(pixels)
         boxes = self.refine(pixels, boxes)
