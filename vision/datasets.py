@@ -635,7 +635,12 @@ def load_splits(data: str | Path, val_fraction: float = 0.2) -> ImageSplits:
             return image_folder(path, val_fraction=val_fraction)
         if path.suffix.lower() == ".csv":
             return image_csv(path, val_fraction=val_fraction)
-    return resolve_ref(registry.dataset(str(data)).loader)()
+    spec = registry.dataset(str(data))
+    if spec.task != "image-classification":
+        known = sorted(k for k, d in registry.datasets.items() if d.task == "image-classification")
+        raise InputError(f"{spec.id} is a dataset for {spec.task}, not image-classification: image "
+                         f"classification reads one of {known}, an image folder or a .csv")
+    return resolve_ref(spec.loader)()
 
 
 def to_tensor_batch(dataset: ImageDataset, transform: Callable) -> tuple[torch.Tensor, torch.Tensor]:

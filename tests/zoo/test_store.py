@@ -153,3 +153,29 @@ def test_a_file_in_another_librarys_cache_is_checked_where_it_lies(tmp_path, mon
     with pytest.raises(WeightsIntegrityError, match="expected " + sha(data)):
         cache.verify_in_place(blob, sha(data))
     assert blob.read_bytes() == b"tampered in place" and cache.list_entries() == []  # not the store's to move
+
+
+def test_a_network_pinned_in_parts_loads_from_all_of_them_and_a_shared_key_is_refused(toy_registry, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from zoo.errors import InputError
+    from zoo.hashing import sha256_file
+
+    state = toy.tiny_mlp().state_dict()
+
+    def part(name: str, prefixes: tuple[str, ...]) -> WeightFile:
+        path = tmp_path / name
+        save_file({k: v.contiguous() for k, v in state.items() if k.startswith(prefixes)}, str(path))
+        return WeightFile(name, sha256_file(path), str(path))
+
+    body, head = part("body.safetensors", ("body.",)), part("head.safetensors", ("head.",))
+    toy_registry.add(ModelSpec("toy/mlp.parts", task="toy-classification", architecture="tiny_mlp",
+                               arch_args={"num_classes": 3}, weights=(body, head)))
+    loaded = zoo.load("toy/mlp.parts", device="cpu").net.state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in state.items())
+    both = part("both.safetensors", ("body.", "head."))
+    toy_registry.add(ModelSpec("toy/mlp.clash", task="toy-classification", architecture="tiny_mlp",
+                               arch_args={"num_classes": 3}, weights=(both, head)))
+    with pytest.raises(InputError, match=r"head\.safetensors \(.*\) hold keys another weights file .*'head\.bias'"):
+        zoo.load("toy/mlp.clash", device="cpu")
