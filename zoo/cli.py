@@ -215,7 +215,8 @@ def _output_is_folder(adapter, out: Path, inputs: List[Path], draw: bool) -> boo
     if not is_file and not adapter.writes_folders:
         raise InputError(f"--out: expected a file ending in one of {', '.join(suffixes)}, got {out.name}")
     if is_file and len(inputs) != 1:
-        raise InputError(f"--out {out.name} writes one prediction: give one input, or a folder, got {len(inputs)}")
+        folder = ", or a folder" if adapter.writes_folders else ""
+        raise InputError(f"--out {out.name} writes one prediction: give one input{folder}, got {len(inputs)}")
     stems = [path.stem for path in inputs]
     clashing = sorted({stem for stem in stems if stems.count(stem) > 1})
     if (draw or not is_file) and clashing:  # one output file per input stem
