@@ -24,38 +24,25 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from vision.transforms import picture_unit
+from vision.tasks import PictureTask, save_png
 from zoo.atomic import write_text_atomic
-from zoo.card import ModelCard
 from zoo.errors import InputError
-from zoo.model import TaskAdapter
 
 COCO_RESULTS = "detections.json"  # the file --out FOLDER writes
 # Category names torchvision gives the slots COCO leaves unused ("N/A") and the background class.
 UNUSED_CATEGORIES = ("N/A", "__background__")
 
 
-class ObjectDetection(TaskAdapter):
+class ObjectDetection(PictureTask):
     """Pictures in (any size); ``{"boxes", "scores", "labels"[, "landmarks"]}`` per picture out."""
 
     output_suffixes = (".json",)
-    writes_folders = True
     draw_suffix = "_boxes.png"
-
-    def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
-        super().__init__(card, files)
-        self.max_pixels = (card.preprocessing or {}).get("max_pixels")
 
     @property
     def transform(self):
         """One raw picture → ``[3, H, W]`` in [0, 1] at its own size."""
-        return lambda image: torch.from_numpy(picture_unit(image, max_pixels=self.max_pixels))
-
-    def read(self, path) -> Any:
-        """An image file (checked for size before decoding, EXIF orientation applied), or a ``.npy`` array."""
-        from vision.images import read_image
-
-        return read_image(path, card_limit=self.max_pixels)
+        return self.unit
 
     def batch(self, raw_inputs: Sequence[Any]) -> list[torch.Tensor]:
         return [self.transform(x) for x in raw_inputs]
@@ -113,7 +100,7 @@ class ObjectDetection(TaskAdapter):
         """The picture with its boxes, labels and scores drawn, as a PNG."""
         from torchvision.utils import draw_bounding_boxes
 
-        pixels = torch.from_numpy(np.round(picture_unit(raw_input, max_pixels=self.max_pixels) * 255).astype(np.uint8))
+        pixels = self.pixels(raw_input)
         boxes = torch.tensor(prediction["boxes"], dtype=torch.float32).reshape(-1, 4)
         captions = [f"{label} {score:.2f}" for label, score in zip(prediction["labels"], prediction["scores"])]
         drawn = draw_bounding_boxes(pixels, boxes, captions, colors="red", width=max(1, min(pixels.shape[1:]) // 200))
@@ -139,14 +126,3 @@ def coco_document(predictions: Sequence[Mapping], sources: Sequence, labels: Seq
                                 "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": 0, "score": round(float(score), 5)})
     return {"images": images, "categories": coco_categories(labels), "annotations": annotations}
 
-
-def save_png(pixels: np.ndarray, path: str | os.PathLike) -> Path:
-    """An H×W or H×W×3 uint8 array as a PNG file, written atomically."""
-    from PIL import Image
-
-    from zoo.atomic import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG")
-    return path

@@ -25,15 +25,15 @@ import logging
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vision.datasets import IMAGE_SUFFIXES
+from vision.datasets import IMAGE_SUFFIXES, ImageSplits
 from zoo.data import check_fractions, fingerprint
 from zoo.errors import InputError
 
@@ -95,23 +95,11 @@ class DetectionDataset(Dataset):
 
 
 @dataclass
-class DetectionSplits:
-    """Train/val/test splits of one detection dataset, its classes and a fingerprint of the exact data."""
+class DetectionSplits(ImageSplits):
+    """Classification's splits record (train/val/test, classes, fingerprint, source, ``skipped``: the
+    (where, why) of each box left out) over :class:`DetectionDataset` splits, and the format read."""
 
-    train: Dataset
-    val: Dataset
-    test: Dataset | None
-    classes: list[str]
-    fingerprint: str
-    source: str
-    format: str
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (where, why) of each box left out
-
-    def split(self, name: str) -> Dataset:
-        dataset = getattr(self, name, None)
-        if dataset is None:
-            raise InputError(f"expected a split in train/val/test that {self.source} has, got {name!r}")
-        return dataset
+    format: str = "coco"
 
 
 # -- boxes ------------------------------------------------------------------
@@ -224,28 +212,27 @@ def coco_records(path: Path, root: Path, split: str, checker: BoxChecker,
     return records, found
 
 
+def _unique_entries(items: list, path: Path, kind: str, text_key: str) -> Iterator[dict]:
+    """The entries of a COCO list: each a dict with a unique int ``id`` and a string ``text_key``."""
+    seen: set[int] = set()
+    for entry, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), int) or not isinstance(item.get(text_key), str):
+            raise InputError(f"{path} {kind} {entry}: expected {{'id': int, '{text_key}': str, ...}}, got {item!r:.120}")
+        if item["id"] in seen:
+            raise InputError(f"{path} {kind} {entry}: duplicate {kind} id {item['id']}")
+        seen.add(item["id"])
+        yield item
+
+
 def _coco_categories(categories: Any, path: Path) -> dict[int, str]:
     if not isinstance(categories, list) or not categories:
         raise InputError(f"{path}: expected a non-empty 'categories' list of {{id, name}}")
-    found: dict[int, str] = {}
-    for entry, category in enumerate(categories):
-        if not isinstance(category, dict) or not isinstance(category.get("id"), int) \
-                or not isinstance(category.get("name"), str):
-            raise InputError(f"{path} category {entry}: expected {{'id': int, 'name': str}}, got {category!r:.120}")
-        if category["id"] in found:
-            raise InputError(f"{path} category {entry}: duplicate category id {category['id']}")
-        found[category["id"]] = category["name"]
-    return found
+    return {category["id"]: category["name"] for category in _unique_entries(categories, path, "category", "name")}
 
 
 def _coco_images(images: list, path: Path) -> dict[int, tuple[str, tuple[int, int] | None]]:
     found: dict[int, tuple[str, tuple[int, int] | None]] = {}
-    for entry, image in enumerate(images):
-        if not isinstance(image, dict) or not isinstance(image.get("id"), int) \
-                or not isinstance(image.get("file_name"), str):
-            raise InputError(f"{path} image {entry}: expected {{'id': int, 'file_name': str, ...}}, got {image!r:.120}")
-        if image["id"] in found:
-            raise InputError(f"{path} image {entry}: duplicate image id {image['id']}")
+    for image in _unique_entries(images, path, "image", "file_name"):
         width, height = image.get("width"), image.get("height")
         known = isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0
         found[image["id"]] = (image["file_name"], (height, width) if known else None)

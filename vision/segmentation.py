@@ -24,26 +24,23 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from vision.detection import save_png
-from vision.transforms import INTERPOLATIONS, picture_unit
+from vision.tasks import PictureTask, save_png
+from vision.transforms import INTERPOLATIONS
 from zoo.card import ModelCard
 from zoo.errors import InputError
-from zoo.model import TaskAdapter
 
 BACKGROUND_NAMES = ("__background__", "background")  # classes --draw leaves uncoloured
 
 
-class SemanticSegmentation(TaskAdapter):
+class SemanticSegmentation(PictureTask):
     """Pictures in (any size); ``{"mask", "labels"}`` per picture out."""
 
     output_suffixes = (".png",)
-    writes_folders = True
     draw_suffix = "_mask.png"
 
     def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
         super().__init__(card, files)
         spec = dict(card.preprocessing or {})
-        self.max_pixels = spec.get("max_pixels")
         self.mean = torch.tensor([float(v) for v in spec.get("mean", (0.0,))]).reshape(-1, 1, 1)
         self.std = torch.tensor([float(v) for v in spec.get("std", (1.0,))]).reshape(-1, 1, 1)
         self.size = _target_size(spec)
@@ -55,7 +52,7 @@ class SemanticSegmentation(TaskAdapter):
     @property
     def transform(self):
         """One raw picture → the network's ``[3, h, w]`` input (resized, normalised)."""
-        return lambda image: self._prepared(torch.from_numpy(picture_unit(image, max_pixels=self.max_pixels)))
+        return lambda image: self._prepared(self.unit(image))
 
     def _prepared(self, unit: torch.Tensor) -> torch.Tensor:
         """``[3, H, W]`` in [0, 1] → the network's input."""
@@ -67,19 +64,13 @@ class SemanticSegmentation(TaskAdapter):
             unit = F.resize(unit, self.size, interpolation=mode, antialias=True).clamp_(0, 1)
         return (unit - self.mean) / self.std
 
-    def read(self, path) -> Any:
-        """An image file (checked for size before decoding, EXIF orientation applied), or a ``.npy`` array."""
-        from vision.images import read_image
-
-        return read_image(path, card_limit=self.max_pixels)
-
     def predict(self, module, raw_inputs: Sequence[Any], *, device: torch.device, **options: Any) -> list[dict]:
         """One forward per picture (pictures differ in size); logits scaled back to each picture's size."""
         if options:
             raise InputError(f"task {self.card.task!r} takes no predict options, got {sorted(options)}")
         predictions = []
         for image in raw_inputs:
-            unit = torch.from_numpy(picture_unit(image, max_pixels=self.max_pixels))
+            unit = self.unit(image)
             logits = class_logits(module(self._prepared(unit)[None].to(device)))
             logits = torch.nn.functional.interpolate(logits.float(), size=tuple(unit.shape[1:]), mode="bilinear",
                                                      align_corners=False)
@@ -114,7 +105,7 @@ class SemanticSegmentation(TaskAdapter):
         """The picture with each class's pixels tinted in its own colour, as a PNG."""
         from torchvision.utils import draw_segmentation_masks
 
-        pixels = torch.from_numpy(np.round(picture_unit(raw_input, max_pixels=self.max_pixels) * 255).astype(np.uint8))
+        pixels = self.pixels(raw_input)
         mask = torch.from_numpy(np.asarray(prediction["mask"]))
         shown = [int(i) for i in mask.unique() if prediction["labels"].get(int(i)) not in BACKGROUND_NAMES]
         if shown:

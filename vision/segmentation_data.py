@@ -15,7 +15,7 @@ mask that is not single-channel, a value that is no class (nor 255). Skipped, co
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vision.datasets import ImageSplits
 from vision.detection_data import image_files, read_classes
 from zoo.data import check_fractions, fingerprint
 from zoo.errors import InputError
@@ -65,23 +66,11 @@ class SegmentationDataset(Dataset):
 
 
 @dataclass
-class SegmentationSplits:
-    """Train/val/test splits of one segmentation dataset, its classes and a fingerprint of the exact files."""
+class SegmentationSplits(ImageSplits):
+    """Classification's splits record (train/val/test, classes, fingerprint, source, ``skipped``: files
+    without their pair) over :class:`SegmentationDataset` splits, and the mask value that means "ignore"."""
 
-    train: SegmentationDataset
-    val: SegmentationDataset
-    test: SegmentationDataset | None
-    classes: list[str]
-    fingerprint: str
-    source: str
     ignore_index: int = IGNORE_INDEX
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-    def split(self, name: str) -> SegmentationDataset:
-        dataset = getattr(self, name, None)
-        if dataset is None:
-            raise InputError(f"expected a split in train/val/test that {self.source} has, got {name!r}")
-        return dataset
 
 
 def read_mask(path: Path, n_classes: int | None = None) -> np.ndarray:

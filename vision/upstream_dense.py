@@ -17,7 +17,6 @@ torchvision's random init with no backbone weights either (``weights_backbone=No
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
