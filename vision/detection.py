@@ -11,8 +11,9 @@ inside the network, so the card's preprocessing only says how pictures become [0
 ``predict`` gives, per image, ``{"boxes": [[x1, y1, x2, y2], ...], "scores": [...],
 "labels": [names]}`` (+ ``"landmarks"`` ``[[[x, y], ...], ...]`` when the network
 gives keypoints). ``zoo predict --out`` writes them as a COCO JSON file (images,
-categories and annotations with their ``score``: a file pycocotools' ``COCO`` and
-:func:`vision.detection_data.coco` read back), and ``--draw`` each picture with its boxes.
+categories and annotations with their ``score``: pycocotools' ``COCO`` reads it, and so does
+:func:`vision.detection_data.load_detection` as ``annotations.json`` beside the pictures: pseudo-labels),
+and ``--draw`` each picture with its boxes.
 """
 from __future__ import annotations
 
@@ -29,8 +30,7 @@ from zoo.atomic import write_text_atomic
 from zoo.errors import InputError
 
 COCO_RESULTS = "detections.json"  # the file --out FOLDER writes
-# Category names torchvision gives the slots COCO leaves unused ("N/A") and the background class.
-UNUSED_CATEGORIES = ("N/A", "__background__")
+BACKGROUND = "__background__"  # torchvision's class 0, never a category of a box
 
 
 class ObjectDetection(PictureTask):
@@ -108,14 +108,17 @@ class ObjectDetection(PictureTask):
 
 
 def coco_categories(labels: Sequence[str]) -> list[dict[str, Any]]:
-    """COCO ``categories`` for a detector's labels: the label index is the category id; unused slots are left out."""
-    return [{"id": index, "name": str(name)} for index, name in enumerate(labels) if name not in UNUSED_CATEGORIES]
+    """COCO ``categories`` for a detector's labels: the label index is the category id (so torchvision's COCO
+    detectors write COCO's own ids; the slots COCO leaves unused stay, named "N/A"), the background left out."""
+    return [{"id": index, "name": str(name)} for index, name in enumerate(labels) if name != BACKGROUND]
 
 
 def coco_document(predictions: Sequence[Mapping], sources: Sequence, labels: Sequence[str]) -> dict[str, Any]:
     """Predictions as a COCO JSON document: ``images`` (from ``sources``), ``categories`` and ``annotations``
     with ``bbox`` ``[x, y, width, height]`` and the ``score``."""
-    ids = {str(name): index for index, name in enumerate(labels)}
+    ids: dict[str, int] = {}
+    for index, name in enumerate(labels):  # a repeated name ("N/A") takes its first id
+        ids.setdefault(str(name), index)
     images, annotations = [], []
     for image_id, (prediction, source) in enumerate(zip(predictions, sources), start=1):
         images.append({"id": image_id, "file_name": Path(source).name if source is not None else f"{image_id}"})

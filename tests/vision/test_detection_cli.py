@@ -51,7 +51,8 @@ def test_detector_writes_coco_json_and_draws_boxes(folders, tmp_path):
     assert result.returncode == 0, result.stderr
     document = json.loads((out / "detections.json").read_text())
     assert [image["file_name"] for image in document["images"]] == ["a.png", "b.png"]
-    assert {c["name"] for c in document["categories"]} >= {"person", "dog"} and len(document["categories"]) == 80
+    assert {c["id"]: c["name"] for c in document["categories"]}[18] == "dog"  # COCO's own category ids
+    assert len(document["categories"]) == 90 and {a["category_id"] for a in document["annotations"]} <= set(range(1, 91))
     coco = COCO(str(out / "detections.json"))  # pycocotools reads it as a dataset, scores kept
     assert len(coco.getAnnIds()) == len(document["annotations"]) > 0
     assert all(a["bbox"][2] >= 0 and a["bbox"][3] >= 0 and 0 <= a["score"] <= 1 for a in document["annotations"])
