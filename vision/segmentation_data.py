@@ -1,4 +1,5 @@
-"""Segmentation masks in a folder: ``DIR/images/*`` with ``DIR/masks/<same stem>.png``.
+"""Segmentation masks in a folder: ``DIR/images/*`` with ``DIR/masks/<same stem>.png``; or a COCO folder's
+polygons and RLE painted into class maps (:class:`CocoSegmentationDataset`).
 
 A mask's pixel value is the class index of the pixel in its image (8-bit grey or palette PNG,
 or 16-bit grey), 255 means "ignore" (borders, unlabelled pixels); ``DIR/classes.txt`` names the
@@ -24,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vision.datasets import ImageSplits
-from vision.detection_data import image_files, read_classes
+from vision.detection_data import DetectionDataset, coco, coco_files, image_files, read_classes
 from zoo.data import check_fractions, fingerprint
 from zoo.errors import InputError
 
@@ -71,6 +72,33 @@ class SegmentationSplits(ImageSplits):
     without their pair) over :class:`SegmentationDataset` splits, and the mask value that means "ignore"."""
 
     ignore_index: int = IGNORE_INDEX
+
+
+class CocoSegmentationDataset(Dataset):
+    """A COCO detection dataset's object masks (polygons, RLE) painted into one class map per image:
+    0 is background, each object's pixels its label, later annotations over earlier ones."""
+
+    def __init__(self, objects: DetectionDataset, transform: Callable | None = None):
+        self.objects, self.classes, self.transform = objects, objects.classes, transform
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def raw(self, index: int) -> tuple[Any, Any]:
+        from torchvision import tv_tensors
+
+        image, target = self.objects.raw(index)
+        mask = torch.zeros(image.shape[-2:], dtype=torch.int64)
+        for object_mask, label in zip(target["masks"], target["labels"]):
+            mask[object_mask.bool()] = label
+        return image, tv_tensors.Mask(mask)
+
+    def __getitem__(self, index: int):
+        image, mask = self.raw(index)
+        return self.transform(image, mask) if self.transform else (image, mask)
+
+    def with_transform(self, transform: Callable | None) -> "CocoSegmentationDataset":
+        return CocoSegmentationDataset(self.objects, transform)
 
 
 def read_mask(path: Path, n_classes: int | None = None) -> np.ndarray:
@@ -155,7 +183,8 @@ def segmentation_train_transform(size: int | tuple[int, int], scale: tuple[float
 
 
 def load_segmentation(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> SegmentationSplits:
-    """A registered ``semantic-segmentation`` dataset id, or a mask folder (``images/`` + ``masks/``)."""
+    """A registered ``semantic-segmentation`` dataset id, a mask folder (``images/`` + ``masks/``), or a COCO
+    folder whose annotations carry polygons or RLE (:class:`CocoSegmentationDataset`)."""
     from zoo.registry import get_registry, resolve_ref
 
     registry = get_registry()
@@ -163,4 +192,10 @@ def load_segmentation(data: str | Path, val_fraction: float = 0.2, seed: int = 0
         return resolve_ref(registry.dataset(str(data)).loader)()
     if not Path(data).is_dir():
         registry.dataset(str(data))  # neither a dataset id nor a folder: the unknown-id error, with suggestions
+    if coco_files(Path(data)) and not (Path(data) / "masks").is_dir():
+        objects = coco(data, val_fraction, seed, masks=True)
+        painted = {name: CocoSegmentationDataset(d) if d is not None else None
+                   for name, d in (("train", objects.train), ("val", objects.val), ("test", objects.test))}
+        return SegmentationSplits(**painted, classes=objects.classes, fingerprint=objects.fingerprint,
+                                  source=objects.source, skipped=objects.skipped)
     return mask_folder(data, val_fraction, seed)

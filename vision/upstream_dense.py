@@ -122,8 +122,7 @@ def _dense_card(net, model: str, weights, zoo_id: str, task: str, arch_args: dic
         params=sum(p.numel() for p in net.parameters()),
         license="BSD-3-Clause",
         source=weights.url,
-        description=f"torchvision {model} with weights {type(weights).__name__}.{weights.name}"
-        + ("" if pretrained else " (random init)"),
+        description=f"torchvision {model} with weights {type(weights).__name__}.{weights.name}",
         files=files,
         provenance={"upstream": {"library": "torchvision", "version": torchvision.__version__,
                                  "name": f"{model}.{weights.name.lower()}", "pretrained": pretrained,

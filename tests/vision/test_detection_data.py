@@ -217,6 +217,17 @@ def test_mask_folder_refuses_wrong_sizes_values_and_modes(tmp_path):
         datasets["m1.png"][0]
 
 
+def test_coco_polygons_as_class_maps(tmp_path):
+    _coco(tmp_path, [_box(1, i, [4, 4, 12, 10], category_id=3, segmentation=[[4, 4, 16, 4, 16, 14, 4, 14]])
+                     for i in (1, 2, 3)] + [_box(2, 1, [20, 2, 10, 10], segmentation=[[20, 2, 30, 2, 30, 12, 20, 12]])])
+    splits = load_segmentation(tmp_path, val_fraction=0.34)
+    assert splits.classes == ["__background__", "dog", "cat"] and len(splits.train) + len(splits.val) == 3
+    dataset = next(d for d in (splits.train, splits.val) if d.objects.records[0].image.name == "1.png")
+    image, mask = dataset[0]
+    assert type(mask).__name__ == "Mask" and mask.shape == (30, 40)
+    assert (mask[6:12, 6:14] == 1).all() and (mask[4:10, 22:28] == 2).all() and mask[25, 35] == 0
+
+
 def test_unknown_data_is_refused():
     with pytest.raises(UnknownDatasetError):
         load_detection("vision/no-such-boxes")
