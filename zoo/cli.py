@@ -217,6 +217,10 @@ def _output_is_folder(adapter, out: Path, inputs: List[Path], draw: bool) -> boo
     if is_file and len(inputs) != 1:
         folder = ", or a folder" if adapter.writes_folders else ""
         raise InputError(f"--out {out.name} writes one prediction: give one input{folder}, got {len(inputs)}")
+    where = out.resolve()
+    if any((path.resolve() if is_file else path.resolve().parent) == where for path in inputs):
+        raise InputError(f"--out {out}: the inputs are there, and the predictions could overwrite them; "
+                         "write them elsewhere")
     stems = [path.stem for path in inputs]
     clashing = sorted({stem for stem in stems if stems.count(stem) > 1})
     if (draw or not is_file) and clashing:  # one output file per input stem

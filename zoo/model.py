@@ -101,7 +101,7 @@ class TaskAdapter(ABC):
         """Write the predictions of ``sources`` into ``folder`` (``zoo predict --out FOLDER``).
 
         By default one file per input, named by its stem and the first of :attr:`output_suffixes`;
-        a task whose file format holds many predictions (COCO JSON) writes one file instead.
+        a task whose file format holds many predictions writes one file for all of them instead.
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

@@ -98,3 +98,6 @@ def test_draw_needs_out_and_a_task_that_draws(folders, tmp_path):
     same_stem = _zoo("predict", str(folders / "segmenter"), str(folders / "a.png"), str(clash / "a.png"),
                      "--out", str(tmp_path / "o"))
     assert _refused(same_stem, "would write the same file: a")
+    beside = _zoo("predict", str(folders / "segmenter"), str(clash / "a.png"), "--out", str(clash))
+    assert _refused(beside, "the predictions could overwrite them") and (clash / "a.png").read_bytes() == \
+        (folders / "a.png").read_bytes()
