@@ -294,14 +294,14 @@ def voc(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> Detection
     root = Path(root)
     folder = root / "Annotations" if (root / "Annotations").is_dir() else root
     images = root / "JPEGImages" if (root / "JPEGImages").is_dir() else folder
-    parsed = [_voc_file(path, images) for path in sorted(folder.glob("*.xml"))]
+    parsed = {path: _voc_file(path, images) for path in sorted(folder.glob("*.xml"))}
     if not parsed:
         raise InputError(f"{folder}: expected Pascal VOC annotation files (*.xml), found none")
     given = read_classes(root / "classes.txt")
-    names = given or sorted({name for _, _, objects in parsed for name, _, _ in objects})
+    names = given or sorted({name for _, _, objects in parsed.values() for name, _, _ in objects})
     labels = {name: index for index, name in enumerate(names, start=1)}
     checker, records = BoxChecker(), {}
-    for image, size, objects in parsed:
+    for path, (image, size, objects) in parsed.items():
         boxes, box_labels = [], []
         for name, box, where in objects:
             if name not in labels:
@@ -310,7 +310,7 @@ def voc(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> Detection
             if kept is not None:
                 boxes.append(kept)
                 box_labels.append(labels[name])
-        records[image.stem] = record_of(image, boxes, box_labels, f"{objects[0][2] if objects else image}", size)
+        records[path.stem] = record_of(image, boxes, box_labels, str(path), size)
     return splits_of(_voc_splits(root, records), [BACKGROUND, *names], root, "voc", checker, val_fraction, seed)
 
 
