@@ -59,13 +59,17 @@ def register(registry: Registry) -> None:
     registry.add(ArchitectureSpec("efficientnet_lite0", "vision.models.efficientnet:efficientnet_lite0"))
     registry.add(ArchitectureSpec("mtcnn", "vision.models.mtcnn:mtcnn"))
     registry.add(TaskSpec("image-classification", "vision.tasks:ImageClassification", recipe="image-classification"))
+    # Detection and segmentation: adapters and the network contract in vision/detection.py and vision/segmentation.py
+    # (their recipes come with the trainable detector and segmenter).
+    registry.add(TaskSpec("object-detection", "vision.detection:ObjectDetection"))
+    registry.add(TaskSpec("semantic-segmentation", "vision.segmentation:SemanticSegmentation"))
     # The upstream zoos behind one door (vision/upstream.py): timm:NAME and torchvision:MODEL[.WEIGHTS].
     registry.add(ArchitectureSpec("timm", "vision.upstream:build_timm"))
     registry.add(ArchitectureSpec("torchvision", "vision.upstream:build_torchvision"))
     registry.add(SourceSpec("timm", "vision.upstream:load_timm", "vision.upstream:list_timm",
                                    description="timm's pretrained models, weights through the Hugging Face Hub"))
     registry.add(SourceSpec("torchvision", "vision.upstream:load_torchvision", "vision.upstream:list_torchvision",
-                                   description="torchvision's classification models and weights"))
+                                   description="torchvision's classification, detection and segmentation models and weights"))
     from vision.upstream import pinned_models  # declares specs only; imports no torch
 
     for spec in pinned_models(imagenet1k_labels()):

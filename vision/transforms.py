@@ -315,3 +315,23 @@ class ImageBatcher:
         if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
             return read_image(image, card_limit=self.transform.max_pixels)
         return image
+
+
+def picture_unit(image: Any, *, max_pixels: int | None = None) -> np.ndarray:
+    """One raw picture at its own size → ``[3, H, W]`` float32 in [0, 1] (what detectors and segmenters take).
+
+    A PIL image (any mode, handled as :class:`ImageTransform` does), or an array of 0–255 values shaped
+    H×W, H×W×3 or 3×H×W; nothing is resized, so boxes and masks stay in the input's pixels.
+    """
+    if _is_pil(image):
+        width, height = image.size
+    else:
+        array = image.detach().cpu().numpy() if type(image).__module__.startswith("torch") else image
+        if not isinstance(array, np.ndarray) or array.ndim not in (2, 3):
+            raise InputError(f"expected a PIL image or an H×W, H×W×3 or 3×H×W array, got {type(image).__name__} "
+                             f"{getattr(array, 'shape', '')}")
+        chw = array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3
+        height, width = array.shape[1:] if chw else array.shape[:2]
+        image = array
+    check_image_size(width, height, card_limit=max_pixels)
+    return ImageTransform(size=(height, width), channels=3, max_pixels=max_pixels).to_unit(image)

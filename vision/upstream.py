@@ -14,7 +14,8 @@ Naming
     ``ARCH``, which timm resolves to its default tag; the card's id is always the
     resolved ``timm:ARCH.TAG``.
 ``torchvision:MODEL[.WEIGHTS]``
-    a classification model of ``torchvision.models.list_models`` and, optionally, the
+    a classification, detection or segmentation model of ``torchvision.models.list_models`` (the
+    detectors and segmenters are :mod:`vision.upstream_dense`'s) and, optionally, the
     name of an entry of its weights enum in any case (``torchvision:resnet50.imagenet1k_v2``);
     without one, the enum's ``DEFAULT``. The card's id is always the resolved, lower-case
     ``torchvision:MODEL.WEIGHTS`` (``torchvision:resnet18.imagenet1k_v1``).
@@ -254,20 +255,32 @@ def _timm_labels(cfg, num_classes: int) -> list[str] | None:
 # =============================================================================
 # torchvision
 # =============================================================================
-def build_torchvision(model_name: str, num_classes: int = 1000, **kwargs: Any):
-    """The ``torchvision`` architecture: ``torchvision.models.get_model(model_name)`` without weights."""
+def build_torchvision(model_name: str, num_classes: int = 1000, weights: str | None = None, **kwargs: Any):
+    """The ``torchvision`` architecture: ``torchvision.models.get_model(model_name)`` without weights loaded;
+    ``weights`` (an enum member's name) builds the network torchvision makes for those weights
+    (detectors and segmenters: :func:`vision.upstream_dense.build_for_weights`)."""
     import torchvision.models as tvm
 
+    if weights is not None:
+        from vision.upstream_dense import build_for_weights
+
+        return build_for_weights(model_name, weights, num_classes=num_classes, **kwargs)
     return tvm.get_model(model_name, weights=None, num_classes=num_classes, **kwargs)
 
 
+def _tv_models(tvm) -> list[str]:
+    """torchvision's classification, detection and semantic segmentation models."""
+    return [model for module in (tvm, tvm.detection, tvm.segmentation) for model in tvm.list_models(module=module)]
+
+
 def list_torchvision(pattern: str) -> list[str]:
-    """``MODEL.WEIGHTS`` names of torchvision's classification weights whose model or full name match."""
+    """``MODEL.WEIGHTS`` names of torchvision's classification, detection and segmentation weights whose
+    model or full name match."""
     import torchvision.models as tvm
 
     pattern = (pattern or "*").lower()
     out = []
-    for model in tvm.list_models(module=tvm):
+    for model in _tv_models(tvm):
         for weights in tvm.get_model_weights(model):
             full = f"{model}.{weights.name.lower()}"
             if fnmatch.fnmatchcase(model, pattern) or fnmatch.fnmatchcase(full, pattern):
@@ -283,6 +296,11 @@ def load_torchvision(name: str, *, pretrained: bool = True, num_classes: int | N
 
     model, weights = _tv_resolve(tvm, name)
     zoo_id = f"torchvision:{model}.{weights.name.lower()}"
+    from vision.upstream_dense import dense_task, load_dense
+
+    task = dense_task(tvm, model)
+    if task is not None:
+        return load_dense(model, weights, zoo_id, task, pretrained=pretrained, num_classes=num_classes)
     categories = list(weights.meta["categories"])
     n = len(categories) if num_classes is None else int(num_classes)
     head_kept = n == len(categories)
@@ -316,10 +334,9 @@ def _tv_resolve(tvm, name: str):
     """``(model, weights enum member)`` for ``MODEL[.WEIGHTS]``; unknown names list the close ones."""
     model, _, tag = name.partition(".")
     model = model.lower()
-    classification = tvm.list_models(module=tvm)
-    if model not in classification:
-        raise UnknownModelError(f"torchvision:{name}", [f"torchvision:{m}" for m in classification],
-                                kind="torchvision classification model")
+    known = _tv_models(tvm)
+    if model not in known:
+        raise UnknownModelError(f"torchvision:{name}", [f"torchvision:{m}" for m in known], kind="torchvision model")
     enum = tvm.get_model_weights(model)
     if not tag or tag.upper() == "DEFAULT":
         return model, enum.DEFAULT

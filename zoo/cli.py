@@ -170,7 +170,10 @@ def predict(
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="classifiers: the k best labels with their "
                                         "scores (default: the best one; with --json, all the model gives)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the prediction to this file (one input), "
-                                       "in the task's output format, e.g. a DICOM-SEG"),
+                                       "in the task's output format, e.g. a DICOM-SEG, or, for tasks that write "
+                                       "folders, the predictions of every input into this folder"),
+    draw: bool = typer.Option(False, "--draw", help="also write each input with its prediction drawn over it "
+                              "into the --out folder (beside an --out file), for tasks that draw"),
 ):
     """Run a model on input files (or folders, e.g. a DICOM series) and print its predictions.
 
@@ -178,35 +181,67 @@ def predict(
     """
     from zoo.hub import load
 
-    if out is not None and len(inputs) != 1:
-        raise InputError(f"--out writes one prediction: give one input, got {len(inputs)}")
+    if draw and out is None:
+        raise InputError("--draw writes into the --out folder (or beside the --out file): give --out")
     missing = [str(path) for path in inputs if not path.exists()]
     if missing:
         raise InputError(f"no such file or folder: {', '.join(missing)}")
     model = load(model_id)
-    if out is not None:
-        _check_output_suffix(model.adapter, out)
+    to_folder = out is not None and _output_is_folder(model.adapter, out, inputs, draw)
     read, failed = _read_inputs(model.adapter, inputs)
     predictions = model.predict([raw for _, raw in read]) if read else []
     if out is not None:
-        written = model.adapter.write(predictions[0], out, source=inputs[0])
-        console.print(f"{inputs[0]}: written to [bold]{written}[/bold]")
+        _write_outputs(model.adapter, read, predictions, out, to_folder, draw)
+        if failed:
+            raise typer.Exit(1)
         return
     for (path, _), prediction in zip(read, predictions):
         if as_json:
-            print(json.dumps({"input": str(path), **_as_json(prediction, top_k)}))
+            print(json.dumps({"input": str(path), **_as_json(prediction, top_k)}, default=_plain))
         else:
             console.print(f"{path}: {model.adapter.describe(prediction, top_k=top_k or 1)}", highlight=False)
     if failed:
         raise typer.Exit(1)
 
 
-def _check_output_suffix(adapter, out: Path) -> None:
+def _output_is_folder(adapter, out: Path, inputs: List[Path], draw: bool) -> bool:
+    """Whether ``--out`` names a folder (else one file); checked before any prediction is made."""
     suffixes = adapter.output_suffixes
     if not suffixes:
         raise InputError(f"task {adapter.card.task!r} does not write predictions to files; drop --out to print them")
-    if not out.name.endswith(tuple(suffixes)):
+    if draw and adapter.draw_suffix is None:
+        raise InputError(f"task {adapter.card.task!r} does not draw its predictions; drop --draw")
+    is_file = out.name.endswith(tuple(suffixes)) and not out.is_dir()
+    if not is_file and not adapter.writes_folders:
         raise InputError(f"--out: expected a file ending in one of {', '.join(suffixes)}, got {out.name}")
+    if is_file and len(inputs) != 1:
+        folder = ", or a folder" if adapter.writes_folders else ""
+        raise InputError(f"--out {out.name} writes one prediction: give one input{folder}, got {len(inputs)}")
+    where = out.resolve()
+    if any((path.resolve() if is_file else path.resolve().parent) == where for path in inputs):
+        raise InputError(f"--out {out}: the inputs are there, and the predictions could overwrite them; "
+                         "write them elsewhere")
+    stems = [path.stem for path in inputs]
+    clashing = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if (draw or not is_file) and clashing:  # one output file per input stem
+        raise InputError(f"--out: inputs with the same name would write the same file: {', '.join(clashing)}")
+    return not is_file
+
+
+def _write_outputs(adapter, read: list, predictions: list, out: Path, to_folder: bool, draw: bool) -> None:
+    """``zoo predict --out [--draw]``: the task's files, and the inputs with their predictions drawn."""
+    sources = [path for path, _ in read]
+    if to_folder:
+        written = adapter.write_folder(predictions, out, sources=sources)
+    else:
+        written = [adapter.write(predictions[0], out, source=sources[0])] if read else []
+    if draw:
+        folder = out if to_folder else out.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        written += [adapter.draw(raw, prediction, folder / f"{path.stem}{adapter.draw_suffix}")
+                    for (path, raw), prediction in zip(read, predictions)]
+    for path in written:
+        console.print(f"written to [bold]{path}[/bold]", highlight=False)
 
 
 def _read_inputs(adapter, inputs: List[Path]) -> tuple[list, list]:
@@ -222,6 +257,15 @@ def _read_inputs(adapter, inputs: List[Path]) -> tuple[list, list]:
             named = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {named}", highlight=False)
     return read, failed
+
+
+def _plain(value):
+    """Arrays and numpy scalars inside a prediction (a mask) as JSON lists and numbers."""
+    import numpy as np
+
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _as_json(prediction, top_k: int | None) -> dict:

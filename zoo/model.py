@@ -82,6 +82,11 @@ class TaskAdapter(ABC):
 
     #: File endings :meth:`write` accepts (``zoo predict --out`` checks them before predicting).
     output_suffixes: tuple[str, ...] = ()
+    #: Whether ``zoo predict --out FOLDER`` may write the predictions of several inputs (:meth:`write_folder`).
+    writes_folders: bool = False
+    #: The ending of the files :meth:`draw` writes (``zoo predict --draw``: ``<input stem><draw_suffix>``);
+    #: None: the task draws nothing.
+    draw_suffix: str | None = None
 
     def write(self, prediction: Any, path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
         """Write one prediction to ``path`` in the task's file format (``zoo predict --out``).
@@ -90,6 +95,22 @@ class TaskAdapter(ABC):
         """
         raise InputError(f"task {self.card.task!r} does not write predictions to files; "
                          "drop --out to print them")
+
+    def write_folder(self, predictions: Sequence[Any], folder: str | os.PathLike, *,
+                     sources: Sequence[str | os.PathLike]) -> list[Path]:
+        """Write the predictions of ``sources`` into ``folder`` (``zoo predict --out FOLDER``).
+
+        By default one file per input, named by its stem and the first of :attr:`output_suffixes`;
+        a task whose file format holds many predictions writes one file for all of them instead.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        return [self.write(prediction, folder / f"{Path(source).stem}{self.output_suffixes[0]}", source=source)
+                for prediction, source in zip(predictions, sources)]
+
+    def draw(self, raw_input: Any, prediction: Any, path: str | os.PathLike) -> Path:
+        """Write ``raw_input`` with ``prediction`` drawn over it to ``path`` (``zoo predict --draw``)."""
+        raise InputError(f"task {self.card.task!r} does not draw its predictions; drop --draw")
 
     def describe(self, prediction: Any, top_k: int = 1) -> str:
         """One readable line for ``zoo predict``: labels with their scores (``top_k`` of them), a

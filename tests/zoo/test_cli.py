@@ -138,6 +138,11 @@ def test_predict_out_writes_one_prediction_in_the_task_format(tmp_path):
     assert two.returncode == 1 and "give one input, got 2" in two.stderr
     toy.run_cli("predict", toy.MODEL_ID, str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.json"))
     assert json.loads((tmp_path / "p.json").read_text())["label"] in toy.LABELS
+    # Only a task whose adapter draws (a draw_suffix) takes --draw; refused before the model runs.
+    drawn = toy.run_cli("predict", toy.MODEL_ID, str(tmp_path / "x.npy"), "--out", str(tmp_path / "q.json"), "--draw",
+                        check=False)
+    assert drawn.returncode == 1 and "does not draw its predictions; drop --draw" in drawn.stderr
+    assert not (tmp_path / "q.json").exists()
 
 
 def test_datasets_are_listed():

@@ -1,0 +1,131 @@
+"""The ``object-detection`` task: images in, boxes with scores and category names out.
+
+The contract every detection network of the zoo follows (torchvision's detection API):
+in eval mode its forward takes a list of ``[3, H, W]`` float tensors in [0, 1], one
+per image at its own size, and returns one dict per image: ``"boxes"`` ``[N, 4]``
+(x1, y1, x2, y2 in the input's pixels), ``"scores"`` ``[N]``, ``"labels"`` ``[N]``
+int64 indices into the card's ``labels``, optionally ``"keypoints"`` ``[N, K, 2 or 3]``
+(landmarks) and ``"masks"`` ``[N, 1, H, W]``. Resizing and normalisation happen
+inside the network, so the card's preprocessing only says how pictures become [0, 1].
+
+``predict`` gives, per image, ``{"boxes": [[x1, y1, x2, y2], ...], "scores": [...],
+"labels": [names]}`` (+ ``"landmarks"`` ``[[[x, y], ...], ...]`` when the network
+gives keypoints). ``zoo predict --out`` writes them as a COCO JSON file (images,
+categories and annotations with their ``score``: pycocotools' ``COCO`` reads it, and so does
+:func:`vision.detection_data.load_detection` as ``annotations.json`` beside the pictures: pseudo-labels),
+and ``--draw`` each picture with its boxes.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from vision.tasks import PictureTask, save_png
+from zoo.atomic import write_text_atomic
+from zoo.errors import InputError
+
+COCO_RESULTS = "detections.json"  # the file --out FOLDER writes
+BACKGROUND = "__background__"  # torchvision's class 0, never a category of a box
+
+
+class ObjectDetection(PictureTask):
+    """Pictures in (any size); ``{"boxes", "scores", "labels"[, "landmarks"]}`` per picture out."""
+
+    output_suffixes = (".json",)
+    draw_suffix = "_boxes.png"
+
+    @property
+    def transform(self):
+        """One raw picture → ``[3, H, W]`` in [0, 1] at its own size."""
+        return self.unit
+
+    def batch(self, raw_inputs: Sequence[Any]) -> list[torch.Tensor]:
+        return [self.transform(x) for x in raw_inputs]
+
+    def predict(self, module, raw_inputs: Sequence[Any], *, device: torch.device, **options: Any) -> list[dict]:
+        if options:
+            raise InputError(f"task {self.card.task!r} takes no predict options, got {sorted(options)}")
+        outputs = module([image.to(device) for image in self.batch(raw_inputs)])
+        return self.postprocess(outputs)
+
+    def postprocess(self, outputs: Sequence[Mapping[str, torch.Tensor]]) -> list[dict[str, Any]]:
+        return [self._prediction(output) for output in outputs]
+
+    def _prediction(self, output: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        names = self.card.labels or []
+        indices = output["labels"].tolist()
+        unknown = sorted({i for i in indices if not 0 <= i < len(names)})
+        if unknown:
+            raise InputError(f"{self.card.id}: the network gave label indices {unknown[:5]} beyond the card's "
+                             f"{len(names)} labels")
+        prediction: dict[str, Any] = {
+            "boxes": output["boxes"].float().cpu().tolist(),
+            "scores": output["scores"].float().cpu().tolist(),
+            "labels": [str(names[i]) for i in indices],
+        }
+        if "keypoints" in output:  # torchvision's keypoints carry a visibility third column
+            prediction["landmarks"] = output["keypoints"][..., :2].float().cpu().tolist()
+        return prediction
+
+    def describe(self, prediction: Any, top_k: int = 1) -> str:
+        """``N boxes: label score [x1, y1, x2, y2], ...``, the ``max(top_k, 3)`` best first."""
+        order = np.argsort(prediction["scores"])[::-1][:max(top_k, 3)]
+        shown = [f"{prediction['labels'][i]} {prediction['scores'][i]:.3f} "
+                 f"[{', '.join(f'{v:.0f}' for v in prediction['boxes'][i])}]" for i in order]
+        more = ", ..." if len(prediction["boxes"]) > len(order) else ""
+        return f"{len(prediction['boxes'])} boxes" + (": " + ", ".join(shown) + more if shown else "")
+
+    # -- files --------------------------------------------------------------
+    def write(self, prediction: Any, path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
+        """One picture's boxes as a COCO JSON file."""
+        return self._write_coco([prediction], [source], Path(path))
+
+    def write_folder(self, predictions: Sequence[Any], folder: str | os.PathLike, *,
+                     sources: Sequence[str | os.PathLike]) -> list[Path]:
+        """Every picture's boxes in one COCO JSON file, ``FOLDER/detections.json``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        return [self._write_coco(predictions, sources, folder / COCO_RESULTS)]
+
+    def _write_coco(self, predictions: Sequence[Mapping], sources: Sequence, path: Path) -> Path:
+        write_text_atomic(path, json.dumps(coco_document(predictions, sources, self.card.labels or []), indent=1))
+        return path
+
+    def draw(self, raw_input: Any, prediction: Any, path: str | os.PathLike) -> Path:
+        """The picture with its boxes, labels and scores drawn, as a PNG."""
+        from torchvision.utils import draw_bounding_boxes
+
+        pixels = self.pixels(raw_input)
+        boxes = torch.tensor(prediction["boxes"], dtype=torch.float32).reshape(-1, 4)
+        captions = [f"{label} {score:.2f}" for label, score in zip(prediction["labels"], prediction["scores"])]
+        drawn = draw_bounding_boxes(pixels, boxes, captions, colors="red", width=max(1, min(pixels.shape[1:]) // 200))
+        return save_png(drawn.permute(1, 2, 0).numpy(), path)
+
+
+def coco_categories(labels: Sequence[str]) -> list[dict[str, Any]]:
+    """COCO ``categories`` for a detector's labels: the label index is the category id (so torchvision's COCO
+    detectors write COCO's own ids; the slots COCO leaves unused stay, named "N/A"), the background left out."""
+    return [{"id": index, "name": str(name)} for index, name in enumerate(labels) if name != BACKGROUND]
+
+
+def coco_document(predictions: Sequence[Mapping], sources: Sequence, labels: Sequence[str]) -> dict[str, Any]:
+    """Predictions as a COCO JSON document: ``images`` (from ``sources``), ``categories`` and ``annotations``
+    with ``bbox`` ``[x, y, width, height]`` and the ``score``."""
+    ids: dict[str, int] = {}
+    for index, name in enumerate(labels):  # a repeated name ("N/A") takes its first id
+        ids.setdefault(str(name), index)
+    images, annotations = [], []
+    for image_id, (prediction, source) in enumerate(zip(predictions, sources), start=1):
+        images.append({"id": image_id, "file_name": Path(source).name if source is not None else f"{image_id}"})
+        for box, score, label in zip(prediction["boxes"], prediction["scores"], prediction["labels"]):
+            x1, y1, x2, y2 = (round(float(v), 2) for v in box)
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": ids[label],
+                                "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+                                "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": 0, "score": round(float(score), 5)})
+    return {"images": images, "categories": coco_categories(labels), "annotations": annotations}
+
