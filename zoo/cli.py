@@ -165,7 +165,8 @@ def fetch(model_id: str = _MODEL_ID):
 @app.command()
 def predict(
     model_id: str = _MODEL_ID,
-    inputs: List[Path] = typer.Argument(..., help="input files (images, .npy arrays, ...)"),
+    arguments: List[str] = typer.Argument(..., metavar="INPUTS...", help="input files (images, .npy arrays, ...); "
+                                          "for tasks that take text, a sentence itself"),
     as_json: bool = typer.Option(False, "--json", help="print predictions as JSON lines"),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="classifiers: the k best labels with their "
                                         "scores (default: the best one; with --json, all the model gives)"),
@@ -178,12 +179,14 @@ def predict(
     """
     from zoo.hub import load
 
+    inputs = [Path(argument) for argument in arguments]
     if out is not None and len(inputs) != 1:
         raise InputError(f"--out writes one prediction: give one input, got {len(inputs)}")
-    missing = [str(path) for path in inputs if not path.exists()]
-    if missing:
-        raise InputError(f"no such file or folder: {', '.join(missing)}")
+    missing = [argument for argument, path in zip(arguments, inputs) if not path.exists()]
     model = load(model_id)
+    if missing and not model.adapter.literal_inputs:
+        raise InputError(f"no such file or folder: {', '.join(missing)}")
+    inputs = [path if path.exists() else argument for argument, path in zip(arguments, inputs)]
     if out is not None:
         _check_output_suffix(model.adapter, out)
     read, failed = _read_inputs(model.adapter, inputs)
@@ -211,12 +214,15 @@ def _check_output_suffix(adapter, out: Path) -> None:
 
 def _read_inputs(adapter, inputs: List[Path]) -> tuple[list, list]:
     """``(path, raw input)`` for each readable file; a single bad input raises, a bad one of several is reported."""
+    def raw_input(item):  # a string is an input given on the command line itself (adapter.literal_inputs)
+        return item if isinstance(item, str) else adapter.read(item)
+
     if len(inputs) == 1:
-        return [(inputs[0], adapter.read(inputs[0]))], []
+        return [(inputs[0], raw_input(inputs[0]))], []
     read, failed = [], []
     for path in inputs:
         try:
-            read.append((path, adapter.read(path)))
+            read.append((path, raw_input(path)))
         except ZooError as exc:
             failed.append(path)
             named = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
