@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from zoo.errors import InputError
-from zoo.recipes import Recipe, RecipeResult, TrainerRecipe, bounded
+from zoo.recipes import Recipe, RecipeResult, TrainerRecipe, bounded, card_metrics
 
 
 @dataclass
@@ -49,6 +49,7 @@ class TranslationRecipe(TrainerRecipe, Recipe):
     eval_num_beams: int = bounded(1, "[1, inf)")
     eval_max_new_tokens: int = bounded(160, "[1, inf)")
     pretrained: bool = True
+    arch_args: dict | None = None  # sizes that replace the architecture's (a fresh model only)
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         from functools import partial
@@ -72,13 +73,12 @@ class TranslationRecipe(TrainerRecipe, Recipe):
             provenance={**self.provenance(splits.fingerprint), "data_report": splits.report},
         )
         result = trainer.fit(resume=resume)
-        from zoo.recipes import card_metrics
-
-        metrics = card_metrics(result.best_metrics, "val", self.data)
+        metrics = [{"name": "loss", "value": round(float(result.best_metrics["val_loss"]), 6), "dataset": self.data,
+                    "split": "val"}] if "val_loss" in result.best_metrics else []
         if splits.test is not None:
             scores = self.score(model, splits.test)
             model.card.provenance["sacrebleu"] = {k: scores.pop(k) for k in ("bleu_signature", "chrf_signature")}
-            metrics += card_metrics(scores, "test", self.data)
+            metrics += card_metrics({f"test_{k}": v for k, v in scores.items()}, "test", self.data)
         model.card.metrics = metrics
         if trainer.env.is_main:
             model.save(out_dir)
@@ -132,7 +132,8 @@ class TranslationRecipe(TrainerRecipe, Recipe):
         from tokenizers import Tokenizer
 
         vocab = Tokenizer.from_file(str(tokenizer)).get_vocab_size(with_added_tokens=True)
-        card.arch_args = {**card.arch_args, "vocab_size": vocab, "pad_token_id": 0, "eos_token_id": 1}
+        card.arch_args = {**card.arch_args, **(self.arch_args or {}), "vocab_size": vocab, "pad_token_id": 0,
+                          "eos_token_id": 1}
         card.preprocessing = translation_preprocessing(self.source_lang, self.target_lang, self.max_length)
         card.input = {"type": "text", "language": self.source_lang, "max_length": self.max_length,
                       "output": f"text in {self.target_lang}"}
