@@ -72,11 +72,9 @@ class ParallelSplits:
     report: dict[str, Any] = field(default_factory=dict)
 
     def split(self, name: str) -> ParallelText:
-        dataset = getattr(self, name, None) if name in ("train", "val", "test") else None
-        if dataset is None:
-            have = [n for n in ("train", "val", "test") if getattr(self, n) is not None]
-            raise InputError(f"expected a split of {self.source} in {have}, got {name!r}")
-        return dataset
+        from nlp.datasets import named_split
+
+        return named_split(self, name)
 
 
 # -- reading ------------------------------------------------------------------------
@@ -85,13 +83,10 @@ def read_lines(path: str | Path) -> tuple[list[str], str]:
 
     Bytes that are not UTF-8 are an InputError naming the file and the line.
     """
+    from nlp.datasets import read_bytes
+
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"expected a text file at {path}, found none") from None
-    except IsADirectoryError:
-        raise InputError(f"expected a text file, got the folder {path}") from None
+    data = read_bytes(path, "text file")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     lines = data.split(b"\n")
@@ -127,18 +122,14 @@ def read_parallel(data: str | Path | Sequence[str | Path], *, source_lang: str =
 
 def read_tsv(path: str | Path) -> ParallelText:
     """``source<TAB>target`` a line, no header; an empty line is an empty pair."""
-    lines, digest = read_lines(path)
-    sources, targets = [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            sources.append(""), targets.append("")
-            continue
+    def pair(line: str, number: int) -> tuple[str, str]:
         cells = line.split("\t")
         if len(cells) != 2:
             raise InputError(f"{path}, line {number}: expected 'source<TAB>target' (2 fields), got {len(cells)} "
                              f"field(s): {line[:60]!r}")
-        sources.append(cells[0].strip()), targets.append(cells[1].strip())
-    return ParallelText(sources, targets, digest)
+        return cells[0], cells[1]
+
+    return _pairs_by_line(path, pair)
 
 
 def read_moses(source_path: str | Path, target_path: str | Path) -> ParallelText:
@@ -156,23 +147,30 @@ def read_moses(source_path: str | Path, target_path: str | Path) -> ParallelText
 
 def read_jsonl(path: str | Path, source_lang: str, target_lang: str) -> ParallelText:
     """``{"translation": {SRC: ..., TGT: ...}}`` a line; an empty line is an empty pair."""
-    lines, digest = read_lines(path)
-    sources, targets = [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            sources.append(""), targets.append("")
-            continue
+    shape = f'{{"translation": {{"{source_lang}": text, "{target_lang}": text}}}}'
+
+    def pair(line: str, number: int) -> tuple[str, str]:
         try:
             row = json.loads(line)
         except (json.JSONDecodeError, RecursionError):
-            raise InputError(f"{path}, line {number}: not valid JSON; expected "
-                             f'{{"translation": {{"{source_lang}": ..., "{target_lang}": ...}}}}') from None
-        pair = row.get("translation") if isinstance(row, dict) else None
-        if not isinstance(pair, dict) or not all(isinstance(pair.get(k), str) for k in (source_lang, target_lang)):
-            have = sorted(pair) if isinstance(pair, dict) else (sorted(row) if isinstance(row, dict) else type(row).__name__)
-            raise InputError(f"{path}, line {number}: expected {{\"translation\": {{\"{source_lang}\": text, "
-                             f"\"{target_lang}\": text}}}}, found {have}")
-        sources.append(pair[source_lang].strip()), targets.append(pair[target_lang].strip())
+            raise InputError(f"{path}, line {number}: not valid JSON; expected {shape}") from None
+        texts = row.get("translation") if isinstance(row, dict) else None
+        if not isinstance(texts, dict) or not all(isinstance(texts.get(k), str) for k in (source_lang, target_lang)):
+            found = sorted(texts) if isinstance(texts, dict) else (sorted(row) if isinstance(row, dict) else type(row).__name__)
+            raise InputError(f"{path}, line {number}: expected {shape}, found {found}")
+        return texts[source_lang], texts[target_lang]
+
+    return _pairs_by_line(path, pair)
+
+
+def _pairs_by_line(path: str | Path, pair) -> ParallelText:
+    """Each line of ``path`` through ``pair(line, number) -> (source, target)``; empty lines are empty pairs."""
+    lines, digest = read_lines(path)
+    sources, targets = [], []
+    for number, line in enumerate(lines, 1):
+        source, target = pair(line, number) if line.strip() else ("", "")
+        sources.append(source.strip())
+        targets.append(target.strip())
     return ParallelText(sources, targets, digest)
 
 
