@@ -125,6 +125,7 @@ def _register_translation(registry: Registry) -> None:
 
     registry.add(ArchitectureSpec("marian_translator", "nlp.models.marian:marian_translator"))
     registry.add(ArchitectureSpec("gru_translator", "nlp.models.gru:gru_translator"))
+    registry.add(ArchitectureSpec("hf_seq2seq", "nlp.models.hf:hf_seq2seq"))
     registry.add(TaskSpec("translation", "nlp.translation:Translation", recipe="translation"))
     registry.add(DatasetSpec(
         "nlp/bible-en-es", task="translation", loader="nlp.bible:bible_en_es",

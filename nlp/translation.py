@@ -125,8 +125,9 @@ class Translation(TaskAdapter):
 
     # -- predict ----------------------------------------------------------------------
     def check_pair(self, source_lang: str | None, target_lang: str | None) -> None:
+        """InputError when the asked pair is not the card's (a card that names no pair takes any)."""
         asked = (source_lang or self.pair[0], target_lang or self.pair[1])
-        if asked != self.pair:
+        if all(self.pair) and asked != self.pair:
             raise InputError(f"{self.card.id} translates {self.pair[0]}->{self.pair[1]}, not {asked[0]}->{asked[1]}")
 
     def predict(self, module, raw_inputs: Sequence[Any], *, device: torch.device, num_beams: int = 1,
@@ -149,6 +150,11 @@ class Translation(TaskAdapter):
 
     def translate(self, module, sentences: Sequence[str], *, device, batch_size: int, **generate) -> list[str]:
         """Translations of ``sentences`` in order; empty ones stay empty; longest first in batches."""
+        pre = self.card.preprocessing
+        if pre.get("prefix"):  # T5's task prefix
+            sentences = [pre["prefix"] + s if s.strip() else s for s in sentences]
+        if pre.get("forced_bos_token_id") is not None:  # NLLB/M2M: the target language code starts the output
+            generate["forced_bos_token_id"] = int(pre["forced_bos_token_id"])
         encoded = self.encode(sentences)
         todo = sorted((i for i, s in enumerate(sentences) if s.strip()), key=lambda i: -len(encoded[i]))
         result = [""] * len(sentences)

@@ -212,3 +212,54 @@ def test_apertium_control_arm():
         pytest.skip(why)
     out = apertium_translate(["The house is red.", "", "I love the world."])
     assert len(out) == 3 and out[1] == "" and "casa" in out[0].lower()
+
+
+# -- transformers -----------------------------------------------------------------------------
+TINY_MARIAN = {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
+               "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32, "max_position_embeddings": 32}
+
+
+def test_a_trained_marian_loads_in_transformers_and_decodes_the_same(tmp_path):
+    from safetensors.torch import load_file
+    from transformers import MarianMTModel
+
+    import zoo
+    from nlp.models.marian import marian_config
+    from nlp.translation_recipe import TranslationRecipe
+
+    tsv = write_tsv(tmp_path / "t.tsv")
+    TranslationRecipe(model="nlp/marian_translator.small", data=str(tsv), vocab_size=60, max_length=16,
+                      arch_args={"config": TINY_MARIAN},
+                      train={"epochs": 1, "batch_size": 8, "device": "cpu", "progress": False}).run(tmp_path / "m", progress=False)
+    model = zoo.load(tmp_path / "m")
+    marian = MarianMTModel(marian_config(**model.card.arch_args)).eval()
+    marian.load_state_dict(load_file(tmp_path / "m" / "weights.safetensors"))
+    inputs = model.adapter.source_batch(model.adapter.encode(["the dog is red", "the cat"]))
+    theirs = marian.generate(**inputs, max_new_tokens=6, num_beams=2, do_sample=False)
+    ours = model.predict(["the dog is red", "the cat"], max_new_tokens=6, num_beams=2)
+    assert ours == model.adapter.postprocess(theirs)
+
+
+def test_hf_seq2seq_checkpoint_passes_through_and_saves(tmp_path):
+    from transformers import MarianMTModel, PreTrainedTokenizerFast
+
+    import zoo
+    from nlp.models.marian import marian_config
+    from nlp.translation import train_tokenizer
+
+    checkpoint = tmp_path / "tiny-marian"
+    tokenizer_file = train_tokenizer([s for pair in PAIRS for s in pair], 60, tmp_path / "tokenizer.json")
+    PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), pad_token="<pad>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(checkpoint)
+    torch.manual_seed(0)
+    net = MarianMTModel(marian_config(TINY_MARIAN, 60)).eval()
+    net.save_pretrained(checkpoint)
+    model = zoo.load(f"hf:{checkpoint}", source_lang="en", target_lang="es", device="cpu")
+    assert model.card.task == "translation" and model.card.architecture == "hf_seq2seq"
+    ids = model.adapter.source_batch(model.adapter.encode(["the dog is red"]))
+    expected = model.adapter.postprocess(net.generate(**ids, max_new_tokens=5, do_sample=False))
+    assert model.predict(["the dog is red"], max_new_tokens=5) == expected
+    with pytest.raises(InputError, match="translates en->es, not en->fr"):
+        model.predict("the dog", target_lang="fr")
+    model.save(tmp_path / "saved")
+    assert zoo.load(tmp_path / "saved").predict(["the dog is red"], max_new_tokens=5) == expected
