@@ -263,3 +263,10 @@ def test_hf_seq2seq_checkpoint_passes_through_and_saves(tmp_path):
         model.predict("the dog", target_lang="fr")
     model.save(tmp_path / "saved")
     assert zoo.load(tmp_path / "saved").predict(["the dog is red"], max_new_tokens=5) == expected
+
+
+def test_architecture_sizes_come_from_the_command_line_as_yaml():
+    from nlp.translation_recipe import TranslationRecipe
+
+    recipe = TranslationRecipe.from_overrides({"arch_args": "{hidden_size: 8, embed_dim: 4}", "train.ema_decay": "0.99"})
+    assert recipe.arch_args == {"hidden_size": 8, "embed_dim": 4} and recipe.train.ema_decay == 0.99
