@@ -121,6 +121,7 @@ def register(registry: Registry) -> None:
 
 def _register_translation(registry: Registry) -> None:
     """Translation: its task, two architectures (untrained specs the recipe starts from), data and recipe."""
+    from nlp.bible import FINGERPRINT as BIBLE_FINGERPRINT, SPLIT_BOOKS, TRAIN_BOOKS
     from nlp.models.marian_sizes import SMALL_CONFIG
 
     registry.add(ArchitectureSpec("marian_translator", "nlp.models.marian:marian_translator"))
@@ -132,8 +133,8 @@ def _register_translation(registry: Registry) -> None:
         description="31,046 English-Spanish Bible verse pairs (World English Bible, Reina-Valera 1909; Debian "
         "sword-text-web, sword-text-sparv), split by whole books",
         card={"license": "Public Domain (both texts)", "source": "Debian sword-text-web + sword-text-sparv",
-              "split_books": {"test": ["John", "Rom", "Ruth", "Jonah"], "val": ["Gal", "Jas", "Mic"],
-                              "train": "every other book both texts have"},
+              "split_books": {"train": list(TRAIN_BOOKS), **{k: list(v) for k, v in SPLIT_BOOKS.items()}},
+              "fingerprint": BIBLE_FINGERPRINT,
               "alignment": "1:1 by (book, chapter, verse); 3 John 1 and Revelation 12 (numbered differently) and "
               "the WEB's 17 deuterocanonical books dropped; 25 verses empty on one side dropped"},
     ))
