@@ -134,13 +134,16 @@ class Translation(TaskAdapter):
                 max_new_tokens: int = 128, length_penalty: float = 1.0, batch_size: int | None = None,
                 source_lang: str | None = None, target_lang: str | None = None) -> list[Any]:
         self.check_pair(source_lang, target_lang)
-        if int(num_beams) < 1 or int(max_new_tokens) < 1 or int(batch_size or self.batch_size) < 1:
-            raise InputError(f"num_beams, max_new_tokens and batch_size must be >= 1, got {num_beams}, "
-                             f"{max_new_tokens}, {batch_size}")
+        counts = {"num_beams": num_beams, "max_new_tokens": max_new_tokens, "batch_size": batch_size or self.batch_size}
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+        if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)):
+            raise InputError(f"length_penalty must be a number, got {length_penalty!r}")
         sentences = [line for item in raw_inputs for line in (item if isinstance(item, list) else [item])]
-        translations = self.translate(module, sentences, device=device, num_beams=int(num_beams),
-                                      max_new_tokens=int(max_new_tokens), length_penalty=float(length_penalty),
-                                      batch_size=int(batch_size or self.batch_size))
+        translations = self.translate(module, sentences, device=device, num_beams=num_beams,
+                                      max_new_tokens=max_new_tokens, length_penalty=float(length_penalty),
+                                      batch_size=counts["batch_size"])
         out, start = [], 0
         for item in raw_inputs:  # regroup a file's lines
             count = len(item) if isinstance(item, list) else 1

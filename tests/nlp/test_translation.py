@@ -177,6 +177,10 @@ def test_predict_keeps_order_and_empty_lines_and_refuses_another_pair(trained, c
     assert model.predict(texts[:1])[0] == model.predict(texts[0])
     with pytest.raises(InputError, match="translates en->es, not en->fr"):
         model.predict("hola", target_lang="fr")
+    with pytest.raises(InputError, match="num_beams must be a whole number >= 1, got 0"):
+        model.predict("the dog", num_beams=0)
+    with pytest.raises(InputError, match="expected text to translate, got NoneType at position 1"):
+        model.predict(["the dog", None])
 
 
 def test_zoo_predict_translates_a_sentence_and_a_file(trained, tmp_path):
