@@ -73,6 +73,7 @@ def register(registry: Registry) -> None:
                                head_task="text-classification"))
     registry.add(TaskSpec("text-classification", "nlp.tasks:TextClassification", recipe="text-classification",
                                headless_task="sentence-embedding"))
+    _register_translation(registry)
     registry.add(SourceSpec("hf", "nlp.upstream:load_hf", "nlp.upstream:list_hf",
                                    description="any transformers checkpoint with its tokenizer, through the Hugging Face cache"))
     registry.add(
@@ -116,6 +117,39 @@ def register(registry: Registry) -> None:
             },
         )
     )
+
+
+def _register_translation(registry: Registry) -> None:
+    """Translation: its task, two architectures (untrained specs the recipe starts from), data and recipe."""
+    from nlp.bible import FINGERPRINT as BIBLE_FINGERPRINT, SPLIT_BOOKS, TRAIN_BOOKS
+    from nlp.models.marian_sizes import SMALL_CONFIG
+
+    registry.add(ArchitectureSpec("marian_translator", "nlp.models.marian:marian_translator"))
+    registry.add(ArchitectureSpec("gru_translator", "nlp.models.gru:gru_translator"))
+    registry.add(ArchitectureSpec("hf_seq2seq", "nlp.models.hf:hf_seq2seq"))
+    registry.add(TaskSpec("translation", "nlp.translation:Translation", recipe="translation"))
+    registry.add(DatasetSpec(
+        "nlp/bible-en-es", task="translation", loader="nlp.bible:bible_en_es",
+        description="31,046 English-Spanish Bible verse pairs (World English Bible, Reina-Valera 1909; Debian "
+        "sword-text-web, sword-text-sparv), split by whole books",
+        card={"license": "Public Domain (both texts)", "source": "Debian sword-text-web + sword-text-sparv",
+              "split_books": {"train": list(TRAIN_BOOKS), **{k: list(v) for k, v in SPLIT_BOOKS.items()}},
+              "fingerprint": BIBLE_FINGERPRINT,
+              "alignment": "1:1 by (book, chapter, verse); 3 John 1 and Revelation 12 (numbered differently) and "
+              "the WEB's 17 deuterocanonical books dropped; 25 verses empty on one side dropped"},
+    ))
+    registry.add(RecipeSpec("translation", "translation", "nlp.translation_recipe:TranslationRecipe",
+                            description="train a Transformer (Marian) or GRU translator with its own joint BPE "
+                            "on a dataset id or a TSV/JSONL/Moses parallel file"))
+    untrained = "untrained: `zoo finetune ID --data FILE` trains it with its own tokenizer"
+    registry.add(ModelSpec(id="nlp/marian_translator.small", task="translation", architecture="marian_translator",
+                           arch_args={"config": SMALL_CONFIG},
+                           description=f"Transformer encoder-decoder as a transformers MarianMTModel, 3+3 layers, d=256 ({untrained})",
+                           card={"license": "Apache-2.0"}))
+    registry.add(ModelSpec(id="nlp/gru_translator.small", task="translation", architecture="gru_translator",
+                           arch_args={"embed_dim": 256, "hidden_size": 512, "dropout": 0.2},
+                           description=f"GRU encoder-decoder with Bahdanau attention ({untrained})",
+                           card={"license": "Apache-2.0"}))
 
 
 def evaluate(model, data, **options):

@@ -98,11 +98,16 @@ class TextSplits:
     report: dict[str, Any] = field(default_factory=dict)
 
     def split(self, name: str) -> TextDataset:
-        dataset = getattr(self, name, None) if name in ("train", "val", "test") else None
-        if dataset is None:
-            have = [n for n in ("train", "val", "test") if getattr(self, n) is not None]
-            raise InputError(f"expected a split of {self.source} in {have}, got {name!r}")
-        return dataset
+        return named_split(self, name)
+
+
+def named_split(splits, name: str):
+    """``splits.train``/``val``/``test`` by name; an InputError naming the splits there are otherwise."""
+    dataset = getattr(splits, name, None) if name in ("train", "val", "test") else None
+    if dataset is None:
+        have = [n for n in ("train", "val", "test") if getattr(splits, n) is not None]
+        raise InputError(f"expected a split of {splits.source} in {have}, got {name!r}")
+    return dataset
 
 
 def sort_labels(labels) -> list[str]:
@@ -147,6 +152,16 @@ def decode(data: bytes, path: str | Path, encoding: str = "utf-8") -> str:
         ) from None
 
 
+def read_bytes(path: Path, what: str) -> bytes:
+    """The bytes of a file a user named; a missing file or a folder is an InputError saying which."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"expected a {what} at {path}, found none") from None
+    except IsADirectoryError:
+        raise InputError(f"expected a {what}, got the folder {path}") from None
+
+
 @dataclass
 class Table:
     """Rows read from one file: texts, optional pairs and labels (strings), and what was dropped."""
@@ -172,12 +187,7 @@ def read_table(
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"expected a {', '.join(sorted(TABLE_SUFFIXES))} file, got {path.name}")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"expected a data file at {path}, found none") from None
-    except IsADirectoryError:
-        raise InputError(f"expected a data file, got the folder {path}") from None
+    data = read_bytes(path, "data file")
     text = decode(data, path, encoding)
     wanted = [c for c in (text_column, text_pair_column, label_column) if c]
     if TABLE_SUFFIXES[suffix] is None:

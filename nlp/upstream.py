@@ -9,6 +9,11 @@ called; only that cache when ``ZOO_OFFLINE`` or ``HF_HUB_OFFLINE`` is set) and b
   labels from the config's ``id2label``; ``num_classes`` re-initialises the head.
 * ``task="sentence-embedding"`` (the default otherwise): ``AutoModel`` + mean pooling +
   L2 normalisation (:class:`nlp.models.encoder.TextEncoder`), as sentence-transformers does.
+* ``task="translation"`` (the default for encoder-decoder configs): ``AutoModelForSeq2SeqLM``
+  decoded with its own ``generate`` (:mod:`nlp.translation`); ``source_lang``/``target_lang``
+  name the pair, ``prefix`` is prepended to every source (T5's ``"translate English to
+  German: "``), ``forced_bos_token`` starts every translation with that token (NLLB/M2M's
+  target language code, e.g. ``"spa_Latn"``).
 
 ``hf:PATH`` with a local checkpoint directory (``hf:./my-model``) works the same.
 Only safetensors weights are read (``use_safetensors=True``: a repo with only
@@ -29,7 +34,7 @@ from typing import Any
 from zoo.errors import InputError, OfflineError, UnsafeFormatError
 
 PREFIX = "hf"
-TASKS = ("text-classification", "sentence-embedding")
+TASKS = ("text-classification", "sentence-embedding", "translation")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
 
@@ -43,8 +48,10 @@ def load_hf(
     revision: str | None = None,
     trust_remote_code: bool = False,
     max_length: int | None = None,
+    **translation: str | None,
 ):
-    """A :class:`zoo.Model` for ``hf:ORG/REPO[@REVISION]`` or ``hf:LOCAL_DIR``."""
+    """A :class:`zoo.Model` for ``hf:ORG/REPO[@REVISION]`` or ``hf:LOCAL_DIR`` (``translation``: the options
+    ``source_lang``, ``target_lang``, ``prefix``, ``forced_bos_token`` of a translation model)."""
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
@@ -68,10 +75,28 @@ def load_hf(
         ) from None
     if task is None:
         is_classifier = any(str(a).endswith("ForSequenceClassification") for a in (config.architectures or []))
-        task = "text-classification" if is_classifier or num_classes else "sentence-embedding"
+        task = ("text-classification" if is_classifier or num_classes
+                else "translation" if getattr(config, "is_encoder_decoder", False) else "sentence-embedding")
+    unknown = sorted(set(translation) - {"source_lang", "target_lang", "prefix", "forced_bos_token"})
+    if unknown or (translation and task != "translation"):
+        raise InputError(f"hf: options {unknown or sorted(translation)} apply to task 'translation' "
+                         "(source_lang, target_lang, prefix, forced_bos_token)")
     weights = _weight_entries(folder, repo, commit) if pretrained else {}  # checked before transformers reads them
     common = {"trust_remote_code": trust_remote_code, "dtype": torch.float32}
-    if task == "text-classification":
+    labels = None
+    if task == "translation":
+        from transformers import AutoModelForSeq2SeqLM
+
+        if num_classes:
+            raise InputError("num_classes makes a classifier; a translation model has no classifier head")
+        if not getattr(config, "is_encoder_decoder", False):
+            raise InputError(f"{zoo_id} is a {config.model_type} checkpoint, not an encoder-decoder: task "
+                             "'translation' needs a sequence-to-sequence model (Marian, T5, NLLB, M2M...)")
+        net = (_from_pretrained(AutoModelForSeq2SeqLM, folder, zoo_id, config=config, **common) if pretrained
+               else AutoModelForSeq2SeqLM.from_config(config, **common))
+        module = net
+        architecture, arch_args = "hf_seq2seq", {"config": _config_dict(net.config)}
+    elif task == "text-classification":
         if num_classes is not None:
             config.num_labels = int(num_classes)
             config.id2label = {i: f"class_{i}" for i in range(int(num_classes))}
@@ -89,9 +114,10 @@ def load_hf(
             raise InputError("num_classes makes a classifier: use task='text-classification' with it")
         net = _from_pretrained(AutoModel, folder, zoo_id, config=config, **common) if pretrained else AutoModel.from_config(config, **common)
         module = TextEncoder(net, pooling="mean", normalize=True)
-        labels = None
         architecture, arch_args = "text_encoder", {"config": _config_dict(net.config), "pooling": "mean", "normalize": True}
     tokenizer_entry, preprocessing = _tokenizer(folder, zoo_id, config, trust_remote_code, max_length)
+    if task == "translation":
+        preprocessing = _translation_preprocessing(preprocessing, config, Path(tokenizer_entry["path"]), translation)
     files = {**weights, "tokenizer.json": tokenizer_entry}
     from zoo.card import ModelCard
 
@@ -231,6 +257,24 @@ def _tokenizer(folder: Path, zoo_id: str, config, trust_remote_code: bool, max_l
         "strip": False,
     }
     return entry, preprocessing
+
+
+def _translation_preprocessing(preprocessing: dict, config, tokenizer: Path, options: dict) -> dict[str, Any]:
+    """What :class:`nlp.translation.Translation` reads: the pair, special tokens, prefix and forced first token."""
+    from tokenizers import Tokenizer
+
+    result = {"tokenizer": "tokenizer.json", "max_length": preprocessing["max_length"],
+              "source_lang": options.get("source_lang") or "", "target_lang": options.get("target_lang") or "",
+              "pad_token_id": preprocessing["pad_token_id"], "eos_token_id": int(config.eos_token_id or 1)}
+    if options.get("prefix"):
+        result["prefix"] = str(options["prefix"])
+    token = options.get("forced_bos_token")
+    if token:
+        token_id = Tokenizer.from_file(str(tokenizer)).token_to_id(str(token))
+        if token_id is None:
+            raise InputError(f"forced_bos_token {token!r} is not in the checkpoint's vocabulary")
+        result["forced_bos_token_id"] = int(token_id)
+    return result
 
 
 def _weight_entries(folder: Path, repo: str, commit: str | None) -> dict[str, dict[str, Any]]:

@@ -165,7 +165,8 @@ def fetch(model_id: str = _MODEL_ID):
 @app.command()
 def predict(
     model_id: str = _MODEL_ID,
-    inputs: List[Path] = typer.Argument(..., help="input files (images, .npy arrays, ...)"),
+    arguments: List[str] = typer.Argument(..., metavar="INPUTS...", help="input files (images, .npy arrays, ...); "
+                                          "for tasks that take text, a sentence itself"),
     as_json: bool = typer.Option(False, "--json", help="print predictions as JSON lines"),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="classifiers: the k best labels with their "
                                         "scores (default: the best one; with --json, all the model gives)"),
@@ -183,10 +184,11 @@ def predict(
 
     if draw and out is None:
         raise InputError("--draw writes into the --out folder (or beside the --out file): give --out")
-    missing = [str(path) for path in inputs if not path.exists()]
-    if missing:
-        raise InputError(f"no such file or folder: {', '.join(missing)}")
     model = load(model_id)
+    missing = [argument for argument in arguments if not _exists(argument)]
+    if missing and not model.adapter.literal_inputs:
+        raise InputError(f"no such file or folder: {', '.join(missing)}")
+    inputs = [Path(argument) if _exists(argument) else argument for argument in arguments]
     to_folder = out is not None and _output_is_folder(model.adapter, out, inputs, draw)
     read, failed = _read_inputs(model.adapter, inputs)
     predictions = model.predict([raw for _, raw in read]) if read else []
@@ -204,8 +206,16 @@ def predict(
         raise typer.Exit(1)
 
 
-def _output_is_folder(adapter, out: Path, inputs: List[Path], draw: bool) -> bool:
-    """Whether ``--out`` names a folder (else one file); checked before any prediction is made."""
+def _exists(argument: str) -> bool:
+    try:
+        return Path(argument).exists()
+    except (OSError, ValueError):  # a name too long for a path, or one with a NUL: no file
+        return False
+
+
+def _output_is_folder(adapter, out: Path, inputs: list, draw: bool) -> bool:
+    """Whether ``--out`` names a folder (else one file); checked before any prediction is made.
+    ``inputs``: paths, and the arguments that are inputs themselves (strings, ``adapter.literal_inputs``)."""
     suffixes = adapter.output_suffixes
     if not suffixes:
         raise InputError(f"task {adapter.card.task!r} does not write predictions to files; drop --out to print them")
@@ -218,10 +228,11 @@ def _output_is_folder(adapter, out: Path, inputs: List[Path], draw: bool) -> boo
         folder = ", or a folder" if adapter.writes_folders else ""
         raise InputError(f"--out {out.name} writes one prediction: give one input{folder}, got {len(inputs)}")
     where = out.resolve()
-    if any((path.resolve() if is_file else path.resolve().parent) == where for path in inputs):
+    files = [path for path in inputs if isinstance(path, Path)]
+    if any((path.resolve() if is_file else path.resolve().parent) == where for path in files):
         raise InputError(f"--out {out}: the inputs are there, and the predictions could overwrite them; "
                          "write them elsewhere")
-    stems = [path.stem for path in inputs]
+    stems = [path.stem for path in files]
     clashing = sorted({stem for stem in stems if stems.count(stem) > 1})
     if (draw or not is_file) and clashing:  # one output file per input stem
         raise InputError(f"--out: inputs with the same name would write the same file: {', '.join(clashing)}")
@@ -244,14 +255,17 @@ def _write_outputs(adapter, read: list, predictions: list, out: Path, to_folder:
         console.print(f"written to [bold]{path}[/bold]", highlight=False)
 
 
-def _read_inputs(adapter, inputs: List[Path]) -> tuple[list, list]:
+def _read_inputs(adapter, inputs: list) -> tuple[list, list]:
     """``(path, raw input)`` for each readable file; a single bad input raises, a bad one of several is reported."""
+    def raw_input(item):  # a string is an input given on the command line itself (adapter.literal_inputs)
+        return item if isinstance(item, str) else adapter.read(item)
+
     if len(inputs) == 1:
-        return [(inputs[0], adapter.read(inputs[0]))], []
+        return [(inputs[0], raw_input(inputs[0]))], []
     read, failed = [], []
     for path in inputs:
         try:
-            read.append((path, adapter.read(path)))
+            read.append((path, raw_input(path)))
         except ZooError as exc:
             failed.append(path)
             named = str(exc) if str(path) in str(exc) else f"{path}: {exc}"

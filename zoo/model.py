@@ -80,6 +80,9 @@ class TaskAdapter(ABC):
         """How close a converted runner's outputs must be to eager (fp32): 1e-4 absolute or relative."""
         return Tolerance()
 
+    #: Whether a ``zoo predict`` argument that names no file is the raw input itself (a sentence).
+    literal_inputs: bool = False
+
     #: File endings :meth:`write` accepts (``zoo predict --out`` checks them before predicting).
     output_suffixes: tuple[str, ...] = ()
     #: Whether ``zoo predict --out FOLDER`` may write the predictions of several inputs (:meth:`write_folder`).

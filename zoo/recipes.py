@@ -401,12 +401,12 @@ def _convert(value: Any, option: Any) -> Any:
         return number if option is float or float(value) == number else _FAIL
     if option is str:
         return value if isinstance(value, str) else _FAIL
-    if origin in (tuple, list):
+    if origin in (tuple, list, dict):  # from the command line as YAML: [1, 2] or {hidden_size: 64}
         try:
             items = yaml.safe_load(value) if isinstance(value, str) else value
         except yaml.YAMLError:
             return _FAIL
-        if not isinstance(items, (list, tuple)):
+        if not isinstance(items, dict if origin is dict else (list, tuple)):
             return _FAIL
         return origin(items)
     return value if isinstance(value, option) else _FAIL

@@ -69,4 +69,15 @@ def hf_sequence_classifier(config: dict[str, Any], num_classes: int | None = Non
     return HFSequenceClassifier(model)
 
 
+def hf_seq2seq(config: dict[str, Any]):
+    """The ``hf_seq2seq`` architecture: ``AutoModelForSeq2SeqLM.from_config`` (no network), rebuilt from a saved card."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    from nlp.models.encoder import config_from_dict
+
+    config = dict(config)
+    config.pop("auto_map", None)  # remote code never runs when a saved model is rebuilt
+    return AutoModelForSeq2SeqLM.from_config(config_from_dict(config), trust_remote_code=False, dtype=torch.float32)
+
+
 # -- the source: loader and lister ---------------------------------------------------
