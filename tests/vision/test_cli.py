@@ -167,4 +167,4 @@ def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
     listed = run_console_script("list", "--datasets", "vision/*")
     assert listed.returncode == 0
     assert [line.split("│")[1].strip() for line in listed.stdout.splitlines() if line.startswith("│ vision/")] == \
-        ["vision/digits", "vision/fashion-mnist"]
+        ["vision/digits", "vision/fashion-mnist", "vision/fashion_composite"]
