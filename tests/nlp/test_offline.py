@@ -35,4 +35,5 @@ def test_no_network_is_reported_as_such_at_once_on_the_hf_path(hf_cached):
     results = run_cases(HF_CASES, user_env(hf_cached, zoo_offline=False), no_dns=True)
     assert results["hf: cached"]["outcome"].startswith("ok"), results
     assert_reported_unreachable(results["hf: not cached"]["outcome"])
-    assert all(r["seconds"] < 10 for r in results.values()), results
+    # At once: one failed name lookup answers for the whole process; nothing retries a dead network.
+    assert sum(len(r["sockets"]) for r in results.values()) == 1, results

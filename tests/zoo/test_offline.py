@@ -59,8 +59,9 @@ def test_hf_offline_switches_huggingface_hub_offline_only_inside(monkeypatch):
 
 
 def test_no_network_is_reported_as_such_at_once(tmp_path):
-    """Without DNS (ZOO_OFFLINE not set) local weights load and remote ones fail in seconds, saying why."""
+    """Without DNS (ZOO_OFFLINE not set) local weights load and remote ones fail after one lookup, saying why."""
     results = run_cases(TOY_WITH_REMOTE_WEIGHTS, user_env(tmp_path, zoo_offline=False), no_dns=True)
     assert results["registry local weights"]["outcome"].startswith("ok"), results
     assert_reported_unreachable(results["registry hf:// weights"]["outcome"])
-    assert all(r["seconds"] < 10 for r in results.values()), results
+    # At once: one failed name lookup answers for the whole process; nothing retries a dead network.
+    assert sum(len(r["sockets"]) for r in results.values()) == 1, results
