@@ -165,14 +165,16 @@ def fetch(model_id: str = _MODEL_ID):
 @app.command()
 def predict(
     model_id: str = _MODEL_ID,
-    inputs: List[Path] = typer.Argument(..., help="input files (images, .npy arrays, ...)"),
+    inputs: List[str] = typer.Argument(..., help="input files (images, .npy arrays, ...), or the inputs themselves "
+                                       "where the task takes text (SMILES)"),
     as_json: bool = typer.Option(False, "--json", help="print predictions as JSON lines"),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="classifiers: the k best labels with their "
                                         "scores (default: the best one; with --json, all the model gives)"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the prediction to this file (one input), "
                                        "in the task's output format, e.g. a DICOM-SEG"),
 ):
-    """Run a model on input files (or folders, e.g. a DICOM series) and print its predictions.
+    """Run a model on input files (or folders, e.g. a DICOM series), or on inputs given as text, and print its
+    predictions.
 
     A file that cannot be read is reported and the others are still predicted (exit 1 at the end).
     """
@@ -180,10 +182,10 @@ def predict(
 
     if out is not None and len(inputs) != 1:
         raise InputError(f"--out writes one prediction: give one input, got {len(inputs)}")
-    missing = [str(path) for path in inputs if not path.exists()]
-    if missing:
-        raise InputError(f"no such file or folder: {', '.join(missing)}")
     model = load(model_id)
+    missing = [text for text in inputs if not _exists(text)]
+    if missing and not model.adapter.text_inputs:
+        raise InputError(f"no such file or folder: {', '.join(missing)}")
     if out is not None:
         _check_output_suffix(model.adapter, out)
     read, failed = _read_inputs(model.adapter, inputs)
@@ -192,11 +194,11 @@ def predict(
         written = model.adapter.write(predictions[0], out, source=inputs[0])
         console.print(f"{inputs[0]}: written to [bold]{written}[/bold]")
         return
-    for (path, _), prediction in zip(read, predictions):
+    for (name, _), prediction in zip(read, predictions):
         if as_json:
-            print(json.dumps({"input": str(path), **_as_json(prediction, top_k)}))
+            print(json.dumps({"input": str(name), **_as_json(prediction, top_k)}))
         else:
-            console.print(f"{path}: {model.adapter.describe(prediction, top_k=top_k or 1)}", highlight=False)
+            console.print(f"{name}: {model.adapter.describe(prediction, top_k=top_k or 1)}", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -209,17 +211,28 @@ def _check_output_suffix(adapter, out: Path) -> None:
         raise InputError(f"--out: expected a file ending in one of {', '.join(suffixes)}, got {out.name}")
 
 
-def _read_inputs(adapter, inputs: List[Path]) -> tuple[list, list]:
-    """``(path, raw input)`` for each readable file; a single bad input raises, a bad one of several is reported."""
+def _exists(text: str) -> bool:
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):  # a name too long for a path, or one with a NUL: no file
+        return False
+
+
+def _read_inputs(adapter, inputs: List[str]) -> tuple[list, list]:
+    """``(input, raw input)`` for each readable file (or text input, where the task takes text); a single bad
+    input raises, a bad one of several is reported."""
+    def raw(text: str):
+        return adapter.read(Path(text)) if _exists(text) else text
+
     if len(inputs) == 1:
-        return [(inputs[0], adapter.read(inputs[0]))], []
+        return [(inputs[0], raw(inputs[0]))], []
     read, failed = [], []
-    for path in inputs:
+    for text in inputs:
         try:
-            read.append((path, adapter.read(path)))
+            read.append((text, raw(text)))
         except ZooError as exc:
-            failed.append(path)
-            named = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            failed.append(text)
+            named = str(exc) if text in str(exc) else f"{text}: {exc}"
             Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {named}", highlight=False)
     return read, failed
 

@@ -82,6 +82,9 @@ class TaskAdapter(ABC):
 
     #: File endings :meth:`write` accepts (``zoo predict --out`` checks them before predicting).
     output_suffixes: tuple[str, ...] = ()
+    #: What a ``zoo predict`` argument that names no file is, passed to ``predict`` as the string itself
+    #: (``"SMILES"``); None: every argument must name a file or folder.
+    text_inputs: str | None = None
 
     def write(self, prediction: Any, path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
         """Write one prediction to ``path`` in the task's file format (``zoo predict --out``).

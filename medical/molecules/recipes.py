@@ -34,12 +34,13 @@ class MolecularPropertyRecipe(TrainerRecipe):
     file ``fixed`` when it has a split column, else ``scaffold``. ``descriptors`` adds
     RDKit's 2-D descriptors (standardized on train) beside the learned representation.
     ``depth``, ``hidden``, ``readout``, ``dropout`` and ``ffn_layers`` change the model's
-    architecture where it has them (None keeps the model's own).
+    architecture where it has them (None keeps the model's own). A model with weights (a folder
+    this recipe wrote) is trained further from them, with its own scalings, unless ``pretrained`` is false.
     """
 
     name: ClassVar[str] = "molecular-property"
     cli_options: ClassVar[Mapping[str, str]] = {"--target": "target", "--smiles-column": "smiles_column",
-                                                "--split": "split", "--skip-invalid": "skip_invalid"}
+                                                "--split": "split"}
     train_defaults: ClassVar[Mapping[str, Any]] = {
         "epochs": 50, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0, "warmup_ratio": 0.04,
         "clip_grad_norm": None, "deterministic": True, "monitor": "val_loss", "monitor_mode": "min",
@@ -47,6 +48,7 @@ class MolecularPropertyRecipe(TrainerRecipe):
 
     model: str = "medical/dmpnn.chemprop"
     data: str = "medical/solubility"
+    pretrained: bool = True  # start from the model's weights where it has some; a model without (the default) starts fresh
     target: str | None = None
     smiles_column: str | None = None
     task_type: str = "regression"
@@ -124,13 +126,13 @@ class MolecularPropertyRecipe(TrainerRecipe):
         from zoo.hub import build, info, load
 
         targets = list(data.table.target_names)
-        if Path(self.model).is_dir():  # a model this recipe wrote: continue from its weights and scalings
+        card = info(self.model)
+        if self.pretrained and card.files:  # a model with weights: continue from them and their scalings
             model = load(self.model, device=self.train.device)
             if list(model.card.labels or []) != targets:
                 raise InputError(f"{self.model} predicts {model.card.labels}; the data's targets are {targets}")
             model.card.metrics, model.card.provenance = [], {"finetune_from": self.model}
             return model
-        card = info(self.model)
         inputs = INPUTS_OF.get(card.architecture)
         if inputs is None:
             raise InputError(f"{self.model} is a {card.architecture!r} model; molecular-property trains "

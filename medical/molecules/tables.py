@@ -67,8 +67,8 @@ def read_molecules(path: str | Path, *, smiles_column: str | None = None, target
                    need_targets: bool = True, name: str | None = None) -> MoleculeTable:
     """A CSV/TSV (a SMILES column and target columns) or SDF file (properties as targets).
 
-    ``targets`` names the target columns or SDF properties; by default every other column whose
-    cells are all numbers (or missing) is one, and text columns are left aside. ``need_targets=False``
+    ``targets`` names the target columns or SDF properties; by default every other column holding
+    a number is one (its cells that are not numbers are then errors), and text columns are left aside. ``need_targets=False``
     reads molecules only (for prediction): targets are then read only where named. ``name`` is the file
     name errors and the format go by (a file in the zoo's store is named by its hash).
     """
@@ -154,19 +154,20 @@ def _target_columns(header: list[str], body, targets, excluded: set, path: Path,
         return [header.index(name) for name in targets]
     if not need_targets:
         return []
-    numeric = [i for i, name in enumerate(header) if i not in excluded and all(_is_number(cells[i]) for _, cells in body)]
+    # A column with any number is a target (a typo in it is then reported); all-text columns (names) are not.
+    numeric = [i for i, name in enumerate(header)
+               if i not in excluded and any(not math.isnan(_number_or_nan(cells[i])) for _, cells in body)]
     if not numeric:
         raise InputError(f"{path}: no numeric target column beside the SMILES; its columns are {header}; "
                          "name the targets with target= (--set target=NAME)")
     return numeric
 
 
-def _is_number(cell: str) -> bool:
+def _number_or_nan(cell: str) -> float:
     try:
-        _number(cell, "")
-        return True
+        return _number(cell, "")
     except InputError:
-        return False
+        return math.nan
 
 
 def _number(cell: Any, name: str) -> float:
