@@ -142,16 +142,23 @@ def descriptors(mol: Any, names: Sequence[str]) -> np.ndarray:
     return values
 
 
-def scale_descriptors(raw: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Standardized descriptors (train mean and std from the card), float32; non-finite values become 0."""
+def scale_descriptors(raw: np.ndarray, mean: Sequence[float], std: Sequence[float],
+                      clip: float | None = None) -> np.ndarray:
+    """Standardized descriptors (train mean and std from the card), float32; non-finite values become 0.
+
+    Several RDKit descriptors are far from normal (``Ipc`` spans tens of orders of magnitude), so a
+    molecule unlike the training set can land thousands of standard deviations out; ``clip`` bounds
+    them (Chemprop warns of this and does not clip, so imported Chemprop models set none).
+    """
     with np.errstate(all="ignore"):
         scaled = (raw - np.asarray(mean)) / np.asarray(std)
-    return np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0).clip(-1e4, 1e4).astype(np.float32)
+    scaled = np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0)
+    return (scaled if clip is None else scaled.clip(-clip, clip)).astype(np.float32)
 
 
 class Featurizer:
     """Molecules → network inputs as a card's ``preprocessing`` says: ``inputs`` ``"graph"`` (the D-MPNN) or
-    ``"morgan"`` (``morgan: {radius, bits}``), plus ``descriptors: {names, mean, std}`` when the model reads them."""
+    ``"morgan"`` (``morgan: {radius, bits}``), plus ``descriptors: {names, mean, std, clip}`` when the model reads them."""
 
     def __init__(self, preprocessing: dict[str, Any]):
         from zoo.errors import InputError
@@ -169,7 +176,8 @@ class Featurizer:
         extra = None
         if self.descriptors:
             names = self.descriptors["names"]
-            extra = scale_descriptors(descriptors(mol, names), self.descriptors["mean"], self.descriptors["std"])
+            extra = scale_descriptors(descriptors(mol, names), self.descriptors["mean"], self.descriptors["std"],
+                                      self.descriptors.get("clip"))
         return features, extra
 
     def collate(self, records: Sequence[tuple[Any, np.ndarray | None]]) -> dict[str, Any]:

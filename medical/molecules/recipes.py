@@ -21,6 +21,7 @@ from zoo.errors import InputError
 from zoo.recipes import RecipeResult, TrainerRecipe, bounded
 
 TASK_TYPES = ("regression", "classification")
+DESCRIPTOR_CLIP = 6.0  # standard deviations: see featurize.scale_descriptors
 INPUTS_OF = {"dmpnn": "graph", "fingerprint_mlp": "morgan"}
 
 
@@ -197,7 +198,7 @@ def target_scaling(y: np.ndarray) -> dict[str, list[float]]:
 
 
 def descriptor_scaling(mols: Sequence) -> dict[str, list]:
-    """RDKit 2-D descriptor names with their train mean and standard deviation."""
+    """RDKit 2-D descriptor names with their train mean and standard deviation, and the clip of scaled values."""
     from medical.molecules.featurize import descriptor_names, descriptors
 
     names = descriptor_names()
@@ -207,7 +208,7 @@ def descriptor_scaling(mols: Sequence) -> dict[str, list]:
         mean, std = np.nanmean(raw, axis=0), np.nanstd(raw, axis=0)
     mean = np.nan_to_num(mean)
     std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-    return {"names": names, "mean": mean.tolist(), "std": std.tolist()}
+    return {"names": names, "mean": mean.tolist(), "std": std.tolist(), "clip": DESCRIPTOR_CLIP}
 
 
 class MoleculeDataset:

@@ -63,11 +63,3 @@ def fixed_split(labels: Sequence[str], where: str) -> dict[str, np.ndarray]:
     mapped = np.asarray([names[label] for label in labels])
     return {name: np.flatnonzero(mapped == name) for name in SPLITS}
 
-
-def check_disjoint(parts: dict[str, np.ndarray]) -> None:
-    """InputError when one row is in two splits or train is empty."""
-    seen = np.concatenate(list(parts.values()))
-    if len(np.unique(seen)) != len(seen):
-        raise InputError("a molecule is in two splits; each row may be in one")
-    if not len(parts["train"]):
-        raise InputError("the split leaves no molecule to train on; lower val_fraction/test_fraction")

@@ -203,13 +203,49 @@ def test_classification_masks_missing_labels_and_a_fingerprint_mlp_trains(tmp_pa
     (tmp_path / "mols.csv").write_text("\n".join(rows) + "\n")
     recipe = MolecularPropertyRecipe(model="medical/fingerprint_mlp.morgan", data=str(tmp_path / "mols.csv"),
                                      task_type="classification", split="random", val_fraction=0.25,
-                                     test_fraction=0.0, hidden=32,
+                                     test_fraction=0.0, hidden=32, descriptors=True,
                                      train={"epochs": 3, "batch_size": 8, "progress": False})
     result = recipe.run(tmp_path / "run", progress=False)
     assert {m["name"] for m in result.metrics} >= {"auc", "accuracy", "auc_has_o", "auc_toxic"}
-    probabilities = zoo.load(tmp_path / "run").predict("CCCO")
+    model = zoo.load(tmp_path / "run")
+    assert model.card.arch_args["num_descriptors"] == len(featurize.descriptor_names()) > 200
+    probabilities = model.predict("CCCO")
     assert 0 < probabilities["has_o"] < 1 and 0 < probabilities["toxic"] < 1
     (tmp_path / "counts.csv").write_text("smiles,y\nCCO,2\nCCN,0\nCCC,1\n")
     with pytest.raises(InputError, match="classification target 'y' must be 0 or 1"):
         MolecularPropertyRecipe(data=str(tmp_path / "counts.csv"), task_type="classification",
                                 split="random").run(tmp_path / "x", progress=False)
+
+
+# -- the command line ----------------------------------------------------------------
+def zoo_cli(*args: str, cwd=None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "250"})
+
+
+def test_finetune_on_a_csv_then_predict_smiles_and_a_file_keeping_every_row(tmp_path):
+    chains = [f"{'C' * n}{end}" for n in range(1, 13) for end in ("O", "N", "Cl", "")]
+    rows = ["name,smiles,logS"] + [f"m{i},{s},{-0.5 * s.count('C') + (1 if s.endswith(('O', 'N')) else 0)}"
+                                   for i, s in enumerate(chains)]
+    (tmp_path / "my.csv").write_text("\n".join(rows) + "\n")
+    trained = zoo_cli("finetune", "medical/dmpnn.chemprop", "--data", str(tmp_path / "my.csv"), "--target", "logS",
+                      "--set", "hidden=16", "--set", "split=random", "--epochs", "2", "--out", str(tmp_path / "run"))
+    assert trained.returncode == 0, trained.stderr
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert card["labels"] == ["logS"] and card["provenance"]["recipe"]["params"]["split"] == "random"
+    predicted = zoo_cli("predict", str(tmp_path / "run"), "CCO", "c1ccccc1O", "C1CC")
+    assert predicted.returncode == 0, predicted.stderr
+    lines = predicted.stdout.splitlines()
+    assert lines[0].startswith("CCO: logS ") and lines[1].endswith("(Oc1ccccc1)")
+    assert lines[2].startswith("C1CC: invalid: SMILES 3: 'C1CC' is not a SMILES")
+    (tmp_path / "in.csv").write_text("id,smiles\na,CCO\nb,C1CC\nc,[Na+].CC(=O)[O-]\n")
+    written = zoo_cli("predict", str(tmp_path / "run"), str(tmp_path / "in.csv"), "--out", str(tmp_path / "p.csv"))
+    assert written.returncode == 0, written.stderr
+    out = [line.split(",") for line in (tmp_path / "p.csv").read_text().splitlines()]
+    assert out[0] == ["id", "smiles", "canonical_smiles", "logS", "error"]
+    assert [row[:3] for row in out[1:]] == [["a", "CCO", "CCO"], ["b", "C1CC", ""], ["c", "[Na+].CC(=O)[O-]", "CC(=O)O"]]
+    assert out[2][3] == "" and "in.csv line 3" in out[2][4] and float(out[1][3]) < 5
