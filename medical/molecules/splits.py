@@ -2,7 +2,8 @@
 
 The scaffold split is MoleculeNet's (DeepChem's ``ScaffoldSplitter``): molecules are grouped by
 their Bemis–Murcko scaffold, the groups sorted largest first (ties by first appearance), and
-each whole group goes to train while train has room, then to val, then to test. No scaffold is
+each whole group goes to train if it fits in train's share, else to val if it fits in val's,
+else to test. No scaffold is
 in two splits, the largest (most common) scaffolds train, and the result depends on nothing
 random. Acyclic molecules share the empty scaffold, one group.
 """
@@ -33,15 +34,13 @@ def scaffold_split(mols: Sequence[Any], val_fraction: float, test_fraction: floa
         groups.setdefault(scaffold(mol), []).append(index)
     ordered = sorted(groups.values(), key=lambda members: (-len(members), members[0]))
     n = len(mols)
-    train_cut, val_cut = (1 - val_fraction - test_fraction) * n, (1 - test_fraction) * n
+    room = {"train": (1 - val_fraction - test_fraction) * n, "val": val_fraction * n}
     parts: dict[str, list[int]] = {name: [] for name in SPLITS}
     for members in ordered:
-        if len(parts["train"]) + len(members) <= train_cut:
-            parts["train"] += members
-        elif len(parts["train"]) + len(parts["val"]) + len(members) <= val_cut:
-            parts["val"] += members
-        else:
-            parts["test"] += members
+        # Each split's own room (DeepChem checks val against train + val, which lets val overflow
+        # while train still fills with the small groups that come later).
+        name = next((s for s in ("train", "val") if len(parts[s]) + len(members) <= room[s]), "test")
+        parts[name] += members
     return {name: np.sort(np.asarray(parts[name], dtype=np.int64)) for name in SPLITS}
 
 
