@@ -8,8 +8,9 @@ a readout sums or averages atoms per molecule, optional RDKit 2-D descriptors ar
 concatenated, and a feed-forward head predicts every target. A batch is one concatenated
 graph (``index_add_`` over edge and atom indices), never padded.
 
-Module and parameter names follow Chemprop v2's (``message_passing.W_i``, ``predictor``'s
-nested ``Sequential``), so its checkpoints map onto this network key for key.
+Module and parameter names follow Chemprop v2's (``message_passing.W_i``, ``predictor.ffn.1.2``),
+so its checkpoints map onto this network key for key (``benchmarks/molecules_chemprop_parity.py``
+checks features and outputs against Chemprop itself).
 """
 from __future__ import annotations
 
@@ -49,6 +50,17 @@ class BondMessagePassing(nn.Module):
         return self.dropout(torch.relu(self.W_o(torch.cat([atom_features, into_atoms], dim=1))))
 
 
+class FeedForwardHead(nn.Module):
+    """Chemprop's predictor: its feed-forward network is ``ffn`` (so its keys are ``predictor.ffn.*``)."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int, layers: int, dropout: float):
+        super().__init__()
+        self.ffn = feed_forward(in_dim, out_dim, hidden, layers, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ffn(x)
+
+
 def feed_forward(in_dim: int, out_dim: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
     """Chemprop's ``MLP.build``: ``Linear``, then ``layers`` × (ReLU, Dropout, Linear), each in a Sequential."""
     dims = [in_dim] + [hidden] * layers + [out_dim]
@@ -70,7 +82,7 @@ class DMPNN(nn.Module):
         self.readout = readout
         self.bn = nn.BatchNorm1d(hidden) if batch_norm else nn.Identity()
         self.num_descriptors = num_descriptors
-        self.predictor = feed_forward(hidden + num_descriptors, num_targets, ffn_hidden, ffn_layers, dropout)
+        self.predictor = FeedForwardHead(hidden + num_descriptors, num_targets, ffn_hidden, ffn_layers, dropout)
 
     def fingerprint(self, atom_counts, atom_features, bond_features, edge_index, reverse_edges,
                     descriptors=None) -> torch.Tensor:
