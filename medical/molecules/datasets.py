@@ -132,20 +132,21 @@ def split_data(table: MoleculeTable, name: str, split: str, val_fraction: float,
 
 
 def load_molecules(data: str | Path, *, target: str | None = None, smiles_column: str | None = None,
-                   split: str = "scaffold", val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
+                   split: str | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
                    standardize: bool = True, skip_invalid: bool = False) -> MoleculeData:
     """A dataset id (``medical/solubility``, ``medical/freesolv``) or your CSV/TSV/SDF file, split.
 
     ``target`` names one target column (``logS``) or several separated by commas; a file's
-    ``split`` column of train/val/test is used with ``split="fixed"``.
+    ``split`` column of train/val/test is used with ``split="fixed"``. ``split=None`` takes a dataset's
+    own default split, and for a file ``fixed`` when it has a split column, else ``scaffold``.
     """
     from zoo.registry import get_registry, resolve_ref
 
     registry = get_registry()
     if str(data) in registry.datasets and registry.dataset(str(data)).task == "molecular-property":
-        options = {"target": target} if target else {}
+        options = {key: value for key, value in (("target", target), ("split", split)) if value}
         return resolve_ref(registry.dataset(str(data)).loader)(
-            split=split, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, standardize=standardize,
+            val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, standardize=standardize,
             **options)
     path = Path(data)
     if not path.is_file():
@@ -154,4 +155,5 @@ def load_molecules(data: str | Path, *, target: str | None = None, smiles_column
     targets = [t.strip() for t in target.split(",")] if target else None
     table = read_molecules(path, smiles_column=smiles_column, targets=targets, standardize=standardize,
                            skip_invalid=skip_invalid)
+    split = split or ("fixed" if table.split is not None else "scaffold")
     return split_data(table, path.name, split, val_fraction, test_fraction, seed)

@@ -114,13 +114,10 @@ class MolecularPropertyRecipe(TrainerRecipe):
         """The data, split as the recipe says."""
         from medical.molecules.datasets import load_molecules
 
-        split = self.split
-        if split == "auto":
-            split = None if not Path(self.data).is_file() else ("fixed" if _has_split_column(self.data) else "scaffold")
-        options = {"split": split} if split else {}
         return load_molecules(self.data, target=self.target, smiles_column=self.smiles_column,
                               val_fraction=self.val_fraction, test_fraction=self.test_fraction, seed=self.seed,
-                              standardize=self.standardize, skip_invalid=self.skip_invalid, **options)
+                              standardize=self.standardize, skip_invalid=self.skip_invalid,
+                              split=None if self.split == "auto" else self.split)
 
     def build_model(self, data, train_mols: Sequence, train_y: np.ndarray):
         """A fresh network for the data's targets (or a saved model to continue), its card filled in."""
@@ -166,17 +163,6 @@ class MolecularPropertyRecipe(TrainerRecipe):
                 raise InputError(f"recipe field {key!r} does not apply to a {architecture!r} model")
             args[name] = value
         return {**args, "num_targets": num_targets, "num_descriptors": num_descriptors}
-
-
-def _has_split_column(path: str) -> bool:
-    from medical.molecules.tables import TABLE_DELIMITERS
-
-    suffix = Path(path).suffix.lower()
-    if suffix not in TABLE_DELIMITERS:
-        return False
-    with open(path, encoding="utf-8-sig", errors="replace") as handle:
-        first = handle.readline()
-    return "split" in [cell.strip() for cell in first.rstrip("\r\n").split(TABLE_DELIMITERS[suffix])]
 
 
 def check_targets(y: np.ndarray, names: Sequence[str], task_type: str) -> None:

