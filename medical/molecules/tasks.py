@@ -75,10 +75,11 @@ class MolecularProperty(TaskAdapter):
         return out
 
     def _smiles_table(self, smiles: list[Any]) -> MoleculeTable:
-        for text in smiles:
-            if isinstance(text, str) and text.lower().endswith(MOLECULE_SUFFIXES):
-                raise InputError(f"no such molecule file: {text} (or, if it is meant as SMILES, it is not one)")
-        return from_smiles(smiles, standardize=self.standardize, skip_invalid=True)
+        table = from_smiles(smiles, standardize=self.standardize, skip_invalid=True)
+        for row, text in enumerate(smiles):  # a mistyped file name reaches us as text: say what it likely is
+            if table.molecules[row] is None and isinstance(text, str) and text.lower().endswith(MOLECULE_SUFFIXES):
+                table.errors[row] = f"no such molecule file: {text} (nor is it a SMILES)"
+        return table
 
     def predict_table(self, module: torch.nn.Module, table: MoleculeTable, device: torch.device,
                       batch_size: int = PREDICT_BATCH) -> list[dict[str, Any]]:

@@ -158,6 +158,7 @@ def test_a_tiny_dmpnn_learns_solubility_and_predicts_smiles_and_marks_invalid_on
     assert [p["error"] is None for p in predictions] == [True, False, True]
     assert predictions[0]["logS"] > predictions[2]["logS"]  # ethanol dissolves, dodecane does not
     assert predictions[1]["logS"] is None and "not a SMILES" in predictions[1]["error"]
+    assert model.predict("mols.csv")["error"] == "no such molecule file: mols.csv (nor is it a SMILES)"
 
 
 @needs_datamol
