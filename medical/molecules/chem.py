@@ -51,6 +51,9 @@ def parse_smiles(smiles: Any, where: str, *, standardize: bool = True) -> Molecu
         raise InputError(f"{where}: empty SMILES; expected a molecule such as 'CCO'")
     if len(text) > MAX_SMILES_CHARS:
         raise InputError(f"{where}: a SMILES of {len(text):,} characters; at most {MAX_SMILES_CHARS:,} are read")
+    odd = next((c for c in text if not c.isascii() or not c.isprintable() or c.isspace()), None)
+    if odd is not None:  # RDKit would stop at a NUL or read past a space as a name: refuse rather than guess
+        raise InputError(f"{where}: {text[:80]!r} holds {odd!r}; a SMILES is printable ASCII without spaces")
     mol = Chem.MolFromSmiles(text, sanitize=False)
     if mol is None:
         raise InputError(f"{where}: {text[:80]!r} is not a SMILES RDKit can parse (check brackets, ring-closure "

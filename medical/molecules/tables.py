@@ -199,6 +199,8 @@ def _read_sdf(data: bytes, path: Path, targets, standardize: bool, need_targets:
         smiles.append(molecule.input_smiles if molecule else "")
     if not rows:
         raise InputError(f"{path} holds no SDF record; expected molfile blocks each ending in a $$$$ line")
+    if all(molecule is None for molecule in molecules):
+        raise InputError(f"{path}: no usable record ({errors[0]}); expected molfile blocks each ending in a $$$$ line")
     names = list(targets or ([] if not need_targets else _numeric_properties(records, path)))
     values = np.full((len(rows), len(names)), np.nan)
     for r, properties in enumerate(records):

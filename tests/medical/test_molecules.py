@@ -61,6 +61,7 @@ def test_a_batch_concatenates_graphs_with_offsets():
     ("[H][H]", "has no heavy atoms"),
     ("C" * 201, "has 201 heavy atoms; at most 200"),
     (None, "expected a SMILES string, got NoneType"),
+    ("C\x00C", "holds '\\\\x00'; a SMILES is printable ASCII"),  # RDKit would stop reading at the NUL
 ])
 def test_bad_smiles_is_an_input_error_naming_the_row(smiles, message):
     with pytest.raises(InputError, match="^row 4: .*" + message.replace("(", r"\(")):
