@@ -38,12 +38,14 @@ class BondMessagePassing(nn.Module):
 
     def forward(self, atom_features, bond_features, edge_index, reverse_edges) -> torch.Tensor:
         source, destination = edge_index
-        h0 = self.W_i(torch.cat([atom_features[source], bond_features], dim=1))
+        # index_select, not x[index]: the backward of advanced indexing is index_put_(accumulate=True), whose
+        # deterministic CPU kernel sorts (a step took 4x as long); index_select's backward is index_add_.
+        h0 = self.W_i(torch.cat([atom_features.index_select(0, source), bond_features], dim=1))
         h = torch.relu(h0)
         for _ in range(1, self.depth):
             into_atoms = torch.zeros(len(atom_features), h.shape[1], dtype=h.dtype, device=h.device)
             into_atoms.index_add_(0, destination, h)
-            message = into_atoms[source] - h[reverse_edges]  # every bond into v except w→v
+            message = into_atoms.index_select(0, source) - h.index_select(0, reverse_edges)  # all into v but w→v
             h = self.dropout(torch.relu(h0 + self.W_h(message)))
         into_atoms = torch.zeros(len(atom_features), h.shape[1], dtype=h.dtype, device=h.device)
         into_atoms.index_add_(0, destination, h)
