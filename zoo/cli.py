@@ -166,7 +166,7 @@ def fetch(model_id: str = _MODEL_ID):
 def predict(
     model_id: str = _MODEL_ID,
     arguments: List[str] = typer.Argument(..., metavar="INPUTS...", help="input files (images, .npy arrays, ...); "
-                                          "for tasks that take text, a sentence itself"),
+                                          "for tasks that take text, the text itself (a sentence, a SMILES)"),
     as_json: bool = typer.Option(False, "--json", help="print predictions as JSON lines"),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="classifiers: the k best labels with their "
                                         "scores (default: the best one; with --json, all the model gives)"),
@@ -176,7 +176,8 @@ def predict(
     draw: bool = typer.Option(False, "--draw", help="also write each input with its prediction drawn over it "
                               "into the --out folder (beside an --out file), for tasks that draw"),
 ):
-    """Run a model on input files (or folders, e.g. a DICOM series) and print its predictions.
+    """Run a model on input files (or folders, e.g. a DICOM series), or on inputs given as text, and print its
+    predictions.
 
     A file that cannot be read is reported and the others are still predicted (exit 1 at the end).
     """
@@ -197,11 +198,11 @@ def predict(
         if failed:
             raise typer.Exit(1)
         return
-    for (path, _), prediction in zip(read, predictions):
+    for (name, _), prediction in zip(read, predictions):
         if as_json:
             print(json.dumps({"input": str(path), **_as_json(prediction, top_k)}, default=_plain))
         else:
-            console.print(f"{path}: {model.adapter.describe(prediction, top_k=top_k or 1)}", highlight=False)
+            console.print(f"{name}: {model.adapter.describe(prediction, top_k=top_k or 1)}", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -263,12 +264,12 @@ def _read_inputs(adapter, inputs: list) -> tuple[list, list]:
     if len(inputs) == 1:
         return [(inputs[0], raw_input(inputs[0]))], []
     read, failed = [], []
-    for path in inputs:
+    for text in inputs:
         try:
             read.append((path, raw_input(path)))
         except ZooError as exc:
-            failed.append(path)
-            named = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            failed.append(text)
+            named = str(exc) if text in str(exc) else f"{text}: {exc}"
             Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {named}", highlight=False)
     return read, failed
 
