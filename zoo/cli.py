@@ -200,7 +200,7 @@ def predict(
         return
     for (name, _), prediction in zip(read, predictions):
         if as_json:
-            print(json.dumps({"input": str(path), **_as_json(prediction, top_k)}, default=_plain))
+            print(json.dumps({"input": str(name), **_as_json(prediction, top_k)}, default=_plain))
         else:
             console.print(f"{name}: {model.adapter.describe(prediction, top_k=top_k or 1)}", highlight=False)
     if failed:
@@ -257,19 +257,20 @@ def _write_outputs(adapter, read: list, predictions: list, out: Path, to_folder:
 
 
 def _read_inputs(adapter, inputs: list) -> tuple[list, list]:
-    """``(path, raw input)`` for each readable file; a single bad input raises, a bad one of several is reported."""
-    def raw_input(item):  # a string is an input given on the command line itself (adapter.literal_inputs)
+    """``(input, raw input)`` for each readable file, or argument that is the input itself (a string,
+    ``adapter.literal_inputs``); a single bad input raises, a bad one of several is reported."""
+    def raw_input(item):
         return item if isinstance(item, str) else adapter.read(item)
 
     if len(inputs) == 1:
         return [(inputs[0], raw_input(inputs[0]))], []
     read, failed = [], []
-    for text in inputs:
+    for item in inputs:
         try:
-            read.append((path, raw_input(path)))
+            read.append((item, raw_input(item)))
         except ZooError as exc:
-            failed.append(text)
-            named = str(exc) if text in str(exc) else f"{text}: {exc}"
+            failed.append(item)
+            named = str(exc) if str(item) in str(exc) else f"{item}: {exc}"
             Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {named}", highlight=False)
     return read, failed
 

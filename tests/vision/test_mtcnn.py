@@ -98,8 +98,6 @@ def test_astronauts_face_and_landmarks_are_found_where_they_are(pretrained):
 
 
 @needs_wheel
-@pytest.mark.skipif("object-detection" not in __import__("zoo.registry").registry.get_registry().tasks,
-                    reason="the object-detection task is not registered yet (issue 16, the det helper's TaskSpec)")
 def test_zoo_load_builds_the_same_network_from_the_three_files(pretrained):
     import zoo
 
