@@ -97,13 +97,17 @@ class ObjectDetection(PictureTask):
         return path
 
     def draw(self, raw_input: Any, prediction: Any, path: str | os.PathLike) -> Path:
-        """The picture with its boxes, labels and scores drawn, as a PNG."""
-        from torchvision.utils import draw_bounding_boxes
+        """The picture with its boxes, labels and scores (and landmarks, where there are) drawn, as a PNG."""
+        from torchvision.utils import draw_bounding_boxes, draw_keypoints
 
         pixels = self.pixels(raw_input)
+        width = max(1, min(pixels.shape[1:]) // 200)
         boxes = torch.tensor(prediction["boxes"], dtype=torch.float32).reshape(-1, 4)
         captions = [f"{label} {score:.2f}" for label, score in zip(prediction["labels"], prediction["scores"])]
-        drawn = draw_bounding_boxes(pixels, boxes, captions, colors="red", width=max(1, min(pixels.shape[1:]) // 200))
+        drawn = draw_bounding_boxes(pixels, boxes, captions, colors="red", width=width)
+        if len(prediction.get("landmarks", ())):
+            points = torch.tensor(prediction["landmarks"], dtype=torch.float32)
+            drawn = draw_keypoints(drawn, points, colors="yellow", radius=2 * width)
         return save_png(drawn.permute(1, 2, 0).numpy(), path)
 
 

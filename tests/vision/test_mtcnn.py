@@ -103,3 +103,23 @@ def test_zoo_load_builds_the_same_network_from_the_three_files(pretrained):
 
     net = zoo.load("vision/mtcnn.face", device="cpu").net
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), pretrained.state_dict().values()))
+
+
+@needs_wheel
+def test_the_drawn_picture_marks_the_box_and_the_five_landmarks(tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    import zoo
+
+    model = zoo.load("vision/mtcnn.face", device="cpu")
+    photo = data.astronaut()
+    face = model.predict([photo])[0]
+    assert face["labels"] == ["face"] and len(face["landmarks"][0]) == 5
+    with Image.open(model.adapter.draw(photo, face, tmp_path / "drawn.png")) as drawn:
+        pixels = np.asarray(drawn.convert("RGB")).astype(int)
+    for x, y in face["landmarks"][0]:  # a yellow dot on each landmark
+        r, g, b = pixels[round(y), round(x)]
+        assert r > 200 and g > 200 and b < 80, (x, y, r, g, b)
+    x1, y1, _, _ = (round(v) for v in face["boxes"][0])
+    assert tuple(pixels[y1, x1 + 10]) == (255, 0, 0)  # the box's top edge, red
