@@ -189,7 +189,7 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
 
     if not isinstance(storage, torch.Tensor):
         raise InputError(f"a tensor in the checkpoint names no storage (got {type(storage).__name__})")
-    return torch.as_strided(storage, tuple(size), tuple(stride), int(offset)).clone()
+    return torch.as_strided(storage, tuple(size), tuple(stride), int(offset)).clone(memory_format=torch.contiguous_format)
 
 
 def _restricted_unpickler(archive, prefix: str, data, origin: str):
