@@ -204,6 +204,8 @@ def _restricted_unpickler(archive, prefix: str, data, origin: str):
         def find_class(self, module, name):
             if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
                 return _rebuild_tensor
+            if (module, name) == ("torch._utils", "_rebuild_parameter"):  # (data, requires_grad, hooks): the data
+                return lambda data, *rest: data
             if (module, name) == ("collections", "OrderedDict"):
                 return collections.OrderedDict
             if module in ("builtins", "__builtin__") and name in ("set", "frozenset"):

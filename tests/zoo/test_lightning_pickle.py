@@ -45,7 +45,7 @@ def lightning_checkpoint(path, extra=None):
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     state = collections.OrderedDict(net.state_dict())
     state["0.weight_t"] = state["0.weight"].t()  # a strided view: rebuilt by stride and offset
-    checkpoint = {"state_dict": state, "hyper_parameters": {"depth": 3, "scaler": Scaler(), "tags": {"a"}},
+    checkpoint = {"state_dict": state, "parameter": torch.nn.Parameter(torch.ones(2)), "hyper_parameters": {"depth": 3, "scaler": Scaler(), "tags": {"a"}},
                   "output_columns": ["logS", "logP"], **(extra or {})}
     torch.save(checkpoint, path)
     return state
@@ -57,6 +57,7 @@ def test_a_real_lightning_style_checkpoint_gives_its_tensors_and_plain_hyper_par
     assert list(checkpoint["state_dict"]) == list(state)
     for key, tensor in state.items():
         assert torch.equal(checkpoint["state_dict"][key], tensor) and checkpoint["state_dict"][key].is_contiguous()
+    assert type(checkpoint["parameter"]) is torch.Tensor and torch.equal(checkpoint["parameter"], torch.ones(2))
     scaler = checkpoint["hyper_parameters"]["scaler"]
     assert isinstance(scaler, PickledRecord) and not isinstance(scaler, Scaler)
     assert plain(checkpoint["hyper_parameters"]) == {
