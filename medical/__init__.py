@@ -14,6 +14,7 @@ from zoo.registry import (
     Registry,
     SuiteSpec,
     TaskSpec,
+    WeightFile,
     bundled_model,
 )
 
@@ -145,3 +146,64 @@ def register_molecules(registry: Registry) -> None:
         description="multilayer perceptron on 2048-bit Morgan fingerprints (radius 2), the simple neural baseline "
         "(no weights: train it with the molecular-property recipe)",
         card={**molecule_card, "preprocessing": {"inputs": "morgan", "morgan": {"radius": 2, "bits": 2048}}}))
+    register_admet_ai(registry)
+
+
+# ADMET-AI 2.0.1 (MIT): two five-model Chemprop v2 ensembles inside its wheel, which is never installed (it
+# pulls chemprop and lightning); the store takes each checkpoint out of the wheel, pinned by PyPI's sha256 of
+# the wheel and its own, and reads it once with the restricted unpickler. drugbank_approved.csv (DrugBank's
+# terms) is never taken.
+ADMET_AI_WHEEL = "pypi://admet-ai==2.0.1/admet_ai/resources/models/admet_{}/model_{}.pt#sha256=" \
+    "fef3527f637abb00d272cf824e8eef0136fe31ebde6c56881f1a8c02c0417806"
+ADMET_AI_CHECKPOINTS = {
+    "regression": (1_300_041, ("c709dc4526dc7f6cf39cea64190f63adbb2b95e280d34582c492fc53da64a1a4",
+                               "57e8011a180cddf8acf66f94f5b123023c3fed503e3870a2f3f6f5300a7f3c82",
+                               "05e8509fea4ddc4686c521d75ee2fe770113cb93f09a849a6378b0a0e3ce113e",
+                               "04b265ff444190247b159932ab2225afc844bae9552299bf1ddf99b336c28d71",
+                               "b58c76493744edfb022e50e531a8ad82453bdf543c2195d878ecfd248795c7c8")),
+    "classification": (1_320_249, ("9a5fb298a6564e8ef739890c90b02e831521073f49eefd2310fb56cdb61a2378",
+                                   "2bf047553eef397060af376e78dd4e990114df8428e05f734c4e4aca284280ca",
+                                   "0e9d7eb3ff0b53bd2f20e43a75e0872c682b0ee27059dd50735c416d97a3fd24",
+                                   "4b35cb5686f23c6e3e5a4c587a5c4dd79b7f1f46be26684260c0b78366145d58",
+                                   "9fdac559e3058b5f7b03780f9c696223d27adb94c78f9eb9aba6154e2dbff492")),
+}
+ADMET_AI_ENDPOINTS = {  # each ensemble's output_columns, in its order
+    "regression": ["Caco2_Wang", "Clearance_Hepatocyte_AZ", "Clearance_Microsome_AZ", "Half_Life_Obach",
+                   "HydrationFreeEnergy_FreeSolv", "LD50_Zhu", "Lipophilicity_AstraZeneca", "PPBR_AZ",
+                   "Solubility_AqSolDB", "VDss_Lombardo"],
+    "classification": ["AMES", "BBB_Martins", "Bioavailability_Ma", "CYP1A2_Veith", "CYP2C19_Veith",
+                       "CYP2C9_Substrate_CarbonMangels", "CYP2C9_Veith", "CYP2D6_Substrate_CarbonMangels",
+                       "CYP2D6_Veith", "CYP3A4_Substrate_CarbonMangels", "CYP3A4_Veith", "Carcinogens_Lagunin",
+                       "ClinTox", "DILI", "HIA_Hou", "NR-AR-LBD", "NR-AR", "NR-AhR", "NR-Aromatase", "NR-ER-LBD",
+                       "NR-ER", "NR-PPAR-gamma", "PAMPA_NCATS", "Pgp_Broccatelli", "SR-ARE", "SR-ATAD5", "SR-HSE",
+                       "SR-MMP", "SR-p53", "Skin_Reaction", "hERG"],
+}
+
+
+def admet_ai_files(kind: str) -> tuple[WeightFile, ...]:
+    """The five checkpoints of one ADMET-AI ensemble, each remapped as one member of our ensemble."""
+    size, digests = ADMET_AI_CHECKPOINTS[kind]
+    return tuple(WeightFile(f"admet_{kind}_model_{i}.pt", sha256, ADMET_AI_WHEEL.format(kind, i),
+                            format="lightning-pickle", size=size,
+                            remap=f"medical.molecules.ensemble:remap_member_{i}")
+                 for i, sha256 in enumerate(digests))
+
+
+def register_admet_ai(registry: Registry) -> None:
+    """ADMET-AI's regression and classification ensembles as ``medical/dmpnn.admet_ai_*``."""
+    outputs = {"regression": "unscaled", "classification": "probabilities"}
+    for kind, endpoints in ADMET_AI_ENDPOINTS.items():
+        registry.add(ModelSpec(
+            id=f"medical/dmpnn.admet_ai_{kind}", task="molecular-property", architecture="dmpnn",
+            arch_args={"num_targets": len(endpoints), "hidden": 300, "depth": 3, "readout": "norm",
+                       "ffn_hidden": 300, "ffn_layers": 1, "members": 5, "output": outputs[kind]},
+            weights=admet_ai_files(kind),
+            description=f"ADMET-AI 2.0.1's {kind} ensemble (five Chemprop v2 D-MPNNs, averaged): "
+            f"{len(endpoints)} TDC ADMET endpoints" + (" as probabilities" if kind == "classification" else "")
+            + ". Trained on TDC data that includes molecules of common test sets (solubility, FreeSolv): its "
+            "scores on them are not held-out",
+            card={"labels": endpoints, "input": {"smiles": "one SMILES string per molecule"},
+                  "license": "MIT (admet-ai 2.0.1)",
+                  "source": "admet-ai 2.0.1 wheel, admet_ai/resources/models/admet_" + kind,
+                  "preprocessing": {"inputs": "graph", "task_type": kind, "standardize": False,
+                                    "network_outputs": outputs[kind]}}))

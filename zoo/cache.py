@@ -63,7 +63,7 @@ from zoo.atomic import write_text_atomic
 from zoo.conversions import convert_to_safetensors, require_format
 from zoo.errors import DownloadError, OfflineError, WeightsIntegrityError
 from zoo.hashing import digest_file, sha256_file
-from zoo.registry import WeightFile
+from zoo.registry import CONVERTED_FORMATS, WeightFile
 # The network switches are the store's too: callers ask them here, as they ask for files.
 from zoo.sources import hf_cache_dir, hf_offline, hub_offline, is_offline, offline_reason
 
@@ -107,7 +107,7 @@ def fetch(wf: WeightFile, *, model_id: str | None = None, progress: bool = False
 
     The file is taken from the store when present (rehashed unless its stat
     matches the last verification), else from ``wf.sources`` in order, checked
-    against the pin and stored. ``format="torch-pickle"`` files are converted once
+    against the pin and stored. ``format="torch-pickle"`` and ``"lightning-pickle"`` files are converted once
     to safetensors and the converted blob is returned. With ``dest``, a raw file
     missing there is fetched the same way to that path instead of the store (a
     dataset in its data folder). Raises WeightsIntegrityError, OfflineError,
@@ -115,7 +115,7 @@ def fetch(wf: WeightFile, *, model_id: str | None = None, progress: bool = False
     """
     if dest is not None:
         return _fetch_to(wf, Path(dest), model_id, progress)
-    if wf.format == "torch-pickle":
+    if wf.format in CONVERTED_FORMATS:
         return _fetch_converted(wf, model_id, progress)
     path = _fetch_blob(wf, model_id, progress)
     require_format(path, wf, wf.source)
@@ -130,7 +130,7 @@ def fetch_all(files: Iterable[WeightFile], *, model_id: str | None = None, progr
 def cached_path(wf: WeightFile) -> Path | None:
     """The store path :func:`fetch` would return, if present (no hashing, no network)."""
     digest = _known_sha256(wf)
-    if digest is not None and wf.format == "torch-pickle":
+    if digest is not None and wf.format in CONVERTED_FORMATS:
         digest = _converted_digest(_converted_record(wf, digest))
     if digest is None:
         return None

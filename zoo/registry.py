@@ -17,7 +17,8 @@ from typing import Any, Callable, Mapping
 
 from zoo.errors import UnknownDatasetError, UnknownModelError, ZooError
 
-FORMATS = ("safetensors", "torch-pickle", "raw")
+FORMATS = ("safetensors", "torch-pickle", "lightning-pickle", "raw")
+CONVERTED_FORMATS = ("torch-pickle", "lightning-pickle")  # read once, stored as safetensors
 # Pins other than a full sha256, for files whose publisher gives none (see WeightFile.digest).
 DIGEST_KINDS = ("md5", "sha256-prefix", "gunzip-sha256")
 
@@ -65,11 +66,14 @@ class WeightFile:
     ``sha256-prefix`` (torch hub names) or ``gunzip-sha256`` (the sha256 of the
     decompressed bytes); the store records which sha256 matched it.
     ``format="torch-pickle"`` marks a legacy pickled state dict that is read once
-    with ``torch.load(weights_only=True)`` and converted to safetensors.
+    with ``torch.load(weights_only=True)`` and converted to safetensors;
+    ``format="lightning-pickle"`` a full Lightning checkpoint, read once by a restricted
+    unpickler that runs no code (:func:`zoo.conversions.read_lightning_checkpoint`), its
+    ``state_dict`` stored as safetensors, its other entries as JSON metadata.
     ``format="raw"`` marks a data file a model needs beside its weights (a
     tokenizer, a vocabulary, a config): hash-checked and stored byte for byte,
     never deserialised by the cache, and refused if it is a pickle.
-    ``remap`` (torch-pickle only) names a ``"module:function"`` that takes the
+    ``remap`` (the converted formats only) names a ``"module:function"`` that takes the
     legacy state dict and returns it keyed for the architecture; it is applied
     during that conversion. The converted file is keyed by source hash and
     ``remap``, so a mapping whose behaviour changes needs a new name (e.g. ``..._v2``).
@@ -99,8 +103,9 @@ class WeightFile:
                 raise ValueError(f"WeightFile.digest must be KIND:HEX with KIND in {DIGEST_KINDS}, "
                                  f"got {self.digest!r}")
         if self.remap is not None:
-            if self.format != "torch-pickle":
-                raise ValueError(f"WeightFile.remap applies to format='torch-pickle' conversions, got format={self.format!r}")
+            if self.format not in CONVERTED_FORMATS:
+                raise ValueError(f"WeightFile.remap applies to the {CONVERTED_FORMATS} conversions, "
+                                 f"got format={self.format!r}")
             module, _, attr = self.remap.partition(":")
             if not module or not attr:
                 raise ValueError(f"WeightFile.remap must be 'module:function', got {self.remap!r}")

@@ -109,6 +109,15 @@ class DMPNN(nn.Module):
 
 
 def dmpnn(num_targets: int = 1, hidden: int = 300, depth: int = 3, dropout: float = 0.0, readout: str = "mean",
-          ffn_hidden: int = 300, ffn_layers: int = 1, num_descriptors: int = 0, batch_norm: bool = False) -> DMPNN:
-    """Builder for the registry (architecture ``dmpnn``); the defaults are Chemprop v2's."""
-    return DMPNN(num_targets, hidden, depth, dropout, readout, ffn_hidden, ffn_layers, num_descriptors, batch_norm)
+          ffn_hidden: int = 300, ffn_layers: int = 1, num_descriptors: int = 0, batch_norm: bool = False,
+          members: int = 1, output: str = "raw") -> nn.Module:
+    """Builder for the registry (architecture ``dmpnn``); the defaults are Chemprop v2's. ``members`` > 1
+    (or an ``output`` other than raw) gives an :class:`~medical.molecules.ensemble.Ensemble` of such networks."""
+    args = (num_targets, hidden, depth, dropout, readout, ffn_hidden, ffn_layers, num_descriptors, batch_norm)
+    if members == 1 and output == "raw":
+        return DMPNN(*args)
+    from medical.molecules.ensemble import Ensemble
+
+    if members < 1:
+        raise InputError(f"members must be at least 1, got {members}")
+    return Ensemble([DMPNN(*args) for _ in range(members)], num_targets, output)

@@ -43,6 +43,8 @@ class MolecularProperty(TaskAdapter):
         self.kind = self.preprocessing.get("task_type", "regression")
         self.mean = np.asarray(scaling.get("mean", [0.0] * len(self.targets)), dtype=np.float64)
         self.std = np.asarray(scaling.get("std", [1.0] * len(self.targets)), dtype=np.float64)
+        # "raw": scaled values or logits, undone here; "unscaled"/"probabilities": an ensemble did it per member
+        self.network_outputs = self.preprocessing.get("network_outputs", "raw")
 
     @property
     def transform(self):
@@ -103,6 +105,8 @@ class MolecularProperty(TaskAdapter):
     def postprocess(self, outputs: torch.Tensor) -> np.ndarray:
         """Network outputs ``[molecules, targets]`` → values in the targets' units (probabilities for classification)."""
         raw = outputs.detach().float().cpu().numpy().astype(np.float64)
+        if self.network_outputs != "raw":
+            return raw
         if self.kind == "classification":
             return 1.0 / (1.0 + np.exp(-raw))
         return raw * self.std + self.mean

@@ -132,7 +132,7 @@ def test_resolve_ref_imports_module_attribute_and_passes_callables():
 @pytest.mark.parametrize("fields, message", [
     ({"sha256": "ab"}, "64 hex digits"),
     ({"format": "pickle"}, "format must be one of"),
-    ({"remap": "m:f"}, "applies to format='torch-pickle'"),
+    ({"remap": "m:f"}, "remap applies to the \('torch-pickle', 'lightning-pickle'\) conversions"),
     ({"format": "torch-pickle", "remap": "no-colon"}, "'module:function'"),
 ])
 def test_a_weight_file_declaration_is_checked_when_made(fields, message):
