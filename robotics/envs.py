@@ -14,17 +14,36 @@ from zoo.errors import InputError
 # The environments the domain documents and tests; any gymnasium id with Box observations works.
 CLASSIC_CONTROL = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0")
 MUJOCO = ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Reacher-v5", "Hopper-v5", "HalfCheetah-v5")
+# Navigation: goal-conditioned mazes (gymnasium-robotics; sparse and dense rewards) and partially
+# observed grid worlds (minigrid, BabyAI). Their Dict observations are flattened by robotics.observations.
+POINTMAZE = ("PointMaze_UMaze-v3", "PointMaze_UMazeDense-v3", "PointMaze_Medium-v3", "PointMaze_MediumDense-v3")
+MINIGRID = ("MiniGrid-DoorKey-8x8-v0", "MiniGrid-FourRooms-v0", "BabyAI-GoToLocal-v0")
+# The package that registers each family of ids, and the keyword arguments the zoo makes them with:
+# a maze episode ends when the goal is reached (gymnasium-robotics' default runs on to the time
+# limit), so ``terminated`` is success, as in minigrid.
+ENV_FAMILIES = {"PointMaze_": ("gymnasium_robotics", {"continuing_task": False}),
+                "AntMaze_": ("gymnasium_robotics", {"continuing_task": False}),
+                "MiniGrid-": ("minigrid", {}), "BabyAI-": ("minigrid", {})}
 
 
 def make_env(env_id: str):
     """``gymnasium.make(env_id)``, with an InputError naming known ids when it does not exist."""
+    import importlib
+
     import gymnasium as gym
 
+    package, kwargs = next((family for prefix, family in ENV_FAMILIES.items() if env_id.startswith(prefix)),
+                           (None, {}))
+    if package is not None:
+        try:
+            gym.register_envs(importlib.import_module(package))
+        except ImportError:
+            raise InputError(f"{env_id} needs the {package} package: pip install 'domain-zoo[robotics]'") from None
     try:
-        return gym.make(env_id)
+        return gym.make(env_id, **kwargs)
     except gym.error.Error as exc:
         raise InputError(f"unknown or unavailable environment {env_id!r} ({exc}); "
-                         f"e.g. {', '.join(CLASSIC_CONTROL + MUJOCO)}") from None
+                         f"e.g. {', '.join(CLASSIC_CONTROL + MUJOCO + POINTMAZE + MINIGRID)}") from None
 
 
 def describe_spaces(env) -> dict[str, Any]:
