@@ -47,8 +47,18 @@ def make_env(env_id: str):
 
 
 def describe_spaces(env) -> dict[str, Any]:
-    """The observation and action spaces as JSON (for a card or a dataset's metadata)."""
-    return {"observation_space": _describe(env.observation_space), "action_space": _describe(env.action_space)}
+    """The observation and action spaces as JSON (for a card or a dataset's metadata).
+
+    A ``Dict`` observation space is described as the flat Box it becomes (robotics.observations).
+    """
+    from gymnasium import spaces
+
+    from robotics.observations import observation_spec
+
+    observation = env.observation_space
+    described = (observation_spec(observation).describe() if isinstance(observation, spaces.Dict)
+                 else _describe(observation))
+    return {"observation_space": described, "action_space": _describe(env.action_space)}
 
 
 def _describe(space) -> dict[str, Any]:
