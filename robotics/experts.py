@@ -65,7 +65,8 @@ class PointMazeExpert:
                                  f"desired_goal; got {sorted(obs)}")
         position, velocity = np.asarray(obs["observation"][:2]), np.asarray(obs["observation"][2:4])
         goal = np.asarray(obs["desired_goal"], dtype=np.float64)
-        path = self.path(self.cell(position, "the point"), self.cell(goal, "the goal"))
+        goal_cell = self.cell(goal, "the goal")
+        path = self.path(self.cell(position, "the point"), goal_cell)
         target = goal if len(path) == 1 else self.maze.cell_rowcol_to_xy(np.asarray(path[1]))
         return np.clip(KP * (target - position) - KD * velocity, -1.0, 1.0).astype(np.float32)
 
