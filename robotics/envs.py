@@ -162,18 +162,22 @@ class SyncEnvs:
 
     Env ``i`` is first reset with seed ``seed + i``. An episode that ends is reset at
     once, in the same ``step`` (its last observation is returned in ``final_obs``, for
-    bootstrapping a truncated episode). Observations are float32. ``state_dict`` is
+    bootstrapping a truncated episode). Observations are flat float32 (robotics.observations). ``state_dict`` is
     JSON-able and restores the envs exactly, so a training run resumes mid-episode.
     """
 
     def __init__(self, env_id: str, n: int, seed: int):
         self.env_id, self.seed = env_id, seed
+        from robotics.observations import observation_spec
+
         self.envs = [make_env(env_id) for _ in range(n)]
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self.envs[0].action_space
+        self.observation_spec = observation_spec(self.single_observation_space)  # Dict observations → flat
         self.episode_returns = np.zeros(n)
         self.episode_lengths = np.zeros(n, dtype=np.int64)
-        self.obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(self.envs)]).astype(np.float32)
+        self.obs = np.stack([self.observation_spec.flatten(env.reset(seed=seed + i)[0])
+                             for i, env in enumerate(self.envs)])
 
     def __len__(self) -> int:
         return len(self.envs)
@@ -191,14 +195,15 @@ class SyncEnvs:
         for i, env in enumerate(self.envs):
             obs, reward, terminated[i], truncated[i], _ = env.step(actions[i])
             rewards[i] = reward
-            final_obs[i] = obs
+            final_obs[i] = self.observation_spec.flatten(obs)
             self.episode_returns[i] += reward
             self.episode_lengths[i] += 1
             if terminated[i] or truncated[i]:
                 finished.append((float(self.episode_returns[i]), int(self.episode_lengths[i])))
                 self.episode_returns[i], self.episode_lengths[i] = 0.0, 0
-                obs, _ = env.reset()
-            next_obs[i] = obs
+                next_obs[i] = self.observation_spec.flatten(env.reset()[0])
+            else:
+                next_obs[i] = final_obs[i]
         self.obs = next_obs
         return next_obs, rewards, terminated, truncated, final_obs, finished
 

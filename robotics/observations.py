@@ -73,14 +73,18 @@ class ObservationSpec:
                              f"({', '.join(f'{n} {s}' for n, s in self.parts)}), got {flat.shape[0]}")
         return flat
 
+    def slices(self) -> dict[str, slice]:
+        """Where each part lies in the flat vector."""
+        slices, start = {}, 0
+        for name, shape in self.parts:
+            slices[name] = slice(start, start + int(np.prod(shape)))
+            start = slices[name].stop
+        return slices
+
     def split(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """A batch of flat vectors ``[..., size]`` → its parts, each ``[..., *shape]``."""
-        parts, start = {}, 0
-        for name, shape in self.parts:
-            width = int(np.prod(shape))
-            parts[name] = flat[..., start:start + width].reshape(*flat.shape[:-1], *shape)
-            start += width
-        return parts
+        shapes = dict(self.parts)
+        return {name: flat[..., where].reshape(*flat.shape[:-1], *shapes[name]) for name, where in self.slices().items()}
 
     def describe(self) -> dict[str, Any]:
         """As a dataset's or card's 1-D Box observation space, with the layout to split it."""

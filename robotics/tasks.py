@@ -122,11 +122,13 @@ def run_episodes(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes:
     reward, terminated, truncated)`` sees every transition (for recording datasets).
     """
     from robotics.envs import make_env
+    from robotics.observations import observation_spec
 
     if episodes < 1:
         raise InputError(f"episodes must be >= 1, got {episodes}")
     envs = [make_env(env_id) for _ in range(episodes)]
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
+    flatten = observation_spec(envs[0].observation_space).flatten  # Dict observations → flat float32
+    obs = np.stack([flatten(env.reset(seed=seed + i)[0]) for i, env in enumerate(envs)])
     returns, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
     active = list(range(episodes))
     start = time.perf_counter()
@@ -140,7 +142,7 @@ def run_episodes(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes:
                 on_step(i, int(lengths[i]), obs[i].copy(), action, float(reward), bool(terminated), bool(truncated))
             returns[i] += reward
             lengths[i] += 1
-            obs[i] = next_obs
+            obs[i] = flatten(next_obs)
             if not (terminated or truncated):
                 still.append(i)
         active = still
