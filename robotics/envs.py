@@ -120,15 +120,21 @@ def check_env(card, env_id: str, *, same_spaces_ok: bool = False) -> None:
 def env_state(env) -> dict[str, Any]:
     """What continues an episode exactly: physics, step count and RNG (JSON-able, no pickle)."""
     base = env.unwrapped
+    physics = getattr(base, "point_env", base)  # a PointMaze simulates its point in an inner MuJoCo env
+    if not (hasattr(physics, "set_state") or hasattr(base, "state")):
+        raise InputError(f"cannot save the state of {env.spec.id if env.spec else env} to resume from it: "
+                         "only classic-control, MuJoCo and PointMaze environments are supported")
     state: dict[str, Any] = {
         "rng": base.np_random.bit_generator.state,
         "elapsed_steps": _time_limit(env)._elapsed_steps,
     }
-    if hasattr(base, "data") and hasattr(base, "set_state"):  # MuJoCo
-        state["qpos"] = base.data.qpos.tolist()
-        state["qvel"] = base.data.qvel.tolist()
-        state["qacc_warmstart"] = base.data.qacc_warmstart.tolist()
-        state["time"] = float(base.data.time)
+    if hasattr(physics, "data") and hasattr(physics, "set_state"):  # MuJoCo
+        state["qpos"] = physics.data.qpos.tolist()
+        state["qvel"] = physics.data.qvel.tolist()
+        state["qacc_warmstart"] = physics.data.qacc_warmstart.tolist()
+        state["time"] = float(physics.data.time)
+        if physics is not base:  # and the maze episode's goal
+            state["goal"] = np.asarray(base.goal, dtype=np.float64).tolist()
     else:  # classic control keeps its physics in ``state``
         state["physics"] = np.asarray(base.state, dtype=np.float64).tolist()
     return state
@@ -140,9 +146,13 @@ def load_env_state(env, state: dict[str, Any]) -> None:
     base.np_random.bit_generator.state = state["rng"]
     _time_limit(env)._elapsed_steps = state["elapsed_steps"]
     if "qpos" in state:
-        base.set_state(np.asarray(state["qpos"]), np.asarray(state["qvel"]))
-        base.data.qacc_warmstart[:] = state["qacc_warmstart"]
-        base.data.time = state["time"]
+        physics = getattr(base, "point_env", base)
+        physics.set_state(np.asarray(state["qpos"]), np.asarray(state["qvel"]))
+        physics.data.qacc_warmstart[:] = state["qacc_warmstart"]
+        physics.data.time = state["time"]
+        if "goal" in state:
+            base.goal = np.asarray(state["goal"], dtype=np.float64)
+            base.update_target_site_pos()
     else:
         base.state = np.asarray(state["physics"], dtype=np.asarray(base.state).dtype)
 

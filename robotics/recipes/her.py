@@ -28,7 +28,7 @@ class HerReplayBuffer(ReplayBuffer):
     FIELDS = ReplayBuffer.FIELDS + ("last",)
 
     def __init__(self, capacity: int, obs_dim: int, action_dim: int, device, *, achieved: slice, desired: slice,
-                 compute_reward: Callable, compute_terminated: Callable, future_goals: int = 4, seed: int = 0):
+                 compute_reward: Callable, compute_terminated: Callable, future_goals: int = 4):
         import torch
 
         super().__init__(capacity, obs_dim, action_dim, device)
@@ -37,7 +37,6 @@ class HerReplayBuffer(ReplayBuffer):
         self.relabel_fraction = future_goals / (future_goals + 1)
         # The index of each transition's episode's last transition; -1 while that episode runs.
         self.last = torch.full((capacity,), -1, dtype=torch.int64)
-        self.rng = np.random.default_rng(seed)
 
     def add(self, obs, next_obs, action, reward, terminated, episode_done: bool = False) -> None:
         """Store one transition; ``episode_done`` (terminated or truncated) closes its episode."""
@@ -45,25 +44,28 @@ class HerReplayBuffer(ReplayBuffer):
         self.last[i] = -1
         super().add(obs, next_obs, action, reward, terminated)
         if episode_done:
-            running = np.flatnonzero(self.last[:self.size].numpy() == -1)
-            self.last[running] = i
+            running = self.last[:self.size] == -1
+            self.last[:self.size][running] = i
 
-    def future_indices(self, index: np.ndarray) -> np.ndarray:
-        """For each transition, one of the same episode's transitions at or after it, uniformly."""
-        last = self.last[index].numpy()
-        newest = (self.pos - 1) % self.capacity
-        last = np.where(last >= 0, last, newest)  # an episode still running ends, so far, at the newest
+    def future_indices(self, index):
+        """For each transition (a CPU int64 tensor of indices), one of the same episode's transitions at or after
+        it, uniformly."""
+        import torch
+
+        last = self.last[index]
+        last = torch.where(last >= 0, last, (self.pos - 1) % self.capacity)  # a running episode ends, so far, here
         remaining = (last - index) % self.capacity
-        return (index + self.rng.integers(0, remaining + 1)) % self.capacity
+        offset = (torch.rand(len(index)) * (remaining + 1)).long()  # torch's RNG: checkpointed, so resumes are exact
+        return (index + offset) % self.capacity
 
     def sample(self, batch_size: int):
         import torch
 
-        index = self.rng.integers(0, self.size, batch_size)
-        obs, next_obs = self.obs[index].clone(), self.next_obs[index].clone()
-        rewards, terminated = self.rewards[index].clone(), self.terminated[index].clone()
-        relabel = np.flatnonzero(self.rng.random(batch_size) < self.relabel_fraction)
-        if relabel.size:
+        index = torch.randint(0, self.size, (batch_size,))
+        obs, next_obs = self.obs[index], self.next_obs[index]  # copies: relabelling leaves the buffer as stored
+        rewards, terminated = self.rewards[index], self.terminated[index]
+        relabel = torch.nonzero(torch.rand(batch_size) < self.relabel_fraction).flatten()
+        if len(relabel):
             # The goal: what was achieved after a future transition of the same episode.
             goals = self.next_obs[self.future_indices(index[relabel])][:, self.achieved]
             obs[relabel, self.desired] = goals

@@ -242,5 +242,4 @@ class SACRecipe(Recipe):
         slices, env = spec.slices(), envs.envs[0].unwrapped
         return HerReplayBuffer(capacity, obs_dim, action_dim, device, achieved=slices["achieved_goal"],
                                desired=slices["desired_goal"], compute_reward=env.compute_reward,
-                               compute_terminated=env.compute_terminated, future_goals=self.her_future_goals,
-                               seed=self.seed)
+                               compute_terminated=env.compute_terminated, future_goals=self.her_future_goals)

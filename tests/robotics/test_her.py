@@ -29,12 +29,13 @@ def fill(buffer, episodes):
 def make_buffer(capacity, env):
     return HerReplayBuffer(capacity, 8, 2, "cpu", achieved=ACHIEVED, desired=DESIRED,
                            compute_reward=env.unwrapped.compute_reward,
-                           compute_terminated=env.unwrapped.compute_terminated, future_goals=4, seed=0)
+                           compute_terminated=env.unwrapped.compute_terminated, future_goals=4)
 
 
 @pytest.mark.parametrize("capacity", [64, 20])  # 20: the ring has overwritten the oldest transitions
 def test_relabelled_goals_come_from_the_same_episodes_future(capacity):
     env = make_env("PointMaze_UMaze-v3")
+    torch.manual_seed(0)
     buffer = make_buffer(capacity, env)
     fill(buffer, [9, 6, 12, 4])  # the last episode still running
     obs, actions, rewards, next_obs, terminated = buffer.sample(4000)
@@ -67,6 +68,18 @@ def test_sac_with_her_trains_on_a_sparse_maze_and_the_policy_rolls_out(tmp_path)
     assert policy.card.provenance["recipe"]["params"]["her"] is True
     rollout = policy.rollout("PointMaze_UMaze-v3", episodes=1, seed=3)
     assert rollout.lengths[0] <= 300
+
+
+def test_sac_with_her_killed_and_resumed_continues_the_same_run(tmp_path):
+    from tests.robotics.test_recipes import Killed, assert_same_run, kill_at
+
+    recipe = SACRecipe(env_id="PointMaze_UMaze-v3", her=True, total_steps=300, learning_starts=100, batch_size=32,
+                       hidden=(16, 16), eval_episodes=1, checkpoint_every_steps=100, log_every_steps=50)
+    recipe.run(tmp_path / "straight", progress=False)
+    with pytest.raises(Killed):
+        recipe.run(tmp_path / "killed", progress=False, stop=kill_at(250))
+    recipe.run(tmp_path / "killed", resume=True, progress=False)
+    assert_same_run(tmp_path / "straight", tmp_path / "killed")
 
 
 def test_her_needs_a_goal_conditioned_env(tmp_path):

@@ -130,3 +130,33 @@ def test_babyai_dataset_is_recorded_once_on_first_use():
     assert demos.meta["episodes"] == 100 and demos.success.all()
     assert demos.meta["observation_space"]["kind"] == "grid" and demos.actions.dtype == np.int64
     assert datasets.babyai_gotolocal_expert() == path and datasets.load(path).meta["fingerprint"] == demos.meta["fingerprint"]
+
+
+def test_maze_state_saved_mid_episode_continues_exactly():
+    from robotics.envs import env_state, load_env_state
+
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (15, 2)).astype(np.float32)
+    env = make_env("PointMaze_MediumDense-v3")
+    env.reset(seed=4)
+    for action in actions[:10]:
+        env.step(action)
+    state = env_state(env)
+    expected = [env.step(action) for action in actions[10:]]
+    other = make_env("PointMaze_MediumDense-v3")
+    other.reset(seed=99)  # another goal and start: the state brings the episode's back
+    load_env_state(other, state)
+    for (obs, reward, *_), action in zip(expected, actions[10:]):
+        again, again_reward, *_ = other.step(action)
+        np.testing.assert_array_equal(again["observation"], obs["observation"])
+        np.testing.assert_array_equal(again["desired_goal"], obs["desired_goal"])
+        assert again_reward == reward
+
+
+def test_grid_world_state_cannot_be_saved_and_says_so():
+    from robotics.envs import env_state
+
+    env = make_env("MiniGrid-FourRooms-v0")
+    env.reset(seed=0)
+    with pytest.raises(InputError, match="cannot save the state of MiniGrid-FourRooms-v0"):
+        env_state(env)
