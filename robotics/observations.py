@@ -92,6 +92,27 @@ class ObservationSpec:
                 "parts": [[name, list(shape)] for name, shape in self.parts]}
 
 
+def spec_from_description(described: Any, where: str) -> ObservationSpec | None:
+    """The :class:`ObservationSpec` a card's or dataset's ``observation_space`` describes (None for a plain
+    Box); InputError, naming ``where``, if the description is malformed."""
+    if not isinstance(described, dict) or "kind" not in described:
+        return None
+    kind, parts = described.get("kind"), described.get("parts")
+    well_formed = kind in ("goal", "grid") and isinstance(parts, list) and all(
+        isinstance(part, list) and len(part) == 2 and isinstance(part[0], str) and isinstance(part[1], list)
+        and part[1] and all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 4096 for n in part[1])
+        for part in parts)
+    expected = GOAL_KEYS if kind == "goal" else GRID_KEYS
+    if not well_formed or [part[0] for part in parts] != list(expected):
+        raise InputError(f"{where}: observation_space kind/parts must be 'goal' with parts {list(GOAL_KEYS)} or "
+                         f"'grid' with parts {list(GRID_KEYS)}, each [name, [sizes]]; got {kind!r}, {parts!r}")
+    spec = ObservationSpec(kind, tuple((name, tuple(shape)) for name, shape in parts))
+    if described.get("shape") != [spec.size]:
+        raise InputError(f"{where}: observation_space shape {described.get('shape')} does not match its parts "
+                         f"({spec.size} values)")
+    return spec
+
+
 def tokenize(mission: str) -> np.ndarray:
     """A mission string → :data:`MISSION_TOKENS` int64 word ids (unknown words → 1, with a warning)."""
     if not isinstance(mission, str):

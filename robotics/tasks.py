@@ -26,8 +26,12 @@ class ControlPolicy(TaskAdapter):
 
     def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
         super().__init__(card, files)
+        from robotics.observations import spec_from_description
+
         self.obs_shape = tuple(card.input["shape"])
         self.discrete = card.input["action_space"]["type"] == "Discrete"
+        # A navigation policy also takes its environment's raw Dict observation, flattened as in training.
+        self.observation_spec = spec_from_description(card.input.get("observation_space"), f"card of {card.id}")
 
     @property
     def transform(self) -> Callable[[Any], torch.Tensor]:
@@ -35,6 +39,8 @@ class ControlPolicy(TaskAdapter):
 
     def observation_tensor(self, obs: Any) -> torch.Tensor:
         """One observation as a float32 tensor, or an InputError saying what was expected."""
+        if self.observation_spec is not None and isinstance(obs, dict):
+            obs = self.observation_spec.flatten(obs)
         array = np.asarray(obs)
         if array.dtype.kind not in "fiu":
             raise InputError(f"expected a numeric observation of shape {self.obs_shape} for {self.card.id}, "

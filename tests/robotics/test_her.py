@@ -68,6 +68,12 @@ def test_sac_with_her_trains_on_a_sparse_maze_and_the_policy_rolls_out(tmp_path)
     assert policy.card.provenance["recipe"]["params"]["her"] is True
     rollout = policy.rollout("PointMaze_UMaze-v3", episodes=1, seed=3)
     assert rollout.lengths[0] <= 300
+    obs, _ = make_env("PointMaze_UMaze-v3").reset(seed=3)  # predict takes the raw goal Dict
+    flat = np.concatenate([obs["observation"], obs["achieved_goal"], obs["desired_goal"]]).astype(np.float32)
+    np.testing.assert_array_equal(policy.predict(obs), policy.predict(flat))
+    assert policy.predict(obs).shape == (2,)
+    with pytest.raises(InputError, match="lacks key"):
+        policy.predict({"observation": obs["observation"], "achieved_goal": obs["achieved_goal"]})
 
 
 def test_sac_with_her_killed_and_resumed_continues_the_same_run(tmp_path):

@@ -160,3 +160,16 @@ def test_grid_world_state_cannot_be_saved_and_says_so():
     env.reset(seed=0)
     with pytest.raises(InputError, match="cannot save the state of MiniGrid-FourRooms-v0"):
         env_state(env)
+
+
+def test_malformed_observation_layout_in_a_card_is_an_input_error():
+    from robotics.observations import spec_from_description
+
+    good = observation_spec(make_env("PointMaze_UMaze-v3").observation_space).describe()
+    assert spec_from_description(good, "card").size == 8
+    assert spec_from_description({"type": "Box", "shape": [3]}, "card") is None
+    for bad in ({**good, "parts": [["observation", [4]], ["desired_goal", [2]]]},
+                {**good, "parts": [["observation", [-4]], ["achieved_goal", [2]], ["desired_goal", [2]]]},
+                {**good, "kind": "pixels"}, {**good, "shape": [9]}, {**good, "parts": "observation"}):
+        with pytest.raises(InputError, match="card"):
+            spec_from_description(bad, "card")
