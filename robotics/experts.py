@@ -26,6 +26,7 @@ class PointMazeExpert:
     def __init__(self, maze):
         self.maze = maze
         self.free = np.asarray([[cell != 1 for cell in row] for row in maze.maze_map], dtype=bool)
+        self.plans: dict[tuple, list[tuple[int, int]]] = {}  # (start, goal) → path: the map never changes
 
     def cell(self, xy: np.ndarray, what: str) -> tuple[int, int]:
         """The free cell holding ``xy``, or an InputError (outside the maze, or inside a wall)."""
@@ -65,8 +66,10 @@ class PointMazeExpert:
                                  f"desired_goal; got {sorted(obs)}")
         position, velocity = np.asarray(obs["observation"][:2]), np.asarray(obs["observation"][2:4])
         goal = np.asarray(obs["desired_goal"], dtype=np.float64)
-        goal_cell = self.cell(goal, "the goal")
-        path = self.path(self.cell(position, "the point"), goal_cell)
+        cells = (self.cell(position, "the point"), self.cell(goal, "the goal"))
+        if cells not in self.plans:
+            self.plans[cells] = self.path(*cells)
+        path = self.plans[cells]
         target = goal if len(path) == 1 else self.maze.cell_rowcol_to_xy(np.asarray(path[1]))
         return np.clip(KP * (target - position) - KD * velocity, -1.0, 1.0).astype(np.float32)
 

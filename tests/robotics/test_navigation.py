@@ -173,3 +173,12 @@ def test_malformed_observation_layout_in_a_card_is_an_input_error():
                 {**good, "kind": "pixels"}, {**good, "shape": [9]}, {**good, "parts": "observation"}):
         with pytest.raises(InputError, match="card"):
             spec_from_description(bad, "card")
+
+
+@pytest.mark.slow
+def test_pointmaze_dataset_is_recorded_once_on_first_use():
+    path = datasets.pointmaze_umaze_expert()
+    demos = datasets.load(path)
+    assert demos.meta["episodes"] == 100 and demos.meta["env_id"] == "PointMaze_UMaze-v3"
+    assert demos.meta["success_rate"] == 1.0 and np.unique(demos.seed).tolist() == list(range(1000, 1100))
+    assert demos.actions.shape[1:] == (2,) and np.abs(demos.actions).max() <= 1
