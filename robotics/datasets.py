@@ -6,6 +6,8 @@ A dataset is a directory::
                    (its fingerprint), and how it was recorded
     data.parquet   one row per transition, in LeRobot's spirit:
                    episode_index, frame_index, observation.state, action, reward, terminated, truncated
+                   (and, for expert navigation episodes, the episode's generating ``seed`` and its
+                   ``success`` flag, repeated on each of its rows)
 
 Writes are atomic (a temp directory renamed into place). :func:`load` treats a
 dataset as untrusted: it checks the fingerprint, the metadata's spaces, each column's
@@ -34,6 +36,7 @@ META_FILE = "meta.json"
 DATA_FILE = "data.parquet"
 COLUMNS = ("episode_index", "frame_index", "observation.state", "action", "reward", "terminated", "truncated")
 V0_COLUMNS = ("episode", "step", "obs", "action", "reward", "done")
+EPISODE_COLUMNS = ("seed", "success")  # optional: per-episode facts of expert recordings
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Demonstrations:
     terminated: np.ndarray
     truncated: np.ndarray
     meta: dict[str, Any]
+    seed: np.ndarray | None = None  # the seed each row's episode was reset with, where recorded
+    success: np.ndarray | None = None  # whether each row's episode reached its goal, where recorded
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -180,6 +185,8 @@ def load(path: str | os.PathLike) -> Demonstrations:
         table, meta = _migrate_v0(table, meta, path)
     discrete = meta["action_space"]["type"] == "Discrete"
     _check_columns(table, data_file, {**COLUMN_TYPES, "action": _is_integer if discrete else _is_number_list})
+    extras = [name for name in EPISODE_COLUMNS if name in table.column_names]
+    _check_columns(table, data_file, {name: EPISODE_COLUMN_TYPES[name] for name in extras})
     demos = Demonstrations(
         episode_index=table["episode_index"].to_numpy().astype(np.int64),
         frame_index=table["frame_index"].to_numpy().astype(np.int64),
@@ -189,6 +196,8 @@ def load(path: str | os.PathLike) -> Demonstrations:
         terminated=table["terminated"].to_numpy(zero_copy_only=False).astype(bool),
         truncated=table["truncated"].to_numpy(zero_copy_only=False).astype(bool),
         meta=meta,
+        seed=table["seed"].to_numpy().astype(np.int64) if "seed" in extras else None,
+        success=table["success"].to_numpy(zero_copy_only=False).astype(bool) if "success" in extras else None,
     )
     _check(demos, path)
     return demos
@@ -249,6 +258,7 @@ def _is_number_list(kind) -> bool:
     return lists and _is_number(kind.value_type)
 
 
+EPISODE_COLUMN_TYPES = {"seed": _is_integer, "success": _is_boolean}
 COLUMN_TYPES = {"episode_index": _is_integer, "frame_index": _is_integer, "observation.state": _is_number_list,
                 "reward": _is_number, "terminated": _is_boolean, "truncated": _is_boolean}
 
@@ -292,6 +302,10 @@ def _check(demos: Demonstrations, path: Path) -> None:
         i = bad[0]
         raise InputError(f"{path}: broken frame index in episode {episodes[i]}: row {i} has frame_index "
                          f"{frames[i]}, expected {expected_frames[i]}")
+    for name in EPISODE_COLUMNS:
+        values = getattr(demos, name)
+        if values is not None and (values != values[starts].repeat(np.diff(np.append(starts, len(demos))))).any():
+            raise InputError(f"{path}: column {name!r} changes within an episode; it holds one value per episode")
     if demos.meta.get("episodes") not in (None, len(starts)):
         raise InputError(f"{path}: {META_FILE} says {demos.meta['episodes']} episodes, the data holds {len(starts)}")
     obs_shape = tuple(demos.meta["observation_space"]["shape"])
@@ -363,17 +377,98 @@ def _actions(column, space: dict[str, Any]) -> np.ndarray:
     return _stacked(column).astype(np.float32)
 
 
-def cartpole_expert() -> Path:
-    """``robotics/cartpole-v1.ppo-expert``: recorded from the bundled PPO policy on first use, then cached."""
-    from zoo.cache import zoo_home
-    from zoo.hub import load as load_model
+def record_expert(env_id: str, path: str | os.PathLike, *, episodes: int = 10, seed: int = 0,
+                  overwrite: bool = False) -> Path:
+    """Record ``episodes`` episodes of ``env_id``'s scripted expert (robotics.experts), episode ``i``
+    reset with ``seed + i``, observations flattened by robotics.observations; each row also
+    carries its episode's ``seed`` and ``success``. Nothing is written unless the whole dataset is."""
+    import pyarrow as pa
 
-    path = zoo_home() / "datasets" / "robotics" / "cartpole-v1.ppo-expert"
+    from robotics.envs import describe_spaces, make_env
+    from robotics.experts import expert_for
+    from robotics.observations import observation_spec
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists; choose another path or pass overwrite=True")
+    if episodes < 1:
+        raise InputError(f"episodes must be >= 1, got {episodes}")
+    make_expert = expert_for(env_id)
+    rows: dict[str, list] = {name: [] for name in COLUMNS + EPISODE_COLUMNS}
+    successes = []
+    for episode in range(episodes):
+        env = make_env(env_id)
+        spec, spaces = observation_spec(env.observation_space), describe_spaces(env)
+        obs, _ = env.reset(seed=seed + episode)
+        expert, frames, done, success = make_expert(env), 0, False, False
+        while not done:
+            action = expert(obs)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            success = bool(info["success"]) if "success" in info else bool(terminated and reward > 0)
+            for name, value in zip(COLUMNS, (episode, frames, spec.flatten(obs), action, reward, terminated,
+                                             truncated)):
+                rows[name].append(value)
+            obs, frames, done = next_obs, frames + 1, terminated or truncated
+        env.close()
+        rows["seed"] += [seed + episode] * frames
+        rows["success"] += [success] * frames
+        successes.append(success)
+    table = pa.table({
+        "episode_index": pa.array(np.asarray(rows["episode_index"], np.int64)),
+        "frame_index": pa.array(np.asarray(rows["frame_index"], np.int64)),
+        "observation.state": _fixed_size_list(np.stack(rows["observation.state"])),
+        "action": _action_column(np.asarray(rows["action"]), spaces["action_space"]),
+        "reward": pa.array(np.asarray(rows["reward"], np.float64)),
+        "terminated": pa.array(np.asarray(rows["terminated"], bool)),
+        "truncated": pa.array(np.asarray(rows["truncated"], bool)),
+        "seed": pa.array(np.asarray(rows["seed"], np.int64)),
+        "success": pa.array(np.asarray(rows["success"], bool)),
+    })
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "env_id": env_id,
+        **spaces,
+        "episodes": episodes,
+        "frames": table.num_rows,
+        "columns": list(COLUMNS + EPISODE_COLUMNS),
+        "recorded_by": {"policy": f"robotics.experts.{make_expert.__name__}", "seed": seed, "episodes": episodes},
+        "success_rate": float(np.mean(successes)),
+    }
+    return write(table, meta, path, overwrite=overwrite)
+
+
+def _recorded_once(name: str, record_into: Callable[[Path], Any]) -> Path:
+    """``ZOO_HOME/datasets/robotics/NAME``, recorded by ``record_into(path)`` the first time it is asked for."""
+    from zoo.cache import zoo_home
+
+    path = zoo_home() / "datasets" / "robotics" / name
     if not (path / META_FILE).is_file():
-        expert = load_model("robotics/mlp_categorical.ppo_cartpole_v1", device="cpu")
         try:
-            record(expert, "CartPole-v1", path, episodes=20, seed=1000)
+            record_into(path)
         except InputError:
             if not (path / META_FILE).is_file():  # another process may have written it meanwhile
                 raise
     return path
+
+
+def cartpole_expert() -> Path:
+    """``robotics/cartpole-v1.ppo-expert``: recorded from the bundled PPO policy on first use, then cached."""
+    from zoo.hub import load as load_model
+
+    def record_into(path: Path) -> None:
+        expert = load_model("robotics/mlp_categorical.ppo_cartpole_v1", device="cpu")
+        record(expert, "CartPole-v1", path, episodes=20, seed=1000)
+
+    return _recorded_once("cartpole-v1.ppo-expert", record_into)
+
+
+def pointmaze_umaze_expert() -> Path:
+    """``robotics/pointmaze_umaze_expert``: 100 PointMaze_UMaze-v3 episodes (seeds 1000-1099) of the planner expert."""
+    return _recorded_once("pointmaze_umaze_expert",
+                          lambda path: record_expert("PointMaze_UMaze-v3", path, episodes=100, seed=1000))
+
+
+def babyai_gotolocal_expert() -> Path:
+    """``robotics/babyai_gotolocal_expert``: 100 BabyAI-GoToLocal-v0 episodes (seeds 1000-1099) of ``BabyAIBot``."""
+    return _recorded_once("babyai_gotolocal_expert",
+                          lambda path: record_expert("BabyAI-GoToLocal-v0", path, episodes=100, seed=1000))

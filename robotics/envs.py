@@ -14,22 +14,51 @@ from zoo.errors import InputError
 # The environments the domain documents and tests; any gymnasium id with Box observations works.
 CLASSIC_CONTROL = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0")
 MUJOCO = ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Reacher-v5", "Hopper-v5", "HalfCheetah-v5")
+# Navigation: goal-conditioned mazes (gymnasium-robotics; sparse and dense rewards) and partially
+# observed grid worlds (minigrid, BabyAI). Their Dict observations are flattened by robotics.observations.
+POINTMAZE = ("PointMaze_UMaze-v3", "PointMaze_UMazeDense-v3", "PointMaze_Medium-v3", "PointMaze_MediumDense-v3")
+MINIGRID = ("MiniGrid-DoorKey-8x8-v0", "MiniGrid-FourRooms-v0", "BabyAI-GoToLocal-v0")
+# The package that registers each family of ids, and the keyword arguments the zoo makes them with:
+# a maze episode ends when the goal is reached (gymnasium-robotics' default runs on to the time
+# limit), so ``terminated`` is success, as in minigrid.
+ENV_FAMILIES = {"PointMaze_": ("gymnasium_robotics", {"continuing_task": False}),
+                "AntMaze_": ("gymnasium_robotics", {"continuing_task": False}),
+                "MiniGrid-": ("minigrid", {}), "BabyAI-": ("minigrid", {})}
 
 
 def make_env(env_id: str):
     """``gymnasium.make(env_id)``, with an InputError naming known ids when it does not exist."""
+    import importlib
+
     import gymnasium as gym
 
+    package, kwargs = next((family for prefix, family in ENV_FAMILIES.items() if env_id.startswith(prefix)),
+                           (None, {}))
+    if package is not None:
+        try:
+            gym.register_envs(importlib.import_module(package))
+        except ImportError:
+            raise InputError(f"{env_id} needs the {package} package: pip install 'domain-zoo[robotics]'") from None
     try:
-        return gym.make(env_id)
+        return gym.make(env_id, **kwargs)
     except gym.error.Error as exc:
         raise InputError(f"unknown or unavailable environment {env_id!r} ({exc}); "
-                         f"e.g. {', '.join(CLASSIC_CONTROL + MUJOCO)}") from None
+                         f"e.g. {', '.join(CLASSIC_CONTROL + MUJOCO + POINTMAZE + MINIGRID)}") from None
 
 
 def describe_spaces(env) -> dict[str, Any]:
-    """The observation and action spaces as JSON (for a card or a dataset's metadata)."""
-    return {"observation_space": _describe(env.observation_space), "action_space": _describe(env.action_space)}
+    """The observation and action spaces as JSON (for a card or a dataset's metadata).
+
+    A ``Dict`` observation space is described as the flat Box it becomes (robotics.observations).
+    """
+    from gymnasium import spaces
+
+    from robotics.observations import observation_spec
+
+    observation = env.observation_space
+    described = (observation_spec(observation).describe() if isinstance(observation, spaces.Dict)
+                 else _describe(observation))
+    return {"observation_space": described, "action_space": _describe(env.action_space)}
 
 
 def _describe(space) -> dict[str, Any]:
@@ -91,15 +120,21 @@ def check_env(card, env_id: str, *, same_spaces_ok: bool = False) -> None:
 def env_state(env) -> dict[str, Any]:
     """What continues an episode exactly: physics, step count and RNG (JSON-able, no pickle)."""
     base = env.unwrapped
+    physics = getattr(base, "point_env", base)  # a PointMaze simulates its point in an inner MuJoCo env
+    if not (hasattr(physics, "set_state") or hasattr(base, "state")):
+        raise InputError(f"cannot save the state of {env.spec.id if env.spec else env} to resume from it: "
+                         "only classic-control, MuJoCo and PointMaze environments are supported")
     state: dict[str, Any] = {
         "rng": base.np_random.bit_generator.state,
         "elapsed_steps": _time_limit(env)._elapsed_steps,
     }
-    if hasattr(base, "data") and hasattr(base, "set_state"):  # MuJoCo
-        state["qpos"] = base.data.qpos.tolist()
-        state["qvel"] = base.data.qvel.tolist()
-        state["qacc_warmstart"] = base.data.qacc_warmstart.tolist()
-        state["time"] = float(base.data.time)
+    if hasattr(physics, "data") and hasattr(physics, "set_state"):  # MuJoCo
+        state["qpos"] = physics.data.qpos.tolist()
+        state["qvel"] = physics.data.qvel.tolist()
+        state["qacc_warmstart"] = physics.data.qacc_warmstart.tolist()
+        state["time"] = float(physics.data.time)
+        if physics is not base:  # and the maze episode's goal
+            state["goal"] = np.asarray(base.goal, dtype=np.float64).tolist()
     else:  # classic control keeps its physics in ``state``
         state["physics"] = np.asarray(base.state, dtype=np.float64).tolist()
     return state
@@ -111,9 +146,13 @@ def load_env_state(env, state: dict[str, Any]) -> None:
     base.np_random.bit_generator.state = state["rng"]
     _time_limit(env)._elapsed_steps = state["elapsed_steps"]
     if "qpos" in state:
-        base.set_state(np.asarray(state["qpos"]), np.asarray(state["qvel"]))
-        base.data.qacc_warmstart[:] = state["qacc_warmstart"]
-        base.data.time = state["time"]
+        physics = getattr(base, "point_env", base)
+        physics.set_state(np.asarray(state["qpos"]), np.asarray(state["qvel"]))
+        physics.data.qacc_warmstart[:] = state["qacc_warmstart"]
+        physics.data.time = state["time"]
+        if "goal" in state:
+            base.goal = np.asarray(state["goal"], dtype=np.float64)
+            base.update_target_site_pos()
     else:
         base.state = np.asarray(state["physics"], dtype=np.asarray(base.state).dtype)
 
@@ -133,18 +172,22 @@ class SyncEnvs:
 
     Env ``i`` is first reset with seed ``seed + i``. An episode that ends is reset at
     once, in the same ``step`` (its last observation is returned in ``final_obs``, for
-    bootstrapping a truncated episode). Observations are float32. ``state_dict`` is
+    bootstrapping a truncated episode). Observations are flat float32 (robotics.observations). ``state_dict`` is
     JSON-able and restores the envs exactly, so a training run resumes mid-episode.
     """
 
     def __init__(self, env_id: str, n: int, seed: int):
         self.env_id, self.seed = env_id, seed
+        from robotics.observations import observation_spec
+
         self.envs = [make_env(env_id) for _ in range(n)]
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self.envs[0].action_space
+        self.observation_spec = observation_spec(self.single_observation_space)  # Dict observations → flat
         self.episode_returns = np.zeros(n)
         self.episode_lengths = np.zeros(n, dtype=np.int64)
-        self.obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(self.envs)]).astype(np.float32)
+        self.obs = np.stack([self.observation_spec.flatten(env.reset(seed=seed + i)[0])
+                             for i, env in enumerate(self.envs)])
 
     def __len__(self) -> int:
         return len(self.envs)
@@ -162,14 +205,15 @@ class SyncEnvs:
         for i, env in enumerate(self.envs):
             obs, reward, terminated[i], truncated[i], _ = env.step(actions[i])
             rewards[i] = reward
-            final_obs[i] = obs
+            final_obs[i] = self.observation_spec.flatten(obs)
             self.episode_returns[i] += reward
             self.episode_lengths[i] += 1
             if terminated[i] or truncated[i]:
                 finished.append((float(self.episode_returns[i]), int(self.episode_lengths[i])))
                 self.episode_returns[i], self.episode_lengths[i] = 0.0, 0
-                obs, _ = env.reset()
-            next_obs[i] = obs
+                next_obs[i] = self.observation_spec.flatten(env.reset()[0])
+            else:
+                next_obs[i] = final_obs[i]
         self.obs = next_obs
         return next_obs, rewards, terminated, truncated, final_obs, finished
 

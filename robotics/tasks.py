@@ -26,8 +26,12 @@ class ControlPolicy(TaskAdapter):
 
     def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
         super().__init__(card, files)
+        from robotics.observations import spec_from_description
+
         self.obs_shape = tuple(card.input["shape"])
         self.discrete = card.input["action_space"]["type"] == "Discrete"
+        # A navigation policy also takes its environment's raw Dict observation, flattened as in training.
+        self.observation_spec = spec_from_description(card.input.get("observation_space"), f"card of {card.id}")
 
     @property
     def transform(self) -> Callable[[Any], torch.Tensor]:
@@ -35,6 +39,8 @@ class ControlPolicy(TaskAdapter):
 
     def observation_tensor(self, obs: Any) -> torch.Tensor:
         """One observation as a float32 tensor, or an InputError saying what was expected."""
+        if self.observation_spec is not None and isinstance(obs, dict):
+            obs = self.observation_spec.flatten(obs)
         array = np.asarray(obs)
         if array.dtype.kind not in "fiu":
             raise InputError(f"expected a numeric observation of shape {self.obs_shape} for {self.card.id}, "
@@ -122,11 +128,13 @@ def run_episodes(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes:
     reward, terminated, truncated)`` sees every transition (for recording datasets).
     """
     from robotics.envs import make_env
+    from robotics.observations import observation_spec
 
     if episodes < 1:
         raise InputError(f"episodes must be >= 1, got {episodes}")
     envs = [make_env(env_id) for _ in range(episodes)]
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
+    flatten = observation_spec(envs[0].observation_space).flatten  # Dict observations → flat float32
+    obs = np.stack([flatten(env.reset(seed=seed + i)[0]) for i, env in enumerate(envs)])
     returns, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
     active = list(range(episodes))
     start = time.perf_counter()
@@ -140,7 +148,7 @@ def run_episodes(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes:
                 on_step(i, int(lengths[i]), obs[i].copy(), action, float(reward), bool(terminated), bool(truncated))
             returns[i] += reward
             lengths[i] += 1
-            obs[i] = next_obs
+            obs[i] = flatten(next_obs)
             if not (terminated or truncated):
                 still.append(i)
         active = still

@@ -5,6 +5,8 @@ a replay buffer, uniform random actions for ``learning_starts`` steps, then per
 environment step one critic update (twin Q, clipped double-Q target), every
 ``policy_frequency`` steps as many actor and temperature updates, and a Polyak
 update of the target critic. The twin critic runs as one batched network.
+With ``her`` (goal-conditioned environments, e.g. the sparse PointMaze), the replay
+buffer relabels goals in hindsight (robotics.recipes.her).
 """
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ class SACRecipe(Recipe):
 
     ``alpha`` is the initial temperature, tuned towards ``-action_dim`` entropy when
     ``autotune``. ``checkpoint_every_steps`` writes a resumable checkpoint, replay buffer included.
+    ``her`` replays each sampled transition, with probability ``her_future_goals / (her_future_goals + 1)``,
+    towards a goal achieved later in its episode.
     """
 
     name: ClassVar[str] = "sac"
@@ -84,6 +88,8 @@ class SACRecipe(Recipe):
     policy_frequency: int = bounded(1, "[1, inf)")
     alpha: float = bounded(1.0, "(0, inf)")
     autotune: bool = True
+    her: bool = False
+    her_future_goals: int = bounded(4, "[1, inf)")
     hidden: tuple[int, ...] = bounded((256, 256), "[1, inf)")
     eval_episodes: int = bounded(10, "[1, inf)")
     checkpoint_every_steps: int = bounded(10_000, "[0, inf)")  # 0: never
@@ -128,7 +134,7 @@ class SACRecipe(Recipe):
         log_alpha = torch.full((), float(np.log(self.alpha)), device=device, requires_grad=True)
         alpha_optimizer = torch.optim.Adam([log_alpha], lr=self.q_lr)
         optimizers = [actor_optimizer, critic_optimizer, alpha_optimizer]
-        buffer = ReplayBuffer(min(self.buffer_size, self.total_steps), envs.obs.shape[1], action_dim, device)
+        buffer = self._replay_buffer(envs, action_dim, device)
         low = torch.as_tensor(envs.single_action_space.low, device=device)
         high = torch.as_tensor(envs.single_action_space.high, device=device)
         log = MetricsLog(out_dir, echo=progress)
@@ -156,10 +162,14 @@ class SACRecipe(Recipe):
                     action = low + (high - low) * torch.rand(action_dim, device=device)
                 else:
                     action = net.sample(net.obs_norm(obs))[0][0]
-            next_obs, reward, terminated, _, final_obs, finished = envs.step(action.cpu().numpy()[None])
+            next_obs, reward, terminated, truncated, final_obs, finished = envs.step(action.cpu().numpy()[None])
             # The true next observation (final_obs) is stored even when the episode was reset.
-            buffer.add(obs[0], torch.as_tensor(final_obs[0], device=device), action, float(reward[0]),
-                       float(terminated[0]))
+            transition = (obs[0], torch.as_tensor(final_obs[0], device=device), action, float(reward[0]),
+                          float(terminated[0]))
+            if self.her:  # the buffer also tracks episodes, to draw hindsight goals from their futures
+                buffer.add(*transition, episode_done=bool(terminated[0] or truncated[0]))
+            else:
+                buffer.add(*transition)
             obs = torch.as_tensor(next_obs, device=device)
             recent = (recent + [ret for ret, _ in finished])[-20:]
 
@@ -216,3 +226,20 @@ class SACRecipe(Recipe):
         envs.close()
         return finish(policy, self, out_dir, env_fingerprint(self.env_id),
                       {"env_steps": step + 1, "final_alpha": alpha.item()})
+
+    def _replay_buffer(self, envs, action_dim: int, device) -> ReplayBuffer:
+        """A plain replay buffer, or with ``her`` one relabelling the goals of ``envs``' goal ``Dict``."""
+        capacity, obs_dim = min(self.buffer_size, self.total_steps), envs.obs.shape[1]
+        if not self.her:
+            return ReplayBuffer(capacity, obs_dim, action_dim, device)
+        from robotics.recipes.her import HerReplayBuffer
+        from zoo.errors import InputError
+
+        spec = envs.observation_spec
+        if spec.kind != "goal":
+            raise InputError(f"her=True needs a goal-conditioned environment (a Dict observation with observation, "
+                             f"achieved_goal and desired_goal); {self.env_id} has {spec.kind} observations")
+        slices, env = spec.slices(), envs.envs[0].unwrapped
+        return HerReplayBuffer(capacity, obs_dim, action_dim, device, achieved=slices["achieved_goal"],
+                               desired=slices["desired_goal"], compute_reward=env.compute_reward,
+                               compute_terminated=env.compute_terminated, future_goals=self.her_future_goals)
