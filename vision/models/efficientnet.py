@@ -29,6 +29,7 @@ _INVERTED_RESIDUAL = {
     "_project_conv": "conv_pwl",
     "_bn2": "bn3",
 }
+LITE_MEAN, LITE_STD = [127 / 255] * 3, [128 / 255] * 3  # TF EfficientNet-Lite: (x - 127) / 128 on 0-255
 _BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)")
 
 

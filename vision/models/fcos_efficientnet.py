@@ -19,7 +19,6 @@ from torch import nn
 
 # Strides 8, 16, 32 of EfficientNet-Lite0 (40, 112, 320 channels); the FPN adds P6 and P7.
 FEATURE_INDICES = (2, 3, 4)
-LITE_MEAN, LITE_STD = [127 / 255] * 3, [128 / 255] * 3  # the TF EfficientNet-Lite normalisation
 
 
 class FeaturePyramid(nn.Module):
@@ -48,7 +47,7 @@ def fcos_efficientnet_lite0(num_classes: int, image_size: int = 320, fpn_channel
     from torchvision.models.detection import FCOS
     from torchvision.models.detection.anchor_utils import AnchorGenerator
 
-    from vision.models.efficientnet import efficientnet_lite0_features
+    from vision.models.efficientnet import LITE_MEAN, LITE_STD, efficientnet_lite0_features
 
     backbone = FeaturePyramid(efficientnet_lite0_features(FEATURE_INDICES), fpn_channels)
     # One anchor a location, its size the level's stride times 4 (FCOS uses it only as the location's centre
