@@ -1,0 +1,130 @@
+"""The object-detection and semantic-segmentation recipes: tiny runs on a small composite set, exact resume,
+and the metrics on hand-made boxes and masks."""
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from vision.composite import fashion_composite
+from vision.dense_recipes import ObjectDetectionRecipe, SemanticSegmentationRecipe
+from zoo.metrics import detection_map, segmentation_scores
+
+TINY = {"epochs": 2, "batch_size": 2, "log_every_steps": 1, "keep_checkpoints": 2, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def composite(tmp_path_factory):
+    return fashion_composite(tmp_path_factory.mktemp("composite") / "set", train=4, val=2, test=2)
+
+
+def events(out_dir, kind):
+    lines = (out_dir / "metrics.jsonl").read_text().splitlines()
+    return [event for event in map(json.loads, lines) if event["event"] == kind]
+
+
+# -- metrics ---------------------------------------------------------------------
+TRUTH = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 40, 40]]), "labels": torch.tensor([1, 2])}]
+
+
+def found(boxes, scores, labels):
+    return [{"boxes": torch.tensor(boxes, dtype=torch.float32), "scores": torch.tensor(scores),
+             "labels": torch.tensor(labels)}]
+
+
+def test_detection_map_of_exact_boxes_is_one():
+    scores = detection_map(found([[0, 0, 10, 10], [20, 20, 40, 40]], [0.9, 0.8], [1, 2]), TRUTH)
+    assert scores == pytest.approx({"map": 1.0, "map50": 1.0})
+
+
+def test_detection_map_counts_each_iou_threshold():
+    # The second box has IoU 400/500 = 0.8: a hit at thresholds .50 ... .80 (7 of 10), so its class's AP is 0.7.
+    scores = detection_map(found([[0, 0, 10, 10], [20, 20, 40, 45]], [0.9, 0.8], [1, 2]), TRUTH)
+    assert scores == pytest.approx({"map": 0.85, "map50": 1.0})
+
+
+def test_detection_map_of_wrong_labels_and_no_boxes():
+    assert detection_map(found([[0, 0, 10, 10]], [0.9], [2]), TRUTH) == {"map": 0.0, "map50": 0.0}
+    assert detection_map(found([], [], []), TRUTH) == {"map": 0.0, "map50": 0.0}
+    # A confident false positive ranked above the only true box of class 1 halves that class's precision.
+    one_box = [{"boxes": torch.tensor([[0.0, 0, 10, 10]]), "labels": torch.tensor([1])}]
+    scores = detection_map(found([[50, 50, 60, 60], [0, 0, 10, 10]], [0.9, 0.5], [1, 1]), one_box)
+    assert scores["map50"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_segmentation_scores_by_hand():
+    predicted = torch.tensor([[0, 0], [1, 1]])
+    target = torch.tensor([[0, 1], [1, 255]])  # 255: ignored
+    # class 0: 1 hit / union 2; class 1: 1 hit / union 2; 2 of 3 counted pixels right.
+    assert segmentation_scores(predicted, target, num_classes=3) == pytest.approx(
+        {"miou": 0.5, "pixel_accuracy": 2 / 3})
+    assert segmentation_scores(target.clamp(max=1), target, 3) == pytest.approx({"miou": 1.0, "pixel_accuracy": 1.0})
+
+
+# -- recipes ---------------------------------------------------------------------
+def detection_recipe(composite, **train):
+    return ObjectDetectionRecipe(data=str(composite.root), image_size=64, score_thresh=0.0,
+                                 train={**TINY, "lr": 2e-3, **train})
+
+
+@pytest.mark.slow
+def test_detection_recipe_trains_saves_and_resumes_exactly(composite, tmp_path):
+    import zoo
+
+    whole = tmp_path / "whole"
+    result = detection_recipe(composite).run(whole, progress=False)
+    epochs = events(whole, "eval")
+    losses = [event["loss"] for event in events(whole, "train")]
+    assert all(math.isfinite(loss) for loss in losses) and epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert {m["name"] for m in result.metrics} == {"map", "map50"} and {"val_map50"} <= set(epochs[0])
+
+    model = zoo.load(whole)
+    picture = composite.test / "images" / "000001.png"
+    prediction = model.predict(model.adapter.read(picture))
+    assert set(prediction) == {"boxes", "scores", "labels"} and len(prediction["boxes"]) > 0
+    assert set(prediction["labels"]) <= set(composite.classes[1:])
+    boxes = np.asarray(prediction["boxes"])
+    assert boxes.min() >= 0 and boxes[:, 2:].max() <= 128 and (boxes[:, 2:] >= boxes[:, :2]).all()
+
+    # Resume from the checkpoint after the first epoch: the same weights and log as the run that went through.
+    resumed = tmp_path / "resumed"
+    shutil.copytree(whole, resumed)
+    first_epoch = resumed / "checkpoints" / "step-00000002"
+    (resumed / "weights.safetensors").unlink()
+    detection_recipe(composite).run(resumed, resume=str(first_epoch), progress=False)
+    assert (resumed / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
+    assert (resumed / "weights.safetensors").read_bytes() == (whole / "weights.safetensors").read_bytes()
+
+
+@pytest.mark.slow
+def test_segmentation_recipe_trains_and_predicts_masks(composite, tmp_path):
+    import zoo
+
+    out = tmp_path / "seg"
+    result = SemanticSegmentationRecipe(data=str(composite.root), image_size=64,
+                                        train={**TINY, "lr": 3e-3}).run(out, progress=False)
+    epochs = events(out, "eval")
+    assert all(math.isfinite(event["train_loss"]) for event in epochs)
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert {m["name"] for m in result.metrics} == {"miou", "pixel_accuracy"}
+
+    model = zoo.load(out)
+    prediction = model.predict(model.adapter.read(composite.test / "images" / "000001.png"))
+    assert prediction["mask"].shape == (128, 128)  # at the picture's size, not the network's 64
+    assert prediction["labels"] == dict(enumerate(composite.classes))
+    assert 0 <= prediction["mask"].min() and prediction["mask"].max() < len(composite.classes)
+
+
+def test_recipes_are_the_tasks_defaults_and_refuse_bad_values():
+    from zoo.errors import InputError
+    from zoo.registry import get_registry
+
+    registry = get_registry()
+    assert registry.task("object-detection").recipe == "object-detection"
+    assert registry.task("semantic-segmentation").recipe == "semantic-segmentation"
+    with pytest.raises(InputError, match="image_size"):
+        ObjectDetectionRecipe(image_size=8)
+    with pytest.raises(InputError, match="score_thresh"):
+        ObjectDetectionRecipe(score_thresh=1.5)
