@@ -1,8 +1,9 @@
 """The ``object-detection`` and ``semantic-segmentation`` recipes on the shared Trainer.
 
 Each builds its network from a registered architecture for the data's classes and, with
-``pretrained``, copies the ImageNet weights of ``backbone`` (``vision/efficientnet_lite0.in1k``)
-into its feature extractor; the heads start fresh. Data is a dataset id
+``pretrained``, copies the ImageNet weights of ``model`` (``vision/efficientnet_lite0.in1k``)
+into its feature extractor; the heads start fresh. A ``model`` of the recipe's own task (a
+folder it wrote) is trained further instead. Data is a dataset id
 (``vision/fashion_composite``) or a folder the readers of :mod:`vision.detection_data` /
 :mod:`vision.segmentation_data` take (COCO, VOC, YOLO, mask folders). Training augments
 boxes and masks through ``torchvision.transforms.v2`` (``augment=False``: none).
@@ -26,12 +27,14 @@ IGNORE_INDEX = 255  # the mask value no loss or score counts (vision.segmentatio
 
 @dataclass
 class DenseRecipe(TrainerRecipe):
-    """What the two recipes share: the network from ``architecture`` on ``backbone``'s weights, the data."""
+    """What the two recipes share: the network from ``architecture`` on ``model``'s weights, the data."""
 
     architecture: ClassVar[str]
     task: ClassVar[str]
 
-    backbone: str = "vision/efficientnet_lite0.in1k"
+    # The ImageNet classifier whose features the network is built on, or a network of this recipe's task
+    # (an id or a folder it wrote) to train further on data with the same classes.
+    model: str = "vision/efficientnet_lite0.in1k"
     pretrained: bool = True  # False: the backbone starts from random init too (the control arm)
     data: str = "vision/fashion_composite"
     image_size: int = bounded(320, "[32, inf)")
@@ -39,11 +42,20 @@ class DenseRecipe(TrainerRecipe):
     val_fraction: float = bounded(0.2, "(0, 1)")  # folders without a val split: this share of train
 
     def build(self, classes: list[str], arch_args: dict[str, Any], preprocessing: dict[str, Any]):
-        """The fresh network for ``classes`` as a ``zoo.Model``, its feature extractor on ``backbone``'s
-        weights when ``pretrained``."""
+        """The network for ``classes`` as a ``zoo.Model``: ``model`` itself when it is one of this task (its
+        classes must be the data's), else a fresh one whose feature extractor gets ``model``'s weights
+        when ``pretrained``."""
         from zoo.card import ModelCard
-        from zoo.hub import build
+        from zoo.errors import InputError
+        from zoo.hub import build, info, load
 
+        if info(self.model).task == self.task:
+            model = load(self.model)
+            if list(model.card.labels or []) != list(classes):
+                raise InputError(f"{self.model} detects/segments {model.card.labels}, the data {self.data} has "
+                                 f"{list(classes)}; train from the backbone (model=vision/efficientnet_lite0.in1k) "
+                                 "for other classes")
+            return model
         card = ModelCard(
             id=f"vision/{self.architecture}.custom", domain="vision", task=self.task, architecture=self.architecture,
             arch_args={"num_classes": len(classes), **arch_args}, labels=list(classes), preprocessing=preprocessing,
@@ -58,7 +70,7 @@ class DenseRecipe(TrainerRecipe):
         from vision.models.efficientnet import load_classifier_weights
         from zoo.hub import load
 
-        load_classifier_weights(features_of(net), load(self.backbone).net.state_dict())
+        load_classifier_weights(features_of(net), load(self.model).net.state_dict())
 
     def fit(self, model, splits, train_transform, val_transform, out_dir, resume, progress, **trainer_options):
         """Train ``model`` on ``splits`` with the shared Trainer, score it, save it into ``out_dir``."""

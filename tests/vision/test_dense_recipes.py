@@ -128,3 +128,20 @@ def test_recipes_are_the_tasks_defaults_and_refuse_bad_values():
         ObjectDetectionRecipe(image_size=8)
     with pytest.raises(InputError, match="score_thresh"):
         ObjectDetectionRecipe(score_thresh=1.5)
+
+
+@pytest.mark.slow
+def test_zoo_finetune_task_trains_the_tasks_default_model(composite, tmp_path):
+    from tests.zoo.test_cli import run_console_script
+
+    out = tmp_path / "seg"
+    result = run_console_script("finetune", "--task", "semantic-segmentation", "--data", str(composite.root),
+                                "--out", str(out), "--epochs", "1", "--set", "image_size=64",
+                                "--set", "train.batch_size=4")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((out / "card.json").read_text())
+    assert card["architecture"] == "lraspp_efficientnet_lite0" and card["labels"] == composite.classes
+    assert card["provenance"]["recipe"]["params"]["model"] == "vision/efficientnet_lite0.in1k"
+
+    refused = run_console_script("finetune", "--data", str(composite.root), "--out", str(tmp_path / "none"))
+    assert refused.returncode != 0 and "--task TASK" in refused.stderr
