@@ -23,6 +23,8 @@ from typing import Any, ClassVar, Mapping
 from zoo.recipes import RecipeResult, TrainerRecipe, bounded
 
 IGNORE_INDEX = 255  # the mask value no loss or score counts (vision.segmentation_data)
+DENSE_TRAIN_DEFAULTS = {"batch_size": 16, "weight_decay": 1e-4, "precision": "auto", "deterministic": True,
+                        "monitor_mode": "max"}  # both monitor a score (mAP50, mIoU): higher is better
 
 
 @dataclass
@@ -103,10 +105,7 @@ class ObjectDetectionRecipe(DenseRecipe):
     name: ClassVar[str] = "object-detection"
     task: ClassVar[str] = "object-detection"
     architecture: ClassVar[str] = "fcos_efficientnet_lite0"
-    train_defaults: ClassVar[Mapping[str, Any]] = {
-        "lr": 1e-3, "batch_size": 16, "weight_decay": 1e-4, "precision": "auto", "deterministic": True,
-        "monitor": "val_map50", "monitor_mode": "max",
-    }
+    train_defaults: ClassVar[Mapping[str, Any]] = {**DENSE_TRAIN_DEFAULTS, "lr": 1e-3, "monitor": "val_map50"}
 
     score_thresh: float = bounded(0.2, "[0, 1)")
 
@@ -153,10 +152,7 @@ class SemanticSegmentationRecipe(DenseRecipe):
     name: ClassVar[str] = "semantic-segmentation"
     task: ClassVar[str] = "semantic-segmentation"
     architecture: ClassVar[str] = "lraspp_efficientnet_lite0"
-    train_defaults: ClassVar[Mapping[str, Any]] = {
-        "lr": 3e-3, "batch_size": 16, "weight_decay": 1e-4, "precision": "auto", "deterministic": True,
-        "monitor": "val_miou", "monitor_mode": "max",
-    }
+    train_defaults: ClassVar[Mapping[str, Any]] = {**DENSE_TRAIN_DEFAULTS, "lr": 3e-3, "monitor": "val_miou"}
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch
