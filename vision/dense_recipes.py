@@ -160,6 +160,7 @@ class SemanticSegmentationRecipe(DenseRecipe):
         from backends.seed import seed_everything, set_deterministic
         from vision.models.efficientnet import LITE_MEAN, LITE_STD
         from vision.segmentation_data import load_segmentation, segmentation_train_transform
+        from zoo.metrics import segmentation_scores
 
         seed_everything(self.seed)
         set_deterministic(self.train.deterministic)
@@ -173,7 +174,9 @@ class SemanticSegmentationRecipe(DenseRecipe):
         train_transform = SegmentationInputs(segmentation_train_transform(size) if self.augment else resize)
         return self.fit(model, splits, train_transform, SegmentationInputs(resize), out_dir, resume, progress,
                         loss_fn=torch.nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX),
-                        metrics_fn=partial(segmentation_metrics, len(splits.classes)))
+                        kept_outputs_fn=class_masks, metrics_fn=partial(segmentation_scores,
+                                                                         num_classes=len(splits.classes),
+                                                                         ignore_index=IGNORE_INDEX))
 
 
 def _resize(size: list[int]):
@@ -200,8 +203,9 @@ class SegmentationInputs:
         return inputs, mask.as_subclass(torch.Tensor).long()
 
 
-def segmentation_metrics(num_classes: int, logits, masks) -> dict[str, float]:
-    """mIoU and pixel accuracy of logits ``[B, C, H, W]`` against masks ``[B, H, W]``."""
-    from zoo.metrics import segmentation_scores
+def class_masks(logits):
+    """Logits ``[B, C, H, W]`` → the best class per pixel ``[B, H, W]``, as small integers (what the
+    evaluation keeps of each batch: 1 byte a pixel up to 256 classes, not 4 per class)."""
+    import torch
 
-    return segmentation_scores(logits.argmax(dim=1), masks, num_classes, ignore_index=IGNORE_INDEX)
+    return logits.argmax(dim=1).to(torch.uint8 if logits.shape[1] <= 256 else torch.int32)

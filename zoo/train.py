@@ -161,7 +161,9 @@ class Trainer:
     ``loss_fn(outputs, targets) -> scalar`` (or None in eval mode for a model that computes its
     losses itself in train mode, as torchvision's detectors do: no ``loss`` metric then);
     ``metrics_fn(all_outputs, all_targets) -> {name: float}`` over the whole eval set (tensor outputs
-    concatenated; per-item outputs, such as a detector's dicts, as lists of plain numbers); ``optimizer_fn(model) -> Optimizer``
+    concatenated; per-item outputs, such as a detector's dicts, as lists of plain numbers);
+    ``kept_outputs_fn(outputs)`` shrinks each eval batch's outputs to what ``metrics_fn`` needs (a
+    segmenter's class masks rather than its logits), so a large eval set fits in memory; ``optimizer_fn(model) -> Optimizer``
     replaces AdamW (the schedule then scales each group's own lr); ``callbacks``
     are ``cb(trainer, {"step", "epoch", "loss", "lr"})`` after each optimizer step (before its checkpoint);
     ``provenance`` goes into the saved card. ``sampler_fn(n, batch_size, seed, rank,
@@ -185,6 +187,7 @@ class Trainer:
         provenance: dict | None = None,
         callbacks: Iterable[Callable] = (),
         sampler_fn: Callable[..., ResumableBatchSampler] | None = None,
+        kept_outputs_fn: Callable | None = None,
     ):
         self.model = model
         self.train_data, self.val_data = train_data, val_data
@@ -196,6 +199,7 @@ class Trainer:
         self.provenance = provenance or {}
         self.callbacks = list(callbacks)
         self.sampler_fn = sampler_fn or ResumableBatchSampler
+        self.kept_outputs_fn = kept_outputs_fn
 
         self.env = dist_env()
         self.device = resolve_device(config.device)
@@ -266,6 +270,8 @@ class Trainer:
             if has_loss:
                 loss_sum += loss.double() * len(targets)
             if self.metrics_fn is not None:
+                if self.kept_outputs_fn is not None:
+                    outputs = self.kept_outputs_fn(outputs)
                 if torch.is_tensor(outputs):
                     outputs_all.append(outputs.float() if outputs.is_floating_point() else outputs)
                     targets_all.append(targets)

@@ -25,6 +25,43 @@ def events(out_dir, kind):
     return [event for event in map(json.loads, lines) if event["event"] == kind]
 
 
+# -- data and backbone ---------------------------------------------------------------
+def test_split_folders_of_the_composite_feed_both_readers(composite):
+    from vision.detection_data import load_detection
+    from vision.segmentation_data import load_segmentation
+
+    boxes, masks = load_detection(str(composite.root)), load_segmentation(str(composite.root))
+    assert [len(boxes.train), len(boxes.val), len(boxes.test)] == [4, 2, 2] == [len(masks.train), len(masks.val),
+                                                                            len(masks.test)]
+    assert boxes.classes[1:] == masks.classes[1:] == composite.classes[1:]
+    image, target = boxes.test[0]
+    _, mask = masks.test[0]
+    assert set(target["labels"].tolist()) == set(mask.unique().tolist()) - {0}  # the same objects, both ways
+
+
+def test_split_mask_folders_must_agree_on_their_classes(composite, tmp_path):
+    from vision.segmentation_data import load_segmentation
+    from zoo.errors import InputError
+
+    copy = tmp_path / "set"
+    shutil.copytree(composite.root, copy)
+    (copy / "val" / "classes.txt").write_text("background\nsomething else\n")
+    with pytest.raises(InputError, match="classes differ"):
+        load_segmentation(str(copy))
+
+
+def test_backbone_weights_must_cover_the_feature_network():
+    from vision.models.efficientnet import efficientnet_lite0_features, load_classifier_weights
+    from zoo.errors import InputError
+
+    features = efficientnet_lite0_features((2, 4))
+    state = {k: v.clone() for k, v in features.state_dict().items()}
+    load_classifier_weights(features, {**state, "classifier.weight": torch.zeros(3, 3)})  # the head is ignored
+    state.pop("conv_stem.weight")
+    with pytest.raises(InputError, match="conv_stem.weight"):
+        load_classifier_weights(features, state)
+
+
 # -- metrics ---------------------------------------------------------------------
 TRUTH = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 40, 40]]), "labels": torch.tensor([1, 2])}]
 
@@ -69,7 +106,6 @@ def detection_recipe(composite, **train):
                                  train={**TINY, "lr": 2e-3, **train})
 
 
-@pytest.mark.slow
 def test_detection_recipe_trains_saves_and_resumes_exactly(composite, tmp_path):
     import zoo
 
@@ -98,7 +134,6 @@ def test_detection_recipe_trains_saves_and_resumes_exactly(composite, tmp_path):
     assert (resumed / "weights.safetensors").read_bytes() == (whole / "weights.safetensors").read_bytes()
 
 
-@pytest.mark.slow
 def test_segmentation_recipe_trains_and_predicts_masks(composite, tmp_path):
     import zoo
 
@@ -130,7 +165,6 @@ def test_recipes_are_the_tasks_defaults_and_refuse_bad_values():
         ObjectDetectionRecipe(score_thresh=1.5)
 
 
-@pytest.mark.slow
 def test_zoo_finetune_task_trains_the_tasks_default_model(composite, tmp_path):
     from tests.zoo.test_cli import run_console_script
 
