@@ -151,6 +151,12 @@ def test_segmentation_recipe_trains_and_predicts_masks(composite, tmp_path):
     assert prediction["labels"] == dict(enumerate(composite.classes))
     assert 0 <= prediction["mask"].min() and prediction["mask"].max() < len(composite.classes)
 
+    from zoo.recipes import reproduce  # the card's recorded recipe runs again, to the same numbers
+
+    again = reproduce(str(out), tmp_path / "again", progress=False)
+    assert all(row["ok"] and row["diff"] == 0 for row in again.rows) and len(again.rows) == 4
+    assert again.weights == again.card_weights  # bit for bit
+
 
 def test_recipes_are_the_tasks_defaults_and_refuse_bad_values():
     from zoo.errors import InputError
