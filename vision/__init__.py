@@ -58,11 +58,15 @@ def register(registry: Registry) -> None:
     registry.add(ArchitectureSpec("digits_cnn", "vision.models.digits_cnn:digits_cnn"))
     registry.add(ArchitectureSpec("efficientnet_lite0", "vision.models.efficientnet:efficientnet_lite0"))
     registry.add(ArchitectureSpec("mtcnn", "vision.models.mtcnn:mtcnn"))
+    registry.add(ArchitectureSpec("fcos_efficientnet_lite0", "vision.models.fcos_efficientnet:fcos_efficientnet_lite0"))
+    registry.add(ArchitectureSpec("lraspp_efficientnet_lite0",
+                                  "vision.models.lraspp_efficientnet:lraspp_efficientnet_lite0"))
     registry.add(TaskSpec("image-classification", "vision.tasks:ImageClassification", recipe="image-classification"))
     # Detection and segmentation: adapters and the network contract in vision/detection.py and vision/segmentation.py
     # (their recipes come with the trainable detector and segmenter).
-    registry.add(TaskSpec("object-detection", "vision.detection:ObjectDetection"))
-    registry.add(TaskSpec("semantic-segmentation", "vision.segmentation:SemanticSegmentation"))
+    registry.add(TaskSpec("object-detection", "vision.detection:ObjectDetection", recipe="object-detection"))
+    registry.add(TaskSpec("semantic-segmentation", "vision.segmentation:SemanticSegmentation",
+                          recipe="semantic-segmentation"))
     # The upstream zoos behind one door (vision/upstream.py): timm:NAME and torchvision:MODEL[.WEIGHTS].
     registry.add(ArchitectureSpec("timm", "vision.upstream:build_timm"))
     registry.add(ArchitectureSpec("torchvision", "vision.upstream:build_torchvision"))
@@ -126,6 +130,24 @@ def register(registry: Registry) -> None:
             task="image-classification",
             recipe="vision.recipes:ImageClassificationRecipe",
             description="fine-tune or train an image classifier on a dataset id or a class-folder tree",
+        )
+    )
+    registry.add(
+        RecipeSpec(
+            "object-detection",
+            task="object-detection",
+            recipe="vision.dense_recipes:ObjectDetectionRecipe",
+            description="train a detector (FCOS + FPN on EfficientNet-Lite0's ImageNet features) on a dataset id "
+            "or a COCO / Pascal VOC / YOLO folder",
+        )
+    )
+    registry.add(
+        RecipeSpec(
+            "semantic-segmentation",
+            task="semantic-segmentation",
+            recipe="vision.dense_recipes:SemanticSegmentationRecipe",
+            description="train a segmenter (LR-ASPP on EfficientNet-Lite0's ImageNet features) on a dataset id, "
+            "a mask folder or COCO masks",
         )
     )
     registry.add(SuiteSpec("vision", "vision.bench:suite", description="image classification: quality, latency, throughput"))

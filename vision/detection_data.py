@@ -40,6 +40,7 @@ from zoo.errors import InputError
 log = logging.getLogger(__name__)
 
 BACKGROUND = "__background__"
+SPLIT_FOLDERS = ("train", "val", "test")
 MAX_ANNOTATION_BYTES = 2**30  # a COCO JSON beyond 1 GiB is refused before it is parsed
 
 
@@ -473,6 +474,23 @@ def splits_of(by_split: dict[str, list[BoxRecord]], classes: list[str], root: Pa
                            skipped=checker.skipped)
 
 
+def split_folders(root: Path, masks: bool = False) -> DetectionSplits:
+    """``root/train``, ``root/val`` (and ``root/test``), each a COCO folder with its own ``annotations.json``
+    (as ``vision/fashion_composite`` is written); their categories must agree."""
+    checker, categories, by_split = BoxChecker(), None, {}
+    for split in SPLIT_FOLDERS:
+        if (root / split / "annotations.json").is_file():
+            by_split[split], categories = coco_records(root / split / "annotations.json", root / split, split,
+                                                       checker, categories)
+    classes = [BACKGROUND, *(categories[i] for i in sorted(categories or {}))]
+    return splits_of(by_split, classes, root, "coco", checker, 0.0, 0, masks)
+
+
+def has_split_folders(root: Path, marker: str) -> bool:
+    """Whether ``root`` holds ``train/`` and ``val/`` folders, each with ``marker`` (a file or folder name)."""
+    return all((root / split / marker).exists() for split in SPLIT_FOLDERS[:2])
+
+
 def _split_name(name: str) -> str:
     for split in ("train", "val", "test"):
         if name.lower().startswith(split):
@@ -509,16 +527,21 @@ def collate_detection(batch: Sequence[tuple[Any, dict]]) -> tuple[list, list]:
 
 def load_detection(data: str | Path, val_fraction: float = 0.2, seed: int = 0, masks: bool = False) -> DetectionSplits:
     """A registered ``object-detection`` dataset id, or a folder: COCO (``annotations.json`` or
-    ``annotations/instances_*.json``), YOLO (``data.yaml`` + ``images/`` + ``labels/``) or Pascal VOC
+    ``annotations/instances_*.json``, or ``train/`` + ``val/`` [+ ``test/``] folders with one each), YOLO (``data.yaml`` + ``images/`` + ``labels/``) or Pascal VOC
     (``Annotations/*.xml``, or ``*.xml`` beside the images)."""
     from zoo.registry import get_registry, resolve_ref
 
     registry = get_registry()
     if str(data) in registry.datasets:
-        return resolve_ref(registry.dataset(str(data)).loader)()
+        loaded = resolve_ref(registry.dataset(str(data)).loader)()
+        if isinstance(loaded, DetectionSplits):
+            return loaded
+        data = loaded.root  # a generated set's folders (vision/fashion_composite): read as any folder
     root = Path(data)
     if not root.is_dir():
         registry.dataset(str(data))  # neither a dataset id nor a folder: the unknown-id error, with suggestions
+    if not coco_files(root) and has_split_folders(root, "annotations.json"):
+        return split_folders(root, masks)
     if coco_files(root):
         return coco(root, val_fraction, seed, masks)
     if masks:

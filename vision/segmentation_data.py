@@ -25,7 +25,8 @@ import torch
 from torch.utils.data import Dataset
 
 from vision.datasets import ImageSplits
-from vision.detection_data import DetectionDataset, coco, coco_files, image_files, read_classes
+from vision.detection_data import (SPLIT_FOLDERS, DetectionDataset, coco, coco_files, has_split_folders, image_files,
+                                   read_classes)
 from zoo.data import check_fractions, fingerprint
 from zoo.errors import InputError
 
@@ -127,8 +128,36 @@ def read_mask(path: Path, n_classes: int | None = None) -> np.ndarray:
 
 
 def mask_folder(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> SegmentationSplits:
-    """``DIR/images/*`` + ``DIR/masks/*.png`` (same stem, same sub-folder), optional ``DIR/classes.txt``."""
+    """``DIR/images/*`` + ``DIR/masks/*.png`` (same stem, same sub-folder), optional ``DIR/classes.txt``;
+    or ``DIR/train``, ``DIR/val`` [, ``DIR/test``] folders that are each such a folder (their splits)."""
     root = Path(root)
+    if not (root / "images").is_dir() and has_split_folders(root, "masks"):
+        return _split_mask_folders(root)
+    named, classes, skipped = _mask_pairs(root)
+    named = _named_splits(named, root, val_fraction, seed)
+    return _mask_splits(root, named, classes, skipped)
+
+
+def _split_mask_folders(root: Path) -> SegmentationSplits:
+    named, classes, skipped = {}, None, []
+    for split in SPLIT_FOLDERS:
+        if (root / split).is_dir():
+            by_split, found, left_out = _mask_pairs(root / split)
+            if classes is not None and found != classes:
+                raise InputError(f"{root / split}: its classes differ from the other split's: {found} vs {classes}")
+            named[split], classes, skipped = sum(by_split.values(), []), found, skipped + left_out
+    return _mask_splits(root, named, classes, skipped)
+
+
+def _mask_splits(root: Path, named: dict[str, list], classes: list[str], skipped: list) -> SegmentationSplits:
+    parts = [f"{name}:{i.relative_to(root)}:{m.relative_to(root)}" for name in sorted(named) for i, m in named[name]]
+    make = lambda name: SegmentationDataset(named[name], classes) if name in named else None  # noqa: E731
+    return SegmentationSplits(train=make("train"), val=make("val"), test=make("test"), classes=classes,
+                              fingerprint=fingerprint(*parts, *classes), source=str(root), skipped=skipped)
+
+
+def _mask_pairs(root: Path) -> tuple[dict[str, list], list[str], list]:
+    """One mask folder's (image, mask) pairs by sub-folder, its classes and the files left without a pair."""
     if not (root / "images").is_dir() or not (root / "masks").is_dir():
         raise InputError(f"{root}: expected images/ and masks/ folders (a mask PNG per image, same name)")
     masks = {p.relative_to(root / "masks").with_suffix(""): p for p in image_files(root / "masks")}
@@ -145,11 +174,7 @@ def mask_folder(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> S
     for key in keys:
         split = key.parts[0] if len(key.parts) > 1 else "all"
         by_split.setdefault(split, []).append((images[key], masks[key]))
-    named = _named_splits(by_split, root, val_fraction, seed)
-    parts = [f"{name}:{i.relative_to(root)}:{m.relative_to(root)}" for name in sorted(named) for i, m in named[name]]
-    make = lambda name: SegmentationDataset(named[name], classes) if name in named else None  # noqa: E731
-    return SegmentationSplits(train=make("train"), val=make("val"), test=make("test"), classes=classes,
-                              fingerprint=fingerprint(*parts, *classes), source=str(root), skipped=skipped)
+    return by_split, classes, skipped
 
 
 def _classes_from_masks(paths: Sequence[Path]) -> list[str]:
@@ -189,7 +214,10 @@ def load_segmentation(data: str | Path, val_fraction: float = 0.2, seed: int = 0
 
     registry = get_registry()
     if str(data) in registry.datasets:
-        return resolve_ref(registry.dataset(str(data)).loader)()
+        loaded = resolve_ref(registry.dataset(str(data)).loader)()
+        if isinstance(loaded, SegmentationSplits):
+            return loaded
+        data = loaded.root  # a generated set's folders (vision/fashion_composite): read as any folder
     if not Path(data).is_dir():
         registry.dataset(str(data))  # neither a dataset id nor a folder: the unknown-id error, with suggestions
     if coco_files(Path(data)) and not (Path(data) / "masks").is_dir():

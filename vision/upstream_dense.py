@@ -106,7 +106,7 @@ def _dense_card(net, model: str, weights, zoo_id: str, task: str, arch_args: dic
                for dataset, values in (meta.get("_metrics") or {}).items() if pretrained
                for key, value in values.items() if key in _METRICS]
     if task == DETECTION:
-        preprocessing, input_spec = _detection_preprocessing(net)
+        preprocessing, input_spec = detector_preprocessing(net)
     else:
         preprocessing, input_spec = _segmentation_preprocessing(weights.transforms())
     return ModelCard(
@@ -130,7 +130,7 @@ def _dense_card(net, model: str, weights, zoo_id: str, task: str, arch_args: dic
     )
 
 
-def _detection_preprocessing(net) -> tuple[dict, dict]:
+def detector_preprocessing(net) -> tuple[dict, dict]:
     """A detector takes [0, 1] pictures of any size; it resizes and normalises them itself, as recorded here."""
     inner = net.transform  # torchvision's GeneralizedRCNNTransform
     side = int(inner.fixed_size[0]) if inner.fixed_size else int(inner.min_size[0])

@@ -295,8 +295,11 @@ def _as_json(prediction, top_k: int | None) -> dict:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def finetune(
     ctx: typer.Context,
-    model_id: str = _MODEL_ID,
+    model_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="a registered id (zoo list), PREFIX:NAME, "
+                                             "or a saved model folder; without one, --task says what to train"),
     data: Optional[str] = typer.Option(None, "--data", help="dataset id or a path to your data"),
+    task: Optional[str] = typer.Option(None, "--task", help="without an ID: train this task's default model "
+                                       "with its recipe (e.g. object-detection)"),
     out: Path = typer.Option(Path("runs/finetune"), "--out", help="output directory (a loadable model)"),
     epochs: Optional[int] = typer.Option(None, help="number of epochs"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
@@ -321,15 +324,18 @@ def finetune(
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         raise typer.Exit(_torchrun(nproc))
     from zoo.hub import info as card_of
-    from zoo.recipes import finetune_recipe_class, parse_cli_options, parse_set, read_config
+    from zoo.recipes import finetune_recipe_class, parse_cli_options, parse_set, read_config, task_recipe_class
 
-    recipe_cls, recorded = finetune_recipe_class(card_of(model_id), recipe_name)
+    if model_id is None:  # the task's recipe with its own default model
+        recipe_cls, recorded, start = task_recipe_class(task, recipe_name), {}, {}
+    else:
+        (recipe_cls, recorded), start = finetune_recipe_class(card_of(model_id), recipe_name), {"model": model_id}
     try:
         recipe_options, positional = parse_cli_options(recipe_cls, ctx.args)
     except InputError as exc:  # a mistyped option: a usage error, as click's own
         raise _click_class("UsageError")(str(exc), ctx=ctx) from None
-    checkpoint = _resume_path(positional, resume, model_id)
-    overrides = {"model": model_id, "pretrained": not scratch, **recipe_options, **parse_set(set_)}
+    checkpoint = _resume_path(positional, resume, model_id or f"--task {task}")
+    overrides = {**start, "pretrained": not scratch, **recipe_options, **parse_set(set_)}
     # Shorthands for recipe fields (train.epochs on a Trainer recipe), set only when given (a recipe
     # without such a field says so).
     for field, value in (("data", data), ("epochs", epochs), ("keep_checkpoints", keep_checkpoints)):

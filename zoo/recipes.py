@@ -449,6 +449,23 @@ def finetune_recipe_class(card: Any, recipe_name: str | None = None) -> tuple[ty
     return resolve_ref(spec.recipe), dict(recorded.get("params", {}))
 
 
+def task_recipe_class(task: str | None, recipe_name: str | None = None) -> type[Recipe]:
+    """The recipe that trains ``task``'s default model (``zoo finetune --task TASK``): ``recipe_name`` or
+    the task's own."""
+    from zoo.registry import get_registry, resolve_ref
+
+    registry = get_registry()
+    if task is None:
+        raise InputError("zoo finetune needs a model ID, or --task TASK to train that task's default model")
+    name = recipe_name or registry.task(task).recipe
+    if name is None:
+        raise InputError(f"task {task!r} names no default recipe; give a model ID (zoo list --task {task})")
+    spec = registry.recipe(name)
+    if spec.task != task:
+        raise InputError(f"recipe {name!r} trains {spec.task} models, not {task}")
+    return resolve_ref(spec.recipe)
+
+
 def parse_cli_options(recipe_cls: type[Recipe], args: list[str]) -> tuple[dict[str, str], list[str]]:
     """A recipe's own command-line options (``--text-column review`` or ``--text-column=review``) as
     field overrides, and the arguments that are not options. An unknown option is an InputError."""

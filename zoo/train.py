@@ -158,8 +158,12 @@ def default_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Opti
 class Trainer:
     """Supervised training of ``model`` on ``(inputs, target)`` datasets.
 
-    ``loss_fn(outputs, targets) -> scalar``; ``metrics_fn(all_outputs, all_targets)
-    -> {name: float}`` over the whole eval set; ``optimizer_fn(model) -> Optimizer``
+    ``loss_fn(outputs, targets) -> scalar`` (or None in eval mode for a model that computes its
+    losses itself in train mode, as torchvision's detectors do: no ``loss`` metric then);
+    ``metrics_fn(all_outputs, all_targets) -> {name: float}`` over the whole eval set (tensor outputs
+    concatenated; per-item outputs, such as a detector's dicts, as lists of plain numbers);
+    ``kept_outputs_fn(outputs)`` shrinks each eval batch's outputs to what ``metrics_fn`` needs (a
+    segmenter's class masks rather than its logits), so a large eval set fits in memory; ``optimizer_fn(model) -> Optimizer``
     replaces AdamW (the schedule then scales each group's own lr); ``callbacks``
     are ``cb(trainer, {"step", "epoch", "loss", "lr"})`` after each optimizer step (before its checkpoint);
     ``provenance`` goes into the saved card. ``sampler_fn(n, batch_size, seed, rank,
@@ -183,6 +187,7 @@ class Trainer:
         provenance: dict | None = None,
         callbacks: Iterable[Callable] = (),
         sampler_fn: Callable[..., ResumableBatchSampler] | None = None,
+        kept_outputs_fn: Callable | None = None,
     ):
         self.model = model
         self.train_data, self.val_data = train_data, val_data
@@ -194,6 +199,7 @@ class Trainer:
         self.provenance = provenance or {}
         self.callbacks = list(callbacks)
         self.sampler_fn = sampler_fn or ResumableBatchSampler
+        self.kept_outputs_fn = kept_outputs_fn
 
         self.env = dist_env()
         self.device = resolve_device(config.device)
@@ -254,22 +260,34 @@ class Trainer:
         )
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         outputs_all, targets_all = [], []
+        has_loss = True
         for inputs, targets in loader:
             inputs, targets = to_device(inputs, self.device), to_device(targets, self.device)
             with autocast(self.device, self.precision):
                 outputs = _forward(module, inputs)
                 loss = self.loss_fn(outputs, targets)
-            loss_sum += loss.double() * len(targets)
+            has_loss = loss is not None  # None: the model gives its losses in train mode only (detectors)
+            if has_loss:
+                loss_sum += loss.double() * len(targets)
             if self.metrics_fn is not None:
-                outputs_all.append(outputs.float() if outputs.is_floating_point() else outputs)
-                targets_all.append(targets)
+                if self.kept_outputs_fn is not None:
+                    outputs = self.kept_outputs_fn(outputs)
+                if torch.is_tensor(outputs):
+                    outputs_all.append(outputs.float() if outputs.is_floating_point() else outputs)
+                    targets_all.append(targets)
+                else:  # per-item structures (a detector's dict per image): gathered as JSON, never pickled
+                    outputs_all.extend(_plain(outputs))
+                    targets_all.extend(_plain(targets))
         module.train(was_training)
 
         count = torch.tensor(float(len(indices)), dtype=torch.float64, device=self.device)
         totals = all_reduce_mean(torch.stack([loss_sum, count]))
-        metrics = {"loss": (totals[0] / totals[1].clamp_min(1)).item()}
+        metrics = {"loss": (totals[0] / totals[1].clamp_min(1)).item()} if has_loss else {}
         if self.metrics_fn is not None and outputs_all:
-            outputs, targets = all_gather_rows(torch.cat(outputs_all)), all_gather_rows(torch.cat(targets_all))
+            if torch.is_tensor(outputs_all[0]):
+                outputs, targets = all_gather_rows(torch.cat(outputs_all)), all_gather_rows(torch.cat(targets_all))
+            else:
+                outputs, targets = (sum(all_gather_json(items), []) for items in (outputs_all, targets_all))
             metrics.update({k: float(v) for k, v in self.metrics_fn(outputs, targets).items()})
         return {f"{prefix}_{k}": v for k, v in metrics.items()}
 
@@ -530,6 +548,17 @@ class Trainer:
 
 def _forward(model: nn.Module, inputs):
     return model(**inputs) if isinstance(inputs, dict) else model(inputs)
+
+
+def _plain(data):
+    """Tensors nested in dicts and lists as nested lists of numbers (JSON-able), on the CPU."""
+    if torch.is_tensor(data):
+        return data.detach().cpu().tolist()
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_plain(v) for v in data]
+    return data
 
 
 def _num_samples(inputs) -> int:

@@ -29,6 +29,7 @@ _INVERTED_RESIDUAL = {
     "_project_conv": "conv_pwl",
     "_bn2": "bn3",
 }
+LITE_MEAN, LITE_STD = [127 / 255] * 3, [128 / 255] * 3  # TF EfficientNet-Lite: (x - 127) / 128 on 0-255
 _BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)")
 
 
@@ -68,3 +69,26 @@ def remap_efficientnet_pytorch(state: dict) -> dict:
             module, _, leaf = key.partition(".")
             remapped[f"{_TOP[module]}.{leaf}"] = tensor
     return remapped
+
+
+def efficientnet_lite0_features(out_indices: tuple[int, ...], **kwargs):
+    """EfficientNet-Lite0's feature maps (timm ``features_only``) at ``out_indices`` (0-4: strides 2 to 32,
+    16/24/40/112/320 channels), with the TF numerics of ``vision/efficientnet_lite0.in1k``."""
+    import timm
+
+    return timm.create_model("efficientnet_lite0", pretrained=False, features_only=True, out_indices=out_indices,
+                             bn_eps=1e-3, pad_type="same", **kwargs)
+
+
+def load_classifier_weights(features, classifier_state: dict) -> None:
+    """Copy an EfficientNet classifier's weights (``vision/efficientnet_lite0.in1k``'s state dict) into a
+    ``features_only`` network; its head (``conv_head``, ``bn2``, ``classifier``) and unused stages are left out.
+    Every tensor of ``features`` must be found: a different backbone is a clear error, not a half-loaded one."""
+    from zoo.errors import InputError
+
+    own = features.state_dict()
+    missing = sorted(k for k in own if k not in classifier_state or classifier_state[k].shape != own[k].shape)
+    if missing:
+        raise InputError(f"the backbone weights lack (or mis-shape) {len(missing)} tensors of the feature "
+                         f"network, e.g. {missing[:3]}; expected an EfficientNet-Lite0 classifier's state dict")
+    features.load_state_dict({k: classifier_state[k] for k in own})
