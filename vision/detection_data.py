@@ -525,21 +525,30 @@ def collate_detection(batch: Sequence[tuple[Any, dict]]) -> tuple[list, list]:
     return [image for image, _ in batch], [target for _, target in batch]
 
 
-def load_detection(data: str | Path, val_fraction: float = 0.2, seed: int = 0, masks: bool = False) -> DetectionSplits:
-    """A registered ``object-detection`` dataset id, or a folder: COCO (``annotations.json`` or
-    ``annotations/instances_*.json``, or ``train/`` + ``val/`` [+ ``test/``] folders with one each), YOLO (``data.yaml`` + ``images/`` + ``labels/``) or Pascal VOC
-    (``Annotations/*.xml``, or ``*.xml`` beside the images)."""
+def registered_or_folder(data: str | Path, splits_type: type):
+    """A registered dataset id's splits when its loader gives ``splits_type``; else the folder to read: ``data``
+    itself, or the folders a generated set wrote (``vision/fashion_composite``). Neither: the unknown-id error."""
     from zoo.registry import get_registry, resolve_ref
 
     registry = get_registry()
     if str(data) in registry.datasets:
         loaded = resolve_ref(registry.dataset(str(data)).loader)()
-        if isinstance(loaded, DetectionSplits):
+        if isinstance(loaded, splits_type):
             return loaded
-        data = loaded.root  # a generated set's folders (vision/fashion_composite): read as any folder
+        data = loaded.root
+    if not Path(data).is_dir():
+        registry.dataset(str(data))  # raises, with suggestions
+    return Path(data)
+
+
+def load_detection(data: str | Path, val_fraction: float = 0.2, seed: int = 0, masks: bool = False) -> DetectionSplits:
+    """A registered ``object-detection`` dataset id, or a folder: COCO (``annotations.json`` or
+    ``annotations/instances_*.json``, or ``train/`` + ``val/`` [+ ``test/``] folders with one each), YOLO (``data.yaml`` + ``images/`` + ``labels/``) or Pascal VOC
+    (``Annotations/*.xml``, or ``*.xml`` beside the images)."""
+    data = registered_or_folder(data, DetectionSplits)
+    if isinstance(data, DetectionSplits):
+        return data
     root = Path(data)
-    if not root.is_dir():
-        registry.dataset(str(data))  # neither a dataset id nor a folder: the unknown-id error, with suggestions
     if not coco_files(root) and has_split_folders(root, "annotations.json"):
         return split_folders(root, masks)
     if coco_files(root):

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from vision.datasets import ImageSplits
 from vision.detection_data import (SPLIT_FOLDERS, DetectionDataset, coco, coco_files, has_split_folders, image_files,
-                                   read_classes)
+                                   read_classes, registered_or_folder)
 from zoo.data import check_fractions, fingerprint
 from zoo.errors import InputError
 
@@ -210,16 +210,9 @@ def segmentation_train_transform(size: int | tuple[int, int], scale: tuple[float
 def load_segmentation(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> SegmentationSplits:
     """A registered ``semantic-segmentation`` dataset id, a mask folder (``images/`` + ``masks/``), or a COCO
     folder whose annotations carry polygons or RLE (:class:`CocoSegmentationDataset`)."""
-    from zoo.registry import get_registry, resolve_ref
-
-    registry = get_registry()
-    if str(data) in registry.datasets:
-        loaded = resolve_ref(registry.dataset(str(data)).loader)()
-        if isinstance(loaded, SegmentationSplits):
-            return loaded
-        data = loaded.root  # a generated set's folders (vision/fashion_composite): read as any folder
-    if not Path(data).is_dir():
-        registry.dataset(str(data))  # neither a dataset id nor a folder: the unknown-id error, with suggestions
+    data = registered_or_folder(data, SegmentationSplits)
+    if isinstance(data, SegmentationSplits):
+        return data
     if coco_files(Path(data)) and not (Path(data) / "masks").is_dir():
         objects = coco(data, val_fraction, seed, masks=True)
         painted = {name: CocoSegmentationDataset(d) if d is not None else None

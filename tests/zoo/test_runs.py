@@ -46,21 +46,3 @@ def test_the_metrics_log_restarts_from_a_checkpoint_history(tmp_path, capsys):
     quiet.log({"step": 1})
     assert quiet.history == [{"step": 1}] and not (tmp_path / "rank1").exists()
 
-
-def test_the_trainer_and_the_control_recipes_refuse_a_used_folder_alike(tmp_path):
-    """Both go through zoo.runs: the same refusal, in the same words."""
-    import torch
-
-    from robotics.recipes.sac import SACRecipe
-    from zoo.train import TrainConfig, Trainer
-
-    save(tmp_path, 1)
-    data = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.zeros(8, dtype=torch.long))
-    trainer = Trainer(torch.nn.Linear(4, 2), data, config=TrainConfig(epochs=1, progress=False, device="cpu"),
-                      out_dir=tmp_path)
-    errors = []
-    for run in (trainer.fit, lambda: SACRecipe(total_steps=10).run(tmp_path, progress=False)):
-        with pytest.raises(CheckpointError) as caught:
-            run()
-        errors.append(str(caught.value))
-    assert errors[0] == errors[1] and "already holds checkpoints" in errors[0]
