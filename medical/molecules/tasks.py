@@ -22,7 +22,7 @@ from medical.molecules.featurize import Featurizer
 from medical.molecules.tables import MOLECULE_SUFFIXES, TABLE_DELIMITERS, MoleculeTable, from_smiles, read_molecules
 from zoo.atomic import write_text_atomic
 from zoo.card import ModelCard
-from zoo.errors import InputError
+from zoo.errors import BackendError, InputError
 from zoo.model import TaskAdapter
 
 PREDICT_BATCH = 256
@@ -45,6 +45,11 @@ class MolecularProperty(TaskAdapter):
         self.std = np.asarray(scaling.get("std", [1.0] * len(self.targets)), dtype=np.float64)
         # "raw": scaled values or logits, undone here; "unscaled"/"probabilities": an ensemble did it per member
         self.network_outputs = self.preprocessing.get("network_outputs", "raw")
+
+    def example_inputs(self) -> list[Any]:
+        """None to give: a batch is a graph of a batch's molecules, indexed by atom and bond (no fixed shape)."""
+        raise BackendError(f"{self.card.id}: molecular-property models run on the torch backend only; their "
+                           "inputs are molecule graphs, which the ONNX and torch-compile conversions do not take yet")
 
     @property
     def transform(self):

@@ -9,6 +9,7 @@ import zoo
 from backends.onnx_backend import ExportError, export_onnx
 from backends.parity import ParityError, Tolerance, check_parity
 from zoo.errors import BackendError
+from zoo.hub import weights_status
 
 DIGITS = "vision/digits_cnn.sklearn"
 
@@ -72,7 +73,8 @@ def test_unknown_backend_lists_the_known_ones():
         zoo.load(DIGITS, device="cpu").to_backend("tensorrt")
 
 
-@pytest.mark.parametrize("model_id", [m for m in zoo.list_models(pretrained=True) if m.split("/")[0] in ("medical", "robotics")])
+@pytest.mark.parametrize("model_id", [m for m in zoo.list_models(pretrained=True)
+                                      if m.split("/")[0] in ("medical", "robotics") and weights_status(m) == "bundled"])
 def test_bundled_models_of_every_domain_run_on_onnxruntime(model_id):
     converted = zoo.load(model_id, device="cpu", backend="onnxruntime")
     assert converted.parity.passed and len(converted.parity.batches) == 2

@@ -256,3 +256,11 @@ def test_finetune_on_a_csv_then_predict_smiles_and_a_file_keeping_every_row(tmp_
     assert out[0] == ["id", "smiles", "canonical_smiles", "logS", "error"]
     assert [row[:3] for row in out[1:]] == [["a", "CCO", "CCO"], ["b", "C1CC", ""], ["c", "[Na+].CC(=O)[O-]", "CC(=O)O"]]
     assert out[2][3] == "" and "in.csv line 3" in out[2][4] and float(out[1][3]) < 5
+
+
+def test_a_molecule_model_says_it_runs_on_torch_only():
+    import zoo
+    from zoo.errors import BackendError
+
+    with pytest.raises(BackendError, match="molecular-property models run on the torch backend only"):
+        zoo.load("medical/dmpnn.chemprop", pretrained=False, device="cpu", backend="onnxruntime")
