@@ -33,8 +33,8 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
         raise InputError(f"{out_dir} exists and is not empty; choose another --out or pass --overwrite")
     model = load(model_or_id, device="cpu") if isinstance(model_or_id, (str, os.PathLike)) else model_or_id
     model = model.cpu().eval()
+    network = model.adapter.export_module(model.net).eval()  # first: it refuses what cannot be exported
     examples = model.adapter.example_inputs()
-    network = model.adapter.export_module(model.net).eval()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
