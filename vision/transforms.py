@@ -328,9 +328,10 @@ class PictureBatcher:
         self.max_pixels = spec.get("max_pixels")
         self.mean = np.asarray(spec.get("mean", (0.0,)), dtype=np.float32).reshape(-1, 1, 1)
         self.std = np.asarray(spec.get("std", (1.0,)), dtype=np.float32).reshape(-1, 1, 1)
-        if self.interpolation not in INTERPOLATIONS or (self.std == 0).any():
-            raise InputError(f"expected an interpolation among {INTERPOLATIONS} and a non-zero std, got "
-                             f"{self.interpolation!r} and {spec.get('std')}")
+        if self.interpolation not in INTERPOLATIONS or (self.std == 0).any() \
+                or not {len(self.mean), len(self.std)} <= {1, 3}:
+            raise InputError(f"expected an interpolation among {INTERPOLATIONS}, and a mean and a non-zero std of "
+                             f"1 or 3 values, got {self.interpolation!r}, {spec.get('mean')} and {spec.get('std')}")
 
     @classmethod
     def from_bundle(cls, files, spec: dict[str, Any]) -> "PictureBatcher":

@@ -202,6 +202,9 @@ class Bundle:
     def _segment(self, item: Any) -> dict[str, Any]:
         """``{"mask", "labels"}`` for one picture, as the ``semantic-segmentation`` task's ``predict``."""
         batch = self.preprocess([item])
+        if "sizes" not in batch:
+            raise InputError(f"{self.directory / BUNDLE_FILE}: 'segmentation' postprocessing needs pictures prepared "
+                             f"by vision.transforms:PictureBatcher, got {self.spec['preprocessing']['ref']}; {_REEXPORT}")
         logits = self.run(batch)
         labels = self.labels or []
         if logits.ndim != 4 or logits.shape[:2] != (1, len(labels)) or logits.dtype.kind != "f":

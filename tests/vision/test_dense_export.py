@@ -66,8 +66,7 @@ def _check_exported_segmenter(model, tmp_path):
         "skimage.data.astronaut", "skimage.data.coffee", "skimage.data.chelsea"]
     spec = json.loads((bundle / "bundle.json").read_text())
     assert spec["postprocessing"] == {"kind": "segmentation"} and spec["inputs"][0]["shape"] == [None, 3, None, None]
-    photos = [data.coffee()[:200, :300], data.coffee()[100:300, 200:450]]  # two sizes, one .npy each size
-    np.save(tmp_path / "photos.npy", np.stack([photos[0], photos[1][:, :300]]))
+    np.save(tmp_path / "photos.npy", np.stack([data.coffee()[:200, :300], data.chelsea()[50:250, 100:400]]))
     got = _masks_without_torch(bundle, tmp_path / "photos.npy")
     for prediction, photo in zip(got, np.load(tmp_path / "photos.npy")):
         expected = model.predict(photo)
@@ -109,3 +108,12 @@ def test_mtcnn_refuses_to_export_saying_its_cascade_is_out_of_scope(tmp_path):
 
     with pytest.raises(BackendError, match="MTCNN does not export to ONNX: its cascade"):
         export(build(info("vision/mtcnn.face")), tmp_path / "faces")
+
+
+@pytest.mark.parametrize("spec, message", [({"resize_size": 0}, "positive integers"),
+                                           ({"size": [64, 64], "std": [0, 1, 1]}, "non-zero std"),
+                                           ({"size": [64], "mean": [0.5, 0.5]}, "1 or 3 values"),
+                                           ({"size": [64], "interpolation": "cubic"}, "interpolation")])
+def test_a_bad_picture_spec_is_an_input_error(spec, message):
+    with pytest.raises(zoo.errors.InputError, match=message):
+        PictureBatcher.from_bundle(None, spec)
