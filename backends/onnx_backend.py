@@ -67,17 +67,20 @@ def dynamic_axes(tensor: torch.Tensor) -> tuple[int, ...]:
     return (0, 1) if tensor.ndim == 2 and not tensor.is_floating_point() else (0,)
 
 
-def _dynamic_dims(tensor: torch.Tensor) -> dict[int, Any]:
-    return {axis: torch.export.Dim.DYNAMIC for axis in dynamic_axes(tensor)}
+def _dynamic_dims(tensor: torch.Tensor, axes: tuple[int, ...] | None) -> dict[int, Any]:
+    return {axis: torch.export.Dim.DYNAMIC for axis in (dynamic_axes(tensor) if axes is None else axes)}
 
 
-def export_onnx(module: nn.Module, example_inputs: Any, path: str | os.PathLike) -> Path:
-    """Write ``module`` as a self-contained ONNX file (weights inside) with dynamic batch size."""
+def export_onnx(module: nn.Module, example_inputs: Any, path: str | os.PathLike, *,
+                axes: tuple[int, ...] | None = None) -> Path:
+    """Write ``module`` as a self-contained ONNX file (weights inside) with dynamic batch size.
+
+    ``axes`` names the dynamic dimensions of every input instead (a segmenter's height and width too)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = input_names(example_inputs)
     tensors = tuple(example_inputs.values()) if isinstance(example_inputs, Mapping) else (example_inputs,)
-    dims = tuple(_dynamic_dims(t) for t in tensors)
+    dims = tuple(_dynamic_dims(t, axes) for t in tensors)
     if isinstance(example_inputs, Mapping):
         wrapped, dynamic_shapes = _Keywords(module, names), {"tensors": dims}  # one *args parameter
     else:

@@ -27,7 +27,7 @@ import torch
 
 from vision.tasks import PictureTask, save_png
 from zoo.atomic import write_text_atomic
-from zoo.errors import InputError
+from zoo.errors import BackendError, InputError
 
 COCO_RESULTS = "detections.json"  # the file --out FOLDER writes
 BACKGROUND = "__background__"  # torchvision's class 0, never a category of a box
@@ -46,6 +46,15 @@ class ObjectDetection(PictureTask):
 
     def batch(self, raw_inputs: Sequence[Any]) -> list[torch.Tensor]:
         return [self.transform(x) for x in raw_inputs]
+
+    def export_module(self, net: torch.nn.Module) -> torch.nn.Module:
+        """Detectors do not export yet: their decoding and NMS are to move into ``zoo.runtime`` (numpy) first."""
+        if self.card.architecture == "mtcnn":
+            raise BackendError(f"{self.card.id}: MTCNN does not export to ONNX: its cascade (three networks over "
+                               "an image pyramid, with NMS between the stages) is out of the bundle's scope; "
+                               "run it with zoo.load")
+        raise BackendError(f"{self.card.id}: object-detection models do not export to ONNX yet (the raw head "
+                           "outputs with the box decoding and NMS in zoo.runtime come next); run it with zoo.load")
 
     def predict(self, module, raw_inputs: Sequence[Any], *, device: torch.device, **options: Any) -> list[dict]:
         if options:

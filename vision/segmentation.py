@@ -25,11 +25,13 @@ import numpy as np
 import torch
 
 from vision.tasks import PictureTask, save_png
-from vision.transforms import INTERPOLATIONS
+from vision.transforms import INTERPOLATIONS, picture_target_size
 from zoo.card import ModelCard
 from zoo.errors import InputError
 
 BACKGROUND_NAMES = ("__background__", "background")  # classes --draw leaves uncoloured
+PARITY_PHOTOS = ("astronaut", "coffee", "chelsea")  # real photos the exported masks are checked on
+MIN_PIXEL_AGREEMENT = 0.999
 
 
 class SemanticSegmentation(PictureTask):
@@ -43,7 +45,7 @@ class SemanticSegmentation(PictureTask):
         spec = dict(card.preprocessing or {})
         self.mean = torch.tensor([float(v) for v in spec.get("mean", (0.0,))]).reshape(-1, 1, 1)
         self.std = torch.tensor([float(v) for v in spec.get("std", (1.0,))]).reshape(-1, 1, 1)
-        self.size = _target_size(spec)
+        self.size = picture_target_size(spec)
         self.interpolation = spec.get("interpolation", "bilinear")
         if self.interpolation not in INTERPOLATIONS or (self.std == 0).any():
             raise InputError(f"{card.id}: preprocessing expects an interpolation among {INTERPOLATIONS} and a "
@@ -63,6 +65,40 @@ class SemanticSegmentation(PictureTask):
             mode = InterpolationMode(self.interpolation)
             unit = F.resize(unit, self.size, interpolation=mode, antialias=True).clamp_(0, 1)
         return (unit - self.mean) / self.std
+
+    # -- export (zoo export: vision.transforms.PictureBatcher and the runtime's "segmentation" postprocessing) --
+    export_axes = (0, 2, 3)  # any batch, any picture size
+
+    def export_module(self, net: torch.nn.Module) -> torch.nn.Module:
+        return SegmentationLogits(net)
+
+    def example_inputs(self) -> list[torch.Tensor]:
+        """Two batches of different sizes, so parity covers the graph's dynamic height and width."""
+        side = self.size[0] if self.size else 64
+        height, width = (self.size if self.size and len(self.size) == 2 else (side, side))
+        generator = torch.Generator().manual_seed(0)
+        return [torch.rand((2, 3, height, width), generator=generator),
+                torch.rand((1, 3, height + 32, width + 16), generator=generator)]
+
+    def runtime_preprocessing(self) -> dict[str, Any]:
+        return {"ref": "vision.transforms:PictureBatcher", "spec": dict(self.card.preprocessing or {})}
+
+    def runtime_postprocessing(self) -> dict[str, Any]:
+        return {"kind": "segmentation"}
+
+    def bundle_checks(self, model, bundle) -> dict[str, Any]:
+        """Pixel agreement of the bundle's masks with eager ones on real photos (scikit-image's samples)."""
+        from skimage import data
+
+        rows = []
+        for name in PARITY_PHOTOS:
+            photo = getattr(data, name)()
+            eager, exported = model.predict(photo)["mask"], bundle.predict(photo)["mask"]
+            rows.append({"photo": f"skimage.data.{name}", "size": list(eager.shape),
+                         "pixel_agreement": float((eager == exported).mean()) if eager.shape == exported.shape else 0.0})
+        worst = min(row["pixel_agreement"] for row in rows)
+        return {"measure": "pixel_agreement", "min": worst, "required": MIN_PIXEL_AGREEMENT,
+                "passed": worst >= MIN_PIXEL_AGREEMENT, "photos": rows}
 
     def predict(self, module, raw_inputs: Sequence[Any], *, device: torch.device, **options: Any) -> list[dict]:
         """One forward per picture (pictures differ in size); logits scaled back to each picture's size."""
@@ -114,6 +150,17 @@ class SemanticSegmentation(PictureTask):
         return save_png(pixels.permute(1, 2, 0).numpy(), path)
 
 
+class SegmentationLogits(torch.nn.Module):
+    """A segmenter with one tensor out (torchvision's return ``{"out", "aux"}``): what ``zoo export`` writes."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return class_logits(self.net(images))
+
+
 def class_logits(outputs: Any) -> torch.Tensor:
     """The class logits of a segmentation network's output: the tensor itself or torchvision's ``"out"``."""
     logits = outputs["out"] if isinstance(outputs, Mapping) else outputs
@@ -130,20 +177,3 @@ def class_colour(index: int) -> tuple[int, int, int]:
         for channel in range(3):
             rgb[channel] |= ((index >> (3 * bit + channel)) & 1) << (7 - bit)
     return tuple(rgb)
-
-
-def _target_size(spec: Mapping[str, Any]) -> list[int] | None:
-    """The network input size the preprocessing asks for: ``[short side]``, ``[H, W]``, or None (as is)."""
-    try:
-        if spec.get("resize_size") is not None:
-            size = [int(spec["resize_size"])]
-        elif spec.get("size") is not None:
-            size = [int(v) for v in spec["size"]]
-        else:
-            return None
-    except (TypeError, ValueError):
-        size = []
-    if len(size) not in (1, 2) or min(size) < 1:
-        raise InputError(f"preprocessing: expected resize_size (an int) or size ([H, W]) of positive integers, "
-                         f"got {spec.get('resize_size', spec.get('size'))!r}")
-    return size

@@ -317,6 +317,75 @@ class ImageBatcher:
         return image
 
 
+class PictureBatcher:
+    """Runtime preprocessing for an exported segmenter: one picture → ``{"input": 1×3×h×w, "sizes": [[H, W]]}``,
+    resized and normalised as :class:`vision.segmentation.SemanticSegmentation` does (in float, antialiased),
+    ``sizes`` the picture's own, to which the masks are scaled back."""
+
+    def __init__(self, spec: dict[str, Any]):
+        self.size = picture_target_size(spec)
+        self.interpolation = spec.get("interpolation", "bilinear")
+        self.max_pixels = spec.get("max_pixels")
+        self.mean = np.asarray(spec.get("mean", (0.0,)), dtype=np.float32).reshape(-1, 1, 1)
+        self.std = np.asarray(spec.get("std", (1.0,)), dtype=np.float32).reshape(-1, 1, 1)
+        if self.interpolation not in INTERPOLATIONS or (self.std == 0).any() \
+                or not {len(self.mean), len(self.std)} <= {1, 3}:
+            raise InputError(f"expected an interpolation among {INTERPOLATIONS}, and a mean and a non-zero std of "
+                             f"1 or 3 values, got {self.interpolation!r}, {spec.get('mean')} and {spec.get('std')}")
+
+    @classmethod
+    def from_bundle(cls, files, spec: dict[str, Any]) -> "PictureBatcher":
+        return cls(spec)
+
+    def __call__(self, raw_inputs) -> dict[str, np.ndarray]:
+        if len(raw_inputs) != 1:
+            raise InputError(f"pictures differ in size: expected one picture a batch, got {len(raw_inputs)}")
+        image = raw_inputs[0]
+        if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+            image = read_image(image, card_limit=self.max_pixels)
+        unit = picture_unit(image, max_pixels=self.max_pixels)
+        resized = np.clip(self._resized(unit), 0.0, 1.0)
+        return {"input": ((resized - self.mean) / self.std)[None].astype(np.float32),
+                "sizes": np.asarray([unit.shape[1:]], dtype=np.int64)}
+
+    def _resized(self, unit: np.ndarray) -> np.ndarray:
+        """``[3, H, W]`` → the network's size, each channel resized by PIL in float (as torchvision's antialias)."""
+        from PIL import Image
+
+        height, width = unit.shape[1:]
+        if self.size is None:
+            return unit
+        if len(self.size) == 2:
+            target_h, target_w = self.size
+        elif height <= width:  # the shorter side becomes the size, rounding as torchvision's Resize(int)
+            target_h, target_w = self.size[0], int(self.size[0] * width / height)
+        else:
+            target_h, target_w = int(self.size[0] * height / width), self.size[0]
+        if (target_h, target_w) == (height, width):
+            return unit
+        check_image_size(target_w, target_h, card_limit=self.max_pixels, source="the resize target")
+        resample = getattr(Image.Resampling, self.interpolation.upper())
+        return np.stack([np.asarray(Image.fromarray(channel).resize((target_w, target_h), resample), dtype=np.float32)
+                         for channel in unit])
+
+
+def picture_target_size(spec: dict[str, Any]) -> list[int] | None:
+    """The network input size a picture preprocessing asks for: ``[short side]``, ``[H, W]``, or None (as is)."""
+    try:
+        if spec.get("resize_size") is not None:
+            size = [int(spec["resize_size"])]
+        elif spec.get("size") is not None:
+            size = [int(v) for v in spec["size"]]
+        else:
+            return None
+    except (TypeError, ValueError):
+        size = []
+    if len(size) not in (1, 2) or min(size) < 1:
+        raise InputError(f"preprocessing: expected resize_size (an int) or size ([H, W]) of positive integers, "
+                         f"got {spec.get('resize_size', spec.get('size'))!r}")
+    return size
+
+
 def picture_unit(image: Any, *, max_pixels: int | None = None) -> np.ndarray:
     """One raw picture at its own size → ``[3, H, W]`` float32 in [0, 1] (what detectors and segmenters take).
 

@@ -24,6 +24,7 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
     from backends.onnx_backend import ExportError, OnnxRunner, export_onnx
     from backends.parity import ParityError, check_parity
     from zoo.hub import load
+    from zoo.runtime import load_bundle
 
     if format not in FORMATS:
         raise InputError(f"export format must be one of {FORMATS}, got {format!r}")
@@ -32,13 +33,14 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
         raise InputError(f"{out_dir} exists and is not empty; choose another --out or pass --overwrite")
     model = load(model_or_id, device="cpu") if isinstance(model_or_id, (str, os.PathLike)) else model_or_id
     model = model.cpu().eval()
+    network = model.adapter.export_module(model.net).eval()  # first: it refuses what cannot be exported
     examples = model.adapter.example_inputs()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         try:
-            export_onnx(model.net, examples[0], staging / "model.onnx")
-            parity = check_parity(model.net, OnnxRunner(staging / "model.onnx"), examples, name=model.card.id,
+            export_onnx(network, examples[0], staging / "model.onnx", axes=model.adapter.export_axes)
+            parity = check_parity(network, OnnxRunner(staging / "model.onnx"), examples, name=model.card.id,
                                   backend="onnxruntime", tolerance=model.adapter.parity_tolerance())
         except (ExportError, ParityError) as e:
             raise BackendError(f"{model.card.id}: {e}") from e
@@ -51,12 +53,15 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
             "version": BUNDLE_VERSION,
             "id": model.card.id,
             "task": model.card.task,
-            "inputs": _input_specs(examples[0]),
+            "inputs": _input_specs(examples[0], model.adapter.export_axes),
             "preprocessing": model.adapter.runtime_preprocessing(),
             "postprocessing": model.adapter.runtime_postprocessing(),
         }
         (staging / BUNDLE_FILE).write_text(json.dumps(bundle, indent=2) + "\n", encoding="utf-8")
         seal(staging)
+        checks = model.adapter.bundle_checks(model, load_bundle(staging))
+        if checks is not None:
+            _record_checks(model.card.id, staging, parity.to_dict(), checks)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)
@@ -65,14 +70,23 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
     return out_dir
 
 
-def _input_specs(example: Any) -> list[dict[str, Any]]:
-    """Name, dtype and shape (``None`` for dynamic dimensions) of each network input."""
+def _record_checks(model_id: str, staging: Path, parity: dict[str, Any], checks: dict[str, Any]) -> None:
+    """The bundle's predictions vs eager (a task's own measure) added to parity.json; the bundle sealed again."""
+    if not checks.get("passed"):
+        raise BackendError(f"{model_id}: the exported bundle's predictions differ from eager PyTorch's: {checks}")
+    (staging / "parity.json").write_text(json.dumps({**parity, "predictions": checks}, indent=2) + "\n",
+                                         encoding="utf-8")
+    seal(staging)
+
+
+def _input_specs(example: Any, axes: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+    """Name, dtype and shape (``None`` for dynamic dimensions: ``axes``, or the backend's default) of each input."""
     from backends.onnx_backend import dynamic_axes, input_names
 
     tensors = list(example.values()) if isinstance(example, dict) else [example]
     specs = []
     for name, tensor in zip(input_names(example), tensors):
-        dynamic = dynamic_axes(tensor)
+        dynamic = dynamic_axes(tensor) if axes is None else axes
         shape = [None if d in dynamic else int(n) for d, n in enumerate(tensor.shape)]
         specs.append({"name": name, "dtype": str(tensor.dtype).removeprefix("torch."), "shape": shape})
     return specs

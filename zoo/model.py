@@ -76,6 +76,18 @@ class TaskAdapter(ABC):
         """What :mod:`zoo.runtime` does with the network output: ``raw`` arrays, or ``classification`` (softmax top-k)."""
         return {"kind": "raw"}
 
+    #: The dynamic dimensions of the exported graph's inputs; None: the batch (and token sequences' length).
+    export_axes: tuple[int, ...] | None = None
+
+    def export_module(self, net: torch.nn.Module) -> torch.nn.Module:
+        """The network as ``zoo export`` writes it: one tensor out (tasks whose networks return dicts wrap it)."""
+        return net
+
+    def bundle_checks(self, model: Any, bundle: Any) -> dict[str, Any] | None:
+        """Predictions of the exported ``bundle`` against ``model``'s on real inputs, recorded in parity.json
+        (``{"passed": bool, ...}``); None: the tensor parity check is enough."""
+        return None
+
     def parity_tolerance(self) -> Tolerance:
         """How close a converted runner's outputs must be to eager (fp32): 1e-4 absolute or relative."""
         return Tolerance()

@@ -71,8 +71,10 @@ BUNDLE_FILE, MANIFEST_FILE, DIGEST_FILE, MODEL_FILE, CARD_FILE = (
     "bundle.json", "manifest.json", "manifest.sha256", "model.onnx", "card.json")
 # The only preprocessing classes a bundle may name (``module:Class``): the zoo's own batchers. Image and text
 # bundles import them from the vision and nlp packages, which a deployment installs (docs/architecture.md).
-BATCHERS = ("zoo.runtime:ArrayBatcher", "vision.transforms:ImageBatcher", "nlp.transforms:TextBatcher")
-POSTPROCESSING = ("classification", "raw")
+BATCHERS = ("zoo.runtime:ArrayBatcher", "vision.transforms:ImageBatcher", "vision.transforms:PictureBatcher",
+            "nlp.transforms:TextBatcher")
+# "segmentation": one picture a run (pictures differ in size), logits scaled back to the picture, best class per pixel.
+POSTPROCESSING = ("classification", "raw", "segmentation")
 MAX_MANIFEST_BYTES = 1 << 20  # read before it is verified: bounded
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _REEXPORT = "re-export it with `zoo export ID --out DIR`"
@@ -113,6 +115,24 @@ def softmax_top_k(logits: np.ndarray, labels: list[str] | None, k: int = 5) -> l
         rows.append({"label": names[int(order[0])], "index": int(order[0]), "score": float(row[order[0]]),
                      "top_k": [(names[int(i)], float(row[i])) for i in order]})
     return rows
+
+
+def resize_bilinear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[C, h, w]`` → ``[C, height, width]``, bilinear as torch's ``interpolate(..., align_corners=False)``."""
+    rows, cols = _bilinear_weights(maps.shape[1], height), _bilinear_weights(maps.shape[2], width)
+    return np.einsum("yh,chw,xw->cyx", rows, maps.astype(np.float32), cols, optimize=True)
+
+
+def _bilinear_weights(size_in: int, size_out: int) -> np.ndarray:
+    """The ``[size_out, size_in]`` matrix of 1-D linear interpolation at pixel centres (negative sources clamped)."""
+    source = np.maximum((np.arange(size_out, dtype=np.float32) + 0.5) * np.float32(size_in / size_out) - 0.5, 0)
+    low = np.minimum(source.astype(np.int64), size_in - 1)
+    high = np.minimum(low + 1, size_in - 1)
+    fraction = (source - low).astype(np.float32)
+    weights = np.zeros((size_out, size_in), dtype=np.float32)
+    np.add.at(weights, (np.arange(size_out), low), 1 - fraction)
+    np.add.at(weights, (np.arange(size_out), high), fraction)
+    return weights
 
 
 class BundleFiles:
@@ -168,13 +188,31 @@ class Bundle:
         items = [raw_inputs] if single else list(raw_inputs)
         if not items:
             return []
-        outputs = self.run(self.preprocess(items))
         post = self.spec["postprocessing"]
+        if post["kind"] == "segmentation":
+            predictions = [self._segment(item) for item in items]
+            return predictions[0] if single else predictions
+        outputs = self.run(self.preprocess(items))
         if post["kind"] == "classification":
             predictions = softmax_top_k(self._logits(outputs, len(items)), self.labels, post.get("top_k", 5))
         else:
             predictions = list(outputs)
         return predictions[0] if single else predictions
+
+    def _segment(self, item: Any) -> dict[str, Any]:
+        """``{"mask", "labels"}`` for one picture, as the ``semantic-segmentation`` task's ``predict``."""
+        batch = self.preprocess([item])
+        if "sizes" not in batch:
+            raise InputError(f"{self.directory / BUNDLE_FILE}: 'segmentation' postprocessing needs pictures prepared "
+                             f"by vision.transforms:PictureBatcher, got {self.spec['preprocessing']['ref']}; {_REEXPORT}")
+        logits = self.run(batch)
+        labels = self.labels or []
+        if logits.ndim != 4 or logits.shape[:2] != (1, len(labels)) or logits.dtype.kind != "f":
+            raise BackendError(f"{self.directory / MODEL_FILE}: expected logits [1, {len(labels)}, h, w] for one "
+                               f"picture, got {logits.dtype.name} {logits.shape}")
+        height, width = (int(n) for n in batch["sizes"][0])
+        mask = resize_bilinear(logits[0], height, width).argmax(axis=0).astype(np.int64)
+        return {"mask": mask, "labels": dict(enumerate(labels))}
 
     def _logits(self, outputs: np.ndarray, rows: int) -> np.ndarray:
         classes = len(self.labels) if self.labels else None
