@@ -67,18 +67,28 @@ class SemanticSegmentation(PictureTask):
         return (unit - self.mean) / self.std
 
     # -- export (zoo export: vision.transforms.PictureBatcher and the runtime's "segmentation" postprocessing) --
-    export_axes = (0, 2, 3)  # any batch, any picture size
+    @property
+    def fixed_size(self) -> bool:
+        """Whether every picture becomes the same ``[H, W]`` (else its short side is resized and sizes vary)."""
+        return self.size is not None and len(self.size) == 2
+
+    @property
+    def export_axes(self) -> tuple[int, ...]:
+        # Dynamic height and width only where sizes vary: they make the export many times slower.
+        return (0,) if self.fixed_size else (0, 2, 3)
 
     def export_module(self, net: torch.nn.Module) -> torch.nn.Module:
         return SegmentationLogits(net)
 
     def example_inputs(self) -> list[torch.Tensor]:
-        """Two batches of different sizes, so parity covers the graph's dynamic height and width."""
+        """Two batches of different sizes (and, where pictures keep their aspect, of different heights and widths),
+        so parity covers every dynamic axis of the graph."""
         side = self.size[0] if self.size else 64
-        height, width = (self.size if self.size and len(self.size) == 2 else (side, side))
+        height, width = self.size if self.fixed_size else (side, side)
+        grow = (0, 0) if self.fixed_size else (32, 16)
         generator = torch.Generator().manual_seed(0)
         return [torch.rand((2, 3, height, width), generator=generator),
-                torch.rand((1, 3, height + 32, width + 16), generator=generator)]
+                torch.rand((1, 3, height + grow[0], width + grow[1]), generator=generator)]
 
     def runtime_preprocessing(self) -> dict[str, Any]:
         return {"ref": "vision.transforms:PictureBatcher", "spec": dict(self.card.preprocessing or {})}
