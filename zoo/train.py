@@ -562,14 +562,16 @@ def _plain(data):
 
 
 def _num_samples(inputs) -> int:
-    """Samples in a batch of inputs: a tensor's first dimension, that of the first tensor of a dict (text) or
-    tuple, else a list's length."""
-    if isinstance(inputs, (dict, list, tuple)):
+    """Samples in a batch of inputs: a tensor's first dimension; a list's length (one picture a sample, as
+    detectors take them); a dict's (text) or tuple's first tensor or list."""
+    if isinstance(inputs, (dict, tuple)):
         values = inputs.values() if isinstance(inputs, dict) else inputs
-        inputs = next((value for value in values if torch.is_tensor(value)), inputs)
+        inputs = next((value for value in values if torch.is_tensor(value) or isinstance(value, list)), None)
+    if isinstance(inputs, list):
+        return len(inputs)
     if torch.is_tensor(inputs):
         return int(inputs.shape[0]) if inputs.ndim else 1
-    return len(inputs) if isinstance(inputs, (list, tuple)) else 0
+    return 0
 
 
 class EpochReport:

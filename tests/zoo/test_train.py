@@ -408,3 +408,16 @@ def test_progress_off_a_terminal_is_one_line_per_epoch_with_the_epoch_mean_loss_
         assert line.startswith(f"epoch {index + 1}/3  4/4 batches  train_loss {event['train_loss']:.4f}  ")
         assert f"val_loss {event['val_loss']:.4f}  val_acc {event['val_acc']:.4f}" in line
         assert float(line.split(" samples/s")[0].split()[-1].replace(",", "")) > 0 and "nan" not in line
+
+
+def test_samples_per_batch_are_counted_for_every_input_shape():
+    """The samples/s a run shows: a list of pictures (a detector's batch) counts its length, not the first
+    picture's channels; text dicts and tuples count their first tensor's rows."""
+    from zoo.train import _num_samples
+
+    pictures = [torch.zeros(3, 8, 8) for _ in range(5)]
+    assert _num_samples({"images": pictures, "targets": [{}] * 5}) == 5
+    assert _num_samples(pictures) == 5
+    assert _num_samples({"input_ids": torch.zeros(4, 9), "attention_mask": torch.zeros(4, 9)}) == 4
+    assert _num_samples((torch.zeros(6, 3), torch.zeros(6))) == 6
+    assert _num_samples(torch.zeros(7, 2)) == 7
