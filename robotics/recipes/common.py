@@ -43,7 +43,8 @@ def make_policy(env_id: str, algorithm: str, model: str | None, pretrained: bool
         task="control",
         architecture=architecture,
         arch_args=arch_args,
-        input={"shape": [arch_args["obs_dim"]], "dtype": "float32", "env_ids": [env_id], **spaces},
+        input={"shape": [arch_args["obs_dim"]], "dtype": "float32", "env_ids": [env_id], **spaces,
+               **({"state_shape": [arch_args["core_size"]]} if "core_size" in arch_args else {})},
         license="Apache-2.0",
     )
     return build(card).to(device).train()

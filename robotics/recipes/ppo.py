@@ -46,6 +46,37 @@ class RewardScaler:
         self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
 
 
+def gae(rewards, values, dones, next_value, gamma: float, gae_lambda: float):
+    """Generalised advantage estimates ``[T, N]`` of a rollout (``dones[t]``: the episode ended after step
+    ``t``), bootstrapped from ``next_value``, the value of the observation after the rollout."""
+    import torch
+
+    advantages = torch.zeros_like(rewards)
+    last_gae = torch.zeros_like(next_value)
+    for t in reversed(range(len(rewards))):
+        following = next_value if t == len(rewards) - 1 else values[t + 1]
+        not_done = 1.0 - dones[t]
+        delta = rewards[t] + gamma * following * not_done - values[t]
+        last_gae = delta + gamma * gae_lambda * not_done * last_gae
+        advantages[t] = last_gae
+    return advantages
+
+
+def clipped_loss(distribution, values, actions, old_logprobs, advantages, returns, clip_coef: float,
+                 ent_coef: float, vf_coef: float):
+    """PPO's loss on one minibatch: the clipped surrogate on (normalised) advantages, the value regression
+    and the entropy bonus."""
+    import torch
+
+    ratio = (distribution.log_prob(actions) - old_logprobs).exp()
+    if len(advantages) > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    pg_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+    v_loss = 0.5 * (values - returns).square().mean()
+    entropy = distribution.entropy().mean()
+    return pg_loss - ent_coef * entropy + vf_coef * v_loss
+
+
 @dataclass
 class PPORecipe(Recipe):
     """PPO on ``env_id``; ``model`` (an id or directory) continues a trained policy.
@@ -178,14 +209,7 @@ class PPORecipe(Recipe):
             # 2. Generalised advantage estimation, bootstrapped from the value after the rollout.
             with torch.no_grad():
                 next_value = net.value(net.obs_norm(torch.as_tensor(envs.obs, device=device)))
-                advantages = torch.zeros_like(rewards_buf)
-                last_gae = torch.zeros(self.num_envs, device=device)
-                for t in reversed(range(self.num_steps)):
-                    following = next_value if t == self.num_steps - 1 else values_buf[t + 1]
-                    not_done = 1.0 - dones_buf[t]
-                    delta = rewards_buf[t] + self.gamma * following * not_done - values_buf[t]
-                    last_gae = delta + self.gamma * self.gae_lambda * not_done * last_gae
-                    advantages[t] = last_gae
+                advantages = gae(rewards_buf, values_buf, dones_buf, next_value, self.gamma, self.gae_lambda)
                 returns = advantages + values_buf
 
             # 3. Clipped-surrogate updates over shuffled minibatches.
@@ -197,16 +221,9 @@ class PPORecipe(Recipe):
                 order = torch.randperm(batch_size, device=device)
                 for first in range(0, batch_size, self.minibatch_size):
                     mb = order[first:first + self.minibatch_size]
-                    distribution = net.distribution(b_obs[mb])
-                    ratio = (distribution.log_prob(b_actions[mb]) - b_logprobs[mb]).exp()
-                    mb_advantages = b_advantages[mb]
-                    if len(mb) > 1:
-                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                    pg_loss = torch.max(-mb_advantages * ratio,
-                                        -mb_advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
-                    v_loss = 0.5 * (net.value(b_obs[mb]) - b_returns[mb]).square().mean()
-                    entropy = distribution.entropy().mean()
-                    loss = pg_loss - self.ent_coef * entropy + self.vf_coef * v_loss
+                    loss = clipped_loss(net.distribution(b_obs[mb]), net.value(b_obs[mb]), b_actions[mb],
+                                        b_logprobs[mb], b_advantages[mb], b_returns[mb], clip_coef, self.ent_coef,
+                                        self.vf_coef)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(net.parameters(), self.max_grad_norm)
