@@ -177,3 +177,13 @@ def test_a_card_with_a_malformed_state_shape_is_an_input_error(recall_policy, tm
     (tmp_path / "policy" / "card.json").write_text(json.dumps(card))
     with pytest.raises(InputError, match="state_shape"):
         zoo.load(tmp_path / "policy")
+
+
+def test_zoo_predict_runs_a_recurrent_policy_from_an_observation_file(recall_policy, tmp_path):
+    from tests.zoo.test_cli import run_console_script
+
+    recall_policy.save(tmp_path / "policy")
+    np.save(tmp_path / "obs.npy", np.array([1, 1], np.float32))
+    result = run_console_script("predict", str(tmp_path / "policy"), str(tmp_path / "obs.npy"))
+    expected = recall_policy.predict(np.array([1, 1], np.float32))
+    assert result.returncode == 0 and result.stdout.strip() == f"{tmp_path / 'obs.npy'}: {expected}"
