@@ -77,6 +77,16 @@ def clipped_loss(distribution, values, actions, old_logprobs, advantages, return
     return pg_loss - ent_coef * entropy + vf_coef * v_loss
 
 
+def gradient_step(optimizer, loss, parameters, max_grad_norm: float) -> None:
+    """One optimizer step on ``loss``, the gradient's global norm clipped to ``max_grad_norm``."""
+    import torch
+
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+
+
 @dataclass
 class PPORecipe(Recipe):
     """PPO on ``env_id``; ``model`` (an id or directory) continues a trained policy.
@@ -132,35 +142,21 @@ class PPORecipe(Recipe):
     def _train(self, out_dir: Path, resume: bool | str, progress: bool, stop) -> RecipeResult:
         import torch
 
-        from backends.seed import seed_everything
-        from robotics.envs import SyncEnvs
-        from robotics.recipes.common import (env_fingerprint, finish, load_state_of, make_policy, restore_training,
-                                             resume_checkpoint, save_training)
-        from zoo.runs import MetricsLog
+        from robotics.recipes.common import close_run, end_iteration, load_state_of, open_run, restore_run
 
-        out_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = resume_checkpoint(out_dir, resume, self.to_dict(), {"iteration": int, "reward_scaler": dict})
-        seed_everything(self.seed)
+        checkpoint, envs, policy, log = open_run(
+            self, out_dir, resume, "ppo", {"iteration": int, "reward_scaler": dict}, progress,
+            hidden=self.hidden, activation=self.activation, log_std_init=self.log_std_init)
         device = torch.device(self.device)
-        envs = SyncEnvs(self.env_id, self.num_envs, self.seed)
-        policy = make_policy(self.env_id, "ppo", self.model, self.pretrained, self.device,
-                             hidden=self.hidden, activation=self.activation, log_std_init=self.log_std_init)
         net = policy.net
         optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, eps=1e-5, fused=True)
         batch_size = self.num_envs * self.num_steps
         iterations = max(1, self.total_steps // batch_size)
         reward_scaler = RewardScaler(self.num_envs, self.gamma)
-        log = MetricsLog(out_dir, echo=progress)
-        start, recent = 0, []
-        if checkpoint is None:
-            log.restart([])
-        else:
+        if checkpoint is not None:
             net.load_state_dict(checkpoint.model)
-            load_state_of(envs, checkpoint, "envs")
             load_state_of(reward_scaler, checkpoint, "reward_scaler")
-            start, recent = checkpoint.state["iteration"], checkpoint.state["recent_returns"]
-            log.restart(checkpoint.state["history"])
-            restore_training(checkpoint, [optimizer])
+        start, recent = restore_run(checkpoint, envs, log, [optimizer])
 
         action_shape = () if net.discrete else envs.single_action_space.shape
         obs_buf = torch.zeros((self.num_steps, self.num_envs, envs.obs.shape[1]), device=device)
@@ -224,24 +220,13 @@ class PPORecipe(Recipe):
                     loss = clipped_loss(net.distribution(b_obs[mb]), net.value(b_obs[mb]), b_actions[mb],
                                         b_logprobs[mb], b_advantages[mb], b_returns[mb], clip_coef, self.ent_coef,
                                         self.vf_coef)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), self.max_grad_norm)
-                    optimizer.step()
+                    gradient_step(optimizer, loss, net.parameters(), self.max_grad_norm)
 
-            step = (iteration + 1) * batch_size
-            if recent:
-                log.log({"step": step, "mean_return": float(np.mean(recent)), "loss": loss.item()})
-            done = (stop is not None and stop(step, policy)) or iteration + 1 == iterations
-            every = self.checkpoint_every_steps
-            if not done and every and step // every != (step - batch_size) // every:
-                save_training(out_dir, step, net.state_dict(), [optimizer], {
-                    "iteration": iteration + 1, "recent_returns": recent, "envs": envs.state_dict(),
-                    "reward_scaler": reward_scaler.state_dict(),
-                    "history": log.history, "recipe": self.to_dict()}, keep=self.keep_checkpoints)
+            step, done = end_iteration(
+                self, out_dir, policy, log, iteration=iteration, iterations=iterations, batch_size=batch_size,
+                recent=recent, loss=loss, stop=stop, checkpoint=lambda: (net.state_dict(), [optimizer], {
+                    "envs": envs.state_dict(), "reward_scaler": reward_scaler.state_dict()}))
             if done:
                 break
 
-        envs.close()
-        return finish(policy, self, out_dir, env_fingerprint(self.env_id),
-                      {"env_steps": step, "iterations": iteration + 1})
+        return close_run(envs, policy, self, out_dir, step, iteration + 1)

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Mapping
+from typing import ClassVar, Mapping
 
-import numpy as np
-
+from robotics.recipes.ppo import PPORecipe, clipped_loss, gae, gradient_step
 from zoo.errors import InputError
 from zoo.recipes import Recipe, RecipeResult, bounded
 
@@ -72,67 +71,40 @@ class RecurrentPPORecipe(Recipe):
     device: str = "cpu"
     threads: int = bounded(1, "[1, inf)")
 
-    def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True,
-            stop: Callable[[int, object], bool] | None = None) -> RecipeResult:
-        """Train, evaluate and save a loadable recurrent policy to ``out_dir``.
+    run = PPORecipe.run  # train on one CPU thread; ``stop(step, policy)`` may end training after any iteration
 
-        ``stop(step, policy)``, called after each iteration, ends training early when it returns True.
-        """
-        from robotics.tasks import torch_threads
-
+    def __post_init__(self):
+        super().__post_init__()
         if self.num_steps % self.sequence_length or self.minibatch_size % self.sequence_length:
             raise InputError(f"num_steps ({self.num_steps}) and minibatch_size ({self.minibatch_size}) must be "
                              f"multiples of sequence_length ({self.sequence_length}): updates take whole sequences")
-        with torch_threads(self.threads):
-            return self._train(Path(out_dir), resume, progress, stop)
 
     def _train(self, out_dir: Path, resume: bool | str, progress: bool, stop) -> RecipeResult:
         import torch
 
-        from backends.seed import seed_everything
-        from robotics.envs import SyncEnvs
-        from robotics.recipes.common import (env_fingerprint, finish, load_state_of, make_policy, restore_training,
-                                             resume_checkpoint, save_training)
-        from robotics.recipes.ppo import clipped_loss, gae
-        from zoo.runs import MetricsLog
+        from robotics.recipes.common import close_run, end_iteration, open_run, restore_run
 
-        out_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = resume_checkpoint(out_dir, resume, self.to_dict(), {"iteration": int, "episode_starts": list})
-        seed_everything(self.seed)
-        device = torch.device(self.device)
-        envs = SyncEnvs(self.env_id, self.num_envs, self.seed)
-        policy = make_policy(self.env_id, "recurrent_ppo", self.model, self.pretrained, self.device,
-                             hidden=self.hidden, core_size=self.core_size)
+        checkpoint, envs, policy, log = open_run(
+            self, out_dir, resume, "recurrent_ppo", {"iteration": int, "episode_starts": list}, progress,
+            hidden=self.hidden, core_size=self.core_size)
         if not policy.recurrent:
             raise InputError(f"recurrent PPO trains recurrent policies; {self.model} keeps no state: use ppo")
-        net = policy.net
+        device, net = torch.device(self.device), policy.net
         optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, eps=1e-5)
-        batch_size = self.num_envs * self.num_steps
+        batch_size, pieces = self.num_envs * self.num_steps, self.num_steps // self.sequence_length
         iterations = max(1, self.total_steps // batch_size)
-        pieces = self.num_steps // self.sequence_length
-        log = MetricsLog(out_dir, echo=progress)
-        start, recent = 0, []
         # The GRU state of each env's running episode, and whether its current observation starts an episode.
-        state = net.initial_state(self.num_envs)
-        starts = torch.ones(self.num_envs, device=device)
-        if checkpoint is None:
-            log.restart([])
-        else:
+        state, starts = net.initial_state(self.num_envs), torch.ones(self.num_envs, device=device)
+        if checkpoint is not None:
             net.load_state_dict({k[len("policy."):]: v for k, v in checkpoint.model.items() if k.startswith("policy.")})
             state = checkpoint.model["rollout_state"].to(device)
             starts = torch.as_tensor(checkpoint.state["episode_starts"], dtype=torch.float32, device=device)
-            load_state_of(envs, checkpoint, "envs")
-            start, recent = checkpoint.state["iteration"], checkpoint.state["recent_returns"]
-            log.restart(checkpoint.state["history"])
-            restore_training(checkpoint, [optimizer])
+        start, recent = restore_run(checkpoint, envs, log, [optimizer])
 
         obs_buf = torch.zeros((self.num_steps, self.num_envs, envs.obs.shape[1]), device=device)
         actions_buf = torch.zeros((self.num_steps, self.num_envs), device=device, dtype=torch.long)
-        logprobs_buf = torch.zeros((self.num_steps, self.num_envs), device=device)
-        rewards_buf = torch.zeros((self.num_steps, self.num_envs), device=device)
-        dones_buf = torch.zeros((self.num_steps, self.num_envs), device=device)
-        starts_buf = torch.zeros((self.num_steps, self.num_envs), device=device)
-        values_buf = torch.zeros((self.num_steps, self.num_envs), device=device)
+        logprobs_buf, rewards_buf, dones_buf, starts_buf, values_buf = torch.zeros((5, self.num_steps, self.num_envs),
+                                                                                   device=device)
         sequence_states = torch.zeros((pieces, self.num_envs, *net.state_shape), device=device)
 
         for iteration in range(start, iterations):
@@ -185,25 +157,14 @@ class RecurrentPPORecipe(Recipe):
                     loss = clipped_loss(net.distribution(core), net.value(core), s_actions[:, mb].flatten(),
                                         s_logprobs[:, mb].flatten(), s_advantages[:, mb].flatten(),
                                         s_returns[:, mb].flatten(), self.clip_coef, self.ent_coef, self.vf_coef)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), self.max_grad_norm)
-                    optimizer.step()
+                    gradient_step(optimizer, loss, net.parameters(), self.max_grad_norm)
 
-            step = (iteration + 1) * batch_size
-            if recent:
-                log.log({"step": step, "mean_return": float(np.mean(recent)), "loss": loss.item()})
-            done = (stop is not None and stop(step, policy)) or iteration + 1 == iterations
-            every = self.checkpoint_every_steps
-            if not done and every and step // every != (step - batch_size) // every:
-                tensors = {**{f"policy.{k}": v for k, v in net.state_dict().items()}, "rollout_state": state}
-                save_training(out_dir, step, tensors, [optimizer], {
-                    "iteration": iteration + 1, "recent_returns": recent, "envs": envs.state_dict(),
-                    "episode_starts": starts.tolist(), "history": log.history, "recipe": self.to_dict()},
-                    keep=self.keep_checkpoints)
+            step, done = end_iteration(
+                self, out_dir, policy, log, iteration=iteration, iterations=iterations, batch_size=batch_size,
+                recent=recent, loss=loss, stop=stop, checkpoint=lambda: (
+                    {**{f"policy.{k}": v for k, v in net.state_dict().items()}, "rollout_state": state}, [optimizer],
+                    {"envs": envs.state_dict(), "episode_starts": starts.tolist()}))
             if done:
                 break
 
-        envs.close()
-        return finish(policy, self, out_dir, env_fingerprint(self.env_id),
-                      {"env_steps": step, "iterations": iteration + 1})
+        return close_run(envs, policy, self, out_dir, step, iteration + 1)
