@@ -1,5 +1,5 @@
-"""Robotics: control and navigation policies, PPO / recurrent PPO / SAC / behaviour-cloning recipes, demonstration datasets
-and the ``robotics`` benchmark suite.
+"""Robotics: control and navigation policies, PPO / recurrent PPO / SAC / behaviour-cloning recipes,
+demonstration datasets and the ``robotics`` benchmark suite.
 
 ``register`` only declares specs; nothing here imports torch or gymnasium.
 """

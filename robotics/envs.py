@@ -92,7 +92,8 @@ def policy_arch(env_id: str, algorithm: str, hidden: tuple[int, ...], activation
     action = spaces["action_space"]
     if algorithm == "recurrent_ppo":
         if action["type"] != "Discrete":
-            raise InputError(f"recurrent PPO takes Discrete actions; {env_id} has {action['type']} ones: use PPO or SAC")
+            raise InputError(f"recurrent PPO takes Discrete actions; {env_id} has {action['type']} ones: "
+                             "use PPO or SAC")
         return "gru_categorical", {
             "obs_dim": obs_dim, "num_actions": action["n"], "encoder": observations.encoder,
             "observation_parts": [[name, list(shape)] for name, shape in observations.parts],

@@ -81,7 +81,8 @@ class ControlPolicy(TaskAdapter):
         return self.postprocess(actions), next_state.cpu().numpy()
 
     def state_tensor(self, state: Any, batch: int) -> torch.Tensor:
-        """A recurrent state for ``batch`` observations as a float32 tensor, or an InputError saying what was expected."""
+        """A recurrent state for ``batch`` observations as a float32 tensor, or an InputError saying what was
+        expected."""
         array = state.detach().cpu().numpy() if torch.is_tensor(state) else np.asarray(state)
         expected = (batch, *self.state_shape)
         if array.dtype.kind not in "fiu" or array.shape != expected:

@@ -76,6 +76,7 @@ def build_encoder(name: str, obs_dim: int, parts: Sequence[Sequence] | None) -> 
         return FlatEncoder(obs_dim)
     if name == "grid_cnn":
         if not parts or [part[0] for part in parts][:2] != ["image", "direction"]:
-            raise InputError(f"the grid_cnn encoder needs the observation's parts (image, direction, ...), got {parts!r}")
+            raise InputError(f"the grid_cnn encoder needs the observation's parts (image, direction, ...), "
+                             f"got {parts!r}")
         return GridEncoder(parts)
     raise InputError(f"unknown observation encoder {name!r}: expected 'flat' or 'grid_cnn'")

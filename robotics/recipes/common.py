@@ -101,7 +101,8 @@ def end_iteration(recipe, out_dir: Path, policy, log, *, iteration: int, iterati
 def close_run(envs, policy, recipe, out_dir: Path, step: int, iterations: int):
     """The end of an on-policy run: close the envs, evaluate, record and save the policy (:func:`finish`)."""
     envs.close()
-    return finish(policy, recipe, out_dir, env_fingerprint(recipe.env_id), {"env_steps": step, "iterations": iterations})
+    return finish(policy, recipe, out_dir, env_fingerprint(recipe.env_id),
+                  {"env_steps": step, "iterations": iterations})
 
 
 # What every control recipe's checkpoint state holds, by type (zoo.checkpoint checks them).

@@ -37,6 +37,20 @@ def to_sequences(rollout, sequence_length: int):
     return pieces.reshape(sequence_length, (steps // sequence_length) * envs, *rest)
 
 
+def rollout_state(checkpoint, shape: tuple[int, ...]):
+    """The GRU states ``shape`` and episode-start flags of the envs a checkpoint was written in;
+    CheckpointError unless they fit."""
+    import torch
+
+    from zoo.errors import CheckpointError
+
+    state, starts = checkpoint.model.get("rollout_state"), checkpoint.state["episode_starts"]
+    if state is None or tuple(state.shape) != shape or len(starts) != shape[0]:
+        raise CheckpointError(f"checkpoint {checkpoint.path} holds no rollout_state of shape {shape} with "
+                              f"{shape[0]} episode_starts for these envs and this policy")
+    return state, torch.as_tensor(starts, dtype=torch.float32)
+
+
 @dataclass
 class RecurrentPPORecipe(Recipe):
     """Recurrent PPO on ``env_id`` (Discrete actions); ``model`` (an id or directory) continues a trained
@@ -97,8 +111,8 @@ class RecurrentPPORecipe(Recipe):
         state, starts = net.initial_state(self.num_envs), torch.ones(self.num_envs, device=device)
         if checkpoint is not None:
             net.load_state_dict({k[len("policy."):]: v for k, v in checkpoint.model.items() if k.startswith("policy.")})
-            state = checkpoint.model["rollout_state"].to(device)
-            starts = torch.as_tensor(checkpoint.state["episode_starts"], dtype=torch.float32, device=device)
+            state, starts = rollout_state(checkpoint, tuple(state.shape))
+            state, starts = state.to(device), starts.to(device)
         start, recent = restore_run(checkpoint, envs, log, [optimizer])
 
         obs_buf = torch.zeros((self.num_steps, self.num_envs, envs.obs.shape[1]), device=device)
@@ -143,9 +157,9 @@ class RecurrentPPORecipe(Recipe):
                 returns = advantages + values_buf
 
             # 3. Clipped-surrogate updates over minibatches of whole sequences, each unrolled from its stored state.
-            s_obs, s_starts = to_sequences(obs_buf, self.sequence_length), to_sequences(starts_buf, self.sequence_length)
-            s_actions, s_logprobs = (to_sequences(b, self.sequence_length) for b in (actions_buf, logprobs_buf))
-            s_advantages, s_returns = (to_sequences(b, self.sequence_length) for b in (advantages, returns))
+            s_obs, s_starts, s_actions, s_logprobs, s_advantages, s_returns = (
+                to_sequences(b, self.sequence_length)
+                for b in (obs_buf, starts_buf, actions_buf, logprobs_buf, advantages, returns))
             s_states = sequence_states.reshape(pieces * self.num_envs, *net.state_shape)
             per_minibatch = self.minibatch_size // self.sequence_length
             for _ in range(self.update_epochs):

@@ -117,9 +117,11 @@ def test_recurrent_ppo_killed_and_resumed_continues_the_same_run(tmp_path):
     assert_same_run(tmp_path / "straight", tmp_path / "killed")
 
 
-def test_sequences_must_divide_the_rollout_and_minibatch():
+def test_sequences_must_divide_the_rollout_and_minibatch_and_actions_be_discrete(tmp_path):
     with pytest.raises(InputError, match="multiples of sequence_length"):
         RecurrentPPORecipe(**{**TINY_GRID, "sequence_length": 5})
+    with pytest.raises(InputError, match="takes Discrete actions; Pendulum-v1 has Box"):
+        RecurrentPPORecipe(**{**TINY_GRID, "env_id": "Pendulum-v1"}).run(tmp_path / "run", progress=False)
 
 
 @pytest.fixture(scope="module")
