@@ -18,7 +18,7 @@ MUJOCO = ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Reacher-v5", "Hop
 # Navigation: goal-conditioned mazes (gymnasium-robotics; sparse and dense rewards) and partially
 # observed grid worlds (minigrid, BabyAI). Their Dict observations are flattened by robotics.observations.
 POINTMAZE = ("PointMaze_UMaze-v3", "PointMaze_UMazeDense-v3", "PointMaze_Medium-v3", "PointMaze_MediumDense-v3")
-MINIGRID = ("MiniGrid-DoorKey-8x8-v0", "MiniGrid-FourRooms-v0", "BabyAI-GoToLocal-v0")
+MINIGRID = ("MiniGrid-DoorKey-8x8-v0", "MiniGrid-FourRooms-v0", "MiniGrid-MultiRoom-N4-S5-v1", "BabyAI-GoToLocal-v0")
 # The package that registers each family of ids, and the keyword arguments the zoo makes them with:
 # a maze episode ends when the goal is reached (gymnasium-robotics' default runs on to the time
 # limit), so ``terminated`` is success, as in minigrid.
