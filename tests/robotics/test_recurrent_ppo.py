@@ -95,9 +95,10 @@ def test_grid_encoder_embeds_real_minigrid_observations():
 def test_grid_envs_resume_by_replaying_their_episode():
     envs = SyncEnvs("MiniGrid-DoorKey-5x5-v0", 2, seed=5)
     rng = np.random.default_rng(0)
-    for _ in range(40):  # long enough for some episodes to end: replays from a saved RNG state too
+    for _ in range(510):  # past two 250-step limits: the third episodes began from an RNG state, not a seed
         envs.step(rng.integers(0, 7, size=2))
     saved = envs.state_dict()
+    assert [env["seed"] for env in saved["envs"]] == [-1, -1]
     follow = [envs.step(np.array([2, 1]))[0] for _ in range(3)]
     again = SyncEnvs("MiniGrid-DoorKey-5x5-v0", 2, seed=5)
     again.load_state_dict(saved)
