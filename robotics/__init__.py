@@ -1,5 +1,5 @@
-"""Robotics: control policies, PPO / SAC / behaviour-cloning recipes, demonstration datasets
-and the ``robotics`` benchmark suite.
+"""Robotics: control and navigation policies, PPO / recurrent PPO / SAC / behaviour-cloning recipes,
+demonstration datasets and the ``robotics`` benchmark suite.
 
 ``register`` only declares specs; nothing here imports torch or gymnasium.
 """
@@ -52,11 +52,15 @@ def register(registry: Registry) -> None:
                                                 aliases=("mlp-gaussian",)))
     registry.add(ArchitectureSpec("mlp_squashed_gaussian", "robotics.models.mlp:mlp_squashed_gaussian",
                                                 aliases=("mlp-squashed-gaussian",)))
+    registry.add(ArchitectureSpec("gru_categorical", "robotics.models.recurrent:gru_categorical"))
     registry.add(TaskSpec("control", "robotics.tasks:ControlPolicy", model_class="robotics.tasks:PolicyModel"))
     registry.add(RecipeSpec("ppo", task="control", recipe="robotics.recipes.ppo:PPORecipe",
                                    description="proximal policy optimisation, discrete or continuous actions"))
     registry.add(RecipeSpec("sac", task="control", recipe="robotics.recipes.sac:SACRecipe",
                                    description="soft actor-critic, continuous actions"))
+    registry.add(RecipeSpec("recurrent_ppo", task="control", recipe="robotics.recipes.recurrent_ppo:RecurrentPPORecipe",
+                                   description="PPO with a GRU core and truncated BPTT, discrete actions, partially "
+                                   "observed environments (MiniGrid)"))
     registry.add(RecipeSpec("bc", task="control", recipe="robotics.recipes.bc:BCRecipe",
                                    description="behaviour cloning from a demonstration dataset"))
     registry.add(DatasetSpec(

@@ -87,12 +87,13 @@ def record(policy, env_id: str, path: str | os.PathLike, *, episodes: int = 10, 
     if path.exists() and not overwrite:
         raise InputError(f"{path} exists; choose another path or pass overwrite=True")
     act: Callable = policy
+    initial_state = None
     source = getattr(policy, "card", None)
     if source is not None:
         from robotics.envs import check_env
 
         check_env(source, env_id)
-        act = policy.act
+        act, initial_state = policy.act, policy.initial_state(episodes)
     rows: dict[str, list] = {name: [] for name in COLUMNS}
 
     def on_step(episode, frame, obs, action, reward, terminated, truncated):
@@ -100,7 +101,7 @@ def record(policy, env_id: str, path: str | os.PathLike, *, episodes: int = 10, 
                                          terminated, truncated)):
             rows[name].append(value)
 
-    rollout = run_episodes(act, env_id, episodes, seed, on_step=on_step)
+    rollout = run_episodes(act, env_id, episodes, seed, on_step=on_step, initial_state=initial_state)
     env = make_env(env_id)
     spaces = describe_spaces(env)
     env.close()

@@ -5,6 +5,7 @@ Gymnasium is imported inside the functions: ``import robotics`` stays light.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ MUJOCO = ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Reacher-v5", "Hop
 # Navigation: goal-conditioned mazes (gymnasium-robotics; sparse and dense rewards) and partially
 # observed grid worlds (minigrid, BabyAI). Their Dict observations are flattened by robotics.observations.
 POINTMAZE = ("PointMaze_UMaze-v3", "PointMaze_UMazeDense-v3", "PointMaze_Medium-v3", "PointMaze_MediumDense-v3")
-MINIGRID = ("MiniGrid-DoorKey-8x8-v0", "MiniGrid-FourRooms-v0", "BabyAI-GoToLocal-v0")
+MINIGRID = ("MiniGrid-DoorKey-8x8-v0", "MiniGrid-FourRooms-v0", "MiniGrid-MultiRoom-N4-S5-v1", "BabyAI-GoToLocal-v0")
 # The package that registers each family of ids, and the keyword arguments the zoo makes them with:
 # a maze episode ends when the goal is reached (gymnasium-robotics' default runs on to the time
 # limit), so ``terminated`` is success, as in minigrid.
@@ -72,16 +73,31 @@ def _describe(space) -> dict[str, Any]:
     raise InputError(f"only Discrete and 1-D Box spaces are supported, got {space}")
 
 
-def policy_arch(env_id: str, algorithm: str, hidden: tuple[int, ...], activation: str,
-                log_std_init: float = 0.0) -> tuple[str, dict[str, Any]]:
-    """The architecture name and ``arch_args`` of a fresh ``algorithm`` policy for ``env_id``."""
+def policy_arch(env_id: str, algorithm: str, hidden: tuple[int, ...], activation: str = "tanh",
+                log_std_init: float = 0.0, core_size: int = 128) -> tuple[str, dict[str, Any]]:
+    """The architecture name and ``arch_args`` of a fresh ``algorithm`` policy for ``env_id``.
+
+    A recurrent policy (``recurrent_ppo``) puts the encoder its observations declare
+    (robotics.observations) before a GRU core of ``core_size``.
+    """
+    from robotics.observations import observation_spec
+
     env = make_env(env_id)
     spaces = describe_spaces(env)
+    observations = observation_spec(env.observation_space)
     env.close()
     obs_dim = spaces["observation_space"]["shape"][0] if spaces["observation_space"]["type"] == "Box" else None
     if obs_dim is None:
         raise InputError(f"{env_id} has {spaces['observation_space']['type']} observations; policies take 1-D Box ones")
     action = spaces["action_space"]
+    if algorithm == "recurrent_ppo":
+        if action["type"] != "Discrete":
+            raise InputError(f"recurrent PPO takes Discrete actions; {env_id} has {action['type']} ones: "
+                             "use PPO or SAC")
+        return "gru_categorical", {
+            "obs_dim": obs_dim, "num_actions": action["n"], "encoder": observations.encoder,
+            "observation_parts": [[name, list(shape)] for name, shape in observations.parts],
+            "core_size": core_size, "hidden": list(hidden)}
     args: dict[str, Any] = {"obs_dim": obs_dim, "hidden": list(hidden), "activation": activation}
     if action["type"] == "Discrete":
         if algorithm == "sac":
@@ -117,11 +133,18 @@ def check_env(card, env_id: str, *, same_spaces_ok: bool = False) -> None:
                      f"not for {env_id}")
 
 
+def has_physics_state(env) -> bool:
+    """Whether :func:`env_state` can read ``env``'s state: classic control, MuJoCo and PointMaze. Other
+    environments (grid worlds) resume by replaying their episode (:class:`SyncEnvs`)."""
+    base = env.unwrapped
+    return hasattr(getattr(base, "point_env", base), "set_state") or hasattr(base, "state")
+
+
 def env_state(env) -> dict[str, Any]:
     """What continues an episode exactly: physics, step count and RNG (JSON-able, no pickle)."""
     base = env.unwrapped
     physics = getattr(base, "point_env", base)  # a PointMaze simulates its point in an inner MuJoCo env
-    if not (hasattr(physics, "set_state") or hasattr(base, "state")):
+    if not has_physics_state(env):
         raise InputError(f"cannot save the state of {env.spec.id if env.spec else env} to resume from it: "
                          "only classic-control, MuJoCo and PointMaze environments are supported")
     state: dict[str, Any] = {
@@ -173,7 +196,9 @@ class SyncEnvs:
     Env ``i`` is first reset with seed ``seed + i``. An episode that ends is reset at
     once, in the same ``step`` (its last observation is returned in ``final_obs``, for
     bootstrapping a truncated episode). Observations are flat float32 (robotics.observations). ``state_dict`` is
-    JSON-able and restores the envs exactly, so a training run resumes mid-episode.
+    JSON-able and restores the envs exactly, so a training run resumes mid-episode: physics envs by their
+    state (:func:`env_state`), the others (grid worlds) by replaying the running episode from how it was
+    reset (its seed, or the RNG state before the reset) with the actions taken since.
     """
 
     def __init__(self, env_id: str, n: int, seed: int):
@@ -186,11 +211,19 @@ class SyncEnvs:
         self.observation_spec = observation_spec(self.single_observation_space)  # Dict observations → flat
         self.episode_returns = np.zeros(n)
         self.episode_lengths = np.zeros(n, dtype=np.int64)
+        # Per env without a readable state: how its running episode began and the actions since (a replay).
+        self.replays = [None if has_physics_state(env) else self._replay_start(env, seed + i)
+                        for i, env in enumerate(self.envs)]
         self.obs = np.stack([self.observation_spec.flatten(env.reset(seed=seed + i)[0])
                              for i, env in enumerate(self.envs)])
 
     def __len__(self) -> int:
         return len(self.envs)
+
+    @staticmethod
+    def _replay_start(env, seed: int) -> dict[str, Any]:
+        # The same keys for every episode (a checkpoint's structure is checked): seed -1 resets from ``rng``.
+        return {"seed": seed, "rng": env.unwrapped.np_random.bit_generator.state, "actions": []}
 
     def step(self, actions: np.ndarray):
         """``(obs, rewards, terminated, truncated, final_obs, finished)``; ``finished`` lists the
@@ -204,6 +237,8 @@ class SyncEnvs:
         finished = []
         for i, env in enumerate(self.envs):
             obs, reward, terminated[i], truncated[i], _ = env.step(actions[i])
+            if self.replays[i] is not None:
+                self.replays[i]["actions"].append(np.asarray(actions[i]).tolist())
             rewards[i] = reward
             final_obs[i] = self.observation_spec.flatten(obs)
             self.episode_returns[i] += reward
@@ -211,6 +246,8 @@ class SyncEnvs:
             if terminated[i] or truncated[i]:
                 finished.append((float(self.episode_returns[i]), int(self.episode_lengths[i])))
                 self.episode_returns[i], self.episode_lengths[i] = 0.0, 0
+                if self.replays[i] is not None:
+                    self.replays[i] = self._replay_start(env, -1)
                 next_obs[i] = self.observation_spec.flatten(env.reset()[0])
             else:
                 next_obs[i] = final_obs[i]
@@ -220,7 +257,8 @@ class SyncEnvs:
     def state_dict(self) -> dict[str, Any]:
         return {
             "env_id": self.env_id,
-            "envs": [env_state(env) for env in self.envs],
+            "envs": [env_state(env) if replay is None else {**replay, "actions": json.dumps(replay["actions"])}
+                     for env, replay in zip(self.envs, self.replays)],
             "obs": self.obs.tolist(),
             "episode_returns": self.episode_returns.tolist(),
             "episode_lengths": self.episode_lengths.tolist(),
@@ -230,11 +268,33 @@ class SyncEnvs:
         if state["env_id"] != self.env_id or len(state["envs"]) != len(self.envs):
             raise InputError(f"saved envs are {len(state['envs'])}× {state['env_id']}, "
                              f"these are {len(self.envs)}× {self.env_id}")
-        for env, saved in zip(self.envs, state["envs"]):
-            load_env_state(env, saved)
         self.obs = np.asarray(state["obs"], dtype=np.float32)
+        for i, (env, saved) in enumerate(zip(self.envs, state["envs"])):
+            if self.replays[i] is None:
+                load_env_state(env, saved)
+            else:
+                self.replays[i] = self._replay(i, saved)
         self.episode_returns = np.asarray(state["episode_returns"], dtype=np.float64)
         self.episode_lengths = np.asarray(state["episode_lengths"], dtype=np.int64)
+
+    def _replay(self, i: int, saved: dict[str, Any]) -> dict[str, Any]:
+        """Re-run env ``i``'s saved episode up to where it was; InputError unless it ends on the saved observation."""
+        env = self.envs[i]
+        try:
+            actions = json.loads(saved["actions"])
+            if saved["seed"] >= 0:
+                obs, _ = env.reset(seed=saved["seed"])
+            else:
+                env.unwrapped.np_random.bit_generator.state = saved["rng"]
+                obs, _ = env.reset()
+            for action in actions:
+                obs, *_ = env.step(np.asarray(action, dtype=self.single_action_space.dtype))
+        except (ValueError, TypeError, KeyError, IndexError, AssertionError) as exc:
+            raise InputError(f"cannot replay the saved episode of {self.env_id} env {i}: {exc}") from None
+        if not np.array_equal(self.observation_spec.flatten(obs), self.obs[i]):
+            raise InputError(f"replaying the saved episode of {self.env_id} env {i} ({len(actions)} actions) did "
+                             "not reach the saved observation: the environment changed, or the state was edited")
+        return {**saved, "actions": actions}
 
     def close(self) -> None:
         for env in self.envs:

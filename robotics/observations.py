@@ -10,6 +10,10 @@ the 7×7 egocentric grid, an embedding of the mission tokens) splits it with
 - ``grid``: a MiniGrid / BabyAI ``Dict``: the ``image`` channel-first (3×7×7: object,
   colour, state), the ``direction`` and the ``mission`` as :data:`MISSION_TOKENS` word ids
   (0 pads, 1 is a word outside :data:`VOCABULARY`, with a warning).
+
+Each kind also declares the encoder a network puts in front of its core (:data:`ENCODERS`,
+built by :mod:`robotics.models.encoders`): the flat vector as it is, or, for grids, a small
+CNN over embeddings of the object, colour and state channels.
 """
 from __future__ import annotations
 
@@ -32,6 +36,12 @@ VOCABULARY = (PAD, UNKNOWN, "blue", "green", "grey", "purple", "red", "yellow", 
               "after", "you", "use", "get", "reach", "of", "on", "your", "left", "right", "in", "front", "behind",
               "avoid", "squares", "traverse", "rooms", "object", "match", "same", "color", "as", "find", "corner")
 WORD_IDS = {word: i for i, word in enumerate(VOCABULARY)}
+# How many values each grid channel takes: object, colour, state (minigrid's OBJECT_TO_IDX, COLOR_TO_IDX,
+# STATE_TO_IDX); the agent faces one of 4 directions.
+GRID_VALUES = (11, 6, 3)
+DIRECTIONS = 4
+# The encoder (robotics.models.encoders) a network uses for each kind of observation.
+ENCODERS = {"box": "flat", "goal": "flat", "grid": "grid_cnn"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,11 @@ class ObservationSpec:
 
     kind: str
     parts: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @property
+    def encoder(self) -> str:
+        """The name of the encoder for these observations (:data:`ENCODERS`)."""
+        return ENCODERS[self.kind]
 
     @property
     def size(self) -> int:
@@ -65,6 +80,7 @@ class ObservationSpec:
             image = np.asarray(obs["image"])
             if image.shape != (7, 7, 3):
                 raise InputError(f"expected a 7×7×3 egocentric grid under 'image', got shape {image.shape}")
+            check_grid(image, obs["direction"])
             pieces = [image.transpose(2, 0, 1).reshape(-1).astype(np.float32),
                       np.asarray([obs["direction"]], dtype=np.float32), tokenize(obs["mission"]).astype(np.float32)]
         flat = np.concatenate(pieces)
@@ -90,6 +106,20 @@ class ObservationSpec:
         """As a dataset's or card's 1-D Box observation space, with the layout to split it."""
         return {"type": "Box", "shape": [self.size], "kind": self.kind,
                 "parts": [[name, list(shape)] for name, shape in self.parts]}
+
+
+def check_grid(image: np.ndarray, direction: Any) -> None:
+    """InputError unless the 7×7×3 ``image`` holds whole object / colour / state indices in range
+    (:data:`GRID_VALUES`) and ``direction`` is one of the :data:`DIRECTIONS`."""
+    if image.dtype.kind not in "iu" and not (image.dtype.kind == "f" and np.all(np.mod(image, 1) == 0)):
+        raise InputError(f"expected whole-number grid indices under 'image', got dtype {image.dtype}")
+    for channel, (name, count) in enumerate(zip(("object", "colour", "state"), GRID_VALUES)):
+        values = image[..., channel]
+        if values.min() < 0 or values.max() >= count:
+            raise InputError(f"expected {name} indices in [0, {count}) in channel {channel} of 'image', "
+                             f"got values in [{values.min()}, {values.max()}]")
+    if np.ndim(direction) != 0 or direction not in range(DIRECTIONS):
+        raise InputError(f"expected a 'direction' in 0..{DIRECTIONS - 1}, got {direction!r}")
 
 
 def spec_from_description(described: Any, where: str) -> ObservationSpec | None:

@@ -32,6 +32,7 @@ class ControlPolicy(TaskAdapter):
         self.discrete = card.input["action_space"]["type"] == "Discrete"
         # A navigation policy also takes its environment's raw Dict observation, flattened as in training.
         self.observation_spec = spec_from_description(card.input.get("observation_space"), f"card of {card.id}")
+        self.state_shape = recurrent_state_shape(card)  # None: the policy keeps no state between steps
 
     @property
     def transform(self) -> Callable[[Any], torch.Tensor]:
@@ -50,6 +51,46 @@ class ControlPolicy(TaskAdapter):
                              f"got shape {array.shape} (one observation is an array; a list is a batch of them)")
         if not np.isfinite(array).all():
             raise InputError(f"expected finite observation values for {self.card.id}, got {array.tolist()}")
+        return torch.as_tensor(array, dtype=torch.float32)
+
+    def example_inputs(self) -> list[Any]:
+        if self.state_shape is not None:  # the graph would need the state as a second input and output
+            from zoo.errors import BackendError
+
+            raise BackendError(f"{self.card.id} is a recurrent policy: conversion to other backends and export "
+                               "take single-input policies only, so far")
+        return super().example_inputs()
+
+    def predict(self, module, raw_inputs, *, device: torch.device, **options: Any) -> list[Any]:
+        """Actions for observations; a recurrent policy starts each from a fresh state (an episode's first step)."""
+        if self.state_shape is None:
+            return super().predict(module, raw_inputs, device=device, **options)
+        if options:
+            raise InputError(f"task {self.card.task!r} takes no predict options, got {sorted(options)}")
+        return self.predict_step(module, raw_inputs, None, device=device)[0]
+
+    def predict_step(self, module, raw_inputs, state: Any, *, device: torch.device) -> tuple[list[Any], np.ndarray]:
+        """One step of a recurrent policy: actions for ``raw_inputs`` and the next state ``[N, *state_shape]``
+        (``state`` None: episodes that start here)."""
+        inputs = self.batch(raw_inputs).to(device)
+        if state is None:
+            state = torch.zeros((len(raw_inputs), *self.state_shape))
+        else:
+            state = self.state_tensor(state, len(raw_inputs))
+        actions, next_state = module(inputs, state.to(device))
+        return self.postprocess(actions), next_state.cpu().numpy()
+
+    def state_tensor(self, state: Any, batch: int) -> torch.Tensor:
+        """A recurrent state for ``batch`` observations as a float32 tensor, or an InputError saying what was
+        expected."""
+        array = state.detach().cpu().numpy() if torch.is_tensor(state) else np.asarray(state)
+        expected = (batch, *self.state_shape)
+        if array.dtype.kind not in "fiu" or array.shape != expected:
+            raise InputError(f"expected a recurrent state of shape {expected} (float) for {batch} observation(s) "
+                             f"of {self.card.id}, got shape {array.shape} dtype {array.dtype}: pass the state the "
+                             "previous predict returned for the same observations, or None at an episode's start")
+        if not np.isfinite(array).all():
+            raise InputError(f"expected a finite recurrent state for {self.card.id}, got non-finite values")
         return torch.as_tensor(array, dtype=torch.float32)
 
     def postprocess(self, outputs: torch.Tensor) -> list[Any]:
@@ -81,8 +122,64 @@ class Rollout:
         return float(self.lengths.sum() / max(self.seconds, 1e-9))
 
 
+def recurrent_state_shape(card: ModelCard) -> tuple[int, ...] | None:
+    """The shape of one episode's recurrent state, from the card's ``input.state_shape`` (None: no state)."""
+    shape = card.input.get("state_shape")
+    if shape is None:
+        return None
+    if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int)
+            and not isinstance(shape[0], bool) and 0 < shape[0] <= 4096):
+        raise InputError(f"card of {card.id}: input.state_shape must be [size] with 0 < size <= 4096, got {shape!r}")
+    return tuple(shape)
+
+
+_NO_STATE = object()  # predict without a state argument: each observation starts an episode
+
+
 class PolicyModel(Model):
-    """A control policy: ``predict(obs)`` → action, ``rollout(env_id, episodes, seed)`` → returns."""
+    """A control policy: ``predict(obs)`` → action, ``rollout(env_id, episodes, seed)`` → returns.
+
+    A recurrent policy also takes the state it returned for the previous step:
+    ``predict(obs, state)`` → ``(action, next_state)``.
+    """
+
+    @property
+    def recurrent(self) -> bool:
+        return self.adapter.state_shape is not None
+
+    def predict(self, raw_inputs: Any, state: Any = _NO_STATE, **options: Any) -> Any:
+        """The action for one observation (or a list for a list); with ``state`` (a recurrent policy's, None at
+        an episode's start; shape ``state_shape`` for one observation, ``[N, *state_shape]`` for a list of N),
+        ``(action(s), next_state)`` of the same layout."""
+        if state is _NO_STATE:
+            return super().predict(raw_inputs, **options)
+        if not self.recurrent:
+            raise InputError(f"policy {self.card.id} is not recurrent: it takes no state; call predict(obs)")
+        if options:
+            raise InputError(f"a recurrent step takes no predict options, got {sorted(options)}")
+        single = not isinstance(raw_inputs, (list, tuple))
+        items = [raw_inputs] if single else list(raw_inputs)
+        if not items:
+            raise InputError("expected at least one observation")
+        if single and state is not None:  # one observation's state carries no batch axis
+            state = state.detach().cpu().numpy() if torch.is_tensor(state) else np.asarray(state)
+            if state.shape != self.adapter.state_shape:
+                raise InputError(f"expected the recurrent state of one observation of {self.card.id}, shape "
+                                 f"{self.adapter.state_shape}, got shape {state.shape} (a list of observations "
+                                 "takes states [N, *state_shape])")
+            state = state[None]
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                actions, next_state = self.adapter.predict_step(self.net, items, state, device=self.device)
+        finally:
+            self.train(was_training)
+        return (actions[0], next_state[0]) if single else (actions, next_state)
+
+    def initial_state(self, episodes: int) -> np.ndarray | None:
+        """What :meth:`act` starts ``episodes`` episodes from: zeros for a recurrent policy, else None."""
+        return np.zeros((episodes, *self.adapter.state_shape), np.float32) if self.recurrent else None
 
     def rollout(self, env_id: str, episodes: int = 10, seed: int = 0) -> Rollout:
         """Run ``episodes`` deterministic episodes (episode ``i`` reset with ``seed + i``)."""
@@ -92,14 +189,19 @@ class PolicyModel(Model):
         was_training = self.training
         self.eval()
         try:
-            return run_episodes(self.act, env_id, episodes, seed)
+            return run_episodes(self.act, env_id, episodes, seed, initial_state=self.initial_state(episodes))
         finally:
             self.train(was_training)
 
     @torch.inference_mode()
-    def act(self, observations: np.ndarray) -> np.ndarray:
-        """A batch of float32 observations ``[N, obs_dim]`` → actions, without per-call checks."""
-        actions = self.net(torch.as_tensor(observations, device=self.device)).cpu().numpy()
+    def act(self, observations: np.ndarray, state: np.ndarray | None = None):
+        """A batch of float32 observations ``[N, obs_dim]`` → actions, without per-call checks; a recurrent
+        policy also takes the batch's states and returns ``(actions, next_states)``."""
+        obs = torch.as_tensor(observations, device=self.device)
+        if self.recurrent:
+            actions, next_state = self.net(obs, torch.as_tensor(state, device=self.device))
+            return actions.cpu().numpy(), next_state.cpu().numpy()
+        actions = self.net(obs).cpu().numpy()
         if not self.adapter.discrete and not np.isfinite(actions).all():
             raise InputError(f"policy {self.card.id} produced a non-finite action; its weights may be corrupt")
         return actions
@@ -120,12 +222,14 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def run_episodes(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int, seed: int,
-                 on_step: Callable[..., None] | None = None) -> Rollout:
+def run_episodes(act: Callable, env_id: str, episodes: int, seed: int,
+                 on_step: Callable[..., None] | None = None, initial_state: np.ndarray | None = None) -> Rollout:
     """Run ``episodes`` episodes side by side, episode ``i`` reset with ``seed + i``.
 
-    ``act`` maps a batch of observations to actions. ``on_step(episode, frame, obs, action,
-    reward, terminated, truncated)`` sees every transition (for recording datasets).
+    ``act`` maps a batch of observations to actions; given ``initial_state`` (a recurrent
+    policy's, ``[episodes, ...]``), it maps observations and their episodes' states to actions
+    and next states. ``on_step(episode, frame, obs, action, reward, terminated, truncated)``
+    sees every transition (for recording datasets).
     """
     from robotics.envs import make_env
     from robotics.observations import observation_spec
@@ -136,11 +240,15 @@ def run_episodes(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes:
     flatten = observation_spec(envs[0].observation_space).flatten  # Dict observations → flat float32
     obs = np.stack([flatten(env.reset(seed=seed + i)[0]) for i, env in enumerate(envs)])
     returns, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
+    states = None if initial_state is None else initial_state.copy()
     active = list(range(episodes))
     start = time.perf_counter()
     while active:
         with torch_threads(1):
-            actions = act(obs[active])
+            if states is None:
+                actions = act(obs[active])
+            else:
+                actions, states[active] = act(obs[active], states[active])
         still = []
         for action, i in zip(actions, active):
             next_obs, reward, terminated, truncated, _ = envs[i].step(action)

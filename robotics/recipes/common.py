@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from backends.seed import rng_state, set_rng_state
@@ -43,10 +44,65 @@ def make_policy(env_id: str, algorithm: str, model: str | None, pretrained: bool
         task="control",
         architecture=architecture,
         arch_args=arch_args,
-        input={"shape": [arch_args["obs_dim"]], "dtype": "float32", "env_ids": [env_id], **spaces},
+        input={"shape": [arch_args["obs_dim"]], "dtype": "float32", "env_ids": [env_id], **spaces,
+               **({"state_shape": [arch_args["core_size"]]} if "core_size" in arch_args else {})},
         license="Apache-2.0",
     )
     return build(card).to(device).train()
+
+
+def open_run(recipe, out_dir: Path, resume: bool | str, algorithm: str, fields: dict[str, type], progress: bool,
+             **arch_options: Any):
+    """The start of an on-policy run in ``recipe.num_envs`` environments: ``(checkpoint, envs, policy, log)``,
+    the checkpoint None for a fresh run (see :func:`resume_checkpoint`); seeds everything first."""
+    from backends.seed import seed_everything
+    from robotics.envs import SyncEnvs
+    from zoo.runs import MetricsLog
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = resume_checkpoint(out_dir, resume, recipe.to_dict(), fields)
+    seed_everything(recipe.seed)
+    envs = SyncEnvs(recipe.env_id, recipe.num_envs, recipe.seed)
+    policy = make_policy(recipe.env_id, algorithm, recipe.model, recipe.pretrained, recipe.device, **arch_options)
+    return checkpoint, envs, policy, MetricsLog(out_dir, echo=progress)
+
+
+def restore_run(checkpoint: Checkpoint | None, envs, log, optimizers: list[torch.optim.Optimizer]) -> tuple[int, list]:
+    """Where an on-policy run starts: ``(iteration, recent returns)``, ``(0, [])`` when fresh; from a checkpoint,
+    with its envs, metrics log, optimizers and, last, RNG streams restored (the caller loads its tensors first)."""
+    if checkpoint is None:
+        log.restart([])
+        return 0, []
+    load_state_of(envs, checkpoint, "envs")
+    log.restart(checkpoint.state["history"])
+    restore_training(checkpoint, optimizers)
+    return checkpoint.state["iteration"], checkpoint.state["recent_returns"]
+
+
+def end_iteration(recipe, out_dir: Path, policy, log, *, iteration: int, iterations: int, batch_size: int,
+                  recent: list, loss, stop, checkpoint: Callable[[], tuple[dict, list, dict]]) -> tuple[int, bool]:
+    """After an on-policy iteration of ``batch_size`` env steps: log the recent mean return, ask
+    ``stop(step, policy)``, and checkpoint when a multiple of ``checkpoint_every_steps`` was passed
+    (``checkpoint()`` gives the tensors, optimizers and the recipe's own state). Returns the env steps so far
+    and whether training is over."""
+    step = (iteration + 1) * batch_size
+    if recent:
+        log.log({"step": step, "mean_return": float(np.mean(recent)), "loss": loss.item()})
+    done = (stop is not None and stop(step, policy)) or iteration + 1 == iterations
+    every = recipe.checkpoint_every_steps
+    if not done and every and step // every != (step - batch_size) // every:
+        tensors, optimizers, state = checkpoint()
+        save_training(out_dir, step, tensors, optimizers, {
+            "iteration": iteration + 1, "recent_returns": recent, **state, "history": log.history,
+            "recipe": recipe.to_dict()}, keep=recipe.keep_checkpoints)
+    return step, done
+
+
+def close_run(envs, policy, recipe, out_dir: Path, step: int, iterations: int):
+    """The end of an on-policy run: close the envs, evaluate, record and save the policy (:func:`finish`)."""
+    envs.close()
+    return finish(policy, recipe, out_dir, env_fingerprint(recipe.env_id),
+                  {"env_steps": step, "iterations": iterations})
 
 
 # What every control recipe's checkpoint state holds, by type (zoo.checkpoint checks them).

@@ -46,6 +46,47 @@ class RewardScaler:
         self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
 
 
+def gae(rewards, values, dones, next_value, gamma: float, gae_lambda: float):
+    """Generalised advantage estimates ``[T, N]`` of a rollout (``dones[t]``: the episode ended after step
+    ``t``), bootstrapped from ``next_value``, the value of the observation after the rollout."""
+    import torch
+
+    advantages = torch.zeros_like(rewards)
+    last_gae = torch.zeros_like(next_value)
+    for t in reversed(range(len(rewards))):
+        following = next_value if t == len(rewards) - 1 else values[t + 1]
+        not_done = 1.0 - dones[t]
+        delta = rewards[t] + gamma * following * not_done - values[t]
+        last_gae = delta + gamma * gae_lambda * not_done * last_gae
+        advantages[t] = last_gae
+    return advantages
+
+
+def clipped_loss(distribution, values, actions, old_logprobs, advantages, returns, clip_coef: float,
+                 ent_coef: float, vf_coef: float):
+    """PPO's loss on one minibatch: the clipped surrogate on (normalised) advantages, the value regression
+    and the entropy bonus."""
+    import torch
+
+    ratio = (distribution.log_prob(actions) - old_logprobs).exp()
+    if len(advantages) > 1:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    pg_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+    v_loss = 0.5 * (values - returns).square().mean()
+    entropy = distribution.entropy().mean()
+    return pg_loss - ent_coef * entropy + vf_coef * v_loss
+
+
+def gradient_step(optimizer, loss, parameters, max_grad_norm: float) -> None:
+    """One optimizer step on ``loss``, the gradient's global norm clipped to ``max_grad_norm``."""
+    import torch
+
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+
+
 @dataclass
 class PPORecipe(Recipe):
     """PPO on ``env_id``; ``model`` (an id or directory) continues a trained policy.
@@ -101,35 +142,21 @@ class PPORecipe(Recipe):
     def _train(self, out_dir: Path, resume: bool | str, progress: bool, stop) -> RecipeResult:
         import torch
 
-        from backends.seed import seed_everything
-        from robotics.envs import SyncEnvs
-        from robotics.recipes.common import (env_fingerprint, finish, load_state_of, make_policy, restore_training,
-                                             resume_checkpoint, save_training)
-        from zoo.runs import MetricsLog
+        from robotics.recipes.common import close_run, end_iteration, load_state_of, open_run, restore_run
 
-        out_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = resume_checkpoint(out_dir, resume, self.to_dict(), {"iteration": int, "reward_scaler": dict})
-        seed_everything(self.seed)
+        checkpoint, envs, policy, log = open_run(
+            self, out_dir, resume, "ppo", {"iteration": int, "reward_scaler": dict}, progress,
+            hidden=self.hidden, activation=self.activation, log_std_init=self.log_std_init)
         device = torch.device(self.device)
-        envs = SyncEnvs(self.env_id, self.num_envs, self.seed)
-        policy = make_policy(self.env_id, "ppo", self.model, self.pretrained, self.device,
-                             hidden=self.hidden, activation=self.activation, log_std_init=self.log_std_init)
         net = policy.net
         optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, eps=1e-5, fused=True)
         batch_size = self.num_envs * self.num_steps
         iterations = max(1, self.total_steps // batch_size)
         reward_scaler = RewardScaler(self.num_envs, self.gamma)
-        log = MetricsLog(out_dir, echo=progress)
-        start, recent = 0, []
-        if checkpoint is None:
-            log.restart([])
-        else:
+        if checkpoint is not None:
             net.load_state_dict(checkpoint.model)
-            load_state_of(envs, checkpoint, "envs")
             load_state_of(reward_scaler, checkpoint, "reward_scaler")
-            start, recent = checkpoint.state["iteration"], checkpoint.state["recent_returns"]
-            log.restart(checkpoint.state["history"])
-            restore_training(checkpoint, [optimizer])
+        start, recent = restore_run(checkpoint, envs, log, [optimizer])
 
         action_shape = () if net.discrete else envs.single_action_space.shape
         obs_buf = torch.zeros((self.num_steps, self.num_envs, envs.obs.shape[1]), device=device)
@@ -178,14 +205,7 @@ class PPORecipe(Recipe):
             # 2. Generalised advantage estimation, bootstrapped from the value after the rollout.
             with torch.no_grad():
                 next_value = net.value(net.obs_norm(torch.as_tensor(envs.obs, device=device)))
-                advantages = torch.zeros_like(rewards_buf)
-                last_gae = torch.zeros(self.num_envs, device=device)
-                for t in reversed(range(self.num_steps)):
-                    following = next_value if t == self.num_steps - 1 else values_buf[t + 1]
-                    not_done = 1.0 - dones_buf[t]
-                    delta = rewards_buf[t] + self.gamma * following * not_done - values_buf[t]
-                    last_gae = delta + self.gamma * self.gae_lambda * not_done * last_gae
-                    advantages[t] = last_gae
+                advantages = gae(rewards_buf, values_buf, dones_buf, next_value, self.gamma, self.gae_lambda)
                 returns = advantages + values_buf
 
             # 3. Clipped-surrogate updates over shuffled minibatches.
@@ -197,34 +217,16 @@ class PPORecipe(Recipe):
                 order = torch.randperm(batch_size, device=device)
                 for first in range(0, batch_size, self.minibatch_size):
                     mb = order[first:first + self.minibatch_size]
-                    distribution = net.distribution(b_obs[mb])
-                    ratio = (distribution.log_prob(b_actions[mb]) - b_logprobs[mb]).exp()
-                    mb_advantages = b_advantages[mb]
-                    if len(mb) > 1:
-                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                    pg_loss = torch.max(-mb_advantages * ratio,
-                                        -mb_advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
-                    v_loss = 0.5 * (net.value(b_obs[mb]) - b_returns[mb]).square().mean()
-                    entropy = distribution.entropy().mean()
-                    loss = pg_loss - self.ent_coef * entropy + self.vf_coef * v_loss
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), self.max_grad_norm)
-                    optimizer.step()
+                    loss = clipped_loss(net.distribution(b_obs[mb]), net.value(b_obs[mb]), b_actions[mb],
+                                        b_logprobs[mb], b_advantages[mb], b_returns[mb], clip_coef, self.ent_coef,
+                                        self.vf_coef)
+                    gradient_step(optimizer, loss, net.parameters(), self.max_grad_norm)
 
-            step = (iteration + 1) * batch_size
-            if recent:
-                log.log({"step": step, "mean_return": float(np.mean(recent)), "loss": loss.item()})
-            done = (stop is not None and stop(step, policy)) or iteration + 1 == iterations
-            every = self.checkpoint_every_steps
-            if not done and every and step // every != (step - batch_size) // every:
-                save_training(out_dir, step, net.state_dict(), [optimizer], {
-                    "iteration": iteration + 1, "recent_returns": recent, "envs": envs.state_dict(),
-                    "reward_scaler": reward_scaler.state_dict(),
-                    "history": log.history, "recipe": self.to_dict()}, keep=self.keep_checkpoints)
+            step, done = end_iteration(
+                self, out_dir, policy, log, iteration=iteration, iterations=iterations, batch_size=batch_size,
+                recent=recent, loss=loss, stop=stop, checkpoint=lambda: (net.state_dict(), [optimizer], {
+                    "envs": envs.state_dict(), "reward_scaler": reward_scaler.state_dict()}))
             if done:
                 break
 
-        envs.close()
-        return finish(policy, self, out_dir, env_fingerprint(self.env_id),
-                      {"env_steps": step, "iterations": iteration + 1})
+        return close_run(envs, policy, self, out_dir, step, iteration + 1)
