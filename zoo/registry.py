@@ -436,7 +436,8 @@ def bundled_model(package: str, name: str, **spec_fields: Any) -> ModelSpec:
 
     ``weights/NAME.json`` is the card the recipe produced (it pins the weights'
     sha256); ``weights/NAME.safetensors`` the weights. Metrics, provenance and
-    parameter count come from that card; everything else from ``spec_fields``.
+    parameter count come from that card; labels, input, preprocessing and ``arch_args`` too unless
+    ``spec_fields`` give them; everything else from ``spec_fields``.
     Without the card (a recipe has not produced it yet) the spec has no weights.
     """
     import json
@@ -455,6 +456,11 @@ def bundled_model(package: str, name: str, **spec_fields: Any) -> ModelSpec:
             source=f"package://{package}/weights/{name}.safetensors",
         ),
     )
+    # What the recipe wrote about its network (classes, input, preprocessing, arch_args) is the default;
+    # what it measured (metrics, provenance, parameter count) always comes from the card.
+    described = {key: card[key] for key in ("labels", "input", "preprocessing") if key in card}
     recorded = {key: card[key] for key in ("metrics", "provenance", "params") if key in card}
-    merged_card = {**spec_fields.pop("card", {}), **recorded, "source": f"package://{package}/weights/{name}.*"}
+    merged_card = {**described, **spec_fields.pop("card", {}), **recorded,
+                   "source": f"package://{package}/weights/{name}.*"}
+    spec_fields.setdefault("arch_args", card.get("arch_args", {}))
     return ModelSpec(weights=weights, card=merged_card, **spec_fields)
