@@ -44,6 +44,20 @@ def info(model_id: str) -> ModelCard:
     return card_from_spec(get_registry().model(model_id))
 
 
+def tasks_of(model_id: str) -> tuple[str, ...] | None:
+    """The tasks ``model_id`` can have, known without building it: a registered id's or a folder's task, the
+    tasks every loader of a ``PREFIX:`` declares; None where only building the model would tell."""
+    if _is_model_dir(model_id):
+        return (folder_card(model_id).task,)
+    upstream = get_registry().sources_for(model_id)
+    if upstream is None:
+        return (get_registry().model(model_id).task,)
+    sources, _ = upstream
+    if not all(source.tasks for source in sources):
+        return None
+    return tuple(dict.fromkeys(task for source in sources for task in source.tasks))
+
+
 def card_from_spec(spec: ModelSpec) -> ModelCard:
     """The card a registered model starts with: its declared card defaults plus its pinned files."""
     card = ModelCard(

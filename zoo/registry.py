@@ -258,6 +258,8 @@ class SourceSpec:
     a spec with ``claims(name, **options) -> bool`` loads the models it claims (from the
     checkpoint's own config, or a ``task=`` option), and the prefix's one spec without
     ``claims`` loads the rest. Listing a prefix joins what all of its listers name.
+    ``tasks`` names the tasks its models can have, where the spec knows (empty: any), so
+    ``zoo predict`` can check its inputs before building a model.
     """
 
     prefix: str
@@ -265,6 +267,7 @@ class SourceSpec:
     lister: str | Callable
     description: str = ""
     claims: str | Callable | None = None
+    tasks: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
