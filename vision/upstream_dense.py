@@ -55,9 +55,8 @@ def build_for_weights(model_name: str, weights: str, **kwargs: Any):
     unloaded: the zoo loads the verified state itself.
 
     Built with ``weights=None`` and what the weights decide: their class count (and keypoint count), no
-    backbone weights, the auxiliary head segmenters are trained with, and frozen batch norm (with its eps) in
-    the backbones of the detectors listed above. Unlike torchvision's pretrained build, every backbone layer
-    stays trainable.
+    backbone weights, the auxiliary head segmenters are trained with, frozen batch norm (with its eps) in
+    the backbones of the detectors listed above, and a detector's first backbone stages frozen.
     """
     import inspect
 
@@ -73,7 +72,27 @@ def build_for_weights(model_name: str, weights: str, **kwargs: Any):
     if model_name in FROZEN_NORM_BUILDERS:
         eps = 0.0 if (model_name, weights) in ZERO_EPS_WEIGHTS else None
         _freeze_norms(net.backbone.body, eps)
+    if model_name in tvm.list_models(module=tvm.detection):
+        for module in _first_stages(net, model_name):
+            module.requires_grad_(False)
     return net
+
+
+def _first_stages(net, model_name: str) -> list:
+    """The backbone stages a pretrained torchvision detector does not train (its builder's default
+    ``trainable_backbone_layers``: the last 3 stages of a ResNet or MobileNet FPN, 4 of VGG's, all of SSDlite's)."""
+    from torch import nn
+
+    if model_name.startswith("ssdlite"):
+        return []
+    if model_name.startswith("ssd300"):
+        features = list(net.backbone.features)
+        return features[:next(i for i, block in enumerate(features) if isinstance(block, nn.MaxPool2d))]
+    if "mobilenet" in model_name:
+        blocks = list(net.backbone.body.children())
+        stages = [0] + [i for i, block in enumerate(blocks) if getattr(block, "_is_cn", False)] + [len(blocks) - 1]
+        return blocks[:stages[len(stages) - 3]]
+    return [module for name, module in net.backbone.body.named_children() if name not in ("layer2", "layer3", "layer4")]
 
 
 def _freeze_norms(module, eps: float | None) -> None:

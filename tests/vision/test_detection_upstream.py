@@ -64,16 +64,18 @@ def test_every_named_model_is_listed_and_builds_as_its_weights_need(model):
 
 
 def _layout(net) -> list:
-    """What a network's layout is: each module's type and norm eps, each tensor's name and shape."""
+    """What a network's layout is: each module's type and norm eps, each tensor's name and shape, which train."""
     modules = [(name, type(m).__name__, getattr(m, "eps", None)) for name, m in net.named_modules()]
-    return modules + [(name, tuple(t.shape)) for name, t in net.state_dict().items()]
+    trained = [(name, p.requires_grad) for name, p in net.named_parameters()]
+    return modules + [(name, tuple(t.shape)) for name, t in net.state_dict().items()] + trained
 
 
 @pytest.mark.parametrize("model, weights", [(m, w.name) for module in (tvm.detection, tvm.segmentation)
                                             for m in tvm.list_models(module=module) for w in tvm.get_model_weights(m)])
 def test_the_layout_is_torchvisions_pretrained_one(model, weights, monkeypatch):
     """torchvision's own pretrained build (its download replaced by our network's state) has our layout: frozen
-    batch norm in a detector's backbone with eps as torchvision sets it, auxiliary heads on a segmenter."""
+    batch norm in a detector's backbone with eps as torchvision sets it, its first stages not trained, auxiliary
+    heads on a segmenter."""
     from torchvision.models._api import WeightsEnum
 
     from vision.upstream_dense import build_for_weights
