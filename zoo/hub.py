@@ -129,10 +129,9 @@ def load(
 def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: str, **options: Any):
     with _upstream_call():
         upstream = _upstream(str(id_or_path), **options)
-        if upstream is not None:
-            source, name = upstream
-            model = resolve_ref(source.loader)(name, pretrained=pretrained, num_classes=num_classes, **options)
-    if upstream is not None:
+        model = None if upstream is None else \
+            resolve_ref(upstream[0].loader)(upstream[1], pretrained=pretrained, num_classes=num_classes, **options)
+    if model is not None:
         return _placed(model, device)
     if options:
         raise InputError(
