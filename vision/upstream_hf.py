@@ -77,6 +77,7 @@ def load_hf_dense(name: str, *, pretrained: bool = True, num_classes: int | None
                   revision: str | None = None, threshold: float | None = None, **options: Any):
     """A :class:`zoo.Model` for a transformers detector or segmenter ``hf:ORG/REPO[@REVISION]`` or ``hf:LOCAL_DIR``."""
     import torch
+    import transformers
 
     from vision.models.hf_dense import DEFAULT_THRESHOLD, HFObjectDetector, HFSemanticSegmenter
     from zoo import hf
@@ -90,16 +91,15 @@ def load_hf_dense(name: str, *, pretrained: bool = True, num_classes: int | None
         raise InputError(f"{zoo_id}: detectors and segmenters take the load options task, revision and threshold, "
                          f"got {sorted(options)}")
     folder, commit = hf.resolve(repo, revision)
-    config, class_name = _config(folder, zoo_id, task)
+    config, class_name = _config(folder, zoo_id)
     task = _task_of(config, class_name, zoo_id, task)
-    if threshold is not None and (task != DETECTION or not 0 <= float(threshold) <= 1):
+    is_number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+    if threshold is not None and (task != DETECTION or not is_number or not 0 <= threshold <= 1):
         raise InputError(f"{zoo_id}: threshold is a detector's score cut, between 0 and 1; got {threshold!r} "
                          f"for a {task} model")
     config = _with_classes(config, zoo_id, pretrained=pretrained, num_classes=num_classes)
     processor = _processor(folder, zoo_id)
     weights = hf.weight_entries(folder, repo, commit) if pretrained else {}  # checked before transformers reads them
-    import transformers
-
     auto_class = getattr(transformers, _AUTO_CLASSES[task])
     model = (hf.from_pretrained(auto_class, folder, zoo_id, config=config, dtype=torch.float32) if pretrained
              else auto_class.from_config(config, dtype=torch.float32))
@@ -116,7 +116,7 @@ def load_hf_dense(name: str, *, pretrained: bool = True, num_classes: int | None
     return assemble(net, card, {})
 
 
-def _config(folder: Path, zoo_id: str, task: str | None):
+def _config(folder: Path, zoo_id: str):
     """transformers' config of the checkpoint (no remote code) and the model class it names."""
     from transformers import AutoConfig
 

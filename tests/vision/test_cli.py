@@ -170,7 +170,8 @@ def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
         ["vision/digits", "vision/fashion-mnist", "vision/fashion_composite"]
 
 
-@pytest.mark.parametrize("model_id", ["vision/resnet18.tv_in1k", "torchvision:resnet18"])
+@pytest.mark.parametrize("model_id", [pytest.param("vision/resnet18.tv_in1k", marks=pytest.mark.slow),
+                                      "torchvision:resnet18"])
 def test_a_missing_input_is_reported_before_the_model_is_fetched_or_built(model_id, tmp_path, monkeypatch):
     """Offline with an empty store, building the first two would fail on their weights: the input check comes first."""
     monkeypatch.setenv("ZOO_OFFLINE", "1")
