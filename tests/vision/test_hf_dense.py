@@ -59,7 +59,6 @@ def _segformer(folder):
 
 
 BUILDERS = {"detr": _detr, "yolos": _yolos, "rtdetr": _rtdetr, "segformer": _segformer}
-DETECTORS = ("detr", "yolos", "rtdetr")
 
 
 @pytest.fixture(scope="module")
