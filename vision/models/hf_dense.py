@@ -70,10 +70,9 @@ def _as_bytes(image: torch.Tensor) -> torch.Tensor:
 def _inside(result: dict, size: tuple[int, int]) -> dict[str, torch.Tensor]:
     """One picture's detections with the boxes clipped to it (centre-size boxes may reach past its edges)."""
     height, width = size
-    boxes = result["boxes"].float()
-    boxes = torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
-                         boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)], dim=1) if len(boxes) \
-        else boxes.reshape(0, 4)
+    boxes = result["boxes"].float().reshape(-1, 4)
+    limits = torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
+    boxes = torch.minimum(boxes.clamp(min=0), limits)
     return {"boxes": boxes, "scores": result["scores"].float(), "labels": result["labels"].long()}
 
 
