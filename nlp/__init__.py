@@ -74,7 +74,7 @@ def register(registry: Registry) -> None:
     registry.add(TaskSpec("text-classification", "nlp.tasks:TextClassification", recipe="text-classification",
                                headless_task="sentence-embedding"))
     _register_translation(registry)
-    registry.add(SourceSpec("hf", "nlp.upstream:load_hf", "nlp.upstream:list_hf",
+    registry.add(SourceSpec("hf", "nlp.upstream:load_hf", "zoo.hf:list_cached",
                                    description="any transformers checkpoint with its tokenizer, through the Hugging Face cache"))
     registry.add(
         DatasetSpec(

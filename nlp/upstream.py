@@ -24,19 +24,21 @@ zoo cache, so ``Model.save`` writes a directory ``zoo.load`` rebuilds without th
 """
 from __future__ import annotations
 
-import fnmatch
-import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import InputError, OfflineError, UnsafeFormatError
+from zoo.errors import InputError
+from zoo.hf import config_dict as _config_dict
+from zoo.hf import from_pretrained as _from_pretrained
+from zoo.hf import license_of as _license
+from zoo.hf import resolve as _resolve
+from zoo.hf import source_of
+from zoo.hf import split_revision as _split_revision
+from zoo.hf import weight_entries as _weight_entries
 
 PREFIX = "hf"
 TASKS = ("text-classification", "sentence-embedding", "translation")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
 
 
 def load_hf(
@@ -132,7 +134,7 @@ def load_hf(
         preprocessing=preprocessing,
         params=sum(p.numel() for p in module.parameters()),
         license=_license(folder),
-        source=f"hf://{repo}" + (f"@{commit}" if commit else "") if not Path(repo).is_dir() else str(Path(repo).resolve()),
+        source=source_of(repo, commit),
         description=f"{type(net).__name__} from {zoo_id} through transformers",
         files=files,
     )
@@ -141,90 +143,7 @@ def load_hf(
     return assemble(module, card, {"tokenizer.json": Path(tokenizer_entry["path"])})
 
 
-def list_hf(pattern: str) -> list[str]:
-    """Model repos in the local Hugging Face cache matching an fnmatch pattern (nothing is listed online)."""
-    from huggingface_hub import scan_cache_dir
-
-    from zoo.cache import hf_cache_dir
-
-    try:
-        info = scan_cache_dir(hf_cache_dir())
-    except Exception:  # no cache dir yet (CacheNotFound) or an unreadable one: nothing cached
-        return []
-    names = sorted(repo.repo_id for repo in info.repos if repo.repo_type == "model")
-    return [n for n in names if fnmatch.fnmatchcase(n, pattern or "*")]
-
-
 # -- helpers ------------------------------------------------------------------------
-def _split_revision(name: str) -> tuple[str, str | None]:
-    repo, at, revision = name.rpartition("@")
-    if not at:
-        return name, None
-    if not repo or not revision or "/" in revision:
-        raise InputError(f"expected hf:ORG/REPO[@REVISION], got hf:{name}")
-    return repo, revision
-
-
-def _resolve(repo: str, revision: str | None) -> tuple[Path, str | None]:
-    """The local folder holding the checkpoint, and its commit when it came from the hub cache."""
-    local = Path(repo).expanduser()
-    if local.is_dir():
-        if revision:
-            raise InputError(f"hf:{repo} is a local directory; a revision (@{revision}) only applies to hub repos")
-        return local.resolve(), None
-    if repo.count("/") != 1 or repo.startswith((".", "/", "~")):
-        raise InputError(f"expected hf:ORG/REPO[@REVISION] or hf:PATH to a local checkpoint directory, got hf:{repo}")
-    from huggingface_hub import snapshot_download
-
-    from zoo.cache import hf_cache_dir, hub_offline, offline_reason
-
-    offline = hub_offline()
-    try:
-        folder = snapshot_download(repo, revision=revision, cache_dir=hf_cache_dir(), local_files_only=offline,
-                                   allow_patterns=_DOWNLOAD_PATTERNS)
-    except Exception as exc:  # huggingface_hub raises many types; all mean "not available here"
-        where = hf_cache_dir() or "~/.cache/huggingface/hub"
-        if offline:
-            raise OfflineError(
-                f"hf:{repo}" + (f"@{revision}" if revision else "") + f" is not in the Hugging Face cache ({where}) "
-                f"and {offline_reason()}; load it once while online "
-                f"(or `huggingface-cli download {repo}`), then retry"
-            ) from None
-        from zoo.errors import DownloadError
-
-        raise DownloadError(f"could not get hf:{repo}: {type(exc).__name__}: {exc}") from None
-    folder = Path(folder)
-    commit = folder.name if folder.parent.name == "snapshots" else None
-    return folder, commit
-
-
-def _from_pretrained(auto_class, folder: Path, zoo_id: str, **kwargs):
-    if not any(folder.glob("*.safetensors")):
-        pickles = sorted(p.name for p in folder.glob("*.bin")) or ["no weights file"]
-        raise UnsafeFormatError(
-            f"{zoo_id} has no safetensors weights (found {', '.join(pickles)}); the zoo never unpickles "
-            "checkpoints: convert it to safetensors, or pick a revision that has them"
-        )
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # the load report on a re-initialised head is expected
-    hf_logging.disable_progress_bar()
-    try:
-        return auto_class.from_pretrained(folder, use_safetensors=True, **kwargs)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _config_dict(config) -> dict[str, Any]:
-    data = config.to_dict()
-    for key in ("_name_or_path", "transformers_version", "auto_map", "architectures"):
-        data.pop(key, None)
-    return json.loads(json.dumps(data))  # int keys of id2label become strings, as in config.json
-
-
 def _tokenizer(folder: Path, zoo_id: str, config, trust_remote_code: bool, max_length: int | None):
     """The checkpoint's fast tokenizer as a pinned ``tokenizer.json`` in the zoo cache, and the preprocessing."""
     from transformers import AutoTokenizer
@@ -276,28 +195,4 @@ def _translation_preprocessing(preprocessing: dict, config, tokenizer: Path, opt
         result["forced_bos_token_id"] = int(token_id)
     return result
 
-
-def _weight_entries(folder: Path, repo: str, commit: str | None) -> dict[str, dict[str, Any]]:
-    """Card entries for the checkpoint's safetensors files, each checked in place: LFS blobs in the HF cache are
-    named by their sha256."""
-    from zoo import cache
-
-    entries = {}
-    for path in sorted(folder.glob("*.safetensors")):
-        blob = path.resolve()
-        digest = blob.name if _SHA256_RE.match(blob.name) else cache.sha256_file(blob)
-        cache.verify_in_place(blob, digest)
-        source = str(blob) if commit is None else f"hf://{repo}/{path.name}@{commit}"
-        entries[path.name] = {"sha256": digest, "size": blob.stat().st_size, "source": source,
-                              "format": "safetensors", "path": str(path)}
-    return entries
-
-
-def _license(folder: Path) -> str | None:
-    """The ``license:`` of the model card's YAML header, when there is one."""
-    readme = folder / "README.md"
-    if not readme.is_file():
-        return None
-    match = re.search(r"^license:\s*(\S+)", readme.read_text(encoding="utf-8", errors="replace")[:4000], re.M)
-    return match.group(1) if match else None
 

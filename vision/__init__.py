@@ -71,9 +71,17 @@ def register(registry: Registry) -> None:
     registry.add(ArchitectureSpec("timm", "vision.upstream:build_timm"))
     registry.add(ArchitectureSpec("torchvision", "vision.upstream:build_torchvision"))
     registry.add(SourceSpec("timm", "vision.upstream:load_timm", "vision.upstream:list_timm",
-                                   description="timm's pretrained models, weights through the Hugging Face Hub"))
+                            description="timm's pretrained models, weights through the Hugging Face Hub",
+                            tasks=("image-classification",)))
     registry.add(SourceSpec("torchvision", "vision.upstream:load_torchvision", "vision.upstream:list_torchvision",
-                                   description="torchvision's classification, detection and segmentation models and weights"))
+                            description="torchvision's classification, detection and segmentation models and weights",
+                            tasks=("image-classification", "object-detection", "semantic-segmentation")))
+    # hf: is shared with nlp's text models: this loader claims detectors and segmenters (vision/upstream_hf.py).
+    registry.add(ArchitectureSpec("hf_object_detector", "vision.models.hf_dense:hf_object_detector"))
+    registry.add(ArchitectureSpec("hf_semantic_segmenter", "vision.models.hf_dense:hf_semantic_segmenter"))
+    registry.add(SourceSpec("hf", "vision.upstream_hf:load_hf_dense", "zoo.hf:list_cached",
+                            description="transformers' detectors and segmenters with their image processors",
+                            claims="vision.upstream_hf:claims", tasks=("object-detection", "semantic-segmentation")))
     from vision.upstream import pinned_models  # declares specs only; imports no torch
 
     for spec in pinned_models(imagenet1k_labels()):

@@ -31,6 +31,7 @@ from zoo.errors import BackendError, InputError
 
 COCO_RESULTS = "detections.json"  # the file --out FOLDER writes
 BACKGROUND = "__background__"  # torchvision's class 0, never a category of a box
+NO_OBJECT = (BACKGROUND, "background", "N/A")  # names of a label list's slot 0 when it is no category
 
 
 class ObjectDetection(PictureTask):
@@ -120,25 +121,42 @@ class ObjectDetection(PictureTask):
         return save_png(drawn.permute(1, 2, 0).numpy(), path)
 
 
+def coco_category_ids(labels: Sequence[str]) -> dict[int, int]:
+    """COCO category id of each label index that names a category. COCO ids start at 1: where index 0 is a
+    detector's no-object slot (torchvision's ``__background__``, a composite set's ``background``, DETR's
+    ``N/A``) the index is the id (so torchvision's and DETR's COCO detectors write COCO's own ids) and slot 0
+    is no category; otherwise (MTCNN's ``["face"]``, RT-DETR's 80 names) the id is the index + 1."""
+    if labels and str(labels[0]) in NO_OBJECT:
+        return {index: index for index in range(1, len(labels))}
+    return {index: index + 1 for index in range(len(labels))}
+
+
 def coco_categories(labels: Sequence[str]) -> list[dict[str, Any]]:
-    """COCO ``categories`` for a detector's labels: the label index is the category id (so torchvision's COCO
-    detectors write COCO's own ids; the slots COCO leaves unused stay, named "N/A"), the background left out."""
-    return [{"id": index, "name": str(name)} for index, name in enumerate(labels) if name != BACKGROUND]
+    """COCO ``categories`` for a detector's labels (:func:`coco_category_ids`; the slots COCO leaves unused in
+    torchvision's list stay, named "N/A")."""
+    return [{"id": category, "name": str(labels[index])} for index, category in coco_category_ids(labels).items()]
 
 
 def coco_document(predictions: Sequence[Mapping], sources: Sequence, labels: Sequence[str]) -> dict[str, Any]:
     """Predictions as a COCO JSON document: ``images`` (from ``sources``), ``categories`` and ``annotations``
-    with ``bbox`` ``[x, y, width, height]`` and the ``score``."""
+    with ``bbox`` ``[x, y, width, height]`` and the ``score``. A box of the no-object slot (DETR's class 0,
+    ``N/A``, has logits too) has no category: it is left out and counted in ``info``."""
     ids: dict[str, int] = {}
-    for index, name in enumerate(labels):  # a repeated name ("N/A") takes its first id
-        ids.setdefault(str(name), index)
-    images, annotations = [], []
+    for index, category in coco_category_ids(labels).items():  # a repeated name ("N/A") takes its first id
+        ids.setdefault(str(labels[index]), category)
+    images, annotations, uncategorised = [], [], 0
     for image_id, (prediction, source) in enumerate(zip(predictions, sources), start=1):
         images.append({"id": image_id, "file_name": Path(source).name if source is not None else f"{image_id}"})
         for box, score, label in zip(prediction["boxes"], prediction["scores"], prediction["labels"]):
+            if label not in ids:
+                uncategorised += 1
+                continue
             x1, y1, x2, y2 = (round(float(v), 2) for v in box)
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": ids[label],
                                 "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
                                 "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": 0, "score": round(float(score), 5)})
-    return {"images": images, "categories": coco_categories(labels), "annotations": annotations}
+    document = {"images": images, "categories": coco_categories(labels), "annotations": annotations}
+    if uncategorised:
+        document["info"] = {"description": f"{uncategorised} boxes of the no-object class {labels[0]!r} left out"}
+    return document
 

@@ -10,13 +10,13 @@ for segmenters), their preprocessing and published metrics; the task adapters ar
 
 The weights come as for classifiers: through the zoo store, pinned by the sha256 prefix in the
 file name, read once from pickle with ``weights_only=True`` and converted to safetensors. The
-network is the one torchvision's own builder makes for those weights (frozen batch norm in the
-backbone, auxiliary heads, the class count: :func:`build_for_weights`); ``pretrained=False`` is
-torchvision's random init with no backbone weights either (``weights_backbone=None``).
+network has the layout torchvision's own builder gives those weights (frozen batch norm in the
+backbone, auxiliary heads, the class count: :func:`build_for_weights`), built without them;
+``pretrained=False`` is torchvision's random init with no backbone weights either
+(``weights_backbone=None``).
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,6 @@ SEGMENTATION = "semantic-segmentation"
 # weights.meta["_metrics"] keys → card metric names (percentages there, fractions here).
 _METRICS = {"box_map": "box_map", "mask_map": "mask_map", "kp_map": "keypoint_map", "miou": "miou",
             "pixel_acc": "pixel_accuracy"}
-_BUILD_LOCK = threading.Lock()
-_NOT_LOADED: dict = {}  # what a builder "downloads" inside build_for_weights: this very object, never loaded
 
 
 def dense_task(tvm, model: str) -> str | None:
@@ -41,29 +39,72 @@ def dense_task(tvm, model: str) -> str | None:
     return None
 
 
+# torchvision's builders shape a detector by its weights, and offer no way to get that shape without loading
+# them: these are their rules (checked against torchvision's own builds in tests/vision/test_detection_upstream.py).
+# Pretrained, these detectors' backbones use frozen batch norm ...
+FROZEN_NORM_BUILDERS = frozenset({"fasterrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
+                                  "fasterrcnn_mobilenet_v3_large_320_fpn", "fcos_resnet50_fpn",
+                                  "keypointrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn"})
+# ... whose eps these legacy weights set to 0 (torchvision's overwrite_eps).
+ZERO_EPS_WEIGHTS = frozenset({("fasterrcnn_resnet50_fpn", "COCO_V1"), ("retinanet_resnet50_fpn", "COCO_V1"),
+                              ("maskrcnn_resnet50_fpn", "COCO_V1"), ("keypointrcnn_resnet50_fpn", "COCO_V1")})
+
+
 def build_for_weights(model_name: str, weights: str, **kwargs: Any):
     """The network torchvision's builder makes for the weights enum member ``weights`` (``"COCO_V1"``), left
     unloaded: the zoo loads the verified state itself.
 
-    Builders shape the network by its weights (frozen batch norm, auxiliary heads, the class count, an
-    ``eps`` set after loading), then download and load them; here their download hands back a placeholder
-    that their ``load_state_dict`` skips, so everything else they do still happens.
+    Built with ``weights=None`` and what the weights decide: their class count (and keypoint count), no
+    backbone weights, the auxiliary head segmenters are trained with, frozen batch norm (with its eps) in
+    the backbones of the detectors listed above, and a detector's first backbone stages frozen.
     """
-    from unittest import mock
+    import inspect
 
     import torchvision.models as tvm
-    from torch import nn
-    from torchvision.models._api import WeightsEnum
 
     member = tvm.get_model_weights(model_name)[weights]
-    load_state_dict = nn.Module.load_state_dict
+    options: dict[str, Any] = {"weights_backbone": None, "num_classes": len(member.meta["categories"])}
+    if "keypoint_names" in member.meta:
+        options["num_keypoints"] = len(member.meta["keypoint_names"])
+    if "aux_loss" in inspect.signature(tvm.get_model_builder(model_name)).parameters:
+        options["aux_loss"] = True  # segmenters' weights hold the auxiliary head they were trained with
+    net = tvm.get_model(model_name, weights=None, **{**options, **kwargs})
+    if model_name in FROZEN_NORM_BUILDERS:
+        eps = 0.0 if (model_name, weights) in ZERO_EPS_WEIGHTS else None
+        _freeze_norms(net.backbone.body, eps)
+    if model_name in tvm.list_models(module=tvm.detection):
+        for module in _first_stages(net, model_name):
+            module.requires_grad_(False)
+    return net
 
-    def load_unless_placeholder(module, state_dict, *args, **options):
-        return None if state_dict is _NOT_LOADED else load_state_dict(module, state_dict, *args, **options)
 
-    with _BUILD_LOCK, mock.patch.object(WeightsEnum, "get_state_dict", lambda *_, **__: _NOT_LOADED), \
-            mock.patch.object(nn.Module, "load_state_dict", load_unless_placeholder):
-        return tvm.get_model(model_name, weights=member, **kwargs)
+def _first_stages(net, model_name: str) -> list:
+    """The backbone stages a pretrained torchvision detector does not train (its builder's default
+    ``trainable_backbone_layers``: the last 3 stages of a ResNet or MobileNet FPN, 4 of VGG's, all of SSDlite's)."""
+    from torch import nn
+
+    if model_name.startswith("ssdlite"):
+        return []
+    if model_name.startswith("ssd300"):
+        features = list(net.backbone.features)
+        return features[:next(i for i, block in enumerate(features) if isinstance(block, nn.MaxPool2d))]
+    if "mobilenet" in model_name:
+        blocks = list(net.backbone.body.children())
+        stages = [0] + [i for i, block in enumerate(blocks) if getattr(block, "_is_cn", False)] + [len(blocks) - 1]
+        return blocks[:stages[len(stages) - 3]]
+    return [module for name, module in net.backbone.body.named_children() if name not in ("layer2", "layer3", "layer4")]
+
+
+def _freeze_norms(module, eps: float | None) -> None:
+    """Every batch norm under ``module`` as torchvision's ``FrozenBatchNorm2d`` (statistics and affine fixed)."""
+    from torch import nn
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, FrozenBatchNorm2d(child.num_features, eps=child.eps if eps is None else eps))
+        else:
+            _freeze_norms(child, eps)
 
 
 def load_dense(model: str, weights, zoo_id: str, task: str, *, pretrained: bool, num_classes: int | None):

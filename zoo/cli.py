@@ -181,12 +181,15 @@ def predict(
 
     A file that cannot be read is reported and the others are still predicted (exit 1 at the end).
     """
-    from zoo.hub import load
+    from zoo.hub import load, tasks_of
 
     if draw and out is None:
         raise InputError("--draw writes into the --out folder (or beside the --out file): give --out")
-    model = load(model_id)
     missing = [argument for argument in arguments if not _exists(argument)]
+    tasks = tasks_of(model_id) if missing else ()
+    if missing and tasks is not None and not any(_takes_literal_inputs(task) for task in tasks):
+        raise InputError(f"no such file or folder: {', '.join(missing)}")  # before a model is built or fetched
+    model = load(model_id)
     if missing and not model.adapter.literal_inputs:
         raise InputError(f"no such file or folder: {', '.join(missing)}")
     inputs = [Path(argument) if _exists(argument) else argument for argument in arguments]
@@ -205,6 +208,13 @@ def predict(
             console.print(f"{name}: {model.adapter.describe(prediction, top_k=top_k or 1)}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _takes_literal_inputs(task: str) -> bool:
+    """Whether a task's inputs may be arguments themselves (a sentence, a SMILES), not only files."""
+    from zoo.registry import get_registry, resolve_ref
+
+    return bool(resolve_ref(get_registry().task(task).adapter).literal_inputs)
 
 
 def _exists(argument: str) -> bool:

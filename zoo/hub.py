@@ -23,12 +23,12 @@ def list_models(
     ``PREFIX:PATTERN`` (e.g. ``timm:*resnet*``) lists an upstream zoo instead.
     """
     registry = get_registry()
-    upstream = registry.source(pattern)
+    upstream = registry.sources_for(pattern)
     if upstream is not None:
-        source, name_pattern = upstream
+        sources, name_pattern = upstream
         with _upstream_call():
-            names = resolve_ref(source.lister)(name_pattern)
-        return [f"{source.prefix}:{name}" for name in names]
+            names = [name for source in sources for name in resolve_ref(source.lister)(name_pattern)]
+        return [f"{sources[0].prefix}:{name}" for name in dict.fromkeys(names)]  # each name once, in order
     return [spec.id for spec in registry.list_models(pattern, domain=domain, task=task, pretrained=pretrained)]
 
 
@@ -36,12 +36,26 @@ def info(model_id: str) -> ModelCard:
     """The card of a registered model or a saved model directory, without building it."""
     if _is_model_dir(model_id):
         return folder_card(model_id)
-    upstream = get_registry().source(model_id)
-    if upstream is not None:  # upstream zoos describe a model by building it
-        source, name = upstream
-        with _upstream_call():
+    with _upstream_call():
+        upstream = _upstream(model_id)
+        if upstream is not None:  # upstream zoos describe a model by building it
+            source, name = upstream
             return resolve_ref(source.loader)(name, pretrained=False, num_classes=None).card
     return card_from_spec(get_registry().model(model_id))
+
+
+def tasks_of(model_id: str) -> tuple[str, ...] | None:
+    """The tasks ``model_id`` can have, known without building it: a registered id's or a folder's task, the
+    tasks every loader of a ``PREFIX:`` declares; None where only building the model would tell."""
+    if _is_model_dir(model_id):
+        return (folder_card(model_id).task,)
+    upstream = get_registry().sources_for(model_id)
+    if upstream is None:
+        return (get_registry().model(model_id).task,)
+    sources, _ = upstream
+    if not all(source.tasks for source in sources):
+        return None
+    return tuple(dict.fromkeys(task for source in sources for task in source.tasks))
 
 
 def card_from_spec(spec: ModelSpec) -> ModelCard:
@@ -82,14 +96,13 @@ def fetch(model_id: str, progress: bool = True) -> list[Path]:
     """
     from zoo import cache
 
-    registry = get_registry()
-    upstream = registry.source(model_id)
-    if upstream is not None:
-        source, name = upstream
-        with _upstream_call():
+    with _upstream_call():
+        upstream = _upstream(model_id)
+        if upstream is not None:
+            source, name = upstream
             model = resolve_ref(source.loader)(name, pretrained=True, num_classes=None)
-        return [Path(meta["path"]) for meta in model.card.files.values() if meta.get("path")]
-    spec = registry.model(model_id)
+            return [Path(meta["path"]) for meta in model.card.files.values() if meta.get("path")]
+    spec = get_registry().model(model_id)
     return list(cache.fetch_all(spec.weights, model_id=spec.id, progress=progress).values())
 
 
@@ -114,11 +127,11 @@ def load(
 
 
 def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: str, **options: Any):
-    upstream = get_registry().source(str(id_or_path))
-    if upstream is not None:
-        source, name = upstream
-        with _upstream_call():
-            model = resolve_ref(source.loader)(name, pretrained=pretrained, num_classes=num_classes, **options)
+    with _upstream_call():
+        upstream = _upstream(str(id_or_path), **options)
+        model = None if upstream is None else \
+            resolve_ref(upstream[0].loader)(upstream[1], pretrained=pretrained, num_classes=num_classes, **options)
+    if model is not None:
         return _placed(model, device)
     if options:
         raise InputError(
@@ -148,6 +161,21 @@ def _load_torch(id_or_path, pretrained: bool, num_classes: int | None, device: s
     if num_classes is not None and num_classes != card.arch_args.get("num_classes"):
         _replace_head(model, num_classes)
     return _placed(model, device)
+
+
+def _upstream(model_id: str, **options: Any):
+    """``(spec, upstream name)`` of the loader that takes a ``PREFIX:NAME`` id: the first spec of its prefix that
+    claims it, else the prefix's default loader; None for an id of no registered prefix."""
+    upstream = get_registry().sources_for(model_id)
+    if upstream is None:
+        return None
+    sources, name = upstream
+    for source in sources:
+        if source.claims is None or resolve_ref(source.claims)(name, **options):
+            return source, name
+    claimed_by = ", ".join(str(source.claims) for source in sources)
+    raise InputError(f"no installed domain loads {model_id!r}: the loaders of {sources[0].prefix}: take only what "
+                     f"they claim ({claimed_by}); install the domain that serves the rest")
 
 
 def _upstream_call():

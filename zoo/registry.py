@@ -253,12 +253,26 @@ class SourceSpec:
     ``loader(name, *, pretrained, num_classes) -> zoo.Model`` builds one model
     through the upstream's own hub; ``lister(pattern) -> list[str]`` names the
     upstream models matching an fnmatch pattern (without the prefix).
+
+    Several domains may serve one prefix (``hf:`` holds text models and detectors alike):
+    a spec with ``claims(name, **options) -> bool`` loads the models it claims (from the
+    checkpoint's own config, or a ``task=`` option), and the prefix's one spec without
+    ``claims`` loads the rest. Listing a prefix joins what all of its listers name.
+    ``tasks`` names the tasks its models can have, where the spec knows (empty: any), so
+    ``zoo predict`` can check its inputs before building a model.
     """
 
     prefix: str
     loader: str | Callable
     lister: str | Callable
     description: str = ""
+    claims: str | Callable | None = None
+    tasks: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The prefix, for its default loader; ``PREFIX claimed by CLAIMS`` for one that claims models."""
+        return self.prefix if self.claims is None else f"{self.prefix} claimed by {self.claims}"
 
 
 def check_id(model_id: str) -> None:
@@ -288,7 +302,7 @@ _TABLES = {
     DatasetSpec: ("datasets", "id", None),
     RecipeSpec: ("recipes", "name", None),
     SuiteSpec: ("suites", "name", None),
-    SourceSpec: ("sources", "prefix", None),
+    SourceSpec: ("sources", "key", None),
 }
 
 
@@ -346,11 +360,18 @@ class Registry:
         return _lookup(self.suites, name, "suite")
 
     def source(self, model_id: str) -> tuple[SourceSpec, str] | None:
-        """``(spec, upstream name)`` for a ``PREFIX:NAME`` id of a registered prefix, else None."""
+        """``(spec, upstream name)`` for a ``PREFIX:NAME`` id of a registered prefix, else None; the spec is the
+        prefix's default loader (or a claiming one, when it has none)."""
+        found = self.sources_for(model_id)
+        return None if found is None else (found[0][-1], found[1])
+
+    def sources_for(self, model_id: str) -> tuple[list[SourceSpec], str] | None:
+        """``(specs, upstream name)`` for a ``PREFIX:NAME`` id: the specs that claim models first (in key order),
+        the prefix's default loader last; None when no domain serves the prefix."""
         prefix, sep, name = model_id.partition(":")
-        if not sep or prefix not in self.sources:
-            return None
-        return self.sources[prefix], name
+        specs = sorted((spec for spec in self.sources.values() if spec.prefix == prefix),
+                       key=lambda spec: (spec.claims is None, spec.key))
+        return (specs, name) if sep and specs else None
 
     def list_models(
         self,

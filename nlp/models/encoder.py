@@ -17,21 +17,6 @@ ENCODER_PREFIX = "encoder."
 HEAD_PREFIX = "head."
 
 
-def config_from_dict(config: dict[str, Any]):
-    """A transformers config from a ``config.json`` dict (its ``model_type`` picks the class; no network)."""
-    from transformers import CONFIG_MAPPING
-
-    from zoo.errors import InputError
-
-    model_type = config.get("model_type")
-    if model_type not in CONFIG_MAPPING:
-        raise InputError(
-            f"config model_type {model_type!r} is not an architecture transformers knows; "
-            "custom (remote-code) architectures are not rebuilt by the zoo"
-        )
-    return CONFIG_MAPPING[model_type].from_dict(dict(config))
-
-
 class TextEncoder(nn.Module):
     """``encoder(**inputs).last_hidden_state`` → masked mean → (L2 normalise) → (linear head).
 
@@ -145,6 +130,8 @@ def text_encoder(
 ) -> TextEncoder:
     """The ``text_encoder`` architecture: ``AutoModel.from_config(config)`` (no network) wrapped in :class:`TextEncoder`."""
     from transformers import AutoModel
+
+    from zoo.hf import config_from_dict
 
     config = {k: v for k, v in config.items() if k != "auto_map"}  # remote code never runs on a rebuild
     encoder = AutoModel.from_config(config_from_dict(config), trust_remote_code=False, dtype=torch.float32)

@@ -58,7 +58,7 @@ def hf_sequence_classifier(config: dict[str, Any], num_classes: int | None = Non
     """The ``hf_sequence_classifier`` architecture: ``AutoModelForSequenceClassification.from_config`` (no network)."""
     from transformers import AutoModelForSequenceClassification
 
-    from nlp.models.encoder import config_from_dict
+    from zoo.hf import config_from_dict
 
     config = dict(config)
     config.pop("auto_map", None)  # remote code never runs when a saved model is rebuilt
@@ -73,7 +73,7 @@ def hf_seq2seq(config: dict[str, Any]):
     """The ``hf_seq2seq`` architecture: ``AutoModelForSeq2SeqLM.from_config`` (no network), rebuilt from a saved card."""
     from transformers import AutoModelForSeq2SeqLM
 
-    from nlp.models.encoder import config_from_dict
+    from zoo.hf import config_from_dict
 
     config = dict(config)
     config.pop("auto_map", None)  # remote code never runs when a saved model is rebuilt

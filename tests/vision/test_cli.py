@@ -168,3 +168,14 @@ def test_a_missing_data_path_is_named_and_datasets_are_listed(tmp_path):
     assert listed.returncode == 0
     assert [line.split("│")[1].strip() for line in listed.stdout.splitlines() if line.startswith("│ vision/")] == \
         ["vision/digits", "vision/fashion-mnist", "vision/fashion_composite"]
+
+
+@pytest.mark.parametrize("model_id", [pytest.param("vision/resnet18.tv_in1k", marks=pytest.mark.slow),
+                                      "torchvision:resnet18"])
+def test_a_missing_input_is_reported_before_the_model_is_fetched_or_built(model_id, tmp_path, monkeypatch):
+    """Offline with an empty store, building the first two would fail on their weights: the input check comes first."""
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    result = run_console_script("predict", model_id, str(tmp_path / "missing.png"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: no such file or folder: {tmp_path / 'missing.png'}", result.stderr

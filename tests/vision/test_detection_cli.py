@@ -101,3 +101,36 @@ def test_draw_needs_out_and_a_task_that_draws(folders, tmp_path):
     beside = _zoo("predict", str(folders / "segmenter"), str(clash / "a.png"), "--out", str(clash))
     assert _refused(beside, "the predictions could overwrite them") and (clash / "a.png").read_bytes() == \
         (folders / "a.png").read_bytes()
+
+
+@pytest.mark.parametrize("labels, categories", [
+    (["face"], [{"id": 1, "name": "face"}]),  # MTCNN: its one class is COCO category 1, never 0
+    (["__background__", "cat", "N/A", "dog"], [{"id": 1, "name": "cat"}, {"id": 2, "name": "N/A"},
+                                               {"id": 3, "name": "dog"}]),  # torchvision: the index is the id
+    (["N/A", "cat"], [{"id": 1, "name": "cat"}]),  # DETR's unused slot 0
+    (["cat", "dog"], [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]),  # RT-DETR's 80 names from 0
+])
+def test_coco_category_ids_start_at_one(labels, categories, tmp_path):
+    from pycocotools.coco import COCO
+
+    from vision.detection import coco_document
+
+    prediction = {"boxes": [[1.0, 2.0, 5.0, 9.0]], "scores": [0.9], "labels": [categories[-1]["name"]]}
+    document = coco_document([prediction], [tmp_path / "a.png"], labels)
+    assert document["categories"] == categories and "info" not in document
+    assert [a["category_id"] for a in document["annotations"]] == [categories[-1]["id"]]
+    (tmp_path / "d.json").write_text(json.dumps(document))
+    assert COCO(str(tmp_path / "d.json")).loadCats(categories[-1]["id"])[0]["name"] == categories[-1]["name"]
+
+
+def test_mtcnn_writes_its_faces_as_coco_category_one(tmp_path):
+    from pycocotools.coco import COCO
+
+    mtcnn = zoo.load("vision/mtcnn.face", pretrained=False, device="cpu")
+    face = {"boxes": [[4.0, 6.0, 30.0, 40.0]], "scores": [0.99], "labels": ["face"],
+            "landmarks": [[[10.0, 15.0], [20.0, 15.0], [15.0, 22.0], [11.0, 30.0], [19.0, 30.0]]]}
+    path = mtcnn.adapter.write(face, tmp_path / "faces.json", source=tmp_path / "photo.png")
+    document = json.loads(path.read_text())
+    assert document["categories"] == [{"id": 1, "name": "face"}]
+    assert [a["category_id"] for a in document["annotations"]] == [1]
+    assert COCO(str(path)).getAnnIds(catIds=[1]) == [1]

@@ -63,18 +63,28 @@ def test_every_named_model_is_listed_and_builds_as_its_weights_need(model):
     assert type(net).__name__ == {**DETECTORS, **SEGMENTERS}[model]
 
 
-def test_the_layout_is_torchvisions_pretrained_one():
-    """Frozen batch norm in a detector's backbone (eps as torchvision sets it), auxiliary heads on a segmenter."""
-    from torchvision.ops.misc import FrozenBatchNorm2d
+def _layout(net) -> list:
+    """What a network's layout is: each module's type and norm eps, each tensor's name and shape, which train."""
+    modules = [(name, type(m).__name__, getattr(m, "eps", None)) for name, m in net.named_modules()]
+    trained = [(name, p.requires_grad) for name, p in net.named_parameters()]
+    return modules + [(name, tuple(t.shape)) for name, t in net.state_dict().items()] + trained
+
+
+@pytest.mark.parametrize("model, weights", [(m, w.name) for module in (tvm.detection, tvm.segmentation)
+                                            for m in tvm.list_models(module=module) for w in tvm.get_model_weights(m)])
+def test_the_layout_is_torchvisions_pretrained_one(model, weights, monkeypatch):
+    """torchvision's own pretrained build (its download replaced by our network's state) has our layout: frozen
+    batch norm in a detector's backbone with eps as torchvision sets it, its first stages not trained, auxiliary
+    heads on a segmenter."""
+    from torchvision.models._api import WeightsEnum
 
     from vision.upstream_dense import build_for_weights
 
-    with torch.device("meta"):
-        detector = build_for_weights("fasterrcnn_mobilenet_v3_large_fpn", "COCO_V1")
-        segmenter = build_for_weights("deeplabv3_mobilenet_v3_large", "COCO_WITH_VOC_LABELS_V1")
-    frozen = [m for m in detector.backbone.body.modules() if isinstance(m, FrozenBatchNorm2d)]
-    assert frozen and not any(isinstance(m, torch.nn.BatchNorm2d) for m in detector.backbone.body.modules())
-    assert segmenter.aux_classifier is not None
+    with torch.device("meta"):  # the layout only: no memory, no download
+        ours = build_for_weights(model, weights)
+        monkeypatch.setattr(WeightsEnum, "get_state_dict", lambda *_, **__: ours.state_dict())
+        theirs = tvm.get_model(model, weights=tvm.get_model_weights(model)[weights])  # loads strictly
+    assert _layout(ours) == _layout(theirs)
 
 
 def test_detector_predicts_boxes_in_input_pixels_with_coco_names(ssdlite):

@@ -128,3 +128,41 @@ def test_import_zoo_and_listing_do_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def _upstream_loader(tag: str):
+    def load(name, *, pretrained=True, num_classes=None, **options):
+        model = zoo.load(toy.MODEL_ID, device="cpu")
+        model.card.description = f"{tag}:{name}:{sorted(options)}"
+        return model
+
+    return load
+
+
+def test_a_prefix_served_by_two_domains_goes_to_the_loader_that_claims_the_model(toy_registry):
+    """One prefix, two loaders: the one with ``claims`` takes what it claims, the default one the rest."""
+    from zoo.errors import InputError
+    from zoo.hub import tasks_of
+    from zoo.registry import SourceSpec
+
+    asked = []
+
+    def claims(name, kind=None, **options):
+        asked.append((name, kind))
+        return name.startswith("pictures/") or kind == "picture"
+
+    toy_registry.add(SourceSpec("up", _upstream_loader("default"), lambda pattern: ["a", "b"]),
+                     SourceSpec("up", _upstream_loader("claimed"), lambda pattern: ["b", "c"], claims=claims,
+                                tasks=("toy-classification",)))
+    assert zoo.load("up:pictures/x").card.description == "claimed:pictures/x:[]"
+    assert zoo.load("up:text/y").card.description == "default:text/y:[]"
+    assert zoo.load("up:text/y", kind="picture").card.description == "claimed:text/y:['kind']"
+    assert ("text/y", "picture") in asked
+    assert zoo.list_models("up:*") == ["up:b", "up:c", "up:a"]  # every lister (claiming ones first), each name once
+    assert zoo.info("up:pictures/z").description == "claimed:pictures/z:[]"
+    assert tasks_of("up:x") is None  # the default loader declares no tasks: only a build tells
+    assert tasks_of(toy.MODEL_ID) == ("toy-classification",)
+    del toy_registry.sources["up"]  # no default loader left: what none claims is refused, saying why
+    assert tasks_of("up:x") == ("toy-classification",)
+    with pytest.raises(InputError, match="no installed domain loads 'up:text/y'"):
+        zoo.load("up:text/y")
