@@ -208,7 +208,7 @@ def _pooled_trials(name: str, outputs: Sequence[TaskOutput]) -> np.ndarray | Non
 
 
 def _metric_summary(name: str, outputs: Sequence[TaskOutput],
-                    resampled: dict[str, tuple[float, float]]) -> dict[str, Any]:
+                    resampled: dict[str, tuple[float, float]] | None = None) -> dict[str, Any]:
     """Mean and 95% CI of one metric over seeds, the method chosen by the metric's declared kind; ``resampled``
     holds the single seed's bootstrap intervals of metrics that are no per-example mean."""
     kind = metric_kind(name)
@@ -227,7 +227,7 @@ def _metric_summary(name: str, outputs: Sequence[TaskOutput],
     elif per_example is not None and np.size(per_example) > 0:
         _, lo, hi = bootstrap_ci95(per_example)
         method = "bootstrap-examples"
-    elif len(values) == 1 and name in resampled:
+    elif len(values) == 1 and name in (resampled or {}):
         (lo, hi), method = resampled[name], "bootstrap-examples"
     else:
         lo, hi, method = None, None, None
