@@ -56,10 +56,10 @@ METRICS: dict[str, MetricKind] = {
     "macro_f1": MetricKind(0.0, 1.0),
     "auc": MetricKind(0.0, 1.0),
     "dice*": MetricKind(0.0, 1.0),
-    "map": MetricKind(0.0, 1.0),
-    "map50": MetricKind(0.0, 1.0),
-    "miou": MetricKind(0.0, 1.0),
-    "pixel_accuracy": MetricKind(0.0, 1.0),
+    "*_gain": MetricKind(-1.0, 1.0),  # a difference of two scores in [0, 1] (e.g. map50_gain of a control arm)
+    "map*": MetricKind(0.0, 1.0),
+    "miou*": MetricKind(0.0, 1.0),
+    "pixel_accuracy*": MetricKind(0.0, 1.0),
     "hd95*": MetricKind(0.0, None),
     "mean_length": MetricKind(0.0, None),
 }
