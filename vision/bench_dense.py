@@ -257,16 +257,16 @@ def _train_arm(config: tuple[str, dict], minutes: float, out_dir: Path, pretrain
 
 
 def run_transfer(quick: bool, n_boot: int, seed: int) -> TaskOutput:
-    """The transfer control: quick, 0.2 min each on a small composite set (96/16/48 pictures); else 3 min
+    """The transfer control: quick, 0.1 min each on a small composite set (32/8/16 pictures); else 3 min
     each on ``vision/fashion_composite``. Single seed: the CIs are paired bootstraps over the test images."""
     from vision.composite import fashion_composite
 
     config = bundled_detector_config()
-    minutes = 0.2 if quick else 3.0
+    minutes = 0.1 if quick else 3.0
     with tempfile.TemporaryDirectory(prefix="zoo-transfer-") as scratch:
         overrides: dict[str, Any] = {"train.seed": seed}
         if quick:
-            overrides["data"] = str(fashion_composite(Path(scratch) / "data", seed=0, train=96, val=16, test=48).root)
+            overrides["data"] = str(fashion_composite(Path(scratch) / "data", seed=0, train=32, val=8, test=16).root)
         records, paired = transfer_arms(config, minutes, Path(scratch) / "runs", n_boot=n_boot, **overrides)
     return TaskOutput(metrics=paired.of(None), resampled=paired,
                       extra={"minutes_each": minutes, "recipe": config[0], "arms": records})
