@@ -154,7 +154,7 @@ def run_segmenter(model_id: str, dataset: str, iters: int, n_boot: int, seed: in
     step(f"segmenting {len(test)} test images")
     masks = [p["mask"] for start in range(0, len(pictures), PREDICT_CHUNK)
              for p in model.predict(pictures[start:start + PREDICT_CHUNK])]
-    per_image = np.stack([segmentation_confusion(torch.as_tensor(mask), torch.from_numpy(read_mask(truth)),
+    per_image = np.stack([segmentation_confusion(torch.as_tensor(mask), torch.from_numpy(read_mask(truth, len(test.classes))),
                                                  len(test.classes), IGNORE_INDEX).numpy()
                           for mask, (_, truth) in zip(masks, test.pairs)])
 

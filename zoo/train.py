@@ -469,8 +469,11 @@ class Trainer:
         return self.seconds_before + (self.clock() - self.started)
 
     def _past_budget(self) -> bool:
-        budget = self.config.max_minutes
-        return budget is not None and self.elapsed_seconds() >= 60.0 * budget
+        if self.config.max_minutes is None:
+            return False
+        # Under DDP every rank must stop at the same step: they decide on one clock, the ranks' mean.
+        elapsed = all_reduce_mean(torch.tensor(self.elapsed_seconds(), dtype=torch.float64, device=self.device))
+        return elapsed.item() >= 60.0 * self.config.max_minutes
 
     def _update_best(self, metrics: dict[str, float], epoch: int) -> None:
         monitor = self.config.monitor

@@ -61,7 +61,7 @@ def trainer(out_dir, clock: FakeClock, minutes: float | None, crash_at: int | No
             raise KeyboardInterrupt("stopped from outside")
 
     settings = dict(epochs=3, batch_size=8, lr=1e-2, progress=False, device="cpu", deterministic=True,
-                    log_every_steps=0, checkpoint_every_steps=2, max_minutes=minutes)
+                    log_every_steps=0, max_minutes=minutes)
     return Trainer(ToyModel(), toy_data(64, 0), toy_data(16, 1), config=TrainConfig(**{**settings, **config}),
                    out_dir=out_dir, clock=clock, callbacks=[clock.tick, crash])
 
@@ -98,12 +98,12 @@ def test_without_a_budget_or_with_a_large_one_the_run_goes_to_its_epochs(tmp_pat
 
 
 def test_a_resume_gets_the_budget_its_checkpoint_had_left_and_ends_where_one_run_ends(tmp_path):
-    whole = trainer(tmp_path / "whole", FakeClock(), minutes=10.5).fit()
+    whole = trainer(tmp_path / "whole", FakeClock(), minutes=10.5, checkpoint_every_steps=3).fit()
     with pytest.raises(KeyboardInterrupt):
-        trainer(tmp_path / "cut", FakeClock(), minutes=10.5, crash_at=7).fit()
+        trainer(tmp_path / "cut", FakeClock(), minutes=10.5, crash_at=7, checkpoint_every_steps=3).fit()
     assert list_checkpoints(tmp_path / "cut")[-1].name == "step-00000006"  # 6 minutes spent, 4.5 left
     # A clock that reads something else entirely: only the time spent since the resume counts.
-    resumed = trainer(tmp_path / "cut", FakeClock(start=-5e6), minutes=10.5).fit(resume=True)
+    resumed = trainer(tmp_path / "cut", FakeClock(start=-5e6), minutes=10.5, checkpoint_every_steps=3).fit(resume=True)
     assert resumed.out_of_time and whole.out_of_time
     assert resumed.history == whole.history
     assert resumed.history[-1]["step"] == 11  # epoch 0's end at step 8, then out of time at step 11
