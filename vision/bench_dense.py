@@ -154,8 +154,9 @@ def run_segmenter(model_id: str, dataset: str, iters: int, n_boot: int, seed: in
     step(f"segmenting {len(test)} test images")
     masks = [p["mask"] for start in range(0, len(pictures), PREDICT_CHUNK)
              for p in model.predict(pictures[start:start + PREDICT_CHUNK])]
-    per_image = np.stack([segmentation_confusion(torch.as_tensor(mask), torch.from_numpy(read_mask(truth, len(test.classes))),
-                                                 len(test.classes), IGNORE_INDEX).numpy()
+    n_classes = len(test.classes)
+    per_image = np.stack([segmentation_confusion(torch.as_tensor(mask), torch.from_numpy(read_mask(truth, n_classes)),
+                                                 n_classes, IGNORE_INDEX).numpy()
                           for mask, (_, truth) in zip(masks, test.pairs)])
 
     def scores(indices=None) -> dict[str, float]:
@@ -200,7 +201,8 @@ def run_mtcnn_lfw(iters: int, n_boot: int, seed: int) -> TaskOutput:
         metrics={"auc": face_auc(is_face, scores)},
         resampled=ExampleStatistic(len(scores), lambda i: {"auc": face_auc(is_face[i], scores[i])}, n_boot),
         **_timings(model, pictures, iters),
-        extra={"faces_found": int((scores[is_face == 1] > 0).sum()), "non_faces_with_a_face": int((scores[is_face == 0] > 0).sum())},
+        extra={"faces_found": int((scores[is_face == 1] > 0).sum()),
+               "non_faces_with_a_face": int((scores[is_face == 0] > 0).sum())},
     )
 
 

@@ -69,7 +69,8 @@ def random_detections(n_images: int, seed: int = 0) -> tuple[list[dict], list[di
         targets.append({"boxes": torch.tensor(boxes[:n]), "labels": torch.tensor(labels[:n])})
         found = boxes + np.concatenate([rng.normal(0, 3, (n, 4)), np.zeros((clutter, 4))])
         predictions.append({"boxes": torch.tensor(found), "labels": torch.tensor(labels),
-                            "scores": torch.tensor(np.concatenate([rng.uniform(0.3, 1, n), rng.uniform(0, 0.6, clutter)]))})
+                            "scores": torch.tensor(np.concatenate([rng.uniform(0.3, 1, n),
+                                                                   rng.uniform(0, 0.6, clutter)]))})
     return predictions, targets
 
 

@@ -118,7 +118,7 @@ def test_a_larger_budget_on_resume_goes_on_from_the_place_the_budget_stopped(tmp
     more = trainer(tmp_path, FakeClock(), minutes=12.5).fit(resume=True)
     steps = [(e["epoch"], e["step"]) for e in more.history if e["event"] == "eval"]
     assert steps == [(0, 6), (0, 8), (1, 13)]  # epoch 0 finished from batch 6, then 13 minutes > 12.5
-    straight = trainer(tmp_path / "straight", FakeClock(), minutes=12.5).fit()
+    trainer(tmp_path / "straight", FakeClock(), minutes=12.5).fit()
     first, second = final_weights(tmp_path), final_weights(tmp_path / "straight")
     assert all(torch.equal(first[k], second[k]) for k in first)  # an evaluation in between changes no weight
 
