@@ -32,6 +32,7 @@ MTCNN_ID = "vision/mtcnn.face"
 BUNDLED_DETECTOR = "fcos_efficientnet_lite0.fashion_composite"
 DETECTOR_CONFIG = (DETECTION, {"data": "vision/fashion_composite", "image_size": 128})
 PREDICT_CHUNK = 16  # pictures per predict call when scoring a test split
+QUICK_COMPOSITE = {"train": 32, "val": 8, "test": 16}  # the transfer control's small set under --quick
 
 
 def dense_tasks(quick: bool = False) -> list[BenchTask]:
@@ -48,10 +49,11 @@ def dense_tasks(quick: bool = False) -> list[BenchTask]:
     if MTCNN_ID in list_models("vision/*", pretrained=True):
         tasks.append(BenchTask(name="mtcnn.face@lfw_subset", model=MTCNN_ID, dataset="skimage/lfw_subset",
                                run=partial(run_mtcnn_lfw, iters, n_boot)))
-    if fashion_mnist_available():
+    if fashion_mnist_available():  # the composite pictures are made of its items
+        small = "/".join(str(n) for n in QUICK_COMPOSITE.values())
         tasks.append(BenchTask(name="fcos-random-init-vs-in1k@fashion_composite", model="control/fcos-random-init",
-                               dataset="vision/fashion_composite", control=True,
-                               run=partial(run_transfer, quick, n_boot)))
+                               dataset=f"fashion_composite {small} (quick)" if quick else "vision/fashion_composite",
+                               control=True, run=partial(run_transfer, quick, n_boot)))
     return tasks
 
 
@@ -259,7 +261,7 @@ def _train_arm(config: tuple[str, dict], minutes: float, out_dir: Path, pretrain
 
 
 def run_transfer(quick: bool, n_boot: int, seed: int) -> TaskOutput:
-    """The transfer control: quick, 0.1 min each on a small composite set (32/8/16 pictures); else 3 min
+    """The transfer control: quick, 0.1 min each on a small composite set (:data:`QUICK_COMPOSITE`); else 3 min
     each on ``vision/fashion_composite``. Single seed: the CIs are paired bootstraps over the test images."""
     from vision.composite import fashion_composite
 
@@ -268,7 +270,7 @@ def run_transfer(quick: bool, n_boot: int, seed: int) -> TaskOutput:
     with tempfile.TemporaryDirectory(prefix="zoo-transfer-") as scratch:
         overrides: dict[str, Any] = {"train.seed": seed}
         if quick:
-            overrides["data"] = str(fashion_composite(Path(scratch) / "data", seed=0, train=32, val=8, test=16).root)
+            overrides["data"] = str(fashion_composite(Path(scratch) / "data", seed=0, **QUICK_COMPOSITE).root)
         records, paired = transfer_arms(config, minutes, Path(scratch) / "runs", n_boot=n_boot, **overrides)
     return TaskOutput(metrics=paired.of(None), resampled=paired,
                       extra={"minutes_each": minutes, "recipe": config[0], "arms": records})

@@ -177,7 +177,8 @@ def test_the_suite_takes_every_pretrained_detector_and_segmenter_with_a_test_met
     assert list(tasks) == ["det.a@d1", "seg.b@d2", "mtcnn.face@lfw_subset",
                            "fcos-random-init-vs-in1k@fashion_composite"]
     assert tasks["det.a@d1"].per_backend and tasks["seg.b@d2"].dataset == "vision/d2"
-    assert tasks["fcos-random-init-vs-in1k@fashion_composite"].control
+    transfer = tasks["fcos-random-init-vs-in1k@fashion_composite"]
+    assert transfer.control and transfer.dataset == "fashion_composite 32/8/16 (quick)"  # not the registered set
 
 
 def test_the_bundled_detector_config_comes_from_train_bundled_once_it_is_there(monkeypatch):
