@@ -113,17 +113,16 @@ def compare(mine: dict, theirs: list[dict]) -> dict:
 
 
 def lfw_auc(net, torch) -> float:
-    """Face/non-face AUC on lfw_subset (100 faces, then 100 non-faces; 25×25 grey, upscaled ×4)."""
-    from PIL import Image
-    from skimage import data
-    from sklearn.metrics import roc_auc_score
+    """Face/non-face AUC on lfw_subset (100 faces, then 100 non-faces; 25×25 grey, upscaled ×4), as the
+    vision suite's ``mtcnn.face@lfw_subset`` task measures it."""
+    from vision.bench_dense import face_auc, lfw_pictures
 
+    pictures, is_face = lfw_pictures()
     scores = []
-    for image in (data.lfw_subset() * 255).round().astype(np.uint8):
-        big = np.asarray(Image.fromarray(image).resize((100, 100), Image.BICUBIC))
-        found = detect(net, torch, np.repeat(big[..., None], 3, axis=2))
+    for picture in pictures:
+        found = detect(net, torch, picture)
         scores.append(float(found["scores"].max()) if len(found["scores"]) else 0.0)
-    return float(roc_auc_score([1] * 100 + [0] * 100, scores))
+    return face_auc(is_face, np.array(scores))
 
 
 def main() -> None:

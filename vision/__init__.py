@@ -158,7 +158,8 @@ def register(registry: Registry) -> None:
             "a mask folder or COCO masks",
         )
     )
-    registry.add(SuiteSpec("vision", "vision.bench:suite", description="image classification: quality, latency, throughput"))
+    registry.add(SuiteSpec("vision", "vision.bench:suite", description="image classification, object detection "
+                           "(COCO mAP), semantic segmentation (mIoU), MTCNN on faces: quality, latency, throughput"))
     registry.add(
         bundled_model(
             "vision",

@@ -1,7 +1,9 @@
-"""The vision benchmark suite: every pretrained vision model on its datasets, plus a control arm.
+"""The vision benchmark suite: every pretrained vision model on its datasets, plus control arms.
 
-Control: multinomial logistic regression on raw pixels, so a CNN's number reads
-against the simplest model that could do the job.
+Classification here; detection and segmentation (with MTCNN on faces and the random-init
+transfer control) in :mod:`vision.bench_dense`. Classification's control: multinomial
+logistic regression on raw pixels, so a CNN's number reads against the simplest model
+that could do the job.
 """
 from __future__ import annotations
 
@@ -13,11 +15,14 @@ from zoo.bench import BenchTask, TaskOutput, measure_latency, measure_throughput
 
 
 def suite(quick: bool = False) -> list[BenchTask]:
-    """Every pretrained vision model on each dataset its card reports a metric for, plus the control.
+    """Every pretrained vision model on each dataset its card reports a metric for, plus the controls.
 
-    Datasets: ``vision/digits`` always; ``vision/fashion-mnist`` when its files are
-    on this machine. ``quick`` takes fewer latency samples. Each model runs on each backend asked for.
+    Classification datasets: ``vision/digits`` always; ``vision/fashion-mnist`` when its files are
+    on this machine. Detectors and segmenters: :func:`vision.bench_dense.dense_tasks`. ``quick`` takes
+    fewer latency samples and bootstrap resamples, and trains the transfer control briefly on a small set.
+    Each model runs on each backend asked for.
     """
+    from vision.bench_dense import dense_tasks
     from vision.datasets import fashion_mnist_available
 
     iters = 30 if quick else 200
@@ -45,7 +50,7 @@ def suite(quick: bool = False) -> list[BenchTask]:
                 run=partial(_run_logreg, dataset, iters, max_train=10_000 if quick else None),
             )
         )
-    return tasks
+    return tasks + dense_tasks(quick)
 
 
 def _models_measured_on(dataset: str) -> list[str]:

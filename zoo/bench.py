@@ -32,13 +32,13 @@ import numpy as np
 
 from zoo.atomic import write_text_atomic
 from zoo.bench_report import PlotSpec, leaderboard_markdown, plot, print_leaderboard, result_line
-from zoo.bench_stats import aggregate, mean_ci95
+from zoo.bench_stats import ExampleStatistic, aggregate, mean_ci95
 from zoo.envinfo import fingerprint
 from zoo.errors import InputError, ZooError
 from zoo.registry import get_registry, resolve_ref
 
 # What suites, recipes and the CLI import from here; statistics and reports re-exported from their modules.
-__all__ = ["BenchTask", "PlotSpec", "TaskOutput", "expand_backends", "mean_ci95", "measure_latency",
+__all__ = ["BenchTask", "ExampleStatistic", "PlotSpec", "TaskOutput", "expand_backends", "mean_ci95", "measure_latency",
            "measure_throughput", "print_leaderboard", "run_suite", "run_tasks", "step"]
 
 SCHEMA_VERSION = 2  # 2: metric "range", latency "mean"/"cv"/"n"/"noisy", ci_method "wilson"
@@ -54,7 +54,8 @@ class TaskOutput:
     ``per_example`` maps a metric name to per-example values (0/1 or scores)
     whose mean is that metric. For a share of trials (:data:`METRICS`) the 0/1
     values of every seed, pooled, give the Wilson CI; otherwise, with a single
-    seed, they give the bootstrap CI.
+    seed, they give the bootstrap CI. ``resampled`` recomputes, for that bootstrap, the metrics that are
+    no mean of per-example values (mAP, mIoU, AUC) on each resample of the examples.
     ``latency_ms`` holds per-call latencies measured after warm-up, each call
     processing ``batch_size`` items.
     """
@@ -67,6 +68,7 @@ class TaskOutput:
     throughput_unit: str = "items/s"
     params: int | None = None
     extra: dict | None = None
+    resampled: ExampleStatistic | None = None
 
 
 @dataclass

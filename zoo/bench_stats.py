@@ -2,14 +2,16 @@
 
 The interval method follows from the metric's kind (:data:`METRICS`): Wilson for a share
 of 0/1 trials pooled over seeds, else Student t over seeds, or a bootstrap over examples
-for a single seed, clipped to the metric's range. :func:`aggregate` folds one task's
+for a single seed, clipped to the metric's range. A metric that is no mean of per-example
+values (mAP, mIoU, AUC) is bootstrapped through an :class:`ExampleStatistic`, which
+recomputes it on each resample of the examples. :func:`aggregate` folds one task's
 per-seed outputs into a result row's measurement fields.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -54,6 +56,10 @@ METRICS: dict[str, MetricKind] = {
     "macro_f1": MetricKind(0.0, 1.0),
     "auc": MetricKind(0.0, 1.0),
     "dice*": MetricKind(0.0, 1.0),
+    "*_gain": MetricKind(-1.0, 1.0),  # a difference of two scores in [0, 1] (e.g. map50_gain of a control arm)
+    "map*": MetricKind(0.0, 1.0),
+    "miou*": MetricKind(0.0, 1.0),
+    "pixel_accuracy*": MetricKind(0.0, 1.0),
     "hd95*": MetricKind(0.0, None),
     "mean_length": MetricKind(0.0, None),
 }
@@ -103,6 +109,37 @@ def bootstrap_ci95(per_example_values, n_boot: int = 1000, seed: int = 0) -> tup
     ])
     lo, hi = np.percentile(means, [2.5, 97.5])
     return float(x.mean()), float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class ExampleStatistic:
+    """Metrics of ``n`` examples that are no mean of per-example values (mAP, mIoU, AUC, a paired difference).
+
+    ``of(indices)`` recomputes them, ``{name: value}``, on the examples ``indices`` (0-based, with the
+    repeats a bootstrap resample draws); the engine's bootstrap calls it ``n_boot`` times.
+    """
+
+    n: int
+    of: Callable[[np.ndarray], dict[str, float]]
+    n_boot: int = 1000
+
+
+def bootstrap_statistic_ci95(statistic: ExampleStatistic, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile-bootstrap 95% interval ``{name: (lo, hi)}`` of each metric ``statistic`` gives, resampling its
+    examples with replacement. Resamples where a metric is undefined (NaN, e.g. an AUC of one class) are left
+    out of that metric's interval; a metric never defined gets none."""
+    if statistic.n < 1 or statistic.n_boot < 1:
+        raise InputError(f"a bootstrap needs examples and resamples, got n={statistic.n}, n_boot={statistic.n_boot}")
+    rng = np.random.default_rng(seed)
+    draws = [statistic.of(rng.integers(0, statistic.n, size=statistic.n)) for _ in range(statistic.n_boot)]
+    intervals = {}
+    for name in draws[0]:
+        values = np.array([draw[name] for draw in draws], dtype=float)
+        values = values[np.isfinite(values)]
+        if values.size:
+            lo, hi = np.percentile(values, [2.5, 97.5])
+            intervals[name] = (float(lo), float(hi))
+    return intervals
 
 
 def wilson_ci95(successes: int, trials: int) -> tuple[float, float, float]:
@@ -170,8 +207,10 @@ def _pooled_trials(name: str, outputs: Sequence[TaskOutput]) -> np.ndarray | Non
     return pooled if np.isin(pooled, (0.0, 1.0)).all() else None
 
 
-def _metric_summary(name: str, outputs: Sequence[TaskOutput]) -> dict[str, Any]:
-    """Mean and 95% CI of one metric over seeds, the method chosen by the metric's declared kind."""
+def _metric_summary(name: str, outputs: Sequence[TaskOutput],
+                    resampled: dict[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+    """Mean and 95% CI of one metric over seeds, the method chosen by the metric's declared kind; ``resampled``
+    holds the single seed's bootstrap intervals of metrics that are no per-example mean."""
     kind = metric_kind(name)
     having = [o for o in outputs if name in o.metrics]
     values = [o.metrics[name] for o in having]
@@ -188,6 +227,8 @@ def _metric_summary(name: str, outputs: Sequence[TaskOutput]) -> dict[str, Any]:
     elif per_example is not None and np.size(per_example) > 0:
         _, lo, hi = bootstrap_ci95(per_example)
         method = "bootstrap-examples"
+    elif len(values) == 1 and name in (resampled or {}):
+        (lo, hi), method = resampled[name], "bootstrap-examples"
     else:
         lo, hi, method = None, None, None
     ci = [_finite(_clip(lo, kind)), _finite(_clip(hi, kind))] if lo is not None else None
@@ -201,8 +242,9 @@ def aggregate(outputs: Sequence[TaskOutput]) -> dict[str, Any]:
     latencies = [ms for o in outputs for ms in (o.latency_ms or [])]
     throughputs = [o.throughput for o in outputs if o.throughput is not None]
     first = outputs[0]
+    resampled = bootstrap_statistic_ci95(first.resampled) if len(outputs) == 1 and first.resampled else {}
     return {
-        "metrics": {name: _metric_summary(name, outputs) for name in names},
+        "metrics": {name: _metric_summary(name, outputs, resampled) for name in names},
         "latency_ms": latency_summary(latencies, first.batch_size) if latencies else None,
         "throughput": {"value": float(np.mean(throughputs)), "unit": first.throughput_unit} if throughputs else None,
         "params": None if first.params is None else int(first.params),

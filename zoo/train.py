@@ -70,6 +70,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     stopped_early: bool = False
     last_checkpoint: Path | None = None
+    out_of_time: bool = False  # the wall-time budget (``TrainConfig.max_minutes``) ended it
 
 
 def cross_entropy_default(outputs, targets) -> torch.Tensor:
@@ -170,6 +171,7 @@ class Trainer:
     world_size)`` replaces the training batch sampler with a
     :class:`ResumableBatchSampler` subclass (e.g. length-bucketed batches for text);
     its batch order must depend only on the seed and epoch, so resume stays exact.
+    ``clock() -> seconds`` times the wall-time budget (``config.max_minutes``); tests pass a fake one.
     """
 
     def __init__(
@@ -188,6 +190,7 @@ class Trainer:
         callbacks: Iterable[Callable] = (),
         sampler_fn: Callable[..., ResumableBatchSampler] | None = None,
         kept_outputs_fn: Callable | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.model = model
         self.train_data, self.val_data = train_data, val_data
@@ -200,6 +203,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.sampler_fn = sampler_fn or ResumableBatchSampler
         self.kept_outputs_fn = kept_outputs_fn
+        self.clock = clock
 
         self.env = dist_env()
         self.device = resolve_device(config.device)
@@ -218,6 +222,9 @@ class Trainer:
         self.log = MetricsLog(self.out_dir, write=self.env.is_main)
         self.stopped_early = False
         self.last_checkpoint: Path | None = None
+        # Wall time spent by the run before this fit() (from its checkpoint), and when this fit() began.
+        self.seconds_before, self.started = 0.0, 0.0
+        self.out_of_time = False
 
     # --- public ----------------------------------------------------------------
 
@@ -232,9 +239,11 @@ class Trainer:
             seed_everything(self.config.seed)
             self.log.restart([])
         start_epoch, start_batch = self.epoch, self.batch
+        self.started = self.clock()
+        self.out_of_time = self._past_budget()  # a resume of a run that had spent its budget trains no more
         with EpochReport(self.config.progress and self.env.is_main, self.config.epochs) as self.report:
             for epoch in range(start_epoch, self.config.epochs):
-                if self.stopped_early:
+                if self.stopped_early or self.out_of_time:
                     break
                 self._train_epoch(epoch, start_batch if epoch == start_epoch else 0)
                 self._end_epoch(epoch)
@@ -352,6 +361,7 @@ class Trainer:
         self.best, self.best_metrics, self.bad_epochs = state["best"], state["best_metrics"], state["bad_epochs"]
         self.epoch_loss_sum, self.epoch_steps = state["epoch_loss_sum"], state["epoch_steps"]
         self.stopped_early = state["stopped_early"]
+        self.seconds_before = _seconds_spent(state, path)
         self.last_checkpoint = ckpt.path
         self.log.restart(state["history"])
         # Last, so the RNG streams continue exactly where the checkpoint left them.
@@ -405,6 +415,9 @@ class Trainer:
                 self._optimizer_step(epoch, i + 1, n_batches, loss_value)
             running = self.epoch_loss_sum / self.epoch_steps if self.epoch_steps else None
             self.report.batch_done(_num_samples(inputs) * self.env.world_size, running)
+            if steps_now and self._past_budget():
+                self.out_of_time = True
+                break
 
     def _optimizer_step(self, epoch: int, batch: int, n_batches: int, loss: float) -> None:
         self.scaler.unscale_(self.optimizer)
@@ -441,11 +454,26 @@ class Trainer:
             metrics = self.evaluate(self.val_data, prefix="val", module=self._weights_to_keep())
             event.update(metrics)
             self._update_best(metrics, epoch)
+        if self.out_of_time:
+            event["stopped"] = "max_minutes"
         self.log.log(event)
         self.report.end_epoch(event)
-        self.epoch, self.batch = epoch + 1, 0
-        self.epoch_loss_sum, self.epoch_steps = 0.0, 0
+        # Out of time mid-epoch, the checkpoint keeps the loop's place: a resume with a larger budget goes on there.
+        if not self.out_of_time or self.batch >= self.sampler.batches_per_epoch():
+            self.epoch, self.batch = epoch + 1, 0
+            self.epoch_loss_sum, self.epoch_steps = 0.0, 0
         self._save_checkpoint()
+
+    def elapsed_seconds(self) -> float:
+        """Wall time the run has spent training: before this ``fit`` (its checkpoint's count) and in it."""
+        return self.seconds_before + (self.clock() - self.started)
+
+    def _past_budget(self) -> bool:
+        if self.config.max_minutes is None:
+            return False
+        # Under DDP every rank must stop at the same step: they decide on one clock, the ranks' mean.
+        elapsed = all_reduce_mean(torch.tensor(self.elapsed_seconds(), dtype=torch.float64, device=self.device))
+        return elapsed.item() >= 60.0 * self.config.max_minutes
 
     def _update_best(self, metrics: dict[str, float], epoch: int) -> None:
         monitor = self.config.monitor
@@ -493,6 +521,7 @@ class Trainer:
             "world_size": self.env.world_size,
             "train_size": len(self.train_data),
             "rank_rngs": rank_rngs[1:],  # rank 0's is the checkpoint's own RNG file
+            "train_seconds": self.elapsed_seconds(),
         }
         self.last_checkpoint = save_checkpoint(
             self.out_dir,
@@ -526,6 +555,8 @@ class Trainer:
             if callable(getattr(self.model, "save", None)) and hasattr(self.model, "card"):
                 self.model.card.provenance.update(self.provenance)
                 run = {"epochs_run": self.epoch, "steps": self.step, "best": self.best_metrics}
+                if self.config.max_minutes is not None:
+                    run.update(minutes=round(self.elapsed_seconds() / 60, 4), stopped_by_budget=self.out_of_time)
                 if "recipe" not in self.provenance:  # a recipe records the config in its own params
                     run = {"config": asdict(self.config), **run}
                 self.model.card.provenance["train"] = run
@@ -540,10 +571,19 @@ class Trainer:
             history=self.log.history,
             stopped_early=self.stopped_early,
             last_checkpoint=self.last_checkpoint,
+            out_of_time=self.out_of_time,
         )
 
 
 # --- helpers -------------------------------------------------------------------
+
+
+def _seconds_spent(state: dict, path) -> float:
+    """The wall time a checkpoint's run had spent (0 for a checkpoint from before budgets were recorded)."""
+    seconds = state.get("train_seconds", 0.0)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        raise CheckpointError(f"checkpoint {path}: {TRAINER_FILE} train_seconds must be a number >= 0, got {seconds!r}")
+    return float(seconds)
 
 
 def _forward(model: nn.Module, inputs):
