@@ -13,6 +13,13 @@ CONFIGS: dict[str, tuple[str, dict]] = {
         "model": "vision/digits_cnn.sklearn", "data": "vision/digits", "pretrained": False, "train": {"epochs": 30},
         "augment": "affine",
     }),
+    # The composite's own 128-pixel pictures; ImageNet features of vision/efficientnet_lite0.in1k (the default).
+    "fcos_efficientnet_lite0.fashion_composite": ("object-detection", {
+        "data": "vision/fashion_composite", "image_size": 128, "train": {"epochs": 16},
+    }),
+    "lraspp_efficientnet_lite0.fashion_composite": ("semantic-segmentation", {
+        "data": "vision/fashion_composite", "image_size": 128, "train": {"epochs": 12},
+    }),
 }
 
 
