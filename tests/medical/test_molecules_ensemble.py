@@ -1,0 +1,55 @@
+"""Seed ensembles of the molecular-property recipe, the bundled solubility model and the molecules suite."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rdkit", reason="molecules need RDKit (pip install rdkit)")
+
+import zoo  # noqa: E402
+from zoo.errors import InputError  # noqa: E402
+
+
+def chains_csv(path):
+    """60 small molecules whose logS falls with their carbon count: enough to train on in a second."""
+    chains = [f"{'C' * n}{end}" for n in range(1, 16) for end in ("O", "N", "Cl", "")]
+    rows = ["smiles,logS"] + [f"{s},{-0.5 * s.count('C') + (1 if s.endswith(('O', 'N')) else 0)}" for s in chains]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_an_ensemble_of_seeds_is_one_model_averaging_its_members(tmp_path):
+    from medical.molecules.recipes import MolecularPropertyRecipe
+
+    data = chains_csv(tmp_path / "chains.csv")
+    recipe = MolecularPropertyRecipe(data=str(data), split="random", hidden=16, ensemble_size=3,
+                                     train={"epochs": 2, "batch_size": 8, "seed": 7, "progress": False})
+    result = recipe.run(tmp_path / "run", progress=False)
+    model = zoo.load(tmp_path / "run")
+    assert model.card.arch_args["members"] == 3 and len(model.net.members) == 3
+    ensemble = model.card.provenance["ensemble"]
+    assert ensemble["seeds"] == [7, 8, 9] and [m["seed"] for m in ensemble["members"]] == [7, 8, 9]
+    members = [zoo.load(tmp_path / "run" / "members" / f"seed_{seed}") for seed in (7, 8, 9)]
+    assert members[0].card.provenance["seed"] == 7 and members[2].card.provenance["seed"] == 9
+    smiles = ["CCO", "CCCCCCCCN", "CCCl"]
+    each = np.array([[row["logS"] for row in member.predict(smiles)] for member in members])
+    assert np.ptp(each, axis=0).min() > 0  # different seeds, different networks
+    np.testing.assert_allclose([row["logS"] for row in model.predict(smiles)], each.mean(axis=0), atol=1e-5)
+    summary = next(m for m in result.metrics if m["name"] == "rmse_member_mean" and m["split"] == "test")
+    values = [m["value"] for m in summary["members"]]
+    assert [m["seed"] for m in summary["members"]] == [7, 8, 9]
+    assert summary["value"] == pytest.approx(np.mean(values), abs=1e-6)
+    assert summary["ci95"][0] < summary["value"] < summary["ci95"][1]
+    assert values == [member.card.metric("rmse", "test")["value"] for member in members]
+    assert model.card.metric("rmse", "test")["value"] != summary["value"]  # the ensemble's own, not the mean
+
+
+def test_an_ensemble_of_a_model_with_weights_is_refused(tmp_path):
+    from medical.molecules.recipes import MolecularPropertyRecipe
+
+    data = chains_csv(tmp_path / "chains.csv")
+    MolecularPropertyRecipe(data=str(data), split="random", hidden=8,
+                            train={"epochs": 1, "progress": False}).run(tmp_path / "one", progress=False)
+    with pytest.raises(InputError, match="ensemble of 2 seeds trains fresh networks"):
+        MolecularPropertyRecipe(model=str(tmp_path / "one"), data=str(data), split="random", ensemble_size=2,
+                                train={"epochs": 1, "progress": False}).run(tmp_path / "two", progress=False)
