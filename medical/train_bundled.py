@@ -3,7 +3,8 @@
     python -m medical.train_bundled unet3d.ct_phantom [--resume] [--threads 1]
     python -m medical.train_bundled --list
 
-(:mod:`zoo.bundled` runs them; the U-Net takes about 13 minutes on one CPU core.) ``zoo reproduce
+(:mod:`zoo.bundled` runs them; the U-Net takes about 13 minutes on one CPU core, the solubility
+ensemble about N minutes.) ``zoo reproduce
 medical/NAME`` retrains from the card alone and compares the metrics.
 """
 from zoo.bundled import main
@@ -12,6 +13,12 @@ from zoo.bundled import main
 CONFIGS: dict[str, tuple[str, dict]] = {
     "unet3d.ct_phantom": ("segmentation-3d", {
         "model": "medical/unet3d.ct_phantom", "data": "medical/ct-phantom", "pretrained": False, "num_threads": 1,
+    }),
+    # Three seeds as one model; hidden 300 and Chemprop's other defaults, RDKit descriptors beside the network.
+    "dmpnn.solubility": ("molecular-property", {
+        "model": "medical/dmpnn.chemprop", "data": "medical/solubility", "pretrained": False, "num_threads": 1,
+        "ensemble_size": 3, "descriptors": True, "depth": 3, "readout": "mean",
+        "train": {"epochs": 50, "batch_size": 50, "lr": 1e-3},
     }),
 }
 

@@ -54,13 +54,16 @@ class TaskOutput:
     ``per_example`` maps a metric name to per-example values (0/1 or scores)
     whose mean is that metric. For a share of trials (:data:`METRICS`) the 0/1
     values of every seed, pooled, give the Wilson CI; otherwise, with a single
-    seed, they give the bootstrap CI.
+    seed, they give the bootstrap CI. ``ci95`` holds intervals a task computed itself for a
+    metric that is no mean of per-example values (RMSE, R²: a bootstrap over its examples),
+    used with a single seed.
     ``latency_ms`` holds per-call latencies measured after warm-up, each call
     processing ``batch_size`` items.
     """
 
     metrics: dict[str, float]
     per_example: dict[str, np.ndarray] | None = None
+    ci95: dict[str, tuple[float, float]] | None = None
     latency_ms: list[float] | None = None
     batch_size: int = 1
     throughput: float | None = None
@@ -78,7 +81,8 @@ class BenchTask:
     seeds. A ``per_backend`` task is declared once with ``run(seed, backend)``:
     the engine makes one cell of it per backend asked for (:func:`expand_backends`).
     ``control`` marks the suite's simple baseline. ``reference`` holds
-    published numbers, ``{"source": ..., "metrics": {name: value}}``.
+    published numbers, ``{"source": ..., "metrics": {name: value}}``, with an optional ``note``
+    saying how they were measured differently (another data set or split).
     """
 
     name: str

@@ -185,6 +185,9 @@ def _metric_summary(name: str, outputs: Sequence[TaskOutput]) -> dict[str, Any]:
     elif len(values) >= 2:
         mean, lo, hi = mean_ci95(values)
         method = "t-over-seeds"
+    elif (having[0].ci95 or {}).get(name) is not None:  # the task's own interval (RMSE, R²)
+        lo, hi = having[0].ci95[name]
+        method = "bootstrap-examples"
     elif per_example is not None and np.size(per_example) > 0:
         _, lo, hi = bootstrap_ci95(per_example)
         method = "bootstrap-examples"

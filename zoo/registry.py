@@ -431,13 +431,16 @@ def get_registry() -> Registry:
     return _registry
 
 
-def bundled_model(package: str, name: str, **spec_fields: Any) -> ModelSpec:
+def bundled_model(package: str, name: str, from_card: tuple[str, ...] = (), **spec_fields: Any) -> ModelSpec:
     """A ModelSpec whose weights and card were written by a recipe into ``PACKAGE/weights/``.
 
     ``weights/NAME.json`` is the card the recipe produced (it pins the weights'
     sha256); ``weights/NAME.safetensors`` the weights. Metrics, provenance and
-    parameter count come from that card; everything else from ``spec_fields``.
-    Without the card (a recipe has not produced it yet) the spec has no weights.
+    parameter count come from that card, and so do the keys named in ``from_card``
+    (``arch_args``, ``preprocessing``, ``labels``: what the recipe derived from its
+    data, such as a molecule model's descriptor and target scalings); everything else
+    from ``spec_fields``. Without the card (a recipe has not produced it yet) the spec
+    has no weights.
     """
     import json
     from importlib.resources import files
@@ -455,6 +458,9 @@ def bundled_model(package: str, name: str, **spec_fields: Any) -> ModelSpec:
             source=f"package://{package}/weights/{name}.safetensors",
         ),
     )
-    recorded = {key: card[key] for key in ("metrics", "provenance", "params") if key in card}
+    if "arch_args" in from_card:
+        spec_fields["arch_args"] = card["arch_args"]
+    recorded = {key: card[key] for key in ("metrics", "provenance", "params", *from_card)
+                if key in card and key != "arch_args"}
     merged_card = {**spec_fields.pop("card", {}), **recorded, "source": f"package://{package}/weights/{name}.*"}
     return ModelSpec(weights=weights, card=merged_card, **spec_fields)

