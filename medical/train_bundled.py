@@ -14,11 +14,12 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "unet3d.ct_phantom": ("segmentation-3d", {
         "model": "medical/unet3d.ct_phantom", "data": "medical/ct-phantom", "pretrained": False, "num_threads": 1,
     }),
-    # Three seeds as one model; hidden 300 and Chemprop's other defaults, RDKit descriptors beside the network.
+    # Three seeds as one model: hidden 300, RDKit descriptors beside the network; depth 4, sum readout and
+    # dropout 0.1 gave the lowest validation RMSE of the few settings tried (chosen on val, not on test).
     "dmpnn.solubility": ("molecular-property", {
         "model": "medical/dmpnn.chemprop", "data": "medical/solubility", "pretrained": False, "num_threads": 1,
-        "ensemble_size": 3, "descriptors": True, "depth": 3, "readout": "mean",
-        "train": {"epochs": 50, "batch_size": 50, "lr": 1e-3},
+        "ensemble_size": 3, "descriptors": True, "depth": 4, "readout": "sum", "dropout": 0.1,
+        "train": {"epochs": 60, "batch_size": 50, "lr": 1e-3},
     }),
 }
 
