@@ -151,7 +151,7 @@ def register_molecules(registry: Registry) -> None:
         id="medical/dmpnn.solubility", task="molecular-property", architecture="dmpnn",
         description="three-seed ensemble of D-MPNNs with RDKit 2-D descriptors predicting aqueous solubility "
         "(logS, log10 mol/L), trained by the molecular-property recipe on medical/solubility's fixed train split",
-        card={**molecule_card, "labels": ["logS"], "units": "log10(mol/L)"}))
+        card={**molecule_card, "labels": ["logS"]}))
     register_admet_ai(registry)
 
 

@@ -9,7 +9,7 @@ the task computes their intervals itself):
   fingerprints + RDKit 2-D descriptors fitted on the whole train file;
 * ``medical/freesolv``, its Bemis–Murcko scaffold split (test scaffolds never seen in
   training): a D-MPNN trained here by the ``molecular-property`` recipe with the bundled
-  model's hyper-parameters (FreeSolv is small: half a minute of CPU), the same random forest,
+  model's hyper-parameters (FreeSolv is small: a minute or two of CPU), the same random forest,
   and the file's own GAFF-computed column (physics, no training) against experiment.
 
 MoleculeNet's published figures (Wu et al. 2018) stand beside ours as reference rows, with a

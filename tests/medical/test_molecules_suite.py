@@ -118,7 +118,9 @@ def test_the_bundled_solubility_ensemble_loads_predicts_and_matches_its_card():
     mols, y = solubility().part("test")
     rows = model.predict([m.smiles for m in mols])
     ours = regression_output([row["logS"] for row in rows], y[:, 0])
-    assert ours.metrics["rmse"] == pytest.approx(card.metric("rmse", "test")["value"], abs=1e-3)
+    # The card scored molecules read from the SDF file; these are re-read from canonical SMILES (atoms in
+    # another order, and RDKit's SPS descriptor differs on 22 of the 257): close, not bit-identical.
+    assert ours.metrics["rmse"] == pytest.approx(card.metric("rmse", "test")["value"], abs=5e-3)
     summary = card.metric("rmse_member_mean", "test")
     assert len(summary["members"]) == 3 and summary["ci95"][0] < summary["value"] < summary["ci95"][1]
     ethanol, dodecane = model.predict(["CCO", "CCCCCCCCCCCC"])
