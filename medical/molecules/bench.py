@@ -29,6 +29,7 @@ import numpy as np
 from zoo.bench import BenchTask, TaskOutput, step
 
 SOLUBILITY_MODEL = "medical/dmpnn.solubility"
+FREESOLV_SPLIT = {"val_fraction": 0.1, "test_fraction": 0.2}  # every FreeSolv row scores the same test molecules
 BOOTSTRAP_RESAMPLES = 1000
 FOREST_TREES = 500
 MOLECULENET = "Wu et al. 2018, MoleculeNet, Chem. Sci. 9:513, Table 3: MPNN, random split, test RMSE"
@@ -79,7 +80,7 @@ def regression_output(predicted, truth, seed: int = 0, **fields) -> TaskOutput:
 def _data(name: str):
     from medical.molecules.datasets import freesolv, solubility
 
-    return solubility() if name == "solubility" else freesolv()
+    return solubility() if name == "solubility" else freesolv(**FREESOLV_SPLIT)
 
 
 def _run_bundled(seed: int) -> TaskOutput:
@@ -120,16 +121,21 @@ def _run_forest(dataset: str, trees: int, seed: int) -> TaskOutput:
                              extra={"trees": trees, "train_molecules": len(fit_mols)})
 
 
-def _run_freesolv_recipe(quick: bool, seed: int) -> TaskOutput:
-    """The bundled solubility model's recipe settings, trained on FreeSolv's scaffold-split train part."""
+def freesolv_recipe(quick: bool, seed: int):
+    """The bundled solubility model's recipe settings (one seed), on FreeSolv's scaffold split as the controls see it."""
     from medical.molecules.recipes import MolecularPropertyRecipe
     from medical.train_bundled import CONFIGS
-    from zoo.hub import load
 
     _, settings = CONFIGS["dmpnn.solubility"]
     train = {**settings.get("train", {}), "seed": seed, **({"epochs": 3} if quick else {})}
     overrides = {key: value for key, value in settings.items() if key not in ("data", "train", "ensemble_size")}
-    recipe = MolecularPropertyRecipe(**{**overrides, "data": "medical/freesolv", "train": train})
+    return MolecularPropertyRecipe(**{**overrides, **FREESOLV_SPLIT, "data": "medical/freesolv", "train": train})
+
+
+def _run_freesolv_recipe(quick: bool, seed: int) -> TaskOutput:
+    from zoo.hub import load
+
+    recipe = freesolv_recipe(quick, seed)
     step(f"training a D-MPNN on FreeSolv's scaffold split ({recipe.train.epochs} epochs)")
     with tempfile.TemporaryDirectory() as out:
         recipe.run(out, progress=False)
@@ -144,6 +150,6 @@ def _run_gaff(seed: int) -> TaskOutput:
     """The file's GAFF-computed hydration free energy (``calc``) against experiment, on the same test molecules."""
     from medical.molecules.datasets import freesolv
 
-    _, expt = freesolv().part("test")
-    _, calc = freesolv(target="calc").part("test")
+    _, expt = freesolv(**FREESOLV_SPLIT).part("test")
+    _, calc = freesolv(**FREESOLV_SPLIT, target="calc").part("test")
     return regression_output(calc[:, 0], expt[:, 0], seed, params=0, extra={"physics": "GAFF (FreeSolv's calc)"})

@@ -92,9 +92,14 @@ def test_the_suite_grows_molecule_rows_with_controls_and_moleculenet_beside_them
 def test_gaff_against_experiment_on_freesolvs_scaffold_test_split():
     from medical.bench import suite
 
+    from medical.molecules.bench import FREESOLV_SPLIT, freesolv_recipe
+    from medical.molecules.datasets import freesolv
+
     gaff = next(task for task in suite(quick=True) if task.name == "gaff@freesolv-scaffold")
     output = gaff.run(0)
-    assert output.extra["molecules"] > 100
+    test = freesolv(**FREESOLV_SPLIT).splits["test"]
+    assert output.extra["molecules"] == len(test) > 100
+    assert freesolv_recipe(True, 0).load_data().splits["test"].tolist() == test.tolist()  # the D-MPNN row's too
     assert 1.0 < output.metrics["rmse"] < 2.5 and output.metrics["r2"] > 0.7  # physics: good, not perfect
 
 
