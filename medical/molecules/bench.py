@@ -32,7 +32,7 @@ SOLUBILITY_MODEL = "medical/dmpnn.solubility"
 FREESOLV_SPLIT = {"val_fraction": 0.1, "test_fraction": 0.2}  # every FreeSolv row scores the same test molecules
 BOOTSTRAP_RESAMPLES = 1000
 FOREST_TREES = 500
-MOLECULENET = "Wu et al. 2018, MoleculeNet, Chem. Sci. 9:513, Table 3: MPNN, random split, test RMSE"
+MOLECULENET = "Wu et al. 2018, MoleculeNet, Chem. Sci. 9:513: MPNN, random split, test RMSE"
 # Published figures beside ours; each note says why they are not the same measurement.
 SOLUBILITY_REFERENCE = {
     "source": MOLECULENET, "metrics": {"rmse": 0.58},
