@@ -431,16 +431,14 @@ def get_registry() -> Registry:
     return _registry
 
 
-def bundled_model(package: str, name: str, from_card: tuple[str, ...] = (), **spec_fields: Any) -> ModelSpec:
+def bundled_model(package: str, name: str, **spec_fields: Any) -> ModelSpec:
     """A ModelSpec whose weights and card were written by a recipe into ``PACKAGE/weights/``.
 
     ``weights/NAME.json`` is the card the recipe produced (it pins the weights'
     sha256); ``weights/NAME.safetensors`` the weights. Metrics, provenance and
-    parameter count come from that card, and so do the keys named in ``from_card``
-    (``arch_args``, ``preprocessing``, ``labels``: what the recipe derived from its
-    data, such as a molecule model's descriptor and target scalings); everything else
-    from ``spec_fields``. Without the card (a recipe has not produced it yet) the spec
-    has no weights.
+    parameter count come from that card; labels, input, preprocessing and ``arch_args`` too unless
+    ``spec_fields`` give them; everything else from ``spec_fields``.
+    Without the card (a recipe has not produced it yet) the spec has no weights.
     """
     import json
     from importlib.resources import files
@@ -458,9 +456,11 @@ def bundled_model(package: str, name: str, from_card: tuple[str, ...] = (), **sp
             source=f"package://{package}/weights/{name}.safetensors",
         ),
     )
-    if "arch_args" in from_card:
-        spec_fields["arch_args"] = card["arch_args"]
-    recorded = {key: card[key] for key in ("metrics", "provenance", "params", *from_card)
-                if key in card and key != "arch_args"}
-    merged_card = {**spec_fields.pop("card", {}), **recorded, "source": f"package://{package}/weights/{name}.*"}
+    # What the recipe wrote about its network (classes, input, preprocessing, arch_args) is the default;
+    # what it measured (metrics, provenance, parameter count) always comes from the card.
+    described = {key: card[key] for key in ("labels", "input", "preprocessing") if key in card}
+    recorded = {key: card[key] for key in ("metrics", "provenance", "params") if key in card}
+    merged_card = {**described, **spec_fields.pop("card", {}), **recorded,
+                   "source": f"package://{package}/weights/{name}.*"}
+    spec_fields.setdefault("arch_args", card.get("arch_args", {}))
     return ModelSpec(weights=weights, card=merged_card, **spec_fields)

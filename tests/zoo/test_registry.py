@@ -186,3 +186,29 @@ def test_a_registered_dataset_loader_is_resolved_and_called(toy_registry):
     (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
     assert train_x.shape == (20, toy.IN_FEATURES) and test_x.shape == (10, toy.IN_FEATURES)
     assert sorted(set(train_y.tolist())) == [0, 1, 2]
+
+
+def test_a_bundled_model_takes_what_its_recipe_wrote_unless_the_spec_says_otherwise(tmp_path, monkeypatch):
+    """The recipe's card describes the weights it wrote: its classes, preprocessing and arch_args fill the
+    spec; a spec's own card fields win; metrics and provenance always come from the recipe's card."""
+    import json
+
+    from zoo.registry import bundled_model
+
+    weights = tmp_path / "bundledpkg" / "weights"
+    weights.mkdir(parents=True)
+    (weights.parent / "__init__.py").write_text("")
+    (weights / "net.toy.json").write_text(json.dumps({
+        "labels": ["a", "b"], "preprocessing": {"size": [8, 8]}, "arch_args": {"num_classes": 2, "width": 4},
+        "metrics": [{"name": "accuracy", "value": 0.5}], "params": 10,
+        "files": {"weights.safetensors": {"sha256": "0" * 64, "size": 1}}}))
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    spec = bundled_model("bundledpkg", "net.toy", id="toy/net.toy", task="t", architecture="net",
+                         card={"preprocessing": {"size": [16, 16]}, "metrics": []})
+    assert spec.arch_args == {"num_classes": 2, "width": 4}
+    assert spec.card["labels"] == ["a", "b"] and spec.card["preprocessing"] == {"size": [16, 16]}
+    assert spec.card["metrics"] == [{"name": "accuracy", "value": 0.5}] and spec.card["params"] == 10
+    assert spec.weights[0].source == "package://bundledpkg/weights/net.toy.safetensors"
+    assert bundled_model("bundledpkg", "net.toy", id="toy/net.toy", task="t", architecture="net",
+                         arch_args={"num_classes": 3}).arch_args == {"num_classes": 3}
