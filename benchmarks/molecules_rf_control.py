@@ -15,7 +15,6 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 
 from benchmarks.load_overhead import write, zoo_env
 from medical.molecules.datasets import solubility

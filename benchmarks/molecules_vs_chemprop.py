@@ -28,7 +28,6 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 from benchmarks.load_overhead import write, zoo_env
