@@ -15,10 +15,9 @@ import argparse
 import statistics
 import time
 
-
 from benchmarks.load_overhead import write, zoo_env
-from medical.molecules.datasets import solubility
 from medical.molecules.bench import forest_features
+from medical.molecules.datasets import solubility
 from medical.molecules.recipes import regression_scores
 
 
