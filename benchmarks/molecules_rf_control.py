@@ -15,18 +15,10 @@ import argparse
 import statistics
 import time
 
-import numpy as np
-
 from benchmarks.load_overhead import write, zoo_env
+from medical.molecules.bench import forest_features
 from medical.molecules.datasets import solubility
-from medical.molecules.featurize import descriptor_names, descriptors, morgan_fingerprint
 from medical.molecules.recipes import regression_scores
-
-
-def features(mols) -> np.ndarray:
-    names = descriptor_names()
-    rows = [np.concatenate([morgan_fingerprint(m.mol), descriptors(m.mol, names)]) for m in mols]
-    return np.nan_to_num(np.stack(rows), nan=0.0, posinf=0.0, neginf=0.0).clip(-1e30, 1e30).astype(np.float64)
 
 
 def main() -> None:
@@ -39,7 +31,7 @@ def main() -> None:
     data = solubility(val_fraction=0.0)  # the whole train file trains the forest
     (train_mols, train_y), (test_mols, test_y) = data.part("train"), data.part("test")
     started = time.perf_counter()
-    x_train, x_test = features(train_mols), features(test_mols)
+    x_train, x_test = forest_features(train_mols), forest_features(test_mols)
     featurize_s = time.perf_counter() - started
     runs = []
     for seed in range(args.seeds):

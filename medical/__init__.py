@@ -146,6 +146,12 @@ def register_molecules(registry: Registry) -> None:
         description="multilayer perceptron on 2048-bit Morgan fingerprints (radius 2), the simple neural baseline "
         "(no weights: train it with the molecular-property recipe)",
         card={**molecule_card, "preprocessing": {"inputs": "morgan", "morgan": {"radius": 2, "bits": 2048}}}))
+    registry.add(bundled_model(
+        "medical", "dmpnn.solubility",
+        id="medical/dmpnn.solubility", task="molecular-property", architecture="dmpnn",
+        description="three-seed ensemble of D-MPNNs with RDKit 2-D descriptors predicting aqueous solubility "
+        "(logS, log10 mol/L), trained by the molecular-property recipe on medical/solubility's fixed train split",
+        card={**molecule_card, "labels": ["logS"]}))
     register_admet_ai(registry)
 
 

@@ -1,4 +1,5 @@
-"""The medical benchmark suite: 3-D segmentation of the CT phantoms, and MedMNIST classification when present.
+"""The medical benchmark suite: 3-D segmentation of the CT phantoms, molecular property regression
+(:mod:`medical.molecules.bench`, when RDKit is installed), and MedMNIST classification when present.
 
 Segmentation rows report Dice and HD95 (mean over foreground classes, and per
 class) on the test phantoms, each volume segmented end to end on its own grid,
@@ -12,6 +13,7 @@ and show MedMNIST v2's published test numbers beside ours.
 """
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import time
 from functools import partial
@@ -34,7 +36,8 @@ MEDMNIST_SOURCE = "MedMNIST v2, Sci. Data 10:41 (2023), Table 3, ResNet-18 (28)"
 
 
 def suite(quick: bool = False) -> list[BenchTask]:
-    """U-Net and HU-threshold control on the test phantoms (2 with ``quick``, else 6); MedMNIST sets that are present.
+    """U-Net and HU-threshold control on the test phantoms (2 with ``quick``, else 6); the molecule rows; MedMNIST
+    sets that are present.
 
     The U-Net runs on each backend asked for (sliding-window inference stays outside the graph).
     """
@@ -47,6 +50,10 @@ def suite(quick: bool = False) -> list[BenchTask]:
         BenchTask(name="hu-threshold@ct-phantom", model="control/hu-threshold", dataset=PHANTOM_DATASET,
                   backend="numpy", control=True, run=partial(_run_threshold, cases)),
     ]
+    if importlib.util.find_spec("rdkit") is not None:
+        from medical.molecules.bench import tasks as molecule_tasks
+
+        tasks += molecule_tasks(quick)
     for flag, path in medmnist_files().items():
         reference = MEDMNIST_REFERENCE.get(flag)
         tasks.append(BenchTask(

@@ -80,7 +80,8 @@ class BenchTask:
     seeds. A ``per_backend`` task is declared once with ``run(seed, backend)``:
     the engine makes one cell of it per backend asked for (:func:`expand_backends`).
     ``control`` marks the suite's simple baseline. ``reference`` holds
-    published numbers, ``{"source": ..., "metrics": {name: value}}``.
+    published numbers, ``{"source": ..., "metrics": {name: value}}``, with an optional ``note``
+    saying how they were measured differently (another data set or split).
     """
 
     name: str

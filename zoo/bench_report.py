@@ -74,8 +74,8 @@ def _fmt_reference(reference: dict | None) -> str:
     if not reference:
         return ""
     numbers = ", ".join(f"{k} {_fmt(v)}" for k, v in (reference.get("metrics") or {}).items())
-    source = reference.get("source")
-    return f"{numbers} ({source})" if source else numbers
+    said = "; ".join(part for part in (reference.get("source"), reference.get("note")) if part)
+    return f"{numbers} ({said})" if said else numbers
 
 
 def _groups(rows: Sequence[dict]) -> dict[tuple[str, str], list[dict]]:

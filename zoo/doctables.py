@@ -7,7 +7,8 @@ A guide marks a table with an opening and a closing comment::
     <!-- /zoo:cards -->
 
 ``PATTERN`` selects registered models with weights (as ``zoo list`` does) and
-``metric=NAME`` the card metric to show, with its 95% CI when the card has one.
+``metric=NAME`` the card metric to show, with its 95% CI when the card has one;
+``split=NAME`` (optional) takes it on that split (a card with val and test metrics).
 ``python -m zoo.doctables FILE...`` rewrites the tables in place; ``--check``
 only reports the files whose tables differ from the cards (exit 1).
 """
@@ -24,40 +25,42 @@ from zoo.errors import InputError
 _BLOCK = re.compile(r"(<!-- zoo:cards (?P<args>[^>]*?) -->\n)(?P<table>.*?)(<!-- /zoo:cards -->)", re.S)
 
 
-def card_table(pattern: str, metric: str) -> str:
-    """A Markdown table of the pretrained models matching ``pattern``: recipe, training budget, ``metric``."""
+def card_table(pattern: str, metric: str, split: str | None = None) -> str:
+    """A Markdown table of the pretrained models matching ``pattern``: recipe, training budget, ``metric``
+    (on ``split`` when given)."""
     from zoo.hub import info, list_models
 
     rows = ["| id | recipe | training | " + metric.replace("_", " ") + " (95% CI) | measured on |",
             "|---|---|---|---|---|"]
     for model_id in list_models(pattern, pretrained=True):
         card = info(model_id)
-        found = card.metric(metric)
+        found = card.metric(metric, split)
         if found is None:
             continue
         recipe = card.provenance.get("recipe") or {}
         rows.append(f"| `{model_id}` | {recipe.get('name', '—')} | {_budget(recipe.get('params', {}))} | "
                     f"{_value(found)} | {_measured_on(found)} |")
     if len(rows) == 2:
-        raise InputError(f"no pretrained model matching {pattern!r} has a {metric!r} metric in its card")
+        raise InputError(f"no pretrained model matching {pattern!r} has a {metric!r} metric"
+                         f"{f' on {split}' if split else ''} in its card")
     return "\n".join(rows) + "\n"
 
 
 def render(text: str) -> str:
     """``text`` with every marked table regenerated from the cards."""
     def table(match: re.Match) -> str:
-        pattern, metric = _parse_args(match["args"])
-        return match.group(1) + card_table(pattern, metric) + match.group(4)
+        pattern, metric, split = _parse_args(match["args"])
+        return match.group(1) + card_table(pattern, metric, split) + match.group(4)
 
     return _BLOCK.sub(table, text)
 
 
-def _parse_args(args: str) -> tuple[str, str]:
+def _parse_args(args: str) -> tuple[str, str, str | None]:
     words = args.split()
     options = dict(word.split("=", 1) for word in words[1:] if "=" in word)
     if not words or "metric" not in options:
-        raise InputError(f"expected <!-- zoo:cards PATTERN metric=NAME -->, got <!-- zoo:cards {args} -->")
-    return words[0], options["metric"]
+        raise InputError(f"expected <!-- zoo:cards PATTERN metric=NAME [split=NAME] -->, got <!-- zoo:cards {args} -->")
+    return words[0], options["metric"], options.get("split")
 
 
 def _budget(params: dict) -> str:

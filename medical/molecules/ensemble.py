@@ -63,6 +63,27 @@ class Ensemble(nn.Module):
         return torch.stack(outputs).mean(dim=0)
 
 
+def seed_ensemble(members: list, seeds: list[int]):
+    """Models the recipe trained with ``seeds`` (same data, same target scaling) as one ``zoo.Model``
+    averaging their raw outputs; its card is the first member's, ``members`` in its architecture's
+    arguments, each member's seed, metrics and training run in ``provenance.ensemble``."""
+    import copy
+
+    from zoo.hub import assemble
+
+    first = members[0].card
+    card = copy.deepcopy(first)
+    card.arch_args = {**first.arch_args, "members": len(members)}
+    card.provenance = {key: value for key, value in first.provenance.items() if key != "train"}
+    card.provenance["seed"] = seeds[0]
+    card.provenance["ensemble"] = {"size": len(members), "seeds": list(seeds), "members": [
+        {"seed": seed, "metrics": member.card.metrics, "train": member.card.provenance.get("train")}
+        for seed, member in zip(seeds, members)]}
+    card.files = {}
+    network = Ensemble([member.net for member in members], len(card.labels or [1]), "raw")
+    return assemble(network, card)
+
+
 def remap_member(index: int, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A Chemprop v2 checkpoint's state dict as member ``index`` of an :class:`Ensemble` (see the module)."""
     out = {}

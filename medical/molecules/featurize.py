@@ -19,6 +19,7 @@ and ``atom_counts`` says which atoms belong to which molecule.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -49,51 +50,94 @@ class MolGraph:
     reverse: np.ndarray
 
 
-def atom_features(atom: Any) -> np.ndarray:
-    """Chemprop v2's 72 multi-hot atom features."""
+# Each one-hot block of the atom features: its choices by value (an unlisted value takes the block's last slot).
+ATOM_BLOCKS = ({n: i for i, n in enumerate(ATOMIC_NUMBERS)}, {d: d for d in DEGREES},
+               {c: i for i, c in enumerate(FORMAL_CHARGES)}, {t: t for t in CHIRAL_TAGS}, {h: h for h in HYDROGEN_COUNTS})
+BOND_TYPE_SLOTS = {name: i for i, name in enumerate(BOND_TYPES)}
+# Where each block starts (the six one-hot blocks, each with its "other" slot), then the aromaticity column.
+BLOCK_OFFSETS = tuple(np.cumsum([0] + [len(block) + 1 for block in ATOM_BLOCKS] + [len(HYBRIDIZATIONS) + 1]).tolist())
+
+
+@functools.cache
+def hybridization_slots() -> dict[Any, int]:
+    """RDKit's hybridization enum values → their slot (RDKit is imported on first use)."""
     from rdkit.Chem.rdchem import HybridizationType
 
-    hybridizations = {getattr(HybridizationType, name): i for i, name in enumerate(HYBRIDIZATIONS)}
-    values = [
-        ({n: i for i, n in enumerate(ATOMIC_NUMBERS)}, atom.GetAtomicNum()),
-        ({d: d for d in DEGREES}, atom.GetTotalDegree()),
-        ({c: i for i, c in enumerate(FORMAL_CHARGES)}, atom.GetFormalCharge()),
-        ({t: t for t in CHIRAL_TAGS}, int(atom.GetChiralTag())),
-        ({h: h for h in HYDROGEN_COUNTS}, int(atom.GetTotalNumHs())),
-        (hybridizations, atom.GetHybridization()),
-    ]
+    return {getattr(HybridizationType, name): i for i, name in enumerate(HYBRIDIZATIONS)}
+
+
+def atom_hot_columns(atom: Any, hybridizations: dict[Any, int]) -> list[int]:
+    """The columns set to 1 in an atom's 72 features: one per one-hot block, and aromaticity's when aromatic."""
+    numbers, degrees, charges, chiralities, hydrogens = ATOM_BLOCKS
+    a, b, c, d, e, f, aromatic = BLOCK_OFFSETS  # written out, not looped: this runs once per atom of every molecule
+    columns = [a + numbers.get(atom.GetAtomicNum(), len(numbers)),
+               b + degrees.get(atom.GetTotalDegree(), len(degrees)),
+               c + charges.get(atom.GetFormalCharge(), len(charges)),
+               d + chiralities.get(int(atom.GetChiralTag()), len(chiralities)),
+               e + hydrogens.get(int(atom.GetTotalNumHs()), len(hydrogens)),
+               f + hybridizations.get(atom.GetHybridization(), len(HYBRIDIZATIONS))]
+    if atom.GetIsAromatic():
+        columns.append(aromatic)
+    return columns
+
+
+def atom_features(atom: Any) -> np.ndarray:
+    """Chemprop v2's 72 multi-hot atom features."""
     x = np.zeros(ATOM_FEATURES, dtype=np.float32)
-    offset = 0
-    for choices, value in values:
-        x[offset + choices.get(value, len(choices))] = 1
-        offset += len(choices) + 1
-    x[offset] = int(atom.GetIsAromatic())
-    x[offset + 1] = 0.01 * atom.GetMass()
+    x[atom_hot_columns(atom, hybridization_slots())] = 1
+    x[-1] = 0.01 * atom.GetMass()
     return x
+
+
+def bond_hot_columns(bond: Any) -> list[int]:
+    """The columns set to 1 in a bond's 14 features (Chemprop writes an unknown type's bit at the conjugation
+    slot, where the conjugation value then overwrites it: kept, since its checkpoints learned with it)."""
+    type_column = 1 + BOND_TYPE_SLOTS.get(str(bond.GetBondType()), len(BOND_TYPES))
+    conjugated = 1 + len(BOND_TYPES)
+    columns = [type_column] if type_column != conjugated or bond.GetIsConjugated() else []
+    if bond.GetIsConjugated() and type_column != conjugated:
+        columns.append(conjugated)
+    if bond.IsInRing():
+        columns.append(2 + len(BOND_TYPES))
+    stereo = int(bond.GetStereo())
+    columns.append(3 + len(BOND_TYPES) + (stereo if stereo in BOND_STEREOS else len(BOND_STEREOS)))
+    return columns
 
 
 def bond_features(bond: Any) -> np.ndarray:
     """Chemprop v2's 14 multi-hot bond features."""
     x = np.zeros(BOND_FEATURES, dtype=np.float32)
-    kind = str(bond.GetBondType())
-    x[1 + (BOND_TYPES.index(kind) if kind in BOND_TYPES else len(BOND_TYPES))] = 1
-    x[1 + len(BOND_TYPES)] = int(bond.GetIsConjugated())  # overwrites an unknown type's bit, as in Chemprop
-    x[2 + len(BOND_TYPES)] = int(bond.IsInRing())
-    stereo = int(bond.GetStereo())
-    x[3 + len(BOND_TYPES) + (BOND_STEREOS.index(stereo) if stereo in BOND_STEREOS else len(BOND_STEREOS))] = 1
+    x[bond_hot_columns(bond)] = 1
     return x
 
 
 def mol_graph(mol: Any) -> MolGraph:
-    """The directed graph of an RDKit molecule, as Chemprop's ``SimpleMoleculeMolGraphFeaturizer`` builds it."""
-    atoms = np.stack([atom_features(a) for a in mol.GetAtoms()]) if mol.GetNumAtoms() else \
-        np.zeros((1, ATOM_FEATURES), np.float32)
+    """The directed graph of an RDKit molecule, as Chemprop's ``SimpleMoleculeMolGraphFeaturizer`` builds it.
+
+    Every feature row is written in one scatter of its 1s (rows and columns gathered first), and the
+    masses in one assignment: a molecule costs its RDKit calls and a few numpy operations."""
+    hybridizations = hybridization_slots()
+    atoms = np.zeros((max(mol.GetNumAtoms(), 1), ATOM_FEATURES), dtype=np.float32)
+    rows, columns, masses = [], [], []
+    for i in range(mol.GetNumAtoms()):  # by index: RDKit's atom sequence costs a len() per step
+        atom = mol.GetAtomWithIdx(i)
+        hot = atom_hot_columns(atom, hybridizations)
+        rows += [i] * len(hot)
+        columns += hot
+        masses.append(0.01 * atom.GetMass())
+    atoms[rows, columns] = 1
+    atoms[: len(masses), -1] = masses
     bonds = np.zeros((2 * mol.GetNumBonds(), BOND_FEATURES), dtype=np.float32)
-    edge_index = np.zeros((2, 2 * mol.GetNumBonds()), dtype=np.int64)
-    for k, bond in enumerate(mol.GetBonds()):
-        bonds[2 * k : 2 * k + 2] = bond_features(bond)
-        u, v = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
-        edge_index[:, 2 * k], edge_index[:, 2 * k + 1] = (u, v), (v, u)
+    ends, rows, columns = [], [], []
+    for k in range(mol.GetNumBonds()):
+        bond = mol.GetBondWithIdx(k)
+        hot = bond_hot_columns(bond)
+        rows += [2 * k] * len(hot) + [2 * k + 1] * len(hot)
+        columns += hot + hot
+        ends.append((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
+    bonds[rows, columns] = 1
+    pairs = np.asarray(ends, dtype=np.int64).reshape(-1, 2)
+    edge_index = np.stack([pairs, pairs[:, ::-1]], axis=1).reshape(-1, 2).T.copy()  # edge 2k: u→v, 2k+1: v→u
     reverse = np.arange(len(bonds)).reshape(-1, 2)[:, ::-1].ravel()
     return MolGraph(atoms, bonds, edge_index, reverse.astype(np.int64))
 

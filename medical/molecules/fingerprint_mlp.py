@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from medical.molecules.featurize import MORGAN_BITS
+from zoo.errors import InputError
 
 
 class FingerprintMLP(nn.Module):
@@ -27,6 +28,14 @@ class FingerprintMLP(nn.Module):
 
 
 def fingerprint_mlp(num_targets: int = 1, bits: int = MORGAN_BITS, hidden: int = 512, layers: int = 2,
-                    dropout: float = 0.1, num_descriptors: int = 0) -> FingerprintMLP:
-    """Builder for the registry (architecture ``fingerprint_mlp``)."""
-    return FingerprintMLP(num_targets, bits, hidden, layers, dropout, num_descriptors)
+                    dropout: float = 0.1, num_descriptors: int = 0, members: int = 1) -> nn.Module:
+    """Builder for the registry (architecture ``fingerprint_mlp``); ``members`` > 1 gives an
+    :class:`~medical.molecules.ensemble.Ensemble` of such networks (the recipe's seed ensembles)."""
+    args = (num_targets, bits, hidden, layers, dropout, num_descriptors)
+    if members == 1:
+        return FingerprintMLP(*args)
+    from medical.molecules.ensemble import Ensemble
+
+    if members < 1:
+        raise InputError(f"members must be at least 1, got {members}")
+    return Ensemble([FingerprintMLP(*args) for _ in range(members)], num_targets)

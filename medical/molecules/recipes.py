@@ -18,7 +18,7 @@ import numpy as np
 
 from medical.molecules.chem import MAX_HEAVY_ATOMS, STANDARDIZATION
 from zoo.errors import InputError
-from zoo.recipes import RecipeResult, TrainerRecipe, bounded
+from zoo.recipes import RecipeResult, TrainerRecipe, bounded, card_metrics
 
 TASK_TYPES = ("regression", "classification")
 DESCRIPTOR_CLIP = 6.0  # standard deviations: see featurize.scale_descriptors
@@ -35,7 +35,11 @@ class MolecularPropertyRecipe(TrainerRecipe):
     file ``fixed`` when it has a split column, else ``scaffold``. ``descriptors`` adds
     RDKit's 2-D descriptors (standardized on train) beside the learned representation.
     ``depth``, ``hidden``, ``readout``, ``dropout`` and ``ffn_layers`` change the model's
-    architecture where it has them (None keeps the model's own). A model with weights (a folder
+    architecture where it has them (None keeps the model's own). ``ensemble_size`` N > 1 trains N
+    networks with seeds ``train.seed`` ... ``train.seed + N - 1`` (each kept as a model under
+    ``members/seed_S``) and saves them as one model that averages their outputs; its card holds the
+    ensemble's metrics, each metric's mean over members with a 95% CI (``rmse_member_mean``), and
+    each member's seed and metrics (``provenance.ensemble``). A model with weights (a folder
     this recipe wrote) is trained further from them, with its own scalings, unless ``pretrained`` is false.
     """
 
@@ -66,6 +70,7 @@ class MolecularPropertyRecipe(TrainerRecipe):
     dropout: float | None = bounded(None, "[0, 1)")
     ffn_layers: int | None = bounded(None, "[0, 10]")
     num_threads: int | None = bounded(None, "[1, inf)")
+    ensemble_size: int = bounded(1, "[1, 100]")  # > 1: that many seeds, saved as one model averaging them
 
     def __post_init__(self):
         super().__post_init__()
@@ -75,13 +80,10 @@ class MolecularPropertyRecipe(TrainerRecipe):
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch
 
-        from backends.seed import seed_everything, set_deterministic
-        from medical.molecules.featurize import Featurizer
-        from zoo.train import Trainer
+        from backends.seed import set_deterministic
 
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
-        seed_everything(self.seed)
         set_deterministic(self.train.deterministic)
         data = self.load_data()
         train_mols, train_y = data.part("train")
@@ -89,6 +91,37 @@ class MolecularPropertyRecipe(TrainerRecipe):
             keep = np.sort(np.random.default_rng(self.seed).choice(len(train_mols), self.max_train_molecules, replace=False))
             train_mols, train_y = [train_mols[i] for i in keep], train_y[keep]
         check_targets(train_y, data.table.target_names, self.task_type)
+        out_dir = Path(out_dir)
+        if self.ensemble_size == 1:
+            model, trainer, parts = self.train_member(data, train_mols, train_y, self.seed, out_dir, resume, progress)
+            return RecipeResult(out_dir, model.card.metrics)
+        members, parts = [], None
+        for seed in self.member_seeds():  # each member a loadable model of its own under members/
+            model, trainer, parts = self.train_member(data, train_mols, train_y, seed, out_dir / "members" / f"seed_{seed}",
+                                                      resume, progress, parts)
+            members.append(model)
+        from medical.molecules.ensemble import seed_ensemble
+
+        ensemble = seed_ensemble(members, self.member_seeds())
+        ensemble.card.metrics = self.score(trainer, ensemble, parts) + member_summaries(members, self.member_seeds())
+        ensemble.save(out_dir)
+        return RecipeResult(out_dir, ensemble.card.metrics)
+
+    def member_seeds(self) -> list[int]:
+        """The seeds of the ensemble's members: ``train.seed``, ``train.seed + 1``, ..."""
+        return [self.seed + i for i in range(self.ensemble_size)]
+
+    def train_member(self, data, train_mols: Sequence, train_y: np.ndarray, seed: int, out_dir: Path,
+                     resume: bool | str, progress: bool, parts: tuple | None = None):
+        """One network trained with ``seed`` and saved into ``out_dir``: (the model, its Trainer, the
+        featurized (train, val, test) sets, made once and shared by an ensemble's members)."""
+        import dataclasses
+
+        from backends.seed import seed_everything
+        from medical.molecules.featurize import Featurizer
+        from zoo.train import Trainer
+
+        seed_everything(seed)  # the fresh network's initial weights
         model = self.build_model(data, train_mols, train_y)
         featurizer = Featurizer(model.card.preprocessing)
         scaling = model.card.preprocessing.get("target_scaling") or {}
@@ -97,18 +130,28 @@ class MolecularPropertyRecipe(TrainerRecipe):
         def dataset(mols, y):
             return MoleculeDataset([featurizer(m.mol) for m in mols], (y - mean) / std)
 
-        collate = Collate(featurizer)
-        val = dataset(*data.part("val")) if len(data.splits["val"]) else None
-        test = dataset(*data.part("test")) if len(data.splits["test"]) else None
+        if parts is None:
+            parts = (dataset(train_mols, train_y),
+                     dataset(*data.part("val")) if len(data.splits["val"]) else None,
+                     dataset(*data.part("test")) if len(data.splits["test"]) else None)
+        train, val, test = parts
         trainer = Trainer(
-            model, dataset(train_mols, train_y), val, config=self.train_config(progress), out_dir=out_dir,
-            loss_fn=MaskedLoss(self.task_type), collate_fn=collate,
+            model, train, val, config=dataclasses.replace(self.train_config(progress), seed=seed), out_dir=out_dir,
+            loss_fn=MaskedLoss(self.task_type), collate_fn=Collate(featurizer),
             metrics_fn=Scores(self.task_type, data.table.target_names, mean, std),
-            provenance={**self.provenance(data.fingerprint), "data_card": data.card},
+            provenance={**self.provenance(data.fingerprint), "data_card": data.card, "seed": seed},
         )
-        model.card.metrics = metrics = self.fit_and_score(trainer, test, resume)
+        model.card.metrics = self.fit_and_score(trainer, test, resume)
         model.save(out_dir)
-        return RecipeResult(Path(out_dir), metrics)
+        return model, trainer, parts
+
+    def score(self, trainer, model, parts: tuple) -> list[dict[str, Any]]:
+        """The card metrics of ``model`` (an ensemble) on the val and test sets, by ``trainer``'s evaluation."""
+        metrics = []
+        for split, dataset in zip(("val", "test"), parts[1:]):
+            if dataset is not None:
+                metrics += card_metrics(trainer.evaluate(dataset, prefix=split, module=model), split, self.data)
+        return metrics
 
     def load_data(self):
         """The data, split as the recipe says."""
@@ -126,6 +169,9 @@ class MolecularPropertyRecipe(TrainerRecipe):
         targets = list(data.table.target_names)
         card = info(self.model)
         if self.pretrained and card.files:  # a model with weights: continue from them and their scalings
+            if self.ensemble_size > 1:
+                raise InputError(f"{self.model} has weights, and an ensemble of {self.ensemble_size} seeds trains "
+                                 "fresh networks: set pretrained=false, or ensemble_size=1 to train it further")
             model = load(self.model, device=self.train.device)
             if list(model.card.labels or []) != targets:
                 raise InputError(f"{self.model} predicts {model.card.labels}; the data's targets are {targets}")
@@ -195,6 +241,22 @@ def descriptor_scaling(mols: Sequence) -> dict[str, list]:
     mean = np.nan_to_num(mean)
     std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
     return {"names": names, "mean": mean.tolist(), "std": std.tolist(), "clip": DESCRIPTOR_CLIP}
+
+
+def member_summaries(members: Sequence, seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """Each card metric's mean over an ensemble's members (``rmse_member_mean``), with a 95% Student-t CI
+    over the seeds and each member's value beside its seed."""
+    from scipy import stats
+
+    summaries = []
+    for metric in members[0].card.metrics:
+        values = [m.card.metric(metric["name"], metric["split"])["value"] for m in members]
+        mean = float(np.mean(values))
+        half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+        summaries.append({**metric, "name": f"{metric['name']}_member_mean", "value": round(mean, 6),
+                          "ci95": [round(mean - half, 6), round(mean + half, 6)],
+                          "members": [{"seed": s, "value": v} for s, v in zip(seeds, values)]})
+    return summaries
 
 
 class MoleculeDataset:

@@ -32,7 +32,8 @@ def test_threshold_control_finds_organs_but_not_perfectly():
 def test_suite_rows_and_medmnist_only_when_present(tmp_path, monkeypatch):
     monkeypatch.delenv("ZOO_DATA", raising=False)
     names = [task.name for task in suite(quick=True)]
-    assert names == ["unet3d@ct-phantom", "hu-threshold@ct-phantom"]
+    assert names[:2] == ["unet3d@ct-phantom", "hu-threshold@ct-phantom"]
+    assert not any("resnet18" in name for name in names)  # the molecule rows follow when RDKit is installed
     write_medmnist(tmp_path / "medmnist" / "pneumoniamnist.npz")
     monkeypatch.setenv("ZOO_DATA", str(tmp_path))
     tasks = {task.name: task for task in suite(quick=True)}
