@@ -56,13 +56,14 @@ def clip_to_image(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
                      boxes[:, 2].clip(0, width), boxes[:, 3].clip(0, height)), axis=-1)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, limit: int | None = None) -> np.ndarray:
     """Indices of the boxes greedy non-maximum suppression keeps, best score first (torchvision's ``nms``: a box
-    goes when its IoU with a kept, better one is above ``iou_threshold``)."""
+    goes when its IoU with a kept, better one is above ``iou_threshold``). ``limit``: stop after that many (the
+    first ``limit`` of the full run: each kept box depends only on better ones)."""
     order = np.argsort(-scores, kind="stable")
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     keep = []
-    while order.size:
+    while order.size and (limit is None or len(keep) < limit):
         best, rest = order[0], order[1:]
         keep.append(best)
         x1, y1 = np.maximum(boxes[best, 0], boxes[rest, 0]), np.maximum(boxes[best, 1], boxes[rest, 1])
@@ -74,12 +75,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
-def batched_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float,
+                limit: int | None = None) -> np.ndarray:
     """NMS within each label (torchvision's ``batched_nms``: boxes of different labels are moved apart)."""
     if boxes.size == 0:
         return np.zeros(0, dtype=np.int64)
     offsets = labels.astype(boxes.dtype) * (boxes.max() + 1)
-    return nms(boxes + offsets[:, None], scores, iou_threshold)
+    return nms(boxes + offsets[:, None], scores, iou_threshold, limit)
 
 
 def _best(scores: np.ndarray, threshold: float, top: int) -> np.ndarray:
@@ -126,7 +128,7 @@ def detect(rows: np.ndarray, spec: Mapping[str, Any], resized: tuple[int, int],
     else:
         boxes = decode_deltas(codes, anchors, tuple(spec["box_weights"]))
     boxes = clip_to_image(boxes, *resized)
-    keep = batched_nms(boxes, scores, labels, float(spec["nms_thresh"]))[:int(spec["detections_per_img"])]
+    keep = batched_nms(boxes, scores, labels, float(spec["nms_thresh"]), int(spec["detections_per_img"]))
     ratio_h, ratio_w = (np.float32(o) / np.float32(r) for o, r in zip(original, resized))
     scale = np.asarray([ratio_w, ratio_h, ratio_w, ratio_h], dtype=np.float32)
     return boxes[keep] * scale, scores[keep].astype(np.float32), labels[keep]

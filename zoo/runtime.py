@@ -119,21 +119,22 @@ def softmax_top_k(logits: np.ndarray, labels: list[str] | None, k: int = 5) -> l
 
 
 def resize_bilinear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``[C, h, w]`` → ``[C, height, width]``, bilinear as torch's ``interpolate(..., align_corners=False)``."""
-    rows, cols = _bilinear_weights(maps.shape[1], height), _bilinear_weights(maps.shape[2], width)
-    return np.einsum("yh,chw,xw->cyx", rows, maps.astype(np.float32), cols, optimize=True)
+    """``[C, h, w]`` → ``[C, height, width]``, bilinear as torch's ``interpolate(..., align_corners=False)``: each
+    output pixel from its two nearest source rows, then columns (a gather and a blend: no dense weight matrix)."""
+    maps = maps.astype(np.float32, copy=False)
+    top, bottom, down = _bilinear_taps(maps.shape[1], height)
+    rows = maps[:, top, :] * (1 - down)[None, :, None] + maps[:, bottom, :] * down[None, :, None]
+    left, right, across = _bilinear_taps(maps.shape[2], width)
+    return rows[:, :, left] * (1 - across) + rows[:, :, right] * across
 
 
-def _bilinear_weights(size_in: int, size_out: int) -> np.ndarray:
-    """The ``[size_out, size_in]`` matrix of 1-D linear interpolation at pixel centres (negative sources clamped)."""
+def _bilinear_taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output pixel of a 1-D linear resize at pixel centres: its lower and upper source pixel and the
+    upper one's weight (negative sources clamped to the first pixel)."""
     source = np.maximum((np.arange(size_out, dtype=np.float32) + 0.5) * np.float32(size_in / size_out) - 0.5, 0)
     low = np.minimum(source.astype(np.int64), size_in - 1)
     high = np.minimum(low + 1, size_in - 1)
-    fraction = (source - low).astype(np.float32)
-    weights = np.zeros((size_out, size_in), dtype=np.float32)
-    np.add.at(weights, (np.arange(size_out), low), 1 - fraction)
-    np.add.at(weights, (np.arange(size_out), high), fraction)
-    return weights
+    return low, high, (source - low).astype(np.float32)
 
 
 class BundleFiles:
