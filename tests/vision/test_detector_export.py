@@ -181,3 +181,21 @@ def test_torchvision_ssdlite_exports(tmp_path):
     with pytest.raises(BackendError, match="two-stage detector's RoI stage"):
         export(rcnn, tmp_path / "rcnn")
     assert not (tmp_path / "rcnn").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda b: b["postprocessing"].update(decoder="yolo"), "a decoder among"),
+    (lambda b: b["postprocessing"].pop("nms_thresh"), "postprocessing spec is not valid: KeyError"),
+    (lambda b: b["preprocessing"]["spec"].pop("min_size"), "preprocessing spec for vision.transforms:DetectorBatcher"),
+])
+def test_a_bad_detection_bundle_is_an_input_error(exported, tmp_path, change, message):
+    import shutil
+
+    from tests.bundles import edit_json
+    from zoo.runtime import load_bundle, seal
+
+    bundle = shutil.copytree(exported, tmp_path / "bundle")
+    edit_json(bundle / "bundle.json", change)
+    seal(bundle)
+    with pytest.raises(InputError, match=message):
+        load_bundle(bundle).predict(data.coffee())
