@@ -13,7 +13,8 @@ inside the network, so the card's preprocessing only says how pictures become [0
 gives keypoints). ``zoo predict --out`` writes them as a COCO JSON file (images,
 categories and annotations with their ``score``: pycocotools' ``COCO`` reads it, and so does
 :func:`vision.detection_data.load_detection` as ``annotations.json`` beside the pictures: pseudo-labels),
-and ``--draw`` each picture with its boxes.
+and ``--draw`` each picture with its boxes. ``zoo export`` writes FCOS, RetinaNet and SSD detectors as ONNX
+bundles that ``zoo.runtime`` runs without torch (:mod:`vision.detection_export`).
 """
 from __future__ import annotations
 
