@@ -187,7 +187,7 @@ def test_torchvision_ssdlite_exports(tmp_path):
     (lambda b: b["postprocessing"].update(decoder="yolo"), "a decoder among"),
     (lambda b: b["postprocessing"].pop("nms_thresh"), "postprocessing spec is not valid: KeyError"),
     (lambda b: b["preprocessing"]["spec"].pop("min_size"), "preprocessing spec for vision.transforms:DetectorBatcher"),
-])
+], ids=["unknown decoder", "no nms_thresh", "no min_size"])
 def test_a_bad_detection_bundle_is_an_input_error(exported, tmp_path, change, message):
     import shutil
 
