@@ -72,10 +72,12 @@ def _dynamic_dims(tensor: torch.Tensor, axes: tuple[int, ...] | None) -> dict[in
 
 
 def export_onnx(module: nn.Module, example_inputs: Any, path: str | os.PathLike, *,
-                axes: tuple[int, ...] | None = None) -> Path:
+                axes: tuple[int, ...] | None = None, traced: bool = False) -> Path:
     """Write ``module`` as a self-contained ONNX file (weights inside) with dynamic batch size.
 
-    ``axes`` names the dynamic dimensions of every input instead (a segmenter's height and width too)."""
+    ``axes`` names the dynamic dimensions of every input instead (a segmenter's height and width too).
+    ``traced``: through the TorchScript tracer instead of torch.export (a detector with dynamic height and width
+    exports in seconds there, in many minutes through torch.export's symbolic shapes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = input_names(example_inputs)
@@ -86,6 +88,8 @@ def export_onnx(module: nn.Module, example_inputs: Any, path: str | os.PathLike,
     else:
         wrapped, dynamic_shapes = module, dims
     wrapped.eval()
+    if traced:
+        return _export_traced(module, tensors[0], path, axes or (0,))
     try:
         program = torch.onnx.export(wrapped, tensors, dynamo=True, input_names=names, output_names=["output"],
                                     dynamic_shapes=dynamic_shapes, verbose=False)
@@ -95,6 +99,25 @@ def export_onnx(module: nn.Module, example_inputs: Any, path: str | os.PathLike,
         raise ExportError(f"{type(module).__name__} cannot be exported to ONNX: {type(cause).__name__}: {reason}") from e
     tmp = path.with_name(path.name + ".tmp")
     program.save(str(tmp), external_data=False)
+    os.replace(tmp, path)
+    return path
+
+
+def _export_traced(module: nn.Module, example: torch.Tensor, path: Path, axes: tuple[int, ...]) -> Path:
+    """One tensor in, one out, through the TorchScript tracer; the output's first two dimensions dynamic."""
+    import warnings
+
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with warnings.catch_warnings():  # the tracer's deprecation and "converting a tensor to a Python int" notes
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), str(tmp), dynamo=False, input_names=["input"],
+                              output_names=["output"], opset_version=17,
+                              dynamic_axes={"input": {a: f"input_{a}" for a in axes},
+                                            "output": {0: "output_0", 1: "output_1"}})
+    except Exception as e:  # the tracer raises many kinds; all mean "this graph cannot be exported"
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ExportError(f"{type(module).__name__} cannot be exported to ONNX: {type(e).__name__}: {reason}") from e
     os.replace(tmp, path)
     return path
 

@@ -13,7 +13,8 @@ inside the network, so the card's preprocessing only says how pictures become [0
 gives keypoints). ``zoo predict --out`` writes them as a COCO JSON file (images,
 categories and annotations with their ``score``: pycocotools' ``COCO`` reads it, and so does
 :func:`vision.detection_data.load_detection` as ``annotations.json`` beside the pictures: pseudo-labels),
-and ``--draw`` each picture with its boxes.
+and ``--draw`` each picture with its boxes. ``zoo export`` writes FCOS, RetinaNet and SSD detectors as ONNX
+bundles that ``zoo.runtime`` runs without torch (:mod:`vision.detection_export`).
 """
 from __future__ import annotations
 
@@ -48,14 +49,55 @@ class ObjectDetection(PictureTask):
     def batch(self, raw_inputs: Sequence[Any]) -> list[torch.Tensor]:
         return [self.transform(x) for x in raw_inputs]
 
+    # -- export (zoo export: vision.detection_export, vision.transforms.DetectorBatcher, zoo.boxes) ----------
+    export_traced = True  # dynamic height and width: minutes through torch.export, seconds through the tracer
+
+    @property
+    def export_axes(self) -> tuple[int, ...]:
+        fixed = (self.card.preprocessing or {}).get("in_network", {}).get("fixed_size")
+        return (0,) if fixed else (0, 2, 3)
+
     def export_module(self, net: torch.nn.Module) -> torch.nn.Module:
-        """Detectors do not export yet: their decoding and NMS are to move into ``zoo.runtime`` (numpy) first."""
+        """The network up to its raw head outputs (:class:`vision.detection_export.DetectorHeads`); MTCNN and
+        the two-stage R-CNNs refuse, saying why."""
+        from vision.detection_export import DetectorHeads
+
         if self.card.architecture == "mtcnn":
             raise BackendError(f"{self.card.id}: MTCNN does not export to ONNX: its cascade (three networks over "
                                "an image pyramid, with NMS between the stages) is out of the bundle's scope; "
                                "run it with zoo.load")
-        raise BackendError(f"{self.card.id}: object-detection models do not export to ONNX yet (the raw head "
-                           "outputs with the box decoding and NMS in zoo.runtime come next); run it with zoo.load")
+        try:
+            heads = DetectorHeads(net)
+        except BackendError as e:
+            raise BackendError(f"{self.card.id}: {e}") from None
+        self._exported = net  # the hooks below describe this network's resizing, anchors and thresholds
+        return heads
+
+    def _exported_net(self) -> torch.nn.Module:
+        net = getattr(self, "_exported", None)
+        if net is None:
+            raise BackendError(f"{self.card.id}: a detector converts through zoo export (export_module first)")
+        return net
+
+    def example_inputs(self) -> list[torch.Tensor]:
+        from vision.detection_export import example_inputs
+
+        return example_inputs(self._exported_net())
+
+    def runtime_preprocessing(self) -> dict[str, Any]:
+        from vision.detection_export import runtime_preprocessing
+
+        return runtime_preprocessing(self._exported_net(), self.max_pixels)
+
+    def runtime_postprocessing(self) -> dict[str, Any]:
+        from vision.detection_export import runtime_postprocessing
+
+        return runtime_postprocessing(self._exported_net())
+
+    def bundle_checks(self, model, bundle) -> dict[str, Any]:
+        from vision.detection_export import bundle_checks
+
+        return bundle_checks(model, bundle)
 
     def predict(self, module, raw_inputs: Sequence[Any], *, device: torch.device, **options: Any) -> list[dict]:
         if options:

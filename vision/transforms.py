@@ -338,12 +338,7 @@ class PictureBatcher:
         return cls(spec)
 
     def __call__(self, raw_inputs) -> dict[str, np.ndarray]:
-        if len(raw_inputs) != 1:
-            raise InputError(f"pictures differ in size: expected one picture a batch, got {len(raw_inputs)}")
-        image = raw_inputs[0]
-        if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-            image = read_image(image, card_limit=self.max_pixels)
-        unit = picture_unit(image, max_pixels=self.max_pixels)
+        unit = one_picture(raw_inputs, self.max_pixels)
         resized = np.clip(self._resized(unit), 0.0, 1.0)
         return {"input": ((resized - self.mean) / self.std)[None].astype(np.float32),
                 "sizes": np.asarray([unit.shape[1:]], dtype=np.int64)}
@@ -367,6 +362,61 @@ class PictureBatcher:
         resample = getattr(Image.Resampling, self.interpolation.upper())
         return np.stack([np.asarray(Image.fromarray(channel).resize((target_w, target_h), resample), dtype=np.float32)
                          for channel in unit])
+
+
+class DetectorBatcher:
+    """Runtime preprocessing for an exported detector: one picture → ``{"input": 1×3×h×w, "sizes": [[H, W]],
+    "resized": [[h', w']]}`` as torchvision's ``GeneralizedRCNNTransform`` prepares it in eval mode: normalised,
+    resized (bilinear, no antialias) so the shorter side is ``min_size`` and the longer at most ``max_size`` (or to
+    ``fixed_size``, (width, height)), zero-padded to a multiple of ``size_divisible``; ``resized`` is the picture's
+    size before the padding (boxes are clipped to it), ``sizes`` its own (boxes are scaled back to it)."""
+
+    def __init__(self, spec: dict[str, Any]):
+        self.min_size, self.max_size = int(spec["min_size"]), int(spec["max_size"])
+        self.fixed_size = [int(s) for s in spec["fixed_size"]] if spec.get("fixed_size") else None
+        self.size_divisible = int(spec.get("size_divisible", 32))
+        self.max_pixels = spec.get("max_pixels")
+        self.mean = np.asarray(spec["mean"], dtype=np.float32).reshape(-1, 1, 1)
+        self.std = np.asarray(spec["std"], dtype=np.float32).reshape(-1, 1, 1)
+        if min(self.min_size, self.max_size, self.size_divisible, *(self.fixed_size or [1])) < 1 \
+                or len(self.fixed_size or [0, 0]) != 2 or (self.std == 0).any() or len(self.mean) != 3 \
+                or len(self.std) != 3:
+            raise InputError(f"expected positive min_size, max_size, size_divisible (and fixed_size [W, H]), and a "
+                             f"mean and a non-zero std of 3 values, got {spec!r:.200}")
+
+    @classmethod
+    def from_bundle(cls, files, spec: dict[str, Any]) -> "DetectorBatcher":
+        return cls(spec)
+
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """The picture's size inside the network (torch's ``interpolate`` with a recomputed scale factor)."""
+        if self.fixed_size:
+            return self.fixed_size[1], self.fixed_size[0]
+        scale = min(self.min_size / min(height, width), self.max_size / max(height, width))
+        return math.floor(height * scale), math.floor(width * scale)
+
+    def __call__(self, raw_inputs) -> dict[str, np.ndarray]:
+        from zoo.runtime import resize_bilinear
+
+        unit = one_picture(raw_inputs, self.max_pixels)
+        height, width = self.resized_size(*unit.shape[1:])
+        check_image_size(width, height, card_limit=self.max_pixels, source="the resize target")
+        resized = resize_bilinear((unit - self.mean) / self.std, height, width)
+        step = self.size_divisible
+        padded = np.zeros((1, 3, -(-height // step) * step, -(-width // step) * step), dtype=np.float32)
+        padded[0, :, :height, :width] = resized
+        return {"input": padded, "sizes": np.asarray([unit.shape[1:]], dtype=np.int64),
+                "resized": np.asarray([[height, width]], dtype=np.int64)}
+
+
+def one_picture(raw_inputs, max_pixels: int | None) -> np.ndarray:
+    """The one picture of a runtime batch (a path is read) as ``[3, H, W]`` in [0, 1]."""
+    if len(raw_inputs) != 1:
+        raise InputError(f"pictures differ in size: expected one picture a batch, got {len(raw_inputs)}")
+    image = raw_inputs[0]
+    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+        image = read_image(image, card_limit=max_pixels)
+    return picture_unit(image, max_pixels=max_pixels)
 
 
 def picture_target_size(spec: dict[str, Any]) -> list[int] | None:

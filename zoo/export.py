@@ -39,7 +39,8 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         try:
-            export_onnx(network, examples[0], staging / "model.onnx", axes=model.adapter.export_axes)
+            export_onnx(network, examples[0], staging / "model.onnx", axes=model.adapter.export_axes,
+                        traced=model.adapter.export_traced)
             parity = check_parity(network, OnnxRunner(staging / "model.onnx"), examples, name=model.card.id,
                                   backend="onnxruntime", tolerance=model.adapter.parity_tolerance())
         except (ExportError, ParityError) as e:

@@ -78,6 +78,9 @@ class TaskAdapter(ABC):
 
     #: The dynamic dimensions of the exported graph's inputs; None: the batch (and token sequences' length).
     export_axes: tuple[int, ...] | None = None
+    #: Whether ``zoo export`` writes the graph through the TorchScript tracer (one tensor in and out) instead of
+    #: torch.export: detectors, whose dynamic height and width torch.export takes many minutes over.
+    export_traced: bool = False
 
     def export_module(self, net: torch.nn.Module) -> torch.nn.Module:
         """The network as ``zoo export`` writes it: one tensor out (tasks whose networks return dicts wrap it)."""

@@ -72,9 +72,10 @@ BUNDLE_FILE, MANIFEST_FILE, DIGEST_FILE, MODEL_FILE, CARD_FILE = (
 # The only preprocessing classes a bundle may name (``module:Class``): the zoo's own batchers. Image and text
 # bundles import them from the vision and nlp packages, which a deployment installs (docs/architecture.md).
 BATCHERS = ("zoo.runtime:ArrayBatcher", "vision.transforms:ImageBatcher", "vision.transforms:PictureBatcher",
-            "nlp.transforms:TextBatcher")
+            "vision.transforms:DetectorBatcher", "nlp.transforms:TextBatcher")
 # "segmentation": one picture a run (pictures differ in size), logits scaled back to the picture, best class per pixel.
-POSTPROCESSING = ("classification", "raw", "segmentation")
+# "detection": one picture a run, raw head outputs decoded by zoo.boxes.detect (thresholds, NMS, boxes scaled back).
+POSTPROCESSING = ("classification", "raw", "segmentation", "detection")
 MAX_MANIFEST_BYTES = 1 << 20  # read before it is verified: bounded
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _REEXPORT = "re-export it with `zoo export ID --out DIR`"
@@ -118,21 +119,22 @@ def softmax_top_k(logits: np.ndarray, labels: list[str] | None, k: int = 5) -> l
 
 
 def resize_bilinear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``[C, h, w]`` → ``[C, height, width]``, bilinear as torch's ``interpolate(..., align_corners=False)``."""
-    rows, cols = _bilinear_weights(maps.shape[1], height), _bilinear_weights(maps.shape[2], width)
-    return np.einsum("yh,chw,xw->cyx", rows, maps.astype(np.float32), cols, optimize=True)
+    """``[C, h, w]`` → ``[C, height, width]``, bilinear as torch's ``interpolate(..., align_corners=False)``: each
+    output pixel from its two nearest source rows, then columns (a gather and a blend: no dense weight matrix)."""
+    maps = maps.astype(np.float32, copy=False)
+    top, bottom, down = _bilinear_taps(maps.shape[1], height)
+    rows = maps[:, top, :] * (1 - down)[None, :, None] + maps[:, bottom, :] * down[None, :, None]
+    left, right, across = _bilinear_taps(maps.shape[2], width)
+    return rows[:, :, left] * (1 - across) + rows[:, :, right] * across
 
 
-def _bilinear_weights(size_in: int, size_out: int) -> np.ndarray:
-    """The ``[size_out, size_in]`` matrix of 1-D linear interpolation at pixel centres (negative sources clamped)."""
+def _bilinear_taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output pixel of a 1-D linear resize at pixel centres: its lower and upper source pixel and the
+    upper one's weight (negative sources clamped to the first pixel)."""
     source = np.maximum((np.arange(size_out, dtype=np.float32) + 0.5) * np.float32(size_in / size_out) - 0.5, 0)
     low = np.minimum(source.astype(np.int64), size_in - 1)
     high = np.minimum(low + 1, size_in - 1)
-    fraction = (source - low).astype(np.float32)
-    weights = np.zeros((size_out, size_in), dtype=np.float32)
-    np.add.at(weights, (np.arange(size_out), low), 1 - fraction)
-    np.add.at(weights, (np.arange(size_out), high), fraction)
-    return weights
+    return low, high, (source - low).astype(np.float32)
 
 
 class BundleFiles:
@@ -189,8 +191,9 @@ class Bundle:
         if not items:
             return []
         post = self.spec["postprocessing"]
-        if post["kind"] == "segmentation":
-            predictions = [self._segment(item) for item in items]
+        if post["kind"] in ("segmentation", "detection"):
+            per_picture = self._segment if post["kind"] == "segmentation" else self._detect
+            predictions = [per_picture(item) for item in items]
             return predictions[0] if single else predictions
         outputs = self.run(self.preprocess(items))
         if post["kind"] == "classification":
@@ -213,6 +216,30 @@ class Bundle:
         height, width = (int(n) for n in batch["sizes"][0])
         mask = resize_bilinear(logits[0], height, width).argmax(axis=0).astype(np.int64)
         return {"mask": mask, "labels": dict(enumerate(labels))}
+
+    def _detect(self, item: Any) -> dict[str, Any]:
+        """``{"boxes", "scores", "labels"}`` for one picture, as the ``object-detection`` task's ``predict``."""
+        from zoo.boxes import DECODERS, detect, extra_columns
+
+        post = self.spec["postprocessing"]
+        batch = self.preprocess([item])
+        if "resized" not in batch or post.get("decoder") not in DECODERS:
+            raise InputError(f"{self.directory / BUNDLE_FILE}: 'detection' postprocessing needs pictures prepared by "
+                             f"vision.transforms:DetectorBatcher and a decoder among {DECODERS}, got "
+                             f"{self.spec['preprocessing']['ref']} and {post.get('decoder')!r:.40}; {_REEXPORT}")
+        rows = self.run(batch)
+        labels = self.labels or []
+        if rows.ndim != 3 or rows.shape[0] != 1 or rows.shape[2] != len(labels) + extra_columns(post["decoder"]) \
+                or rows.dtype.kind != "f":
+            raise BackendError(f"{self.directory / MODEL_FILE}: expected [1, anchors, {len(labels)} classes + "
+                               f"{extra_columns(post['decoder'])}] floats for one picture, got {rows.dtype.name} "
+                               f"{rows.shape}")
+        try:
+            boxes, scores, indices = detect(rows[0], post, tuple(batch["resized"][0]), tuple(batch["sizes"][0]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"{self.directory / BUNDLE_FILE}: the 'detection' postprocessing spec is not valid: "
+                             f"{type(e).__name__}: {e}; {_REEXPORT}") from None
+        return {"boxes": boxes.tolist(), "scores": scores.tolist(), "labels": [labels[i] for i in indices]}
 
     def _logits(self, outputs: np.ndarray, rows: int) -> np.ndarray:
         classes = len(self.labels) if self.labels else None

@@ -1,4 +1,4 @@
-"""``zoo export`` of segmenters: an ONNX bundle (dynamic batch, height and width) that zoo.runtime runs without
+"""``zoo export`` of segmenters (detectors: test_detector_export.py): an ONNX bundle (dynamic batch, height and width) that zoo.runtime runs without
 torch, its masks checked against eager on real photos; the numpy pieces checked against torch."""
 import json
 
@@ -89,16 +89,6 @@ def test_torchvision_lraspp_exports_and_runs_without_torch(tmp_path):
     card["preprocessing"]["resize_size"] = 64
     (folder / "card.json").write_text(json.dumps(card))
     _check_exported_segmenter(zoo.load(str(folder), device="cpu"), tmp_path, [None, 3, None, None])  # short side
-
-
-def test_detectors_refuse_to_export_with_a_reason(tmp_path):
-    from zoo.errors import BackendError
-    from zoo.export import export
-
-    detector = zoo.load("torchvision:ssdlite320_mobilenet_v3_large", pretrained=False, device="cpu")
-    with pytest.raises(BackendError, match="do not export to ONNX yet"):
-        export(detector, tmp_path / "detector")
-    assert not (tmp_path / "detector").exists()
 
 
 def test_mtcnn_refuses_to_export_saying_its_cascade_is_out_of_scope(tmp_path):

@@ -126,7 +126,7 @@ BAD_BUNDLE_JSON = {
     "dtype int": lambda b: b["preprocessing"]["spec"].update(dtype="int64"),
     "dtype unknown": lambda b: b["preprocessing"]["spec"].update(dtype="float99"),
     "no postprocessing": lambda b: b.pop("postprocessing"),
-    "unknown kind": lambda b: b["postprocessing"].update(kind="detection"),
+    "unknown kind": lambda b: b["postprocessing"].update(kind="tracking"),
     "top_k text": lambda b: b["postprocessing"].update(top_k="5"),
     "top_k zero": lambda b: b["postprocessing"].update(top_k=0),
     "inputs not a list": lambda b: b.update(inputs={"name": "input"}),
