@@ -100,7 +100,8 @@ def minigrid_shortest_path(env) -> float:
         beside_key = [n for n in _neighbours(keys, shape) if n == start or closed[n]]
         best = min([best] + [direct[n] + to_goal[n] for n in beside_key])
     if not np.isfinite(best):
-        raise InputError(f"no path from the agent at {start} to the goal {goals} in {base.spec.id if base.spec else base}")
+        where = base.spec.id if base.spec else "this grid"
+        raise InputError(f"no path from the agent at {start} to the goal {goals} in {where}")
     return float(best)
 
 
