@@ -5,6 +5,13 @@ with their own seeds): mean return with a 95% CI over seeds, success (the share
 of episodes reaching gymnasium's ``reward_threshold``, where the environment has
 one), environment steps per second (policy and simulator together) and predict
 latency. The control arm is a uniformly random policy in the same environments.
+
+Navigation environments (robotics.navigation) are scored per episode instead: success
+(Wilson interval over every episode), episode length in steps, and SPL against the
+shortest path at reset, over ``NAVIGATION_EPISODES_PER_SEED`` held-out episodes per seed
+(100 in all). Each navigation environment with a scripted expert (:data:`NAVIGATION_ENVS`)
+gets two control arms, a random policy and the expert (the ceiling), whether or not a
+bundled policy runs there; a bundled navigation policy gets its rows as soon as it is bundled.
 Published rl-baselines3-zoo returns (``robotics/data/rl_zoo_reference.json``)
 sit beside ours where the zoo has the same algorithm and environment.
 
@@ -24,16 +31,18 @@ from zoo.bench import BenchTask, PlotSpec, TaskOutput, measure_latency, step
 
 BENCH_SEED = 20_000  # apart from training (0...) and card evaluation (10_000...) seeds
 EPISODES_PER_SEED = 2
+NAVIGATION_EPISODES_PER_SEED = 10
+# Navigation environments with a scripted expert (robotics.experts): their control arms run in every suite.
+NAVIGATION_ENVS = ("PointMaze_UMaze-v3", "PointMaze_Medium-v3", "BabyAI-GoToLocal-v0")
 PLOT = PlotSpec(x="extra.train_env_steps", x_label="environment steps in training (log scale)")
 
 
 def suite(quick: bool = False) -> list[BenchTask]:
     """Bundled policies over 10 seeds (``quick``: 3 seeds of one episode) on each backend asked for,
-    then a random policy per environment."""
+    then a random policy per environment and, in navigation environments with an expert, the expert."""
     from zoo.hub import info, list_models
 
     seeds = tuple(range(3 if quick else 10))
-    episodes = 1 if quick else EPISODES_PER_SEED
     iters = 20 if quick else 200
     tasks, env_ids = [], []
     for model_id in list_models("robotics/*", pretrained=True):
@@ -46,21 +55,26 @@ def suite(quick: bool = False) -> list[BenchTask]:
             split="eval",
             per_backend=True,
             seeds=seeds,
-            run=partial(_run_policy, model_id, env_id, episodes, iters),
+            run=partial(_run_policy, model_id, env_id, episodes_per_seed(env_id, quick), iters),
             reference=reference(model_id, env_id),
         ))
-    for env_id in dict.fromkeys(env_ids):
-        tasks.append(BenchTask(
-            name=f"random@{env_id}",
-            model="control/random",
-            dataset=env_id,
-            split="eval",
-            backend="numpy",
-            control=True,
-            seeds=seeds,
-            run=partial(_run_random, env_id, episodes),
-        ))
+    for env_id in dict.fromkeys(env_ids + list(NAVIGATION_ENVS)):
+        episodes = episodes_per_seed(env_id, quick)
+        arms = {"random": partial(_run_random, env_id, episodes)}
+        if env_id in NAVIGATION_ENVS:
+            arms["expert"] = partial(_run_expert, env_id, episodes)
+        tasks += [BenchTask(name=f"{arm}@{env_id}", model=f"control/{arm}", dataset=env_id, split="eval",
+                            backend="numpy", control=True, seeds=seeds, run=run) for arm, run in arms.items()]
     return tasks
+
+
+def episodes_per_seed(env_id: str, quick: bool) -> int:
+    """Episodes each seed runs: one in quick mode; a navigation environment's 10 seeds run 100 in all."""
+    from robotics.navigation import is_navigation
+
+    if quick:
+        return 1
+    return NAVIGATION_EPISODES_PER_SEED if is_navigation(env_id) else EPISODES_PER_SEED
 
 
 def reference(model_id: str, env_id: str) -> dict | None:
@@ -104,29 +118,59 @@ def _run_policy(model_id: str, env_id: str, episodes: int, iters: int, seed: int
     from robotics.tasks import torch_threads
     from zoo.hub import load
 
+    from robotics.navigation import is_navigation, policy_actor
+
     model = load(model_id, device="cpu", backend=backend)  # a converted policy keeps rollout
-    step(f"{episodes} episode(s) of {env_id}")
-    rollout = model.rollout(env_id, episodes=episodes, seed=BENCH_SEED + seed * episodes)
+    if is_navigation(env_id):
+        output = _run_navigation(policy_actor(model), env_id, episodes, seed)
+    else:
+        step(f"{episodes} episode(s) of {env_id}")
+        output = _rollout_output(model.rollout(env_id, episodes=episodes, seed=BENCH_SEED + seed * episodes),
+                                 episodes)
     obs = np.zeros(model.card.input["shape"], dtype=np.float32)
     with torch_threads(1):
-        latency = measure_latency(lambda: model.predict(obs), iters=iters)
-    metrics, per_episode = _episode_results(rollout)
+        output.latency_ms = measure_latency(lambda: model.predict(obs), iters=iters)
+    output.params = model.num_params
+    output.extra["train_env_steps"] = train_env_steps(model_id)
+    return output
+
+
+def _run_navigation(make_actor, env_id: str, episodes: int, seed: int) -> TaskOutput:
+    """Success (per episode, for its Wilson interval), SPL and episode length of held-out navigation episodes."""
+    from robotics.navigation import MAZE_PREFIXES, run_navigation
+
+    step(f"{episodes} navigation episode(s) of {env_id}")
+    run = run_navigation(make_actor, env_id, episodes, BENCH_SEED + seed * episodes)
     return TaskOutput(
-        metrics=metrics,
-        per_example=per_episode,
-        latency_ms=latency,
-        throughput=rollout.steps_per_second,
+        metrics=run.metrics(),
+        per_example={"success": run.successes, "spl": run.spl},
+        throughput=run.steps_per_second,
         throughput_unit="env steps/s",
-        params=model.num_params,
-        extra={"episodes_per_seed": episodes, "train_env_steps": train_env_steps(model_id)},
+        params=0,
+        extra={"episodes_per_seed": episodes, "path_unit": "m" if env_id.startswith(MAZE_PREFIXES) else "moves",
+               "mean_shortest_path": float(run.shortest.mean())},
     )
 
 
+def _run_expert(env_id: str, episodes: int, seed: int) -> TaskOutput:
+    from robotics.experts import expert_for
+
+    return _run_navigation(expert_for(env_id), env_id, episodes, seed)
+
+
 def _run_random(env_id: str, episodes: int, seed: int) -> TaskOutput:
+    from robotics.navigation import is_navigation, random_actor
     from robotics.tasks import random_actions, run_episodes
 
+    if is_navigation(env_id):
+        return _run_navigation(random_actor(seed), env_id, episodes, seed)
     step(f"{episodes} episode(s) of {env_id}")
-    rollout = run_episodes(random_actions(env_id, seed), env_id, episodes, BENCH_SEED + seed * episodes)
+    return _rollout_output(run_episodes(random_actions(env_id, seed), env_id, episodes, BENCH_SEED + seed * episodes),
+                           episodes)
+
+
+def _rollout_output(rollout, episodes: int) -> TaskOutput:
+    """Return, success against the reward threshold and episode length of a control rollout."""
     metrics, per_episode = _episode_results(rollout)
     return TaskOutput(
         metrics=metrics,

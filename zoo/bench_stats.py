@@ -53,6 +53,7 @@ METRICS: dict[str, MetricKind] = {
     "accuracy": MetricKind(0.0, 1.0, proportion=True),
     "top5": MetricKind(0.0, 1.0, proportion=True),
     "success": MetricKind(0.0, 1.0, proportion=True),
+    "spl": MetricKind(0.0, 1.0),  # success weighted by path length: a mean of per-episode values in [0, 1]
     "macro_f1": MetricKind(0.0, 1.0),
     "auc": MetricKind(0.0, 1.0),
     "dice*": MetricKind(0.0, 1.0),
