@@ -72,6 +72,7 @@ def test_copy_and_apertium_rows_score_the_same_fixed_subset(bible, tmp_path):
         assert apertium["metrics"]["chrf"]["mean"] > copy["metrics"]["chrf"]["mean"] + 10
 
 
+@pytest.mark.slow  # trains a tiny Transformer on 48 verses first
 def test_a_model_whose_card_scores_the_test_books_gets_a_row(bible, tmp_path, monkeypatch):
     import zoo.hub
     from nlp.translation_recipe import TranslationRecipe
