@@ -49,7 +49,7 @@ def translation_tasks(quick: bool = False) -> list[BenchTask]:
     for dataset in datasets:
         tasks += [BenchTask(name=f"copy-source@{_short(dataset)}", model="control/copy-source", dataset=dataset,
                             backend="python", control=True, run=partial(run_copy, dataset, settings)),
-                  BenchTask(name=f"apertium-eng-spa@{_short(dataset)}", model="control/apertium-eng-spa",
+                  BenchTask(name=f"apertium@{_short(dataset)}", model="control/apertium",
                             dataset=dataset, backend="apertium", control=True,
                             run=partial(run_apertium, dataset, settings))]
     return tasks

@@ -40,7 +40,7 @@ def test_suite_lists_the_control_arms_on_the_test_books(bible):
     from nlp.bench import suite
 
     tasks = {task.name: task for task in suite(quick=True)}
-    copy, apertium = tasks["copy-source@bible-en-es"], tasks["apertium-eng-spa@bible-en-es"]
+    copy, apertium = tasks["copy-source@bible-en-es"], tasks["apertium@bible-en-es"]
     assert copy.control and apertium.control and copy.dataset == apertium.dataset == "nlp/bible-en-es"
     assert copy.run.args[1]["size"] == mt.QUICK_TEST and mt.translation_tasks(quick=False)[0].run.args[1]["size"] is None
 
@@ -63,7 +63,7 @@ def test_copy_and_apertium_rows_score_the_same_fixed_subset(bible, tmp_path):
     assert copy["metrics"]["chrf"]["mean"] < 30  # English is no Spanish
     first, _ = mt.held_out_pairs(mt.DATASET, 12)
     assert first.sources == mt.held_out_pairs(mt.DATASET, 12)[0].sources  # the subset is fixed
-    apertium = rows["apertium-eng-spa@bible-en-es"]
+    apertium = rows["apertium@bible-en-es"]
     why = apertium_available()
     if why:  # the row says why and the suite went on
         assert apertium["status"] == "error" and why in apertium["error"]
@@ -92,3 +92,12 @@ def test_a_model_whose_card_scores_the_test_books_gets_a_row(bible, tmp_path, mo
     assert output.resampled.n == 6 and output.throughput > 0 and output.throughput_unit == "sentences/s"
     assert len(output.latency_ms) >= 2 and output.params > 0
     assert output.extra["decoding"] == decoding and output.extra["bleu_signature"].startswith("nrefs:1|")
+
+
+def test_without_apertium_its_row_says_why(bible, monkeypatch):
+    import nlp.mt_metrics
+    from zoo.errors import InputError
+
+    monkeypatch.setattr(nlp.mt_metrics, "apertium_available", lambda *pair: "the apertium command is not installed")
+    with pytest.raises(InputError, match="Apertium control skipped: the apertium command is not installed"):
+        mt.run_apertium(bible, FAST, seed=0)
