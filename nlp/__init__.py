@@ -97,7 +97,8 @@ def register(registry: Registry) -> None:
     registry.add(RecipeSpec("embedding-probe", "text-classification", "nlp.recipes:EmbeddingProbeRecipe",
                                    description="frozen sentence embeddings + logistic regression, written as a linear head"))
     registry.add(SuiteSpec("nlp", "nlp.bench:suite",
-                                 description="tweet sentiment: accuracy, macro-F1, latency per sentence, sentences/s; TF-IDF control"))
+                                 description="tweet sentiment: accuracy, macro-F1, latency per sentence, sentences/s; TF-IDF control; "
+                                 "translation on nlp/bible-en-es: BLEU, chrF; copy-source and Apertium controls"))
     registry.add(
         ModelSpec(
             id="nlp/text_encoder.all_minilm_l6_v2",

@@ -1,4 +1,4 @@
-"""The ``nlp`` benchmark suite: tweet sentiment (``nlp/tweets-sentiment``, test split).
+"""The ``nlp`` benchmark suite: tweet sentiment (``nlp/tweets-sentiment``, test split), then translation.
 
 Rows:
 
@@ -13,6 +13,9 @@ sentence p50/p95 (``predict`` on one raw string), sentences/s (``predict`` on
 batches of raw strings). ``quick`` trains on 800 and tests on 400 sentences
 (stratified subsets) so ``zoo bench nlp --quick`` stays within about two minutes on a
 small CPU; the full suite uses the whole splits.
+
+Translation (English→Spanish on the test books of ``nlp/bible-en-es``: BLEU and chrF, the
+copy-the-source and Apertium control arms) is :mod:`nlp.bench_translation`.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from functools import partial
 
 import numpy as np
 
+from nlp.bench_translation import translation_tasks
 from zoo.bench import BenchTask, TaskOutput, measure_latency, measure_throughput, step
 
 DATASET = "nlp/tweets-sentiment"
@@ -65,7 +69,7 @@ def suite(quick: bool = False) -> list[BenchTask]:
             run=partial(_run_tfidf, sizes, timing),
         )
     )
-    return tasks
+    return tasks + translation_tasks(quick)
 
 
 def _data(sizes, seed: int):

@@ -68,3 +68,30 @@ def apertium_translate(sentences: Sequence[str], source_lang: str = "en", target
     if len(lines) != len(sentences):
         raise InputError(f"apertium returned {len(lines)} lines for {len(sentences)} sentences")
     return [line.strip() for line in lines]
+
+
+def corpus_statistic(hypotheses: Sequence[str], references: Sequence[str], n_boot: int = 1000):
+    """BLEU and chrF as an :class:`~zoo.bench_stats.ExampleStatistic` over sentences, for bootstrap CIs.
+
+    Corpus BLEU/chrF are no mean of sentence scores: each resample sums the resampled sentences' n-gram
+    match counts and recomputes the corpus score from them, as sacreBLEU's own paired bootstrap does
+    (its per-sentence statistics are extracted once; ``of(None)`` is the whole corpus's score).
+    """
+    import numpy as np
+    from sacrebleu.metrics import BLEU, CHRF
+
+    from zoo.bench_stats import ExampleStatistic
+
+    if len(hypotheses) != len(references) or not references:
+        raise InputError(f"expected one hypothesis per reference and some of each, got {len(hypotheses)} "
+                         f"and {len(references)}")
+    metrics = {"bleu": BLEU(), "chrf": CHRF()}
+    stats = {name: np.asarray(metric._extract_corpus_statistics(list(hypotheses), [list(references)]), dtype=float)
+             for name, metric in metrics.items()}
+
+    def scores(indices=None) -> dict[str, float]:
+        counts = np.bincount(np.arange(len(references)) if indices is None else indices, minlength=len(references))
+        return {name: float(metric._compute_score_from_stats(counts @ stats[name]).score)
+                for name, metric in metrics.items()}
+
+    return ExampleStatistic(len(references), scores, n_boot)

@@ -9,8 +9,11 @@ Training: label-smoothed cross-entropy over target tokens (padding ignored), Ada
 with warm-up then the schedule of ``train`` (``train.warmup_ratio``), length-bucketed
 batches (sentences of similar length share a batch), an optional EMA of the weights
 (``train.ema_decay``), exact resume (the Trainer's checkpoints). The best epoch by
-validation loss is kept; the test split (when the data has one) is translated and
-scored with sacreBLEU BLEU and chrF, their signatures in the card's provenance.
+validation loss is kept, or with ``average_checkpoints=N`` (N >= 2; not with an EMA) the
+mean of the last N epochs' weights, as fairseq and Marian average checkpoints: the run keeps
+the checkpoints it needs, the card records which were averaged and the average's validation
+loss. The test split (when the data has one) is translated and scored with sacreBLEU BLEU
+and chrF, their signatures in the card's provenance.
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ class TranslationRecipe(TrainerRecipe, Recipe):
     length_bucketing: bool = True
     eval_num_beams: int = bounded(1, "[1, inf)")
     eval_max_new_tokens: int = bounded(160, "[1, inf)")
+    average_checkpoints: int = bounded(0, "[0, inf)")  # N >= 2: the final weights are the last N epochs' mean
     pretrained: bool = True
     arch_args: dict | None = None  # sizes that replace the architecture's (a fresh model only)
 
@@ -68,13 +72,14 @@ class TranslationRecipe(TrainerRecipe, Recipe):
         sampler_fn = (partial(LengthBucketSampler, lengths=[len(s) + len(t) for s, t in train])
                       if self.length_bucketing else None)
         trainer = Trainer(
-            model, train, val, config=self.train_config(progress), out_dir=out_dir,
+            model, train, val, config=self._train_config(progress, len(train)), out_dir=out_dir,
             loss_fn=LabelSmoothedLoss(self.label_smoothing), collate_fn=adapter.collate, sampler_fn=sampler_fn,
             provenance={**self.provenance(splits.fingerprint), "data_report": splits.report},
         )
         result = trainer.fit(resume=resume)
-        metrics = [{"name": "loss", "value": round(float(result.best_metrics["val_loss"]), 6), "dataset": self.data,
-                    "split": "val"}] if "val_loss" in result.best_metrics else []
+        validation = self._averaged(trainer, out_dir) if self.average_checkpoints >= 2 else result.best_metrics
+        metrics = [{"name": "loss", "value": round(float(validation["val_loss"]), 6), "dataset": self.data,
+                    "split": "val"}] if "val_loss" in validation else []
         if splits.test is not None:
             scores = self.score(model, splits.test)
             model.card.provenance["sacrebleu"] = {k: scores.pop(k) for k in ("bleu_signature", "chrf_signature")}
@@ -83,6 +88,33 @@ class TranslationRecipe(TrainerRecipe, Recipe):
         if trainer.env.is_main:
             model.save(out_dir)
         return RecipeResult(Path(out_dir), metrics)
+
+    def _train_config(self, progress: bool, train_size: int):
+        """The Trainer's config; averaging keeps enough checkpoints to hold the last epochs' ends (mid-epoch ones
+        at ``checkpoint_every_steps`` come between them)."""
+        import dataclasses
+        import math
+
+        config = self.train_config(progress)
+        if self.average_checkpoints < 2:
+            return config
+        if config.ema_decay is not None:
+            raise InputError("average_checkpoints and train.ema_decay both average the weights: choose one")
+        batches = math.ceil(train_size / config.batch_size)
+        per_epoch = 1 + (batches // config.checkpoint_every_steps if config.checkpoint_every_steps else 0)
+        return dataclasses.replace(config, keep_checkpoints=max(config.keep_checkpoints,
+                                                                self.average_checkpoints * per_epoch))
+
+    def _averaged(self, trainer, out_dir) -> dict[str, float]:
+        """Put the mean of the last ``average_checkpoints`` epochs' weights into the model; its validation loss."""
+        from zoo.checkpoint import average_checkpoints
+
+        model = trainer.model
+        state, paths = average_checkpoints(out_dir, self.average_checkpoints, like=model.state_dict())
+        model.load_state_dict(state)
+        model.card.provenance["checkpoint_average"] = {"checkpoints": [p.name for p in paths],
+                                                     "best_single_epoch": trainer.best_metrics}
+        return trainer.evaluate(trainer.val_data, prefix="val") if trainer.val_data is not None else {}
 
     def score(self, model, test) -> dict[str, Any]:
         """BLEU and chrF of the model's translations of ``test`` (greedy unless ``eval_num_beams``)."""

@@ -63,6 +63,8 @@ METRICS: dict[str, MetricKind] = {
     "pixel_accuracy*": MetricKind(0.0, 1.0),
     "hd95*": MetricKind(0.0, None),
     "mean_length": MetricKind(0.0, None),
+    "bleu": MetricKind(0.0, 100.0),  # sacreBLEU's scale, 0-100
+    "chrf": MetricKind(0.0, 100.0),
 }
 
 

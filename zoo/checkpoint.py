@@ -172,6 +172,35 @@ def load_checkpoint(path: str | os.PathLike, expected_model: dict[str, torch.Ten
         raise CheckpointError(f"checkpoint {path} cannot be resumed: {exc}; {hint}") from None
 
 
+def average_checkpoints(out_dir: str | os.PathLike, last: int,
+                        like: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[Path]]:
+    """The mean of the model weights of the newest ``last`` epoch-end checkpoints under ``out_dir`` (checkpoint
+    averaging, as fairseq's ``average_checkpoints.py`` and Marian's ``--average``), and those checkpoints.
+
+    ``like`` is the model's state_dict: its keys are averaged (floating ones in float64, then cast back; others
+    taken from the newest), each checkpoint verified and checked against it. A mid-epoch checkpoint is no
+    epoch's end and is skipped; fewer than ``last`` epoch ends is a CheckpointError naming what is there.
+    """
+    if last < 1:
+        raise CheckpointError(f"average_checkpoints needs last >= 1, got {last}")
+    every = list_checkpoints(out_dir)
+    ends = [path for path in every if _read_trainer_json(path).get("batch") == 0][-last:]
+    if len(ends) < last:
+        raise CheckpointError(f"averaging the last {last} epochs needs {last} epoch-end checkpoints in "
+                              f"{checkpoints_dir(out_dir)}, found {len(ends)} among {[p.name for p in every]}; "
+                              f"train more epochs or keep more checkpoints (train.keep_checkpoints)")
+    sums: dict[str, torch.Tensor] = {}
+    for path in ends:
+        state = load_checkpoint(path, expected_model=like).model
+        for key, value in state.items():
+            if value.is_floating_point():
+                sums[key] = sums.get(key, 0) + value.double()
+            else:
+                sums[key] = value
+    return {key: (value / last).to(like[key].dtype) if like[key].is_floating_point() else value
+            for key, value in sums.items()}, ends
+
+
 def verify_checkpoint(path: str | os.PathLike) -> None:
     """Raise CheckpointError unless the manifest's seal and every file's sha256 match and trainer.json is well-typed."""
     _read_trainer_json(Path(path))

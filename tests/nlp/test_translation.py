@@ -276,3 +276,29 @@ def test_architecture_sizes_come_from_the_command_line_as_yaml():
 
     recipe = TranslationRecipe.from_overrides({"arch_args": "{hidden_size: 8, embed_dim: 4}", "train.ema_decay": "0.99"})
     assert recipe.arch_args == {"hidden_size": 8, "embed_dim": 4} and recipe.train.ema_decay == 0.99
+
+
+def test_checkpoint_averaging_takes_the_mean_of_the_last_epoch_ends(tmp_path):
+    from backends.state import load_state
+    from zoo.checkpoint import average_checkpoints, list_checkpoints, load_checkpoint
+    from zoo.errors import CheckpointError
+
+    run = recipe(tmp_path, epochs=3, keep_checkpoints=1)  # the recipe keeps what averaging needs
+    run.average_checkpoints = 2
+    result = run.run(tmp_path / "avg", progress=False)
+    card = json.loads((tmp_path / "avg" / "card.json").read_text())
+    averaged = card["provenance"]["checkpoint_average"]["checkpoints"]
+    epoch_ends = [p for p in list_checkpoints(tmp_path / "avg") if load_checkpoint(p).state["batch"] == 0]
+    # Mid-epoch checkpoints (every 3 steps, 5 steps an epoch) sit between the epoch ends and are not averaged.
+    assert averaged == [p.name for p in epoch_ends[-2:]] == ["step-00000010", "step-00000015"]
+    last_two = [load_checkpoint(p).model for p in epoch_ends[-2:]]
+    saved = load_state(tmp_path / "avg" / "weights.safetensors")
+    name = next(k for k, v in last_two[0].items() if v.is_floating_point() and not torch.equal(v, last_two[1][k]))
+    # Checkpoints hold the zoo model's state (``net.`` keys), the saved weights the network's.
+    assert torch.allclose(saved[name.removeprefix("net.")], (last_two[0][name] + last_two[1][name]) / 2, atol=1e-6)
+    assert {m["name"] for m in result.metrics} >= {"loss", "bleu", "chrf"}
+    with pytest.raises(CheckpointError, match=r"needs 3 epoch-end checkpoints .* found 2"):
+        average_checkpoints(tmp_path / "avg", 3, like=last_two[0])
+    with pytest.raises(InputError, match="choose one"):
+        run.train.ema_decay = 0.99
+        run.run(tmp_path / "ema", progress=False)
