@@ -140,6 +140,11 @@ class Translation(TaskAdapter):
                 raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
         if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)):
             raise InputError(f"length_penalty must be a number, got {length_penalty!r}")
+        # A learned-position decoder (Marian) has no position past its table: the start token takes one.
+        positions = getattr(getattr(module, "config", None), "max_position_embeddings", None)
+        if positions is not None and max_new_tokens >= positions:
+            raise InputError(f"max_new_tokens must be below {positions} for {self.card.id} (its decoder has "
+                             f"{positions} positions), got {max_new_tokens}")
         sentences = [line for item in raw_inputs for line in (item if isinstance(item, list) else [item])]
         translations = self.translate(module, sentences, device=device, num_beams=num_beams,
                                       max_new_tokens=max_new_tokens, length_penalty=float(length_penalty),

@@ -244,6 +244,9 @@ def test_a_trained_marian_loads_in_transformers_and_decodes_the_same(tmp_path):
     theirs = marian.generate(**inputs, max_new_tokens=6, num_beams=2, do_sample=False)
     ours = model.predict(["the dog is red", "the cat"], max_new_tokens=6, num_beams=2)
     assert ours == model.adapter.postprocess(theirs)
+    assert len(model.predict("the dog is red", max_new_tokens=31)) >= 0  # the start token and 31: all 32 positions
+    with pytest.raises(InputError, match="max_new_tokens must be below 32 .* has 32 positions\\), got 32"):
+        model.predict("the dog is red", max_new_tokens=32)
 
 
 def test_hf_seq2seq_checkpoint_passes_through_and_saves(tmp_path):
