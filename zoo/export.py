@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import replace_folder
 from zoo.errors import BackendError, InputError
 from zoo.runtime import BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, seal
 
@@ -73,12 +74,9 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
             _record_checks(model.card.id, staging, parity.to_dict(), checks)
         if quantize:
             return quantize_bundle(model, staging, out_dir, allow_quality_loss=allow_quality_loss)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        return replace_folder(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
 
 
 def _record_checks(model_id: str, staging: Path, parity: dict[str, Any], checks: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import replace_folder
 from zoo.errors import QualityLossError
 from zoo.runtime import BUNDLE_FILE, MANIFEST_FILE, DIGEST_FILE, MODEL_FILE, load_bundle, seal
 
@@ -49,12 +50,9 @@ def quantize_bundle(model: Any, fp32_dir: str | os.PathLike, out_dir: str | os.P
             quality["allowed_by"] = ALLOW_FLAG
         _update_json(staging / "parity.json", quality=quality)
         seal(staging)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        return replace_folder(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
 
 
 def quality_summary(model_id: str, quality: dict[str, Any]) -> str:
