@@ -26,6 +26,7 @@ from nlp.transforms import Encoded, TextTokenizer, report_truncated
 from zoo.card import ModelCard
 from zoo.errors import InputError
 from zoo.model import TaskAdapter
+from zoo.quantize import quality_record
 from zoo.metrics import top_k_predictions
 
 DEFAULT_BATCH_SIZE = 32
@@ -137,7 +138,7 @@ class SentenceEmbedding(TextTask):
         texts = load_splits(self.int8_quality_data).test.texts[: self.int8_quality_samples]
         eager = np.asarray(model.predict(texts), dtype=np.float64)
         fp32, int8 = (_row_cosines(eager, np.asarray(b.predict(texts))) for b in (fp32_bundle, int8_bundle))
-        return _quality("mean cosine similarity to eager fp32 embeddings", self.int8_quality_data, "test",
+        return quality_record("mean cosine similarity to eager fp32 embeddings", self.int8_quality_data, "test",
                         len(texts), float(fp32.mean()), float(int8.mean()), self.int8_tolerance,
                         int8_min=float(int8.min()), int8_p01=float(np.quantile(int8, 0.01)))
 
@@ -171,7 +172,7 @@ class TextClassification(TextTask):
         targets = torch.as_tensor(dataset.labels[: len(texts)])
         scores = [macro_f1(torch.as_tensor([p["index"] for p in bundle.predict(texts)]), targets,
                            len(self.card.labels or [])) for bundle in (fp32_bundle, int8_bundle)]
-        return _quality("macro_f1", str(data), split, len(texts), *scores, self.int8_tolerance)
+        return quality_record("macro_f1", str(data), split, len(texts), *scores, self.int8_tolerance)
 
     def runtime_postprocessing(self) -> dict[str, Any]:
         return {"kind": "classification", "top_k": self.top_k}
@@ -192,10 +193,3 @@ def _row_cosines(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(other, axis=1)
     return (reference * other).sum(axis=1) / np.maximum(norms, 1e-12)
 
-
-def _quality(metric: str, dataset: str, split: str, samples: int, fp32: float, int8: float, tolerance: float,
-             **extra: float) -> dict[str, Any]:
-    """The int8 quality record parity.json holds (:meth:`zoo.model.TaskAdapter.int8_quality`)."""
-    loss = fp32 - int8
-    return {"metric": metric, "dataset": dataset, "split": split, "samples": samples, "fp32": fp32, "int8": int8,
-            **extra, "loss": loss, "tolerance": tolerance, "passed": loss <= tolerance}

@@ -55,6 +55,15 @@ def quantize_bundle(model: Any, fp32_dir: str | os.PathLike, out_dir: str | os.P
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def quality_record(metric: str, dataset: str, split: str, samples: int, fp32: float, int8: float, tolerance: float,
+                   **extra: Any) -> dict[str, Any]:
+    """The ``"quality"`` record of parity.json (what :meth:`zoo.model.TaskAdapter.int8_quality` returns); the
+    metric is higher-is-better and ``loss`` (fp32 - int8) passes up to ``tolerance``."""
+    loss = fp32 - int8
+    return {"metric": metric, "dataset": dataset, "split": split, "samples": samples, "fp32": fp32, "int8": int8,
+            **extra, "loss": loss, "tolerance": tolerance, "passed": loss <= tolerance}
+
+
 def quality_summary(model_id: str, quality: dict[str, Any]) -> str:
     """One line: the metric of fp32 and int8 on which data, and whether the loss is within the tolerance."""
     if quality["passed"]:
