@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import zoo
-from tests.nlp.helpers import install_in_hf_cache
+from tests.nlp.helpers import NEGATIVE, POSITIVE, install_in_hf_cache
 from zoo.errors import BackendError, InputError, QualityLossError
 from zoo.export import export
 from zoo.quantize import quality_summary, quantize_bundle
@@ -68,6 +68,23 @@ def test_int8_backend_runs_a_text_classifier_checked_against_eager(tiny_bert, is
     texts = ["the movie was great !", "i hated it .", "awful"]
     scores = np.array([p["score"] for p in fast.predict(texts)])
     assert np.abs(scores - np.array([p["score"] for p in eager.predict(texts)])).max() < 0.05
+
+
+def test_a_classifier_s_int8_quality_is_its_macro_f1_on_the_data_its_card_names(tiny_bert, isolated_zoo_home,
+                                                                                 tmp_path):
+    install_in_hf_cache(tiny_bert, isolated_zoo_home / "hf" / "hub", "tiny-org/tiny-bert")
+    model = zoo.load("hf:tiny-org/tiny-bert", task="text-classification", device="cpu")
+    with pytest.raises(InputError, match="names no dataset in its metrics"):  # nothing to measure int8 on
+        model.adapter.int8_quality(model, None, None)
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\n" + "".join(f'"{t}",positive\n' for t in POSITIVE)
+                    + "".join(f'"{t}",negative\n' for t in NEGATIVE), encoding="utf-8")
+    model.card.metrics = [{"name": "macro_f1", "value": 0.5, "dataset": str(data), "split": "val"}]
+    bundle = export(model, tmp_path / "int8", quantize="int8", allow_quality_loss=True)
+    quality = json.loads((bundle / "parity.json").read_text())["quality"]
+    assert quality["metric"] == "macro_f1" and quality["dataset"] == str(data) and quality["split"] == "val"
+    assert quality["samples"] >= 2 and 0 <= quality["int8"] <= 1 and 0 <= quality["fp32"] <= 1
+    assert quality["passed"] == (quality["fp32"] - quality["int8"] <= 0.01)
 
 
 def test_a_cnn_is_refused_saying_static_qdq_is_not_built(tmp_path):
