@@ -36,6 +36,7 @@ _BUILTIN = {
     "torch": "backends.torch_backend:TorchBackend",
     "torch-compile": "backends.compile_backend:TorchCompileBackend",
     "onnxruntime": "backends.onnx_backend:OnnxRuntimeBackend",
+    "onnxruntime-int8": "backends.quantize:OnnxInt8Backend",
 }
 _registered: dict[str, str | Callable[[], Backend]] = dict(_BUILTIN)
 _entry_points_loaded = False

@@ -125,7 +125,8 @@ def _export_traced(module: nn.Module, example: torch.Tensor, path: Path, axes: t
 class OnnxRunner:
     """An ONNX Runtime session called like the module: ``runner(tensor_or_mapping) -> tensor``."""
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu"):
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None):
+        """``threads``: ONNX Runtime's intra-op threads (None: its default, one per core)."""
         import onnxruntime
 
         self.path = Path(path)
@@ -134,6 +135,8 @@ class OnnxRunner:
             providers.insert(0, "CUDAExecutionProvider")
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
         self.names = [i.name for i in self.session.get_inputs()]
 

@@ -17,12 +17,18 @@ class ParityError(RuntimeError):
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Pass when the largest absolute difference is <= ``atol``, or <= ``rtol`` × the largest reference magnitude."""
+    """Pass when the largest absolute difference is <= ``atol``, or <= ``rtol`` × the largest reference magnitude.
+
+    ``min_cosine`` (for quantized runners, whose outputs differ by design): pass instead when every output
+    row's cosine similarity to eager's is at least this."""
 
     atol: float = 1e-4
     rtol: float = 1e-4
+    min_cosine: float | None = None
 
-    def passes(self, max_abs: float, ref_scale: float) -> bool:
+    def passes(self, max_abs: float, ref_scale: float, cosine: float = 1.0) -> bool:
+        if self.min_cosine is not None:
+            return cosine >= self.min_cosine
         return max_abs <= self.atol or max_abs <= self.rtol * ref_scale
 
 
@@ -71,11 +77,25 @@ def check_parity(reference: Callable, candidate: Callable, examples: Sequence[An
                                   f"{_shapes(inputs)}, eager gives {tuple(expected.shape)}")
             max_abs = float((expected - got).abs().max()) if expected.numel() else 0.0
             scale = float(expected.abs().max()) if expected.numel() else 0.0
+            cosine = _min_row_cosine(expected, got)
             report.batches.append({"inputs": _shapes(inputs), "max_abs_diff": max_abs, "ref_max_abs": scale,
-                                   "passed": tolerance.passes(max_abs, scale)})
+                                   "min_cosine": cosine, "passed": tolerance.passes(max_abs, scale, cosine)})
     if not report.passed:
         worst = max(report.batches, key=lambda b: b["max_abs_diff"])
+        if tolerance.min_cosine is not None:
+            worst = min(report.batches, key=lambda b: b["min_cosine"])
+            raise ParityError(f"{name} on {backend} does not match eager PyTorch: an output row's cosine similarity "
+                              f"is {worst['min_cosine']:.4f} (inputs {worst['inputs']}), allowed >= {tolerance.min_cosine:g}")
         raise ParityError(f"{name} on {backend} does not match eager PyTorch: largest difference "
                           f"{worst['max_abs_diff']:.3g} (inputs {worst['inputs']}, outputs up to {worst['ref_max_abs']:.3g}); "
                           f"allowed {tolerance.atol:g} absolute or {tolerance.rtol:g} relative")
     return report
+
+
+def _min_row_cosine(expected: torch.Tensor, got: torch.Tensor) -> float:
+    """The smallest cosine similarity between matching rows (one row per batch item)."""
+    if not expected.numel():
+        return 1.0
+    rows = torch.nn.functional.cosine_similarity(expected.reshape(len(expected), -1).double(),
+                                                 got.reshape(len(got), -1).double(), dim=1, eps=1e-12)
+    return float(rows.min())

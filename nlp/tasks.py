@@ -26,6 +26,7 @@ from nlp.transforms import Encoded, TextTokenizer, report_truncated
 from zoo.card import ModelCard
 from zoo.errors import InputError
 from zoo.model import TaskAdapter
+from zoo.quantize import quality_record
 from zoo.metrics import top_k_predictions
 
 DEFAULT_BATCH_SIZE = 32
@@ -36,6 +37,9 @@ class TextTask(TaskAdapter):
     """Shared by the text tasks: the tokenizer, batching, chunked prediction, saved files."""
 
     batch_size = DEFAULT_BATCH_SIZE
+    int8 = "dynamic"  # a transformer encoder's time goes to its matrix products
+    #: How many texts of the labelled set the int8 quality is measured on (the first ones of the split).
+    int8_quality_samples = 512
 
     def __init__(self, card: ModelCard, files: Mapping[str, Path] | None = None):
         super().__init__(card, files)
@@ -122,6 +126,22 @@ class TextTask(TaskAdapter):
 class SentenceEmbedding(TextTask):
     """Texts in; L2-normalised embeddings out: a ``float32`` array ``[n, dim]`` (``[dim]`` for one text)."""
 
+    #: The int8 bundle's mean cosine similarity to eager embeddings may be at most this below the fp32 bundle's.
+    int8_tolerance = 0.01
+    #: The real texts the int8 quality is measured on: the test tweets (an encoder has no labelled set of its own).
+    int8_quality_data = "nlp/tweets-sentiment"
+
+    def int8_quality(self, model, fp32_bundle, int8_bundle) -> dict[str, Any]:
+        """Mean cosine similarity of the fp32 and the int8 bundle's embeddings to eager PyTorch's on real texts."""
+        from nlp.datasets import load_splits
+
+        texts = load_splits(self.int8_quality_data).test.texts[: self.int8_quality_samples]
+        eager = np.asarray(model.predict(texts), dtype=np.float64)
+        fp32, int8 = (_row_cosines(eager, np.asarray(b.predict(texts))) for b in (fp32_bundle, int8_bundle))
+        return quality_record("mean cosine similarity to eager fp32 embeddings", self.int8_quality_data, "test",
+                        len(texts), float(fp32.mean()), float(int8.mean()), self.int8_tolerance,
+                        int8_min=float(int8.min()), int8_p01=float(np.quantile(int8, 0.01)))
+
     def postprocess(self, outputs: torch.Tensor) -> np.ndarray:
         return outputs.float().cpu().numpy()
 
@@ -130,6 +150,29 @@ class TextClassification(TextTask):
     """Texts in; ``{"label", "index", "score", "top_k"}`` per text out, scores from softmax."""
 
     top_k = 5
+    #: The int8 bundle's macro-F1 may be at most this (1 point) below the fp32 bundle's.
+    int8_tolerance = 0.01
+
+    def int8_quality(self, model, fp32_bundle, int8_bundle) -> dict[str, Any]:
+        """Macro-F1 of the fp32 and the int8 bundle on the test split (else validation) of the dataset the
+        card's metrics were measured on."""
+        import torch
+
+        from nlp.datasets import load_splits
+        from zoo.metrics import macro_f1
+
+        data = next((m["dataset"] for m in self.card.metrics if m.get("dataset")), None)
+        if data is None:
+            raise InputError(f"the card of {self.card.id!r} names no dataset in its metrics: the int8 quality is "
+                             "measured on the labelled set the model was evaluated on")
+        splits = load_splits(data, labels=self.card.labels)
+        split = "test" if splits.test is not None else "val"
+        dataset = splits.split(split)
+        texts = dataset.texts[: self.int8_quality_samples]
+        targets = torch.as_tensor(dataset.labels[: len(texts)])
+        scores = [macro_f1(torch.as_tensor([p["index"] for p in bundle.predict(texts)]), targets,
+                           len(self.card.labels or [])) for bundle in (fp32_bundle, int8_bundle)]
+        return quality_record("macro_f1", str(data), split, len(texts), *scores, self.int8_tolerance)
 
     def runtime_postprocessing(self) -> dict[str, Any]:
         return {"kind": "classification", "top_k": self.top_k}
@@ -143,3 +186,10 @@ class TextClassification(TextTask):
         from zoo.data import label_name
 
         return label_indices([label_name(label) for label in labels], self.card.labels or [], source)
+
+
+def _row_cosines(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    other = other.astype(np.float64)
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(other, axis=1)
+    return (reference * other).sum(axis=1) / np.maximum(norms, 1e-12)
+

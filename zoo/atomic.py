@@ -35,3 +35,14 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temp file and a rename."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def replace_folder(staging: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Move the finished folder ``staging`` to ``target`` (on the same file system), replacing what is there."""
+    import shutil
+
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    return target

@@ -66,3 +66,7 @@ class DownloadError(ZooError):
 
 class BackendError(ZooError):
     """A model that cannot run on a backend: not convertible, or not matching eager PyTorch."""
+
+
+class QualityLossError(BackendError):
+    """A quantized model loses more quality on its labelled set than the model's tolerance allows."""

@@ -12,27 +12,37 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from zoo.atomic import replace_folder
 from zoo.errors import BackendError, InputError
 from zoo.runtime import BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, seal
 
 FORMATS = ("onnx",)
 
 
-def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx", overwrite: bool = False) -> Path:
+def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx", overwrite: bool = False,
+           quantize: str | None = None, allow_quality_loss: bool = False) -> Path:
     """Write ``model.onnx``, ``bundle.json``, ``card.json``, ``parity.json`` (+ preprocessing files) to ``out_dir``,
-    sealed by ``manifest.json`` and its digest ``manifest.sha256`` (see :mod:`zoo.runtime`)."""
+    sealed by ``manifest.json`` and its digest ``manifest.sha256`` (see :mod:`zoo.runtime`).
+
+    ``quantize="int8"``: the graph dynamically quantized, its quality measured (:mod:`zoo.quantize`)."""
     from backends.onnx_backend import ExportError, OnnxRunner, export_onnx
     from backends.parity import ParityError, check_parity
     from zoo.hub import load
+    from zoo.model import require_int8
+    from zoo.quantize import QUANTIZATIONS, quantize_bundle
     from zoo.runtime import load_bundle
 
     if format not in FORMATS:
         raise InputError(f"export format must be one of {FORMATS}, got {format!r}")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise InputError(f"--quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise InputError(f"{out_dir} exists and is not empty; choose another --out or pass --overwrite")
     model = load(model_or_id, device="cpu") if isinstance(model_or_id, (str, os.PathLike)) else model_or_id
     model = model.cpu().eval()
+    if quantize:
+        require_int8(model.adapter)  # before the minutes of an export that could not be quantized
     network = model.adapter.export_module(model.net).eval()  # first: it refuses what cannot be exported
     examples = model.adapter.example_inputs()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -63,12 +73,11 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
         checks = model.adapter.bundle_checks(model, load_bundle(staging))
         if checks is not None:
             _record_checks(model.card.id, staging, parity.to_dict(), checks)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        if quantize:
+            return quantize_bundle(model, staging, out_dir, allow_quality_loss=allow_quality_loss)
+        return replace_folder(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
 
 
 def _record_checks(model_id: str, staging: Path, parity: dict[str, Any], checks: dict[str, Any]) -> None:

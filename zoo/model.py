@@ -95,6 +95,22 @@ class TaskAdapter(ABC):
         """How close a converted runner's outputs must be to eager (fp32): 1e-4 absolute or relative."""
         return Tolerance()
 
+    #: How the task's networks quantize to int8 (``zoo export --quantize int8``, backend ``onnxruntime-int8``):
+    #: ``"dynamic"`` (transformer encoders, MLPs), or None: not supported (static QDQ for CNNs is not built yet).
+    int8: str | None = None
+    #: The most quality the int8 bundle may lose against fp32, in the units of :meth:`int8_quality`'s metric.
+    int8_tolerance: float = 0.01
+
+    def int8_quality(self, model: Any, fp32_bundle: Any, int8_bundle: Any) -> dict[str, Any]:
+        """The task's quality metric of the fp32 and the int8 bundles on a real labelled set:
+        ``{"metric", "dataset", "split", "samples", "fp32", "int8", "loss", "tolerance", "passed"}``."""
+        raise InputError(f"task {self.card.task!r} measures no int8 quality")
+
+    def int8_load_tolerance(self) -> Tolerance:
+        """The check of an int8 runner against eager on example inputs at load (its measured quality is in the
+        int8 bundle's parity.json): every output row's cosine similarity >= 0.98."""
+        return Tolerance(min_cosine=0.98)
+
     #: Whether a ``zoo predict`` argument that names no file is the raw input itself (a sentence).
     literal_inputs: bool = False
 
@@ -278,11 +294,14 @@ class Model(nn.Module):
         except ImportError as e:
             raise BackendError(f"backend {name!r} is not installed here ({e}); pip install 'domain-zoo[export]'") from None
         self.eval()
+        quantized = name.endswith("-int8")
+        if quantized:
+            require_int8(self.adapter)
         examples = [to_device(x, self.device) for x in self.adapter.example_inputs()]
+        tolerance = self.adapter.int8_load_tolerance() if quantized else self.adapter.parity_tolerance()
         try:
             runner = backend.prepare(self.net, examples[0], **options)
-            report = check_parity(self.net, runner, examples, name=self.card.id, backend=name,
-                                  tolerance=self.adapter.parity_tolerance())
+            report = check_parity(self.net, runner, examples, name=self.card.id, backend=name, tolerance=tolerance)
         except (ExportError, ParityError) as e:
             raise BackendError(f"{self.card.id}: {e}") from e
         converted = type(self)(RunnerNet(runner, self.device, self.num_params), self.card, self.adapter)
@@ -291,6 +310,17 @@ class Model(nn.Module):
 
     def extra_repr(self) -> str:
         return f"id={self.card.id!r}, task={self.card.task!r}"
+
+
+def require_int8(adapter: TaskAdapter) -> None:
+    """Refuse, saying what exists, a model whose task has no int8 quantization."""
+    from zoo.errors import BackendError
+
+    if adapter.int8 is None:
+        raise BackendError(f"{adapter.card.id}: task {adapter.card.task!r} has no int8 quantization: dynamic int8 "
+                           "covers transformer encoders (text tasks) and MLP policies; static QDQ quantization "
+                           "with a calibration set, which CNNs need, is not built yet. Use the fp32 "
+                           "'onnxruntime' backend (or zoo export without --quantize)")
 
 
 class RunnerNet(nn.Module):
