@@ -185,6 +185,16 @@ def register(registry: Registry) -> None:
             },
         )
     )
+    for name, task, architecture, what in (
+        ("fcos_efficientnet_lite0.fashion_composite", "object-detection", "fcos_efficientnet_lite0",
+         "FCOS + FPN on EfficientNet-Lite0's ImageNet features, trained by the object-detection recipe"),
+        ("lraspp_efficientnet_lite0.fashion_composite", "semantic-segmentation", "lraspp_efficientnet_lite0",
+         "LR-ASPP on EfficientNet-Lite0's ImageNet features, trained by the semantic-segmentation recipe"),
+    ):
+        registry.add(bundled_model(
+            "vision", name, id=f"vision/{name}", task=task, architecture=architecture,
+            description=f"{what} on vision/fashion_composite (Fashion-MNIST items on real photographs: "
+            "a composite, not natural scenes)", card={"license": "Apache-2.0"}))
     registry.add(
         ModelSpec(
             id="vision/efficientnet_lite0.in1k",

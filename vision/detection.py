@@ -33,6 +33,7 @@ from zoo.errors import BackendError, InputError
 COCO_RESULTS = "detections.json"  # the file --out FOLDER writes
 BACKGROUND = "__background__"  # torchvision's class 0, never a category of a box
 NO_OBJECT = (BACKGROUND, "background", "N/A")  # names of a label list's slot 0 when it is no category
+DRAW_MIN_SCORE = 0.5  # --draw shows the confident boxes; the COCO file keeps all above the model's threshold
 
 
 class ObjectDetection(PictureTask):
@@ -149,16 +150,18 @@ class ObjectDetection(PictureTask):
         return path
 
     def draw(self, raw_input: Any, prediction: Any, path: str | os.PathLike) -> Path:
-        """The picture with its boxes, labels and scores (and landmarks, where there are) drawn, as a PNG."""
+        """The picture with its boxes scoring at least ``DRAW_MIN_SCORE``, their labels and scores (and landmarks,
+        where there are) drawn, as a PNG."""
         from torchvision.utils import draw_bounding_boxes, draw_keypoints
 
         pixels = self.pixels(raw_input)
         width = max(1, min(pixels.shape[1:]) // 200)
-        boxes = torch.tensor(prediction["boxes"], dtype=torch.float32).reshape(-1, 4)
-        captions = [f"{label} {score:.2f}" for label, score in zip(prediction["labels"], prediction["scores"])]
+        shown = [i for i, score in enumerate(prediction["scores"]) if score >= DRAW_MIN_SCORE]
+        boxes = torch.tensor([prediction["boxes"][i] for i in shown], dtype=torch.float32).reshape(-1, 4)
+        captions = [f"{prediction['labels'][i]} {prediction['scores'][i]:.2f}" for i in shown]
         drawn = draw_bounding_boxes(pixels, boxes, captions, colors="red", width=width)
-        if len(prediction.get("landmarks", ())):
-            points = torch.tensor(prediction["landmarks"], dtype=torch.float32)
+        if len(prediction.get("landmarks", ())) and shown:
+            points = torch.tensor([prediction["landmarks"][i] for i in shown], dtype=torch.float32)
             drawn = draw_keypoints(drawn, points, colors="yellow", radius=2 * width)
         return save_png(drawn.permute(1, 2, 0).numpy(), path)
 
