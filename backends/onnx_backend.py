@@ -38,13 +38,16 @@ class OnnxRuntimeBackend:
 
     def prepare(self, module: nn.Module, example_inputs: Any = None, *, path: str | os.PathLike | None = None,
                 device: str = "cpu") -> "OnnxRunner":
-        """Export ``module`` (traced on ``example_inputs``) to ``path`` (a temporary file if none) and open a session."""
+        """Export ``module`` (traced on ``example_inputs``) to ``path`` and open a session. Without a path the
+        graph goes to a temporary folder, removed once the session holds it (each conversion would leave one)."""
         if example_inputs is None:
             raise ExportError("the onnxruntime backend needs example inputs to export the module")
-        if path is None:
-            path = Path(tempfile.mkdtemp(prefix="zoo-onnx-")) / "model.onnx"
-        export_onnx(module, example_inputs, path)
-        return OnnxRunner(path, device=device)
+        if path is not None:
+            export_onnx(module, example_inputs, path)
+            return OnnxRunner(path, device=device)
+        with tempfile.TemporaryDirectory(prefix="zoo-onnx-") as folder:
+            export_onnx(module, example_inputs, Path(folder) / "model.onnx")
+            return OnnxRunner(Path(folder) / "model.onnx", device=device)
 
 
 class _Keywords(nn.Module):

@@ -70,11 +70,12 @@ class OnnxInt8Backend(OnnxRuntimeBackend):
 
         if example_inputs is None:
             raise ExportError("the onnxruntime-int8 backend needs example inputs to export the module")
-        folder = Path(tempfile.mkdtemp(prefix="zoo-onnx-int8-"))
-        fp32 = export_onnx(module, example_inputs, folder / "model.fp32.onnx")
-        path = Path(path) if path is not None else folder / "model.int8.onnx"
-        report = quantize_dynamic_int8(fp32, path)
-        fp32.unlink()
-        runner = OnnxRunner(path, device="cpu")
+        # The fp32 graph (and, without a path, the int8 one) live in a temporary folder, removed once the
+        # session holds the model.
+        with tempfile.TemporaryDirectory(prefix="zoo-onnx-int8-") as folder:
+            fp32 = export_onnx(module, example_inputs, Path(folder) / "model.fp32.onnx")
+            path = Path(path) if path is not None else Path(folder) / "model.int8.onnx"
+            report = quantize_dynamic_int8(fp32, path)
+            runner = OnnxRunner(path, device="cpu")
         runner.quantization = report  # what was quantized and what stayed fp32
         return runner

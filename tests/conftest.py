@@ -46,11 +46,15 @@ def _guarded_getaddrinfo(host, *args, **kwargs):
 
 def pytest_configure(config):
     # Module-scoped fixtures run before the per-test home below: keep them off the user's cache too.
-    os.environ["ZOO_HOME"] = tempfile.mkdtemp(prefix="zoo-test-home-")
+    config.session_zoo_home = os.environ["ZOO_HOME"] = tempfile.mkdtemp(prefix="zoo-test-home-")
     os.environ["HF_HUB_OFFLINE"] = "1"
     socket.socket.connect = _guarded_connect
     socket.socket.connect_ex = _guarded_connect_ex
     socket.getaddrinfo = _guarded_getaddrinfo
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config.session_zoo_home, ignore_errors=True)  # a run would leave its cache behind
 
 
 @pytest.fixture(autouse=True)

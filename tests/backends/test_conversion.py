@@ -1,4 +1,6 @@
 """torch-compile and onnxruntime backends: same predictions as eager, checked, with clear failures."""
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -105,3 +107,11 @@ def test_torch_compile_freezes_weights_into_the_graph():
     with torch.no_grad():
         assert torch.allclose(runner(x), net(x), atol=1e-5)
     assert counters["inductor"]["binary_folding_conv"] >= 2
+
+
+def test_a_conversion_leaves_no_graph_behind(tmp_path, monkeypatch):
+    """Converting without a path exports into a temporary folder that goes once the session holds the graph
+    (each conversion used to leave its .onnx file in the system's temp folder)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    converted = zoo.load(DIGITS, device="cpu", backend="onnxruntime")
+    assert converted.parity.passed and not list(tmp_path.glob("zoo-onnx-*"))
