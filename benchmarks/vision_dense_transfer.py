@@ -4,8 +4,7 @@ Target (issue 16): on the composite test set the detector trained from Efficient
 ImageNet weights reaches mAP50 >= 0.80, and >= 10 points above the same recipe from random
 init trained for the same wall time (each <= 20 min on the 2-core CPU). Both arms run the
 object-detection recipe with the bundled detector's hyper-parameters
-(``vision.train_bundled.CONFIGS["fcos_efficientnet_lite0.fashion_composite"]``, or until it is
-there a mirror: ``vision/fashion_composite`` at 128 px); the only difference is
+(``vision.train_bundled.CONFIGS["fcos_efficientnet_lite0.fashion_composite"]``); the only difference is
 ``pretrained``. The budget is the Trainer's ``max_minutes``: each arm stops at
 its first optimizer step past it (evaluation counted), then is scored on the test split. mAP50,
 mAP and their differences get paired 95% bootstrap CIs over the test images (COCOeval's
@@ -31,7 +30,7 @@ TARGETS = {"map50": 0.80, "map50_gain": 0.10}
 
 def config_from(text: str | None) -> tuple[str, dict]:
     """A key of ``vision.train_bundled.CONFIGS``, a JSON object of object-detection hyper-parameters, or None
-    (the bundled detector's config, else its mirror)."""
+    (the bundled detector's config)."""
     from vision.bench_dense import bundled_detector_config
     from vision.train_bundled import CONFIGS
 

@@ -28,9 +28,8 @@ from zoo.bench import BenchTask, ExampleStatistic, TaskOutput, measure_latency, 
 
 DETECTION, SEGMENTATION = "object-detection", "semantic-segmentation"
 MTCNN_ID = "vision/mtcnn.face"
-# The bundled detector's name in vision.train_bundled.CONFIGS; until it is there, this config mirrors it.
+# The bundled detector's name in vision.train_bundled.CONFIGS: the transfer control trains its config.
 BUNDLED_DETECTOR = "fcos_efficientnet_lite0.fashion_composite"
-DETECTOR_CONFIG = (DETECTION, {"data": "vision/fashion_composite", "image_size": 128})
 PREDICT_CHUNK = 16  # pictures per predict call when scoring a test split
 QUICK_COMPOSITE = {"train": 32, "val": 8, "test": 16}  # the transfer control's small set under --quick
 
@@ -210,10 +209,10 @@ def run_mtcnn_lfw(iters: int, n_boot: int, seed: int) -> TaskOutput:
 
 # -- transfer: ImageNet weights vs random init, same wall time --------------------------------------------
 def bundled_detector_config() -> tuple[str, dict]:
-    """The bundled detector's (recipe, hyper-parameters) from ``vision.train_bundled``, else the mirror."""
+    """The bundled detector's (recipe, hyper-parameters), as ``vision.train_bundled`` declares them."""
     from vision.train_bundled import CONFIGS
 
-    return CONFIGS.get(BUNDLED_DETECTOR, DETECTOR_CONFIG)
+    return CONFIGS[BUNDLED_DETECTOR]
 
 
 def transfer_arms(config: tuple[str, dict], minutes: float, out_dir: str | Path, *, n_boot: int = 1000,

@@ -143,7 +143,7 @@ def test_a_segmenter_of_other_classes_is_refused(composite, monkeypatch):
 @pytest.mark.slow  # two detectors trained and scored: ~15 s on an idle 2-core machine
 def test_the_transfer_arms_train_for_the_same_budget_and_are_paired_on_the_test_images(composite, tmp_path):
     records, paired = bench_dense.transfer_arms(
-        bench_dense.DETECTOR_CONFIG, 1e-4, tmp_path, n_boot=20, data=str(composite.root), image_size=64,
+        bench_dense.bundled_detector_config(), 1e-4, tmp_path, n_boot=20, data=str(composite.root), image_size=64,
         score_thresh=0.0, **{"train.batch_size": 4})
     assert [r["pretrained"] for r in records.values()] == [True, False]
     # A budget spent at once: each arm stops at its first optimizer step, scored and saved all the same.
@@ -181,12 +181,11 @@ def test_the_suite_takes_every_pretrained_detector_and_segmenter_with_a_test_met
     assert transfer.control and transfer.dataset == "fashion_composite 32/8/16 (quick)"  # not the registered set
 
 
-def test_the_bundled_detector_config_comes_from_train_bundled_once_it_is_there(monkeypatch):
-    assert bench_dense.bundled_detector_config() == bench_dense.DETECTOR_CONFIG  # not yet bundled
-    bundled = ("object-detection", {"data": "vision/fashion_composite", "image_size": 128, "train": {"epochs": 9}})
-    monkeypatch.setitem(__import__("vision.train_bundled").train_bundled.CONFIGS, bench_dense.BUNDLED_DETECTOR,
-                        bundled)
-    assert bench_dense.bundled_detector_config() == bundled
+def test_the_transfer_control_trains_the_bundled_detector_s_config():
+    from vision.train_bundled import CONFIGS
+
+    assert bench_dense.bundled_detector_config() == CONFIGS["fcos_efficientnet_lite0.fashion_composite"]
+    assert bench_dense.bundled_detector_config()[0] == "object-detection"
 
 
 @needs_wheel
