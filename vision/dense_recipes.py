@@ -146,13 +146,15 @@ class SemanticSegmentationRecipe(DenseRecipe):
     """Train a segmenter (LR-ASPP on EfficientNet-Lite0) on masks: a dataset id, a mask folder or COCO masks.
 
     It trains and predicts at ``image_size`` × ``image_size`` (predictions are scaled back to each
-    picture's size).
+    picture's size). ``fine_channels`` sizes the stride-4 and stride-2 refinements of the decoder (0: plain LR-ASPP).
     """
 
     name: ClassVar[str] = "semantic-segmentation"
     task: ClassVar[str] = "semantic-segmentation"
     architecture: ClassVar[str] = "lraspp_efficientnet_lite0"
     train_defaults: ClassVar[Mapping[str, Any]] = {**DENSE_TRAIN_DEFAULTS, "lr": 3e-3, "monitor": "val_miou"}
+
+    fine_channels: int = bounded(32, "[0, inf)")
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch
@@ -168,7 +170,7 @@ class SemanticSegmentationRecipe(DenseRecipe):
         size = [self.image_size, self.image_size]
         preprocessing = {"channels": 3, "array_range": [0, 255], "size": size, "mean": LITE_MEAN, "std": LITE_STD,
                          "interpolation": "bilinear"}
-        model = self.build(splits.classes, {}, preprocessing)
+        model = self.build(splits.classes, {"fine_channels": self.fine_channels}, preprocessing)
         model.card.input = {"shape": [3, *size], "dtype": "float32"}
         resize = _resize(size)
         train_transform = SegmentationInputs(segmentation_train_transform(size) if self.augment else resize)

@@ -15,10 +15,10 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     }),
     # The composite's own 128-pixel pictures; ImageNet features of vision/efficientnet_lite0.in1k (the default).
     "fcos_efficientnet_lite0.fashion_composite": ("object-detection", {
-        "data": "vision/fashion_composite", "image_size": 128, "train": {"epochs": 16},
+        "data": "vision/fashion_composite", "image_size": 128, "train": {"epochs": 22},
     }),
     "lraspp_efficientnet_lite0.fashion_composite": ("semantic-segmentation", {
-        "data": "vision/fashion_composite", "image_size": 128, "train": {"epochs": 12},
+        "data": "vision/fashion_composite", "image_size": 128, "train": {"epochs": 24},
     }),
 }
 

@@ -554,9 +554,12 @@ class Trainer:
         if self.env.is_main:
             if callable(getattr(self.model, "save", None)) and hasattr(self.model, "card"):
                 self.model.card.provenance.update(self.provenance)
-                run = {"epochs_run": self.epoch, "steps": self.step, "best": self.best_metrics}
+                # The wall time is recorded whether or not a budget bounded it: "trained in N minutes" is a claim
+                # cards make (resumed runs add their checkpoint's time).
+                run = {"epochs_run": self.epoch, "steps": self.step, "best": self.best_metrics,
+                       "minutes": round(self.elapsed_seconds() / 60, 4)}
                 if self.config.max_minutes is not None:
-                    run.update(minutes=round(self.elapsed_seconds() / 60, 4), stopped_by_budget=self.out_of_time)
+                    run["stopped_by_budget"] = self.out_of_time
                 if "recipe" not in self.provenance:  # a recipe records the config in its own params
                     run = {"config": asdict(self.config), **run}
                 self.model.card.provenance["train"] = run

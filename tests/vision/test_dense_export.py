@@ -40,7 +40,8 @@ def tiny_segmenter(preprocessing, classes=("background", "shirt", "bag")):
     from zoo.hub import build
 
     card = ModelCard(id="vision/lraspp_efficientnet_lite0.custom", domain="vision", task="semantic-segmentation",
-                     architecture="lraspp_efficientnet_lite0", arch_args={"num_classes": len(classes)},
+                     architecture="lraspp_efficientnet_lite0",
+                     arch_args={"num_classes": len(classes), "fine_channels": 8},
                      labels=list(classes), preprocessing=preprocessing, license="Apache-2.0")
     torch.manual_seed(0)
     return build(card)
