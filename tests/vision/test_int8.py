@@ -104,6 +104,9 @@ def test_a_calibration_set_that_cannot_calibrate_the_model_is_refused_naming_it(
     with pytest.raises(InputError, match="names none .*--calibration DATA"):
         export(model, tmp_path / "int8", quantize="int8")
     assert not (tmp_path / "int8").exists()
+    bundle = export(model, tmp_path / "int8", quantize="int8", calibration="vision/digits")  # named explicitly
+    calibration = json.loads((bundle / "bundle.json").read_text())["quantization"]["calibration"]
+    assert calibration["dataset"] == "vision/digits" and calibration["samples"] == 256
 
 
 def test_a_dynamically_quantized_task_takes_no_calibration_set(model, tmp_path):
