@@ -8,7 +8,9 @@ does, to fp32 and, by :func:`zoo.quantize.quantize_bundle`, to static QDQ int8 (
 training split; the int8 bundle's parity.json holds the top-1 of both bundles on the 10,000 test images). The three
 runners are timed in alternating rounds on one test image, one intra-op thread then the defaults; latency is the
 median over rounds of each round's median. Ratios: fp32 ORT / int8 ORT (target >= 1.5) and eager / each runner.
-Where int8 does not reach its target, ONNX Runtime's profiler says where each graph's time goes, by operator.
+ONNX Runtime's profiler says where each graph's time goes, by operator (its absolute figures include the
+profiler's own cost per node). A latency-only sweep traces the same weights at larger inputs (``--sweep-sizes``):
+int8's gain grows with the convolutions.
 
     python -m benchmarks.int8_cnn_inference [--model DIR] [--image-size 32] [--finetune-minutes 8] [--rounds 5]
 """
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from benchmarks.int8_inference import side_by_side
 from benchmarks.load_overhead import write, zoo_env
@@ -39,6 +42,31 @@ def finetune(folder: Path, image_size: int, minutes: float) -> tuple[Path, dict]
     start = time.perf_counter()
     result = recipe.run(folder / "finetuned", progress=False)
     return result.out_dir, {"recipe": recipe.to_dict(), "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def size_sweep(model, sizes: list[int], rounds: int, iters: int, folder: Path) -> dict:
+    """One-thread batch-1 latency of eager, fp32 and static int8 ONNX Runtime with the same weights traced at other
+    input sizes (int8 calibrated on 64 training images at that size; latency only, no quality): how int8's gain
+    grows with the convolutions."""
+    from backends.onnx_backend import export_onnx
+    from backends.quantize import quantize_static_int8
+    from vision.datasets import load_splits
+    from vision.transforms import ImageTransform
+
+    train = load_splits(DATA).train
+    found = {}
+    for size in sizes:
+        transform = ImageTransform.from_preprocessing(dict(model.card.preprocessing, size=[size, size]))
+        images = torch.from_numpy(np.stack([transform.to_array(train.raw(i)) for i in range(64)]))
+        fp32 = export_onnx(model.net, images[:2], folder / f"sweep{size}" / "fp32.onnx")
+        quantize_static_int8(fp32, fp32.with_name("int8.onnx"), [{"input": images[i:i + 16].numpy()}
+                                                                 for i in range(0, 64, 16)])
+        paths = {"onnxruntime": fp32, "onnxruntime-int8": fp32.with_name("int8.onnx")}
+        run = side_by_side(model.net, paths, images[:1], 1, rounds, iters)
+        found[str(size)] = {k: run[k] for k in ("latency_ms_batch1", "speedup_vs_eager", "int8_vs_fp32_onnxruntime")}
+        print(f"{size}x{size}", {n: f"{v:.3f} ms" for n, v in run["latency_ms_batch1"].items()},
+              f"int8 / fp32 ORT {run['int8_vs_fp32_onnxruntime']:.2f}x", flush=True)
+    return found
 
 
 def profile(path: Path, image: np.ndarray, runs: int, folder: Path) -> dict:
@@ -75,6 +103,8 @@ def main() -> None:
     parser.add_argument("--finetune-minutes", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--sweep-sizes", default="64,128,224",
+                        help="input sizes of the latency-only sweep, comma-separated ('' for none)")
     parser.add_argument("--note", default="", help="conditions of the run, recorded (a shared, loaded CPU, say)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="zoo-int8-cnn-bench-") as tmp:
@@ -98,6 +128,8 @@ def main() -> None:
             print(label, {n: f"{v:.3f} ms" for n, v in runs[label]["latency_ms_batch1"].items()},
                   f"int8 / fp32 ORT {runs[label]['int8_vs_fp32_onnxruntime']:.2f}x", flush=True)
         profiles = {name: profile(path, image.numpy(), 200, folder) for name, path in paths.items()}
+        sweep_sizes = [int(size) for size in args.sweep_sizes.split(",") if size]
+        sweep = size_sweep(model, sweep_sizes, args.rounds, max(args.iters // 5, 10), folder)
         sizes = {name: path.stat().st_size for name, path in paths.items()}
     write({
         "benchmark": "int8_cnn_inference",
@@ -110,6 +142,7 @@ def main() -> None:
         "quantization": quantization,
         "quantize_and_measure_s": round(quantize_s, 1),
         "onnxruntime_profile_single_thread": profiles,
+        "size_sweep_single_thread": sweep,
         "onnx_bytes": sizes,
         "targets": {"int8_vs_fp32_onnxruntime": ">= 1.5", "top1 loss (fp32 - int8)": "<= 0.01"},
         "note": args.note,
