@@ -39,13 +39,17 @@ def graphs(model, folder: Path) -> dict[str, Path]:
 
 def timed(model, paths: dict[str, Path], threads: int | None, rounds: int, iters: int) -> dict:
     """Latency of the three runners on one 64-token sentence, ``threads`` intra-op threads (None: defaults)."""
+    return side_by_side(call(model.net), paths, _tokens(model, 64), threads, rounds, iters)
+
+
+def side_by_side(eager, paths: dict[str, Path], inputs, threads: int | None, rounds: int, iters: int) -> dict:
+    """Latency of ``eager`` and of the fp32 and int8 ONNX graphs ``paths`` on ``inputs``, timed in alternating
+    rounds with ``threads`` intra-op threads (None: defaults); ratios to eager and int8's to fp32."""
     from backends.onnx_backend import OnnxRunner
 
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads)
-    inputs = _tokens(model, 64)
-    runners = {"torch": call(model.net)}
-    runners.update({name: OnnxRunner(path, threads=threads) for name, path in paths.items()})
+    runners = {"torch": eager, **{name: OnnxRunner(path, threads=threads) for name, path in paths.items()}}
     samples = {name: [] for name in RUNNERS}
     with torch.inference_mode():
         for name in RUNNERS:  # warm-up

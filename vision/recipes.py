@@ -53,6 +53,9 @@ class ImageClassificationRecipe(TrainerRecipe):
         model.card.labels = list(splits.classes)
         if self.image_size is not None:
             model.card.preprocessing["size"] = [self.image_size, self.image_size]
+            # The card's input is what zoo export traces the graph at: the new size (the FLOPs were the old size's).
+            channels = (model.card.input or {}).get("shape", [model.card.preprocessing.get("channels", 3)])[0]
+            model.card.input = {"shape": [channels, self.image_size, self.image_size], "dtype": "float32"}
         model.adapter = type(model.adapter)(model.card)  # labels and size are the adapter's
         if self.freeze_backbone:
             _freeze_all_but_head(model.net)

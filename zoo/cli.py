@@ -390,10 +390,14 @@ def export(
     format: str = typer.Option("onnx", "--format", help="bundle format (onnx)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty --out"),
     quantize: Optional[str] = typer.Option(
-        None, "--quantize", help="int8: dynamic int8 quantization (transformer encoders; static QDQ for CNNs "
-        "is not built yet), its quality measured on a real labelled set and recorded in parity.json"),
+        None, "--quantize", help="int8: dynamic int8 quantization for transformer encoders and MLP policies, "
+        "static QDQ (calibrated on the model's own training data) for CNNs; its quality measured on a real "
+        "labelled set and recorded in parity.json"),
     allow_quality_loss: bool = typer.Option(
         False, "--allow-quality-loss", help="write the int8 bundle even when it loses more than the model's tolerance"),
+    calibration: Optional[str] = typer.Option(
+        None, "--calibration", help="static int8: calibrate on this dataset (id, image folder or .csv; its train "
+        "split) instead of the one the model was trained on"),
 ):
     """Export a model as a bundle that zoo.runtime runs with numpy + onnxruntime only (no torch)."""
     import json as json_
@@ -403,7 +407,7 @@ def export(
     from zoo.runtime import recorded_digest
 
     written = export_bundle(model_id, out, format=format, overwrite=overwrite, quantize=quantize,
-                            allow_quality_loss=allow_quality_loss)
+                            allow_quality_loss=allow_quality_loss, calibration=calibration)
     parity = json_.loads((written / "parity.json").read_text(encoding="utf-8"))
     console.print(f"{model_id} exported to [bold]{written}[/bold]; parity with eager torch: "
                   f"max abs diff {parity['max_abs_diff']:.2e} (passed)")

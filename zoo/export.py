@@ -20,11 +20,12 @@ FORMATS = ("onnx",)
 
 
 def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx", overwrite: bool = False,
-           quantize: str | None = None, allow_quality_loss: bool = False) -> Path:
+           quantize: str | None = None, allow_quality_loss: bool = False, calibration: str | None = None) -> Path:
     """Write ``model.onnx``, ``bundle.json``, ``card.json``, ``parity.json`` (+ preprocessing files) to ``out_dir``,
     sealed by ``manifest.json`` and its digest ``manifest.sha256`` (see :mod:`zoo.runtime`).
 
-    ``quantize="int8"``: the graph dynamically quantized, its quality measured (:mod:`zoo.quantize`)."""
+    ``quantize="int8"``: the graph quantized as the task says (dynamic, or static QDQ calibrated on the model's own
+    dataset or on ``calibration``), its quality measured (:mod:`zoo.quantize`)."""
     from backends.onnx_backend import ExportError, OnnxRunner, export_onnx
     from backends.parity import ParityError, check_parity
     from zoo.hub import load
@@ -74,7 +75,8 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
         if checks is not None:
             _record_checks(model.card.id, staging, parity.to_dict(), checks)
         if quantize:
-            return quantize_bundle(model, staging, out_dir, allow_quality_loss=allow_quality_loss)
+            return quantize_bundle(model, staging, out_dir, allow_quality_loss=allow_quality_loss,
+                                   calibration=calibration)
         return replace_folder(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -96,10 +96,23 @@ class TaskAdapter(ABC):
         return Tolerance()
 
     #: How the task's networks quantize to int8 (``zoo export --quantize int8``, backend ``onnxruntime-int8``):
-    #: ``"dynamic"`` (transformer encoders, MLPs), or None: not supported (static QDQ for CNNs is not built yet).
+    #: ``"dynamic"`` (transformer encoders, MLPs), ``"static"`` (QDQ, calibrated: CNNs; the adapter overrides
+    #: :meth:`quantize_int8`), or None: not supported.
     int8: str | None = None
     #: The most quality the int8 bundle may lose against fp32, in the units of :meth:`int8_quality`'s metric.
     int8_tolerance: float = 0.01
+
+    def quantize_int8(self, model: Any, source: Path, target: Path, *, calibration: str | None = None) -> dict[str, Any]:
+        """Write the int8 version of the fp32 ONNX graph ``source`` (exported from ``model``) to ``target``;
+        returns what was quantized, recorded as bundle.json's ``"quantization"``. Dynamic here; tasks with
+        static quantization override it, drawing their calibration set from ``calibration`` (a dataset) or
+        the model's own."""
+        from backends.quantize import quantize_dynamic_int8
+
+        if calibration is not None:
+            raise InputError(f"{self.card.id}: task {self.card.task!r} quantizes dynamically and takes no "
+                             f"calibration set, got {calibration!r}")
+        return quantize_dynamic_int8(source, target)
 
     def int8_quality(self, model: Any, fp32_bundle: Any, int8_bundle: Any) -> dict[str, Any]:
         """The task's quality metric of the fp32 and the int8 bundles on a real labelled set:
@@ -300,6 +313,8 @@ class Model(nn.Module):
         examples = [to_device(x, self.device) for x in self.adapter.example_inputs()]
         tolerance = self.adapter.int8_load_tolerance() if quantized else self.adapter.parity_tolerance()
         try:
+            if quantized:  # the adapter says how (dynamic, or static with its calibration set)
+                options = {"quantize": lambda fp32, int8: self.adapter.quantize_int8(self, fp32, int8), **options}
             runner = backend.prepare(self.net, examples[0], **options)
             report = check_parity(self.net, runner, examples, name=self.card.id, backend=name, tolerance=tolerance)
         except (ExportError, ParityError) as e:
@@ -318,9 +333,9 @@ def require_int8(adapter: TaskAdapter) -> None:
 
     if adapter.int8 is None:
         raise BackendError(f"{adapter.card.id}: task {adapter.card.task!r} has no int8 quantization: dynamic int8 "
-                           "covers transformer encoders (text tasks) and MLP policies; static QDQ quantization "
-                           "with a calibration set, which CNNs need, is not built yet. Use the fp32 "
-                           "'onnxruntime' backend (or zoo export without --quantize)")
+                           "covers transformer encoders (text tasks) and MLP policies, static QDQ int8 image "
+                           "classifiers (CNNs). Use the fp32 'onnxruntime' backend (or zoo export without "
+                           "--quantize)")
 
 
 class RunnerNet(nn.Module):

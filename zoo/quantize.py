@@ -1,7 +1,9 @@
 """``zoo export --quantize int8``: an fp32 bundle made int8, its quality measured, refused when it loses too much.
 
-The int8 bundle is the fp32 one with ``model.onnx`` quantized (:func:`backends.quantize.quantize_dynamic_int8`),
-``bundle.json`` saying how (``"quantization"``: the quantized operators, those left fp32) and ``parity.json``
+The int8 bundle is the fp32 one with ``model.onnx`` quantized as the task adapter says
+(:meth:`~zoo.model.TaskAdapter.quantize_int8`: dynamic for encoders and MLPs, static QDQ with a calibration set for
+CNNs), ``bundle.json`` saying how (``"quantization"``: the quantized operators, those left fp32, the calibration
+samples) and ``parity.json``
 holding, beside the fp32 export's parity with eager, ``"quality"``: the task's metric of the fp32 and the int8
 bundle on a real labelled set (the task adapter's :meth:`~zoo.model.TaskAdapter.int8_quality`).
 """
@@ -23,12 +25,14 @@ ALLOW_FLAG = "--allow-quality-loss"
 
 
 def quantize_bundle(model: Any, fp32_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                    allow_quality_loss: bool = False) -> Path:
+                    allow_quality_loss: bool = False, calibration: str | None = None) -> Path:
     """Write the int8 version of the fp32 bundle ``fp32_dir`` (exported from ``model``) to ``out_dir``.
+
+    ``calibration``: the dataset a statically quantized model calibrates on, instead of its own (the one its card
+    was trained on).
 
     Raises :class:`~zoo.errors.QualityLossError`, writing nothing, when the int8 bundle loses more than the
     task's ``int8_tolerance``, unless ``allow_quality_loss`` (then parity.json records that it was allowed)."""
-    from backends.quantize import quantize_dynamic_int8
     from zoo.model import require_int8
 
     require_int8(model.adapter)
@@ -39,7 +43,8 @@ def quantize_bundle(model: Any, fp32_dir: str | os.PathLike, out_dir: str | os.P
         for path in fp32_dir.iterdir():
             if path.name not in (MODEL_FILE, MANIFEST_FILE, DIGEST_FILE):
                 shutil.copyfile(path, staging / path.name)
-        report = quantize_dynamic_int8(fp32_dir / MODEL_FILE, staging / MODEL_FILE)
+        report = model.adapter.quantize_int8(model, fp32_dir / MODEL_FILE, staging / MODEL_FILE,
+                                             calibration=calibration)
         _update_json(staging / BUNDLE_FILE, quantization=report)
         seal(staging)
         quality = model.adapter.int8_quality(model, load_bundle(fp32_dir), load_bundle(staging))

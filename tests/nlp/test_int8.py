@@ -87,22 +87,25 @@ def test_a_classifier_s_int8_quality_is_its_macro_f1_on_the_data_its_card_names(
     assert quality["passed"] == (quality["fp32"] - quality["int8"] <= 0.01)
 
 
-def test_a_cnn_is_refused_saying_static_qdq_is_not_built(tmp_path):
-    with pytest.raises(BackendError, match="static QDQ .* not built yet"):
-        zoo.load("vision/digits_cnn.sklearn", device="cpu", backend="onnxruntime-int8")
+SEGMENTER = "vision/lraspp_efficientnet_lite0.fashion_composite"  # a task without int8 quantization
+
+
+def test_a_task_without_int8_is_refused_saying_what_has_it(tmp_path):
+    with pytest.raises(BackendError, match="has no int8 quantization: dynamic int8 .* static QDQ int8 image"):
+        zoo.load(SEGMENTER, device="cpu", backend="onnxruntime-int8")
     with pytest.raises(InputError, match="--quantize must be one of"):
         export("vision/digits_cnn.sklearn", tmp_path / "b", quantize="int4")
 
 
-def test_the_zoo_script_takes_quantize_and_refuses_a_cnn(tmp_path):
+def test_the_zoo_script_takes_quantize_and_refuses_a_task_without_int8(tmp_path):
     script = shutil.which("zoo")
     assert script, "the zoo console script is not on PATH: pip install -e ."
     run = lambda *args: subprocess.run([script, *args], capture_output=True, text=True,  # noqa: E731
                                        env={**os.environ, "COLUMNS": "200"})
     help_text = run("export", "--help").stdout
-    assert "--quantize" in help_text and "--allow-quality-loss" in help_text
-    refused = run("export", "vision/digits_cnn.sklearn", "--quantize", "int8", "--out", str(tmp_path / "b"))
-    assert refused.returncode == 1 and "static QDQ" in refused.stdout + refused.stderr
+    assert "--quantize" in help_text and "--allow-quality-loss" in help_text and "--calibration" in help_text
+    refused = run("export", SEGMENTER, "--quantize", "int8", "--out", str(tmp_path / "b"))
+    assert refused.returncode == 1 and "has no int8 quantization" in refused.stdout + refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "b").exists()
 
 

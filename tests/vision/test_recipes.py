@@ -82,3 +82,26 @@ def test_the_bundled_card_records_the_recipe_once_and_nested():
     provenance = zoo.info("vision/digits_cnn.sklearn").provenance
     assert "train" in provenance["recipe"]["params"] and "lr" not in provenance["recipe"]["params"]
     assert "config" not in provenance.get("train", {})
+
+
+def test_a_model_trained_at_another_image_size_exports_at_that_size(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from zoo.export import export
+    from zoo.runtime import load_bundle
+
+    digits = load_digits()
+    for index in range(60):  # a folder of 16x16 digit pictures, about 6 a class
+        folder = tmp_path / "pictures" / str(digits.target[index])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((digits.images[index] * 15).astype(np.uint8)).resize((16, 16)).save(folder / f"{index}.png")
+    recipe = ImageClassificationRecipe(data=str(tmp_path / "pictures"), image_size=12, augment="none",
+                                       train={"epochs": 1, "lr": 0.0, "progress": False})
+    result = recipe.run(tmp_path / "run", progress=False)
+    assert zoo.load(str(result.out_dir), device="cpu").card.input == {"shape": [1, 12, 12], "dtype": "float32"}
+    bundle = export(str(result.out_dir), tmp_path / "bundle")  # traced at the card's input: 12x12, as it predicts
+    pictures = sorted((tmp_path / "pictures" / "3").iterdir())
+    predictions = load_bundle(bundle).predict(pictures)
+    assert len(predictions) == len(pictures) and all(0 <= p["index"] < 10 for p in predictions)
