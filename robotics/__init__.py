@@ -53,6 +53,7 @@ def register(registry: Registry) -> None:
     registry.add(ArchitectureSpec("mlp_squashed_gaussian", "robotics.models.mlp:mlp_squashed_gaussian",
                                                 aliases=("mlp-squashed-gaussian",)))
     registry.add(ArchitectureSpec("gru_categorical", "robotics.models.recurrent:gru_categorical"))
+    registry.add(ArchitectureSpec("film_categorical", "robotics.models.film:film_categorical"))
     registry.add(TaskSpec("control", "robotics.tasks:ControlPolicy", model_class="robotics.tasks:PolicyModel"))
     registry.add(RecipeSpec("ppo", task="control", recipe="robotics.recipes.ppo:PPORecipe",
                                    description="proximal policy optimisation, discrete or continuous actions"))
