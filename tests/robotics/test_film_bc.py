@@ -89,6 +89,9 @@ def test_the_cloned_policy_reloads_identically(cloned):
     card_return = next(m["value"] for m in model.card.metrics if m["name"] == "mean_return")
     rollout = model.rollout("BabyAI-GoToLocal-v0", episodes=2, seed=10_000)
     assert round(rollout.mean_return, 4) == card_return
+    success = model.card.metric("success")  # navigation policies' cards also carry success (Wilson CI) and SPL
+    assert success["episodes"] == 2 and success["ci95"][0] <= success["value"] <= success["ci95"][1]
+    assert 0 <= model.card.metric("spl")["value"] <= success["value"]
     again = zoo.load(out_dir)
     demos = datasets.load(cloned[1])
     obs = torch.as_tensor(demos.observations[:20])
