@@ -115,3 +115,16 @@ def test_the_cloned_policy_acts_on_raw_babyai_observations(cloned):
         model.predict(np.zeros(163, np.float32))
     with pytest.raises(InputError, match="lacks key"):
         model.predict({"image": obs["image"], "direction": 0})
+
+
+def test_zoo_predict_runs_the_cloned_policy_on_a_flattened_observation(cloned, tmp_path):
+    from robotics.envs import make_env
+    from robotics.observations import observation_spec
+    from tests.zoo.test_cli import run_console_script
+
+    env = make_env("BabyAI-GoToLocal-v0")
+    flat = observation_spec(env.observation_space).flatten(env.reset(seed=4)[0])
+    np.save(tmp_path / "obs.npy", flat)
+    result = run_console_script("predict", str(cloned[0]), str(tmp_path / "obs.npy"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{tmp_path / 'obs.npy'}: {zoo.load(cloned[0]).predict(flat)}"
