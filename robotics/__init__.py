@@ -53,6 +53,7 @@ def register(registry: Registry) -> None:
     registry.add(ArchitectureSpec("mlp_squashed_gaussian", "robotics.models.mlp:mlp_squashed_gaussian",
                                                 aliases=("mlp-squashed-gaussian",)))
     registry.add(ArchitectureSpec("gru_categorical", "robotics.models.recurrent:gru_categorical"))
+    registry.add(ArchitectureSpec("film_categorical", "robotics.models.film:film_categorical"))
     registry.add(TaskSpec("control", "robotics.tasks:ControlPolicy", model_class="robotics.tasks:PolicyModel"))
     registry.add(RecipeSpec("ppo", task="control", recipe="robotics.recipes.ppo:PPORecipe",
                                    description="proximal policy optimisation, discrete or continuous actions"))
@@ -71,14 +72,16 @@ def register(registry: Registry) -> None:
         "deterministically on first use into ZOO_HOME",
         card={"license": "Apache-2.0", "source": "recorded by robotics.datasets.record", "synthetic": True},
     ))
-    for name, env_id, expert in (("pointmaze_umaze_expert", "PointMaze_UMaze-v3", "the BFS + PD planner expert"),
-                                 ("babyai_gotolocal_expert", "BabyAI-GoToLocal-v0", "minigrid's BabyAIBot")):
+    for name, env_id, expert, episodes in (
+            ("pointmaze_umaze_expert", "PointMaze_UMaze-v3", "the BFS + PD planner expert", 100),
+            ("babyai_gotolocal_expert", "BabyAI-GoToLocal-v0", "minigrid's BabyAIBot", 100),
+            ("babyai_gotolocal_expert_5k", "BabyAI-GoToLocal-v0", "minigrid's BabyAIBot", 5000)):
         registry.add(DatasetSpec(
             f"robotics/{name}",
             task="control",
             loader=f"robotics.datasets:{name}",
-            description=f"100 {env_id} episodes of {expert} (seeds 1000-1099, with seed and success columns), "
-            "recorded deterministically on first use into ZOO_HOME",
+            description=f"{episodes} {env_id} episodes of {expert} (seeds 1000-{999 + episodes}, with seed and "
+            "success columns), recorded deterministically on first use into ZOO_HOME",
             card={"license": "Apache-2.0", "source": "recorded by robotics.datasets.record_expert", "synthetic": True},
         ))
     registry.add(SuiteSpec("robotics", "robotics.bench:suite", plot="robotics.bench:PLOT",

@@ -473,3 +473,11 @@ def babyai_gotolocal_expert() -> Path:
     """``robotics/babyai_gotolocal_expert``: 100 BabyAI-GoToLocal-v0 episodes (seeds 1000-1099) of ``BabyAIBot``."""
     return _recorded_once("babyai_gotolocal_expert",
                           lambda path: record_expert("BabyAI-GoToLocal-v0", path, episodes=100, seed=1000))
+
+
+def babyai_gotolocal_expert_5k() -> Path:
+    """``robotics/babyai_gotolocal_expert_5k``: 5,000 BabyAI-GoToLocal-v0 episodes (seeds 1000-5999) of
+    ``BabyAIBot``, the most demonstrations issue 18's BC target allows (about 29,000 frames; a few minutes to
+    record on first use)."""
+    return _recorded_once("babyai_gotolocal_expert_5k",
+                          lambda path: record_expert("BabyAI-GoToLocal-v0", path, episodes=5000, seed=1000))

@@ -74,11 +74,13 @@ def _describe(space) -> dict[str, Any]:
 
 
 def policy_arch(env_id: str, algorithm: str, hidden: tuple[int, ...], activation: str = "tanh",
-                log_std_init: float = 0.0, core_size: int = 128) -> tuple[str, dict[str, Any]]:
+                log_std_init: float = 0.0, core_size: int = 128, channels: int = 128) -> tuple[str, dict[str, Any]]:
     """The architecture name and ``arch_args`` of a fresh ``algorithm`` policy for ``env_id``.
 
     A recurrent policy (``recurrent_ppo``) puts the encoder its observations declare
-    (robotics.observations) before a GRU core of ``core_size``.
+    (robotics.observations) before a GRU core of ``core_size``. Behaviour cloning (``bc``) on
+    grid observations, which carry a mission, gets the FiLM policy (robotics.models.film) of
+    ``channels``.
     """
     from robotics.observations import observation_spec
 
@@ -98,6 +100,11 @@ def policy_arch(env_id: str, algorithm: str, hidden: tuple[int, ...], activation
             "obs_dim": obs_dim, "num_actions": action["n"], "encoder": observations.encoder,
             "observation_parts": [[name, list(shape)] for name, shape in observations.parts],
             "core_size": core_size, "hidden": list(hidden)}
+    if algorithm == "bc" and observations.kind == "grid":
+        return "film_categorical", {
+            "obs_dim": obs_dim, "num_actions": action["n"],
+            "observation_parts": [[name, list(shape)] for name, shape in observations.parts],
+            "channels": channels, "mission_size": channels, "hidden": list(hidden)}
     args: dict[str, Any] = {"obs_dim": obs_dim, "hidden": list(hidden), "activation": activation}
     if action["type"] == "Discrete":
         if algorithm == "sac":

@@ -91,6 +91,10 @@ class CategoricalActorCritic(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(self.obs_norm(obs)).argmax(-1)
 
+    def actor_outputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """The logits for raw observations (what behaviour cloning trains)."""
+        return self.actor(self.obs_norm(obs))
+
     def distribution(self, x: torch.Tensor) -> Categorical:
         """The action distribution for normalised observations ``x``."""
         return Categorical(logits=self.actor(x), validate_args=False)
@@ -121,6 +125,10 @@ class GaussianActorCritic(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         # minimum/maximum rather than clamp: ONNX's Clip takes scalar bounds only.
         return torch.maximum(torch.minimum(self.actor(self.obs_norm(obs)), self.action_high), self.action_low)
+
+    def actor_outputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """The unclipped mean for raw observations (what behaviour cloning trains)."""
+        return self.actor(self.obs_norm(obs))
 
     def distribution(self, x: torch.Tensor) -> Independent:
         mean = self.actor(x)

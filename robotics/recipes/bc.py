@@ -1,10 +1,12 @@
 """Behaviour cloning: supervised learning of a demonstration dataset's actions, on the shared Trainer.
 
 Discrete actions: cross-entropy on the policy's logits. Continuous actions: mean
-squared error of the Gaussian policy's mean. The policy's observation statistics
-are set from the dataset, so the network sees normalised inputs. The Trainer
-gives checkpoints and exact resume; the result is evaluated by rollouts in the
-dataset's environment and saved as a loadable policy.
+squared error of the Gaussian policy's mean. Vector observations go to an MLP whose
+observation statistics are set from the dataset, so it sees normalised inputs; grid
+observations with a mission (BabyAI, MiniGrid) to the FiLM policy of
+robotics.models.film, a GRU mission encoder conditioning a CNN, as in the BabyAI
+baseline. The Trainer gives checkpoints and exact resume; the result is evaluated
+by rollouts in the dataset's environment and saved as a loadable policy.
 """
 from __future__ import annotations
 
@@ -19,14 +21,14 @@ from zoo.recipes import RecipeResult, TrainerRecipe, bounded
 
 
 class ActionHead(nn.Module):
-    """What BC trains: the policy's actor on normalised observations (logits, or the Gaussian mean)."""
+    """What BC trains: the policy's actor on raw observations (logits, or the Gaussian mean)."""
 
     def __init__(self, policy_net: nn.Module):
         super().__init__()
         self.policy = policy_net
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.policy.actor(self.policy.obs_norm(obs))
+        return self.policy.actor_outputs(obs)
 
 
 def _mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -56,6 +58,7 @@ class BCRecipe(TrainerRecipe):
     val_fraction: float = bounded(0.1, "[0, 1)")
     hidden: tuple[int, ...] = bounded((64, 64), "[1, inf)")
     activation: str = "tanh"
+    channels: int = bounded(128, "[1, inf)")  # width of the FiLM CNN, for grid observations with a mission
     eval_episodes: int = bounded(10, "[1, inf)")
     threads: int = bounded(1, "[1, inf)")
 
@@ -79,13 +82,14 @@ class BCRecipe(TrainerRecipe):
             self.env_id = demos.env_id
         seed_everything(self.seed)
         policy = make_policy(self.env_id, "bc", self.model, self.pretrained, self.train.device,
-                             hidden=self.hidden, activation=self.activation)
+                             hidden=self.hidden, activation=self.activation, channels=self.channels)
         check_env(policy.card, demos.env_id, same_spaces_ok=True)
         if policy.net.discrete != demos.discrete:
             raise InputError(f"{self.data} has {'discrete' if demos.discrete else 'continuous'} actions, "
                              f"policy {policy.card.id} the other kind")
         observations = torch.as_tensor(demos.observations)
-        policy.net.obs_norm.set_stats(observations.mean(0), observations.var(0), len(observations))
+        if hasattr(policy.net, "obs_norm"):  # an MLP's inputs; the FiLM policy embeds grid and mission indices
+            policy.net.obs_norm.set_stats(observations.mean(0), observations.var(0), len(observations))
         actions = torch.as_tensor(demos.actions)
         train_rows, val_rows = _split_by_episode(demos.episode_index, self.val_fraction, self.seed)
         train = torch.utils.data.TensorDataset(observations[train_rows], actions[train_rows])

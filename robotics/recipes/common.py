@@ -187,13 +187,30 @@ def return_metrics(rollout, split: str = "eval") -> list[dict[str, Any]]:
     ]
 
 
+def navigation_metrics(policy, env_id: str, episodes: int, split: str = "eval") -> list[dict[str, Any]]:
+    """Card metrics of a navigation policy over ``episodes`` seeded episodes (robotics.navigation): the success
+    rate with its Wilson 95% interval, and SPL."""
+    from robotics.navigation import policy_actor, run_navigation
+    from zoo.bench_stats import wilson_ci95
+
+    run = run_navigation(policy_actor(policy), env_id, episodes, EVAL_SEED)
+    rate, lo, hi = wilson_ci95(int(run.successes.sum()), episodes)
+    common = {"dataset": env_id, "split": split, "episodes": episodes, "seed": EVAL_SEED}
+    return [{"name": "success", "value": round(rate, 4), "ci95": [round(lo, 4), round(hi, 4)], **common},
+            {"name": "spl", "value": round(float(run.spl.mean()), 4), **common}]
+
+
 def finish(policy, recipe, out_dir: Path, data_fingerprint: str, training: dict[str, Any]):
-    """Evaluate ``policy`` on ``recipe.eval_episodes`` seeded episodes, record it all in the card, save."""
+    """Evaluate ``policy`` on ``recipe.eval_episodes`` seeded episodes (navigation environments: also success
+    and SPL), record it all in the card, save."""
+    from robotics.navigation import is_navigation
     from zoo.recipes import RecipeResult
 
     policy.eval()
     rollout = policy.rollout(recipe.env_id, episodes=recipe.eval_episodes, seed=EVAL_SEED)
     metrics = return_metrics(rollout)
+    if is_navigation(recipe.env_id):
+        metrics += navigation_metrics(policy, recipe.env_id, recipe.eval_episodes)
     policy.card.metrics = metrics
     policy.card.provenance = {**recipe.provenance(data_fingerprint), "env_id": recipe.env_id, "training": training}
     if recipe.model:

@@ -1,0 +1,130 @@
+"""The FiLM mission-conditioned grid policy and behaviour cloning of BabyAI demonstrations with it."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import zoo
+from robotics import datasets
+from robotics.models.film import film_categorical
+from robotics.navigation import policy_actor, run_navigation
+from robotics.observations import MISSION_TOKENS, tokenize
+from robotics.recipes.bc import BCRecipe
+from zoo.errors import InputError
+
+PARTS = [["image", [3, 7, 7]], ["direction", [1]], ["mission", [MISSION_TOKENS]]]
+OBS_DIM = 3 * 7 * 7 + 1 + MISSION_TOKENS
+
+
+def grid_observation(mission: str, seed: int = 0) -> torch.Tensor:
+    """A flat grid observation: random cells, direction 1, the given mission."""
+    rng = np.random.default_rng(seed)
+    image = np.stack([rng.integers(0, 11, (7, 7)), rng.integers(0, 6, (7, 7)), rng.integers(0, 3, (7, 7))])
+    return torch.as_tensor(np.concatenate([image.reshape(-1), [1], tokenize(mission)]), dtype=torch.float32)
+
+
+def test_film_policy_shapes_and_the_mission_steers_the_actions():
+    torch.manual_seed(0)
+    net = film_categorical(OBS_DIM, 7, PARTS, channels=16, mission_size=16, hidden=[16]).eval()
+    view = grid_observation("go to the red ball")
+    batch = torch.stack([view, grid_observation("go to the blue key", 0), grid_observation("go to a box", 1)])
+    assert net(batch).shape == (3,) and net(batch).dtype == torch.int64
+    assert net.actor_outputs(batch).shape == (3, 7) and net.value(batch).shape == (3,)
+    # Same view, other missions: only the FiLM path sees the mission, so the logits differ through it.
+    logits = net.actor_outputs(batch)
+    assert not torch.allclose(logits[0], logits[1], atol=1e-4)
+    with torch.no_grad():  # with gamma and beta fixed the mission no longer reaches the view
+        for film in net.films:
+            film.gamma.weight.zero_()
+            film.beta.weight.zero_()
+    logits = net.actor_outputs(batch)
+    torch.testing.assert_close(logits[0], logits[1])
+
+
+def test_the_mission_encoding_is_the_gru_after_the_last_word():
+    net = film_categorical(OBS_DIM, 7, PARTS, channels=8, mission_size=8, hidden=[8]).eval()
+    words = torch.as_tensor(np.stack([tokenize("go to the red ball"), tokenize("go to a key")]))
+    with torch.no_grad():
+        encoded = net.mission(words)
+        for row, length in enumerate((5, 4)):  # the padding after the words changes nothing
+            alone, _ = net.mission.gru(net.mission.embedding(words[row:row + 1, :length]))
+            torch.testing.assert_close(encoded[row], alone[0, -1])
+
+
+def test_film_policy_refuses_other_observation_layouts():
+    with pytest.raises(InputError, match="grid observations of 164 values"):
+        film_categorical(10, 7, [["state", [10]]])
+    with pytest.raises(InputError, match="parts"):
+        film_categorical(OBS_DIM, 7, [["image", [3, 7, 7]], ["mission", [16]], ["direction", [1]]])
+
+
+@pytest.fixture(scope="module")
+def cloned(tmp_path_factory):
+    """A tiny FiLM policy cloned from 6 BabyAI-GoToLocal episodes of BabyAIBot: (result dir, demonstrations)."""
+    root = tmp_path_factory.mktemp("film_bc")
+    data = datasets.record_expert("BabyAI-GoToLocal-v0", root / "demos", episodes=6, seed=0)
+    result = BCRecipe(data=str(data), val_fraction=0.0, eval_episodes=2, hidden=(16,), channels=16,
+                      train={"epochs": 10, "batch_size": 8, "lr": 5e-3}).run(root / "bc", progress=False)
+    return result.out_dir, data
+
+
+def test_bc_trains_the_film_policy_and_lowers_the_loss(cloned):
+    out_dir, data = cloned
+    model = zoo.load(out_dir)
+    assert model.card.id == "robotics/film_categorical.bc_babyai_gotolocal_v0"
+    assert model.card.architecture == "film_categorical" and model.card.arch_args["channels"] == 16
+    assert model.card.provenance["data_fingerprint"] == json.loads((data / "meta.json").read_text())["fingerprint"]
+    assert model.card.provenance["training"]["episodes"] == 6
+    losses = [json.loads(line)["train_loss"] for line in (out_dir / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line).get("event") == "eval"]
+    assert len(losses) == 10 and losses[-1] < 0.6 * losses[0]
+
+
+def test_the_cloned_policy_reloads_identically(cloned):
+    out_dir, _ = cloned
+    model = zoo.load(out_dir)
+    # Batch-norm statistics are weights too: the card's evaluation, made before saving, replays exactly.
+    assert model.net.image_conv[1].running_mean.abs().sum() > 0
+    card_return = next(m["value"] for m in model.card.metrics if m["name"] == "mean_return")
+    rollout = model.rollout("BabyAI-GoToLocal-v0", episodes=2, seed=10_000)
+    assert round(rollout.mean_return, 4) == card_return
+    success = model.card.metric("success")  # navigation policies' cards also carry success (Wilson CI) and SPL
+    assert success["episodes"] == 2 and success["ci95"][0] <= success["value"] <= success["ci95"][1]
+    assert 0 <= model.card.metric("spl")["value"] <= success["value"]
+    again = zoo.load(out_dir)
+    demos = datasets.load(cloned[1])
+    obs = torch.as_tensor(demos.observations[:20])
+    with torch.no_grad():
+        torch.testing.assert_close(model.net.actor_outputs(obs), again.net.actor_outputs(obs), rtol=0, atol=0)
+
+
+def test_the_cloned_policy_acts_on_raw_babyai_observations(cloned):
+    from robotics.envs import make_env
+
+    model = zoo.load(cloned[0])
+    env = make_env("BabyAI-GoToLocal-v0")
+    obs, _ = env.reset(seed=3)
+    action = model.predict(obs)
+    assert isinstance(action, int) and 0 <= action < 7
+    run = run_navigation(policy_actor(model), "BabyAI-GoToLocal-v0", episodes=1, seed=10_000)
+    assert run.successes.shape == (1,) and 0 <= run.metrics()["spl"] <= 1
+    with pytest.raises(InputError, match="7×7×3 egocentric grid"):
+        model.predict({**obs, "image": obs["image"][:6]})
+    with pytest.raises(InputError, match=r"shape \(164,\)"):
+        model.predict(np.zeros(163, np.float32))
+    with pytest.raises(InputError, match="lacks key"):
+        model.predict({"image": obs["image"], "direction": 0})
+
+
+def test_zoo_predict_runs_the_cloned_policy_on_a_flattened_observation(cloned, tmp_path):
+    from robotics.envs import make_env
+    from robotics.observations import observation_spec
+    from tests.zoo.test_cli import run_console_script
+
+    env = make_env("BabyAI-GoToLocal-v0")
+    flat = observation_spec(env.observation_space).flatten(env.reset(seed=4)[0])
+    np.save(tmp_path / "obs.npy", flat)
+    result = run_console_script("predict", str(cloned[0]), str(tmp_path / "obs.npy"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{tmp_path / 'obs.npy'}: {zoo.load(cloned[0]).predict(flat)}"
