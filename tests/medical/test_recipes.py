@@ -68,7 +68,7 @@ def test_classification_recipe_on_a_medmnist_file(tmp_path):
     assert model.card.labels == ["malignant", "normal, benign"] and model.net.conv1[0].in_channels == 1
     # The resolved recipe, once: its train config under recipe.params, not again beside the run's record.
     assert model.card.provenance["recipe"]["params"]["train"]["lr"] == 3e-3
-    assert set(model.card.provenance["train"]) == {"epochs_run", "steps", "best"}
+    assert set(model.card.provenance["train"]) == {"epochs_run", "steps", "best", "minutes"}
     image = np.load(path)["test_images"][0]
     prediction = model.predict(image)
     assert prediction["label"] in model.card.labels and 0 <= prediction["score"] <= 1
