@@ -61,6 +61,7 @@ def register(registry: Registry) -> None:
     registry.add(ArchitectureSpec("fcos_efficientnet_lite0", "vision.models.fcos_efficientnet:fcos_efficientnet_lite0"))
     registry.add(ArchitectureSpec("lraspp_efficientnet_lite0",
                                   "vision.models.lraspp_efficientnet:lraspp_efficientnet_lite0"))
+    registry.add(ArchitectureSpec("fpn_efficientnet_lite0", "vision.models.fpn_efficientnet:fpn_efficientnet_lite0"))
     registry.add(TaskSpec("image-classification", "vision.tasks:ImageClassification", recipe="image-classification"))
     # Detection and segmentation: adapters and the network contract in vision/detection.py and vision/segmentation.py
     # (their recipes come with the trainable detector and segmenter).

@@ -143,18 +143,32 @@ def detector_loss(outputs, targets):
 
 @dataclass
 class SemanticSegmentationRecipe(DenseRecipe):
-    """Train a segmenter (LR-ASPP on EfficientNet-Lite0) on masks: a dataset id, a mask folder or COCO masks.
+    """Train a segmenter (LR-ASPP or a semantic FPN on EfficientNet-Lite0) on masks: a dataset id, a mask
+    folder or COCO masks.
 
     It trains and predicts at ``image_size`` × ``image_size`` (predictions are scaled back to each
-    picture's size). ``fine_channels`` sizes the stride-4 and stride-2 refinements of the decoder (0: plain LR-ASPP).
+    picture's size). ``decoder`` picks the decoder (``DECODERS``); ``fine_channels`` sizes its stride-4 and
+    stride-2 refinements (0: none).
     """
 
     name: ClassVar[str] = "semantic-segmentation"
     task: ClassVar[str] = "semantic-segmentation"
-    architecture: ClassVar[str] = "lraspp_efficientnet_lite0"
     train_defaults: ClassVar[Mapping[str, Any]] = {**DENSE_TRAIN_DEFAULTS, "lr": 3e-3, "monitor": "val_miou"}
+    DECODERS: ClassVar[Mapping[str, str]] = {"lraspp": "lraspp_efficientnet_lite0", "fpn": "fpn_efficientnet_lite0"}
 
+    decoder: str = "lraspp"
     fine_channels: int = bounded(32, "[0, inf)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.decoder not in self.DECODERS:
+            from zoo.errors import InputError
+
+            raise InputError(f"decoder must be one of {sorted(self.DECODERS)}, got {self.decoder!r}")
+
+    @property
+    def architecture(self) -> str:
+        return self.DECODERS[self.decoder]
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch

@@ -35,12 +35,12 @@ def test_picture_batcher_prepares_pictures_as_the_segmentation_task(spec):
         batcher([data.coffee(), data.chelsea()])
 
 
-def tiny_segmenter(preprocessing, classes=("background", "shirt", "bag")):
+def tiny_segmenter(preprocessing, classes=("background", "shirt", "bag"), architecture="lraspp_efficientnet_lite0"):
     from zoo.card import ModelCard
     from zoo.hub import build
 
-    card = ModelCard(id="vision/lraspp_efficientnet_lite0.custom", domain="vision", task="semantic-segmentation",
-                     architecture="lraspp_efficientnet_lite0",
+    card = ModelCard(id=f"vision/{architecture}.custom", domain="vision", task="semantic-segmentation",
+                     architecture=architecture,
                      arch_args={"num_classes": len(classes), "fine_channels": 8},
                      labels=list(classes), preprocessing=preprocessing, license="Apache-2.0")
     torch.manual_seed(0)
@@ -76,9 +76,10 @@ def _check_exported_segmenter(model, tmp_path, shape):
 
 
 @pytest.mark.slow
-def test_lraspp_efficientnet_exports_and_runs_without_torch(tmp_path):
+@pytest.mark.parametrize("architecture", ["lraspp_efficientnet_lite0", "fpn_efficientnet_lite0"])
+def test_efficientnet_segmenters_export_and_run_without_torch(tmp_path, architecture):
     model = tiny_segmenter({"channels": 3, "array_range": [0, 255], "size": [64, 64], "mean": LITE_MEAN,
-                            "std": LITE_STD, "interpolation": "bilinear"})
+                            "std": LITE_STD, "interpolation": "bilinear"}, architecture=architecture)
     _check_exported_segmenter(model, tmp_path, [None, 3, 64, 64])  # one size for every picture: only the batch varies
 
 

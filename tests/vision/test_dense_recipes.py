@@ -158,6 +158,24 @@ def test_segmentation_recipe_trains_and_predicts_masks(composite, tmp_path):
     assert again.weights == again.card_weights  # bit for bit
 
 
+def test_the_fpn_decoder_trains_on_the_pretrained_backbone(composite, tmp_path):
+    import zoo
+
+    out = tmp_path / "fpn"
+    recipe = SemanticSegmentationRecipe(data=str(composite.root), image_size=64, decoder="fpn", fine_channels=8,
+                                        train={**TINY, "epochs": 1, "lr": 3e-3})
+    recipe.run(out, progress=False)
+    card = json.loads((out / "card.json").read_text())
+    assert card["architecture"] == "fpn_efficientnet_lite0" and card["arch_args"]["fine_channels"] == 8
+    assert card["provenance"]["recipe"]["params"]["decoder"] == "fpn"
+    model = zoo.load(out)
+    backbone = zoo.load("vision/efficientnet_lite0.in1k").net.state_dict()
+    trained = model.net.backbone.state_dict()
+    assert torch.allclose(trained["conv_stem.weight"], backbone["conv_stem.weight"], atol=0.05)  # ImageNet's, not noise
+    prediction = model.predict(model.adapter.read(composite.test / "images" / "000001.png"))
+    assert prediction["mask"].shape == (128, 128)
+
+
 def test_recipes_are_the_tasks_defaults_and_refuse_bad_values():
     from zoo.errors import InputError
     from zoo.registry import get_registry
@@ -169,6 +187,8 @@ def test_recipes_are_the_tasks_defaults_and_refuse_bad_values():
         ObjectDetectionRecipe(image_size=8)
     with pytest.raises(InputError, match="score_thresh"):
         ObjectDetectionRecipe(score_thresh=1.5)
+    with pytest.raises(InputError, match=r"decoder must be one of \['fpn', 'lraspp'\], got 'unet'"):
+        SemanticSegmentationRecipe(decoder="unet")
 
 
 def test_zoo_finetune_task_trains_the_tasks_default_model(composite, tmp_path):
@@ -185,3 +205,21 @@ def test_zoo_finetune_task_trains_the_tasks_default_model(composite, tmp_path):
 
     refused = run_console_script("finetune", "--data", str(composite.root), "--out", str(tmp_path / "none"))
     assert refused.returncode != 0 and "--task TASK" in refused.stderr
+
+
+def test_the_error_split_tells_outline_errors_from_class_errors():
+    from benchmarks.segmentation_error_split import error_split
+
+    classes = ["background", "shirt", "bag"]
+    truth = np.zeros((8, 8), np.uint8)
+    truth[1:4, 1:4], truth[5:8, 5:8] = 1, 2
+    items = [(1, truth == 1), (2, truth == 2)]
+    predicted = truth.copy()
+    predicted[5:8, 5:8] = 1  # the bag called a shirt: a class error only
+    predicted[1, 1] = 0  # one shirt pixel missed: an outline error only
+    split = error_split([predicted], [truth], [items], classes)
+    assert split["item_accuracy"] == 0.5 and split["items"] == 2
+    assert split["foreground_iou"] == round(17 / 18, 4)
+    assert split["miou_with_true_outlines"] == round((1 + 9 / 18 + 0) / 3, 4)  # the bag painted shirt
+    assert split["miou_with_true_classes"] == round((46 / 47 + 8 / 9 + 1) / 3, 4)
+    assert split["most_confused_with"]["bag"] == "shirt (100.0% of its pixels)"
