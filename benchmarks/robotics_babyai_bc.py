@@ -8,7 +8,7 @@ The learning curve is the Trainer's per-epoch training loss, held-out loss and a
 Issue 18's target: success >= 0.90 with <= 5,000 demonstrations.
 
     python -m benchmarks.robotics_babyai_bc [--data robotics/babyai_gotolocal_expert_5k] [--minutes 10]
-        [--epochs 12] [--channels 64] [--episodes 100]
+        [--epochs 12] [--channels 64] [--memory] [--core-size 128] [--batch-size 128] [--episodes 100]
 """
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="wall-time budget of the training")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--memory", action="store_true", help="a GRU over the steps (trained on whole episodes)")
+    parser.add_argument("--core-size", type=int, default=128, help="that GRU's width")
+    parser.add_argument("--batch-size", type=int, default=128, help="frames, or episodes with --memory")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=100, help="held-out evaluation episodes")
@@ -55,7 +57,7 @@ def main() -> None:
 
     out_dir = Path(args.out or tempfile.mkdtemp(prefix="babyai_bc_"))
     recipe = BCRecipe(data=args.data, val_fraction=0.05, eval_episodes=10, channels=args.channels, hidden=(64,),
-                      threads=args.threads, train={"epochs": args.epochs, "batch_size": args.batch_size,
+                      memory=args.memory, core_size=args.core_size, threads=args.threads, train={"epochs": args.epochs, "batch_size": args.batch_size,
                                                    "lr": args.lr, "max_minutes": args.minutes})
     start = time.perf_counter()
     result = recipe.run(out_dir, progress=False)
@@ -65,11 +67,11 @@ def main() -> None:
     rate, lo, hi = wilson_ci95(int(run.successes.sum()), args.episodes)
     training = policy.card.provenance["training"]
     write({
-        "benchmark": "robotics_babyai_bc",
+        "benchmark": "robotics_babyai_bc" + ("_memory" if args.memory else ""),
         "env_id": ENV_ID,
         "data": args.data,
         "demonstrations": {"episodes": training["episodes"], "frames": training["frames"]},
-        "recipe": {"channels": args.channels, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "recipe": {"channels": args.channels, "memory": args.memory, "core_size": args.core_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                    "max_minutes": args.minutes, "threads": args.threads},
         "train_seconds": round(train_seconds, 1),
         "held_out": {"seeds": f"{HELD_OUT_SEED}-{HELD_OUT_SEED + args.episodes - 1}", "episodes": args.episodes,

@@ -95,7 +95,7 @@ def register(registry: Registry) -> None:
             "robotics",
             bundled_name(model_id),
             id=model_id,
-            aliases=(FORMER_IDS[model_id],),
+            aliases=(FORMER_IDS[model_id],) if model_id in FORMER_IDS else (),
             task="control",
             architecture=card["architecture"],
             arch_args=card["arch_args"],

@@ -74,13 +74,14 @@ def _describe(space) -> dict[str, Any]:
 
 
 def policy_arch(env_id: str, algorithm: str, hidden: tuple[int, ...], activation: str = "tanh",
-                log_std_init: float = 0.0, core_size: int = 128, channels: int = 128) -> tuple[str, dict[str, Any]]:
+                log_std_init: float = 0.0, core_size: int = 128, channels: int = 128,
+                memory: bool = False) -> tuple[str, dict[str, Any]]:
     """The architecture name and ``arch_args`` of a fresh ``algorithm`` policy for ``env_id``.
 
     A recurrent policy (``recurrent_ppo``) puts the encoder its observations declare
     (robotics.observations) before a GRU core of ``core_size``. Behaviour cloning (``bc``) on
     grid observations, which carry a mission, gets the FiLM policy (robotics.models.film) of
-    ``channels``.
+    ``channels``; with ``memory``, that FiLM encoder before a GRU core of ``core_size``, as the BabyAI baseline.
     """
     from robotics.observations import observation_spec
 
@@ -100,6 +101,14 @@ def policy_arch(env_id: str, algorithm: str, hidden: tuple[int, ...], activation
             "obs_dim": obs_dim, "num_actions": action["n"], "encoder": observations.encoder,
             "observation_parts": [[name, list(shape)] for name, shape in observations.parts],
             "core_size": core_size, "hidden": list(hidden)}
+    if memory and observations.kind != "grid":
+        raise InputError(f"memory=True is for grid observations with a mission (BabyAI, MiniGrid); {env_id} has "
+                         f"{observations.kind!r} ones")
+    if algorithm == "bc" and observations.kind == "grid" and memory:
+        return "gru_categorical", {
+            "obs_dim": obs_dim, "num_actions": action["n"], "encoder": "film",
+            "observation_parts": [[name, list(shape)] for name, shape in observations.parts],
+            "core_size": core_size, "hidden": list(hidden), "channels": channels}
     if algorithm == "bc" and observations.kind == "grid":
         return "film_categorical", {
             "obs_dim": obs_dim, "num_actions": action["n"],

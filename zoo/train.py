@@ -268,6 +268,7 @@ class Trainer:
             generator=torch.Generator().manual_seed(0),  # keep the global RNG untouched
         )
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        rows = 0  # target rows: one an item, or several (the steps of a whole episode)
         outputs_all, targets_all = [], []
         has_loss = True
         for inputs, targets in loader:
@@ -278,6 +279,7 @@ class Trainer:
             has_loss = loss is not None  # None: the model gives its losses in train mode only (detectors)
             if has_loss:
                 loss_sum += loss.double() * len(targets)
+                rows += len(targets)
             if self.metrics_fn is not None:
                 if self.kept_outputs_fn is not None:
                     outputs = self.kept_outputs_fn(outputs)
@@ -289,7 +291,7 @@ class Trainer:
                     targets_all.extend(_plain(targets))
         module.train(was_training)
 
-        count = torch.tensor(float(len(indices)), dtype=torch.float64, device=self.device)
+        count = torch.tensor(float(rows), dtype=torch.float64, device=self.device)
         totals = all_reduce_mean(torch.stack([loss_sum, count]))
         metrics = {"loss": (totals[0] / totals[1].clamp_min(1)).item()} if has_loss else {}
         if self.metrics_fn is not None and outputs_all:

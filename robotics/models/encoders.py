@@ -9,6 +9,8 @@ Which one an environment gets is declared with its observation kind
                         (rl-starter-files' 2×2 convolutions and max-pool), and the agent's direction,
                         one-hot. The mission tokens are not read (constant in DoorKey, FourRooms,
                         MultiRoom).
+- ``film`` (robotics.models.film.FiLMEncoder)  a grid read under its mission (BabyAI): FiLM blocks
+                        conditioned on a GRU's reading of the mission, as the BabyAI baseline.
 
 Each has ``features``, the width of what it returns for a batch ``[N, obs_dim]``.
 """
@@ -68,8 +70,9 @@ class GridEncoder(nn.Module):
         return torch.cat([self.cnn(maps), nn.functional.one_hot(direction, DIRECTIONS).float()], -1)
 
 
-def build_encoder(name: str, obs_dim: int, parts: Sequence[Sequence] | None) -> nn.Module:
-    """The encoder ``name`` (:data:`robotics.observations.ENCODERS`) for observations of ``obs_dim`` values."""
+def build_encoder(name: str, obs_dim: int, parts: Sequence[Sequence] | None, channels: int = 128) -> nn.Module:
+    """The encoder ``name`` (:data:`robotics.observations.ENCODERS`, or ``film``: a mission-conditioned grid view,
+    robotics.models.film, ``channels`` wide) for observations of ``obs_dim`` values."""
     from zoo.errors import InputError
 
     if name == "flat":
@@ -79,4 +82,8 @@ def build_encoder(name: str, obs_dim: int, parts: Sequence[Sequence] | None) -> 
             raise InputError(f"the grid_cnn encoder needs the observation's parts (image, direction, ...), "
                              f"got {parts!r}")
         return GridEncoder(parts)
-    raise InputError(f"unknown observation encoder {name!r}: expected 'flat' or 'grid_cnn'")
+    if name == "film":
+        from robotics.models.film import FiLMEncoder
+
+        return FiLMEncoder(obs_dim, parts, channels, channels)
+    raise InputError(f"unknown observation encoder {name!r}: expected 'flat', 'grid_cnn' or 'film'")

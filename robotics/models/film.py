@@ -11,7 +11,9 @@ Language Learning With a Human In the Loop"; BabyAI 1.1's ``bow_endpool_res`` mo
   channel by ``gamma``, ``beta`` computed from the mission encoding, with a residual connection;
 - a max-pool over the whole 7×7 map, the agent's direction one-hot, and an MLP to the action logits.
 
-Unlike the baseline there is no memory over steps: the policy acts on the current view and mission.
+``film_categorical`` has no memory over steps: it acts on the current view and mission. The baseline's
+memory is the recurrent policy ``gru_categorical`` with the encoder ``film`` (:class:`FiLMEncoder`), which
+behaviour cloning trains on whole episodes (``memory=True``).
 ``forward(obs)`` is the most likely action (int64) for flat observations ``[N, obs_dim]`` laid out as
 the card's ``observation_space`` parts (image, direction, mission); :meth:`actor_outputs` (the logits)
 is what behaviour cloning trains.
@@ -61,13 +63,13 @@ class MissionEncoder(nn.Module):
         return outputs[torch.arange(len(words), device=words.device), last]
 
 
-class FiLMActorCritic(nn.Module):
-    """Discrete actions from a 7×7 grid, a direction and a mission (see the module docstring)."""
+class FiLMEncoder(nn.Module):
+    """A grid view conditioned on its mission: flat observations ``[N, obs_dim]`` → ``[N, channels + 4]`` (the
+    pooled FiLM maps and the direction one-hot). The feature part of :class:`FiLMActorCritic`, and the encoder
+    ``film`` of the recurrent policy (robotics.models.recurrent), which adds a memory over steps."""
 
-    discrete = True
-
-    def __init__(self, obs_dim: int, num_actions: int, observation_parts: Sequence[Sequence],
-                 channels: int = 128, mission_size: int = 128, film_blocks: int = 2, hidden: Sequence[int] = (64,)):
+    def __init__(self, obs_dim: int, observation_parts: Sequence[Sequence], channels: int = 128,
+                 mission_size: int = 128, film_blocks: int = 2):
         super().__init__()
         self.image_at, self.direction_at, self.mission_at = _grid_slices(obs_dim, observation_parts)
         # One embedding table for the three channels, each channel's indices offset past the previous ones'.
@@ -81,11 +83,9 @@ class FiLMActorCritic(nn.Module):
         )
         self.mission = MissionEncoder(mission_size)
         self.films = nn.ModuleList(FiLM(channels, mission_size) for _ in range(film_blocks))
-        self.actor = mlp(channels + DIRECTIONS, hidden, num_actions, "tanh", out_gain=0.01)
-        self.critic = mlp(channels + DIRECTIONS, hidden, 1, "tanh", out_gain=1.0)
+        self.features = channels + DIRECTIONS
 
-    def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """Flat observations ``[N, obs_dim]`` → the mission-conditioned view and the direction ``[N, channels + 4]``."""
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
         image = obs[:, self.image_at].reshape(-1, 3, 7, 7).long()  # object, colour, state indices
         # Out-of-range indices (a hand-made observation) are clamped rather than crash the lookup.
         image = torch.minimum(image.clamp(min=0), self.limits[None, :, None, None]) + self.offsets[None, :, None, None]
@@ -97,9 +97,22 @@ class FiLMActorCritic(nn.Module):
         direction = obs[:, self.direction_at].long().clamp(0, DIRECTIONS - 1)
         return torch.cat([pooled, nn.functional.one_hot(direction, DIRECTIONS).float()], -1)
 
+
+class FiLMActorCritic(nn.Module):
+    """Discrete actions from a 7×7 grid, a direction and a mission (see the module docstring)."""
+
+    discrete = True
+
+    def __init__(self, obs_dim: int, num_actions: int, observation_parts: Sequence[Sequence],
+                 channels: int = 128, mission_size: int = 128, film_blocks: int = 2, hidden: Sequence[int] = (64,)):
+        super().__init__()
+        self.encoder = FiLMEncoder(obs_dim, observation_parts, channels, mission_size, film_blocks)
+        self.actor = mlp(self.encoder.features, hidden, num_actions, "tanh", out_gain=0.01)
+        self.critic = mlp(self.encoder.features, hidden, 1, "tanh", out_gain=1.0)
+
     def actor_outputs(self, obs: torch.Tensor) -> torch.Tensor:
         """Action logits ``[N, num_actions]`` for flat observations (what behaviour cloning trains)."""
-        return self.actor(self.features(obs))
+        return self.actor(self.encoder(obs))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor_outputs(obs).argmax(-1)
@@ -109,7 +122,7 @@ class FiLMActorCritic(nn.Module):
         return Categorical(logits=self.actor_outputs(obs), validate_args=False)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.critic(self.features(obs)).squeeze(-1)
+        return self.critic(self.encoder(obs)).squeeze(-1)
 
 
 def _grid_slices(obs_dim: int, parts: Sequence[Sequence]) -> tuple[slice, int, slice]:

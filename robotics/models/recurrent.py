@@ -29,9 +29,9 @@ class GRUActorCritic(nn.Module):
 
     def __init__(self, obs_dim: int, num_actions: int, encoder: str = "flat",
                  observation_parts: Sequence[Sequence] | None = None, core_size: int = 128,
-                 hidden: Sequence[int] = (64,)):
+                 hidden: Sequence[int] = (64,), channels: int = 128):
         super().__init__()
-        self.encoder = build_encoder(encoder, obs_dim, observation_parts)
+        self.encoder = build_encoder(encoder, obs_dim, observation_parts, channels)
         self.core = nn.GRUCell(self.encoder.features, core_size)
         self.actor = mlp(core_size, hidden, num_actions, "tanh", out_gain=0.01)
         self.critic = mlp(core_size, hidden, 1, "tanh", out_gain=1.0)
@@ -70,6 +70,7 @@ class GRUActorCritic(nn.Module):
 
 def gru_categorical(obs_dim: int, num_actions: int, encoder: str = "flat",
                     observation_parts: Sequence[Sequence] | None = None, core_size: int = 128,
-                    hidden: Sequence[int] = (64,)) -> GRUActorCritic:
-    """The architecture ``gru_categorical``: a recurrent policy over discrete actions."""
-    return GRUActorCritic(obs_dim, num_actions, encoder, observation_parts, core_size, tuple(hidden))
+                    hidden: Sequence[int] = (64,), channels: int = 128) -> GRUActorCritic:
+    """The architecture ``gru_categorical``: a recurrent policy over discrete actions (``channels``: the width
+    of the ``film`` encoder)."""
+    return GRUActorCritic(obs_dim, num_actions, encoder, observation_parts, core_size, tuple(hidden), channels)

@@ -5,7 +5,9 @@ squared error of the Gaussian policy's mean. Vector observations go to an MLP wh
 observation statistics are set from the dataset, so it sees normalised inputs; grid
 observations with a mission (BabyAI, MiniGrid) to the FiLM policy of
 robotics.models.film, a GRU mission encoder conditioning a CNN, as in the BabyAI
-baseline. The Trainer gives checkpoints and exact resume; the result is evaluated
+baseline; with ``memory=True`` a GRU over the steps follows it (the baseline's memory:
+what was seen before, once out of view) and training runs on whole episodes, each from
+a fresh state. The Trainer gives checkpoints and exact resume; the result is evaluated
 by rollouts in the dataset's environment and saved as a loadable policy.
 """
 from __future__ import annotations
@@ -29,6 +31,53 @@ class ActionHead(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.policy.actor_outputs(obs)
+
+
+class EpisodeActionHead(nn.Module):
+    """What BC trains for a recurrent policy: its logits at every real step of a batch of whole episodes
+    (``obs [B, L, obs_dim]`` padded after each episode's end, ``valid [B, L]``), the state zero at each
+    episode's start. The encoder sees only real steps; logits come out in (episode, step) order."""
+
+    def __init__(self, policy_net: nn.Module):
+        super().__init__()
+        self.policy = policy_net
+
+    def forward(self, obs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        net = self.policy
+        features = obs.new_zeros(*valid.shape, net.encoder.features)
+        features[valid] = net.encoder(obs[valid])
+        state, outputs = net.initial_state(len(obs)), []
+        for step in range(obs.shape[1]):
+            state = net.core(features[:, step], state)
+            outputs.append(state)
+        return net.actor(torch.stack(outputs, 1)[valid])
+
+
+class Episodes(torch.utils.data.Dataset):
+    """Whole episodes of a demonstration table: item ``i`` is ``({"obs": [L_i, obs_dim]}, actions [L_i])``."""
+
+    def __init__(self, observations: torch.Tensor, actions: torch.Tensor, episode_index, rows: torch.Tensor):
+        import numpy as np
+
+        rows = rows.numpy()  # ascending, and the table is sorted by episode then frame: episodes are runs
+        self.episodes = np.split(rows, np.flatnonzero(np.diff(episode_index[rows])) + 1) if len(rows) else []
+        self.observations, self.actions = observations, actions
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def __getitem__(self, i: int):
+        rows = torch.as_tensor(self.episodes[i])
+        return {"obs": self.observations[rows]}, self.actions[rows]
+
+
+def pad_episodes(batch):
+    """Episodes of different lengths → ``{"obs": [B, L, obs_dim], "valid": [B, L]}`` and the real steps'
+    actions in (episode, step) order: what :class:`EpisodeActionHead` takes and returns."""
+    observations = nn.utils.rnn.pad_sequence([inputs["obs"] for inputs, _ in batch], batch_first=True)
+    lengths = torch.tensor([len(actions) for _, actions in batch])
+    valid = torch.arange(observations.shape[1])[None] < lengths[:, None]
+    return {"obs": observations, "valid": valid}, torch.cat([actions for _, actions in batch])
 
 
 def _mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -59,6 +108,8 @@ class BCRecipe(TrainerRecipe):
     hidden: tuple[int, ...] = bounded((64, 64), "[1, inf)")
     activation: str = "tanh"
     channels: int = bounded(128, "[1, inf)")  # width of the FiLM CNN, for grid observations with a mission
+    memory: bool = False  # grid observations: a GRU over the steps after the FiLM CNN, trained on whole episodes
+    core_size: int = bounded(128, "[1, inf)")  # that GRU's width
     eval_episodes: int = bounded(10, "[1, inf)")
     threads: int = bounded(1, "[1, inf)")
 
@@ -82,7 +133,8 @@ class BCRecipe(TrainerRecipe):
             self.env_id = demos.env_id
         seed_everything(self.seed)
         policy = make_policy(self.env_id, "bc", self.model, self.pretrained, self.train.device,
-                             hidden=self.hidden, activation=self.activation, channels=self.channels)
+                             hidden=self.hidden, activation=self.activation, channels=self.channels,
+                             memory=self.memory, core_size=self.core_size)
         check_env(policy.card, demos.env_id, same_spaces_ok=True)
         if policy.net.discrete != demos.discrete:
             raise InputError(f"{self.data} has {'discrete' if demos.discrete else 'continuous'} actions, "
@@ -92,16 +144,23 @@ class BCRecipe(TrainerRecipe):
             policy.net.obs_norm.set_stats(observations.mean(0), observations.var(0), len(observations))
         actions = torch.as_tensor(demos.actions)
         train_rows, val_rows = _split_by_episode(demos.episode_index, self.val_fraction, self.seed)
-        train = torch.utils.data.TensorDataset(observations[train_rows], actions[train_rows])
-        val = torch.utils.data.TensorDataset(observations[val_rows], actions[val_rows]) if len(val_rows) else None
+        if getattr(policy.net, "recurrent", False):  # batches of whole episodes; batch_size counts episodes
+            train = Episodes(observations, actions, demos.episode_index, train_rows)
+            val = Episodes(observations, actions, demos.episode_index, val_rows) if len(val_rows) else None
+            head, collate = EpisodeActionHead(policy.net), pad_episodes
+        else:
+            train = torch.utils.data.TensorDataset(observations[train_rows], actions[train_rows])
+            val = torch.utils.data.TensorDataset(observations[val_rows], actions[val_rows]) if len(val_rows) else None
+            head, collate = ActionHead(policy.net), None
         trainer = Trainer(
-            ActionHead(policy.net),
+            head,
             train,
             val,
             config=self.train_config(progress),
             out_dir=out_dir,
             loss_fn=nn.functional.cross_entropy if demos.discrete else _mse,
             metrics_fn=_accuracy if demos.discrete else None,
+            collate_fn=collate,
         )
         result = trainer.fit(resume=resume)  # the best epoch's weights are in policy.net afterwards
         training = {"epochs": self.train.epochs, "best": result.best_metrics, "frames": len(demos),

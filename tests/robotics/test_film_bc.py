@@ -35,7 +35,7 @@ def test_film_policy_shapes_and_the_mission_steers_the_actions():
     logits = net.actor_outputs(batch)
     assert not torch.allclose(logits[0], logits[1], atol=1e-4)
     with torch.no_grad():  # with gamma and beta fixed the mission no longer reaches the view
-        for film in net.films:
+        for film in net.encoder.films:
             film.gamma.weight.zero_()
             film.beta.weight.zero_()
     logits = net.actor_outputs(batch)
@@ -46,9 +46,9 @@ def test_the_mission_encoding_is_the_gru_after_the_last_word():
     net = film_categorical(OBS_DIM, 7, PARTS, channels=8, mission_size=8, hidden=[8]).eval()
     words = torch.as_tensor(np.stack([tokenize("go to the red ball"), tokenize("go to a key")]))
     with torch.no_grad():
-        encoded = net.mission(words)
+        encoded = net.encoder.mission(words)
         for row, length in enumerate((5, 4)):  # the padding after the words changes nothing
-            alone, _ = net.mission.gru(net.mission.embedding(words[row:row + 1, :length]))
+            alone, _ = net.encoder.mission.gru(net.encoder.mission.embedding(words[row:row + 1, :length]))
             torch.testing.assert_close(encoded[row], alone[0, -1])
 
 
@@ -85,7 +85,7 @@ def test_the_cloned_policy_reloads_identically(cloned):
     out_dir, _ = cloned
     model = zoo.load(out_dir)
     # Batch-norm statistics are weights too: the card's evaluation, made before saving, replays exactly.
-    assert model.net.image_conv[1].running_mean.abs().sum() > 0
+    assert model.net.encoder.image_conv[1].running_mean.abs().sum() > 0
     card_return = next(m["value"] for m in model.card.metrics if m["name"] == "mean_return")
     rollout = model.rollout("BabyAI-GoToLocal-v0", episodes=2, seed=10_000)
     assert round(rollout.mean_return, 4) == card_return
@@ -128,3 +128,45 @@ def test_zoo_predict_runs_the_cloned_policy_on_a_flattened_observation(cloned, t
     result = run_console_script("predict", str(cloned[0]), str(tmp_path / "obs.npy"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{tmp_path / 'obs.npy'}: {zoo.load(cloned[0]).predict(flat)}"
+
+
+def test_the_episode_head_matches_stepping_each_episode_from_a_fresh_state():
+    from robotics.models.recurrent import gru_categorical
+    from robotics.recipes.bc import EpisodeActionHead, Episodes, pad_episodes
+
+    torch.manual_seed(0)
+    net = gru_categorical(OBS_DIM, 7, "film", PARTS, core_size=8, hidden=[8], channels=8).eval()
+    observations = torch.stack([grid_observation("go to the red ball", seed) for seed in range(5)])
+    actions, episode_index = torch.tensor([0, 1, 2, 3, 4]), np.array([0, 0, 0, 1, 1])
+    episodes = Episodes(observations, actions, episode_index, torch.arange(5))
+    inputs, targets = pad_episodes([episodes[0], episodes[1]])
+    assert inputs["obs"].shape == (2, 3, OBS_DIM) and inputs["valid"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert targets.tolist() == [0, 1, 2, 3, 4]
+    with torch.no_grad():
+        logits = EpisodeActionHead(net)(**inputs)
+        stepped = []
+        for rows in (slice(0, 3), slice(3, 5)):
+            state = net.initial_state(1)
+            for obs in observations[rows]:
+                core, state = net.unroll(obs[None, None], state, torch.zeros(1, 1))
+                stepped.append(net.actor(core[0, 0]))
+    torch.testing.assert_close(logits, torch.stack(stepped))
+
+
+def test_bc_with_memory_trains_a_recurrent_film_policy(cloned, tmp_path):
+    _, data = cloned
+    result = BCRecipe(data=str(data), val_fraction=0.0, eval_episodes=2, hidden=(16,), channels=16, memory=True,
+                      core_size=16, train={"epochs": 20, "batch_size": 2, "lr": 5e-3}).run(tmp_path / "bc", progress=False)
+    model = zoo.load(result.out_dir)
+    assert model.card.architecture == "gru_categorical" and model.card.arch_args["encoder"] == "film"
+    losses = [json.loads(line)["train_loss"] for line in (result.out_dir / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line).get("event") == "eval"]
+    assert losses[-1] < 0.6 * losses[0]
+    run = run_navigation(policy_actor(model), "BabyAI-GoToLocal-v0", episodes=2, seed=10_000)  # carries the state
+    assert run.successes.shape == (2,)
+
+
+def test_memory_is_refused_for_observations_without_a_grid(tmp_path):
+    with pytest.raises(InputError, match="memory=True is for grid observations"):
+        BCRecipe(data="robotics/cartpole-v1.ppo-expert", memory=True).run(tmp_path / "bc", progress=False)
+    assert not (tmp_path / "bc").exists()
