@@ -146,7 +146,7 @@ def main() -> None:
         "onnx_bytes": sizes,
         "targets": {"int8_vs_fp32_onnxruntime": ">= 1.5", "top1 loss (fp32 - int8)": "<= 0.01"},
         "note": args.note,
-        "command": "nice -n 19 python -m benchmarks.int8_cnn_inference",
+        "command": "python -m benchmarks.int8_cnn_inference",
         "options": {k: v for k, v in vars(args).items() if k != "note"},
         "env": zoo_env(),
     })
