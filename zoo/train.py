@@ -312,6 +312,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.model.to(self.device)
+        if self.config.channels_last:
+            self.model.to(memory_format=torch.channels_last)  # 4-D weights; inputs follow inside each conv
         self.net = self.model
         if self.env.is_distributed:
             from torch.nn.parallel import DistributedDataParallel

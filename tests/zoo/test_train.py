@@ -421,3 +421,40 @@ def test_samples_per_batch_are_counted_for_every_input_shape():
     assert _num_samples({"input_ids": torch.zeros(4, 9), "attention_mask": torch.zeros(4, 9)}) == 4
     assert _num_samples((torch.zeros(6, 3), torch.zeros(6))) == 6
     assert _num_samples(torch.zeros(7, 2)) == 7
+
+
+class Patches(torch.utils.data.Dataset):
+    """4×8×8 pictures whose class is the channel holding a bright square."""
+
+    def __init__(self, n: int = 96, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.y = torch.randint(0, 4, (n,), generator=g)
+        self.x = 0.1 * torch.randn(n, 4, 8, 8, generator=g)
+        for i, label in enumerate(self.y):
+            self.x[i, label, 2:6, 2:6] += 1.0
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def test_channels_last_trains_the_same_network_in_nhwc_memory(tmp_path):
+    def cnn():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(8, 4))
+
+    results, nets = {}, {}
+    for name, channels_last in (("plain", False), ("nhwc", True)):
+        nets[name] = cnn()
+        results[name] = Trainer(nets[name], Patches(), Patches(32, seed=1), out_dir=tmp_path / name, metrics_fn=accuracy,
+                                config=_config(epochs=8, lr=3e-2, channels_last=channels_last)).fit()
+    conv = nets["nhwc"][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert results["nhwc"].best_metrics["val_acc"] == results["plain"].best_metrics["val_acc"] >= 0.9
+    # The same arithmetic in another memory order: the same network to float rounding.
+    torch.testing.assert_close(nets["nhwc"][0].weight, nets["plain"][0].weight, rtol=1e-3, atol=1e-4)
+    saved = load_state(tmp_path / "nhwc" / "best" / "model.safetensors")  # stored plainly contiguous
+    assert all(tensor.is_contiguous() for tensor in saved.values())
