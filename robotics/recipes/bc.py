@@ -136,6 +136,9 @@ class BCRecipe(TrainerRecipe):
                              hidden=self.hidden, activation=self.activation, channels=self.channels,
                              memory=self.memory, core_size=self.core_size)
         check_env(policy.card, demos.env_id, same_spaces_ok=True)
+        if self.memory and not getattr(policy.net, "recurrent", False):
+            raise InputError(f"memory=True needs a recurrent policy; {policy.card.id} is a {policy.card.architecture} "
+                             "(leave out the model to train a fresh one with memory)")
         if policy.net.discrete != demos.discrete:
             raise InputError(f"{self.data} has {'discrete' if demos.discrete else 'continuous'} actions, "
                              f"policy {policy.card.id} the other kind")

@@ -170,3 +170,6 @@ def test_memory_is_refused_for_observations_without_a_grid(tmp_path):
     with pytest.raises(InputError, match="memory=True is for grid observations"):
         BCRecipe(data="robotics/cartpole-v1.ppo-expert", memory=True).run(tmp_path / "bc", progress=False)
     assert not (tmp_path / "bc").exists()
+    with pytest.raises(InputError, match="memory=True needs a recurrent policy; robotics/mlp_categorical"):
+        BCRecipe(data="robotics/cartpole-v1.ppo-expert", model="robotics/mlp_categorical.bc_cartpole_v1",
+                 memory=True).run(tmp_path / "bc", progress=False)
