@@ -10,6 +10,10 @@ ratio is zoo / transformers (issue 17's target: >= 1.0). ``agreement`` is the sh
 sentences both give the same translation (padding changes the float sums a little, so a rare
 near-tie can fall the other way).
 
+Then the ONNX bundle (``zoo export``: the encoder graph and a one-step decoder graph with past keys and
+values, :mod:`nlp.translation_export`) translates the same sentences greedily in :mod:`zoo.runtime`'s numpy
+loop, same batches, against eager ``predict`` (issue 17's target: >= 1.3x), with its agreement.
+
     python -m benchmarks.translation_throughput --model DIR [--sentences 256] [--rounds 3] [--threads 2]
 """
 from __future__ import annotations
@@ -36,6 +40,31 @@ def transformers_translate(net, tokenizer, sentences: list[str], num_beams: int)
                                num_beams=num_beams, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
             out += [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
     return out
+
+
+def onnx_vs_eager(model, sentences: list[str], rounds: int) -> dict:
+    """Greedy sentences/s of the exported bundle in zoo.runtime vs eager ``predict``, alternating rounds."""
+    import tempfile
+    from pathlib import Path
+
+    from zoo.export import export
+    from zoo.runtime import load_bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = load_bundle(export(model, Path(tmp) / "bundle"))
+        timings = {"onnxruntime": [], "eager": []}
+        for _ in range(rounds):
+            start = time.perf_counter()
+            exported = runtime.translate(sentences, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH)
+            timings["onnxruntime"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            eager = model.predict(sentences, max_new_tokens=MAX_NEW_TOKENS, batch_size=BATCH)
+            timings["eager"].append(time.perf_counter() - start)
+    rate = {name: len(sentences) / statistics.median(seconds) for name, seconds in timings.items()}
+    return {"sentences_per_s": {name: round(value, 2) for name, value in rate.items()},
+            "onnxruntime_vs_eager": round(rate["onnxruntime"] / rate["eager"], 3),
+            "agreement": round(sum(a == b for a, b in zip(exported, eager)) / len(sentences), 4),
+            "rounds_s": {name: [round(s, 3) for s in seconds] for name, seconds in timings.items()}}
 
 
 def main() -> None:
@@ -76,9 +105,10 @@ def main() -> None:
             "agreement": round(sum(a == b for a, b in zip(ours, theirs)) / len(sentences), 4),
             "rounds_s": {name: [round(s, 3) for s in seconds] for name, seconds in timings.items()},
         }
+    runs["onnxruntime_greedy"] = onnx_vs_eager(model, sentences, args.rounds)
     write({"benchmark": "translation_throughput", "model": args.model, "sentences": len(sentences),
            "batch_size": BATCH, "max_new_tokens": MAX_NEW_TOKENS, "threads": args.threads, "runs": runs,
-           "target": {"zoo_vs_transformers": ">= 1.0"},
+           "target": {"zoo_vs_transformers": ">= 1.0", "onnxruntime_vs_eager": ">= 1.3"},
            "command": f"python -m benchmarks.translation_throughput --model {args.model} --sentences {args.sentences}",
            "env": zoo_env()})
 

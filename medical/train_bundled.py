@@ -3,9 +3,8 @@
     python -m medical.train_bundled unet3d.ct_phantom [--resume] [--threads 1]
     python -m medical.train_bundled --list
 
-(:mod:`zoo.bundled` runs them; the U-Net takes about 13 minutes on one CPU core, the solubility
-ensemble about N minutes.) ``zoo reproduce
-medical/NAME`` retrains from the card alone and compares the metrics.
+(:mod:`zoo.bundled` runs them; the U-Net took 13 minutes on one CPU core, its card's ``train_wall_time_s``.)
+``zoo reproduce medical/NAME`` retrains from the card alone and compares the metrics.
 """
 from zoo.bundled import main
 

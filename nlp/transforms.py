@@ -166,6 +166,55 @@ class TextBatcher:
         return self.tokenizer.pad_arrays(self.tokenizer.encode(raw_inputs))
 
 
+class TranslationBatcher:
+    """Runtime preprocessing for an exported translator: sentences → padded int64 source arrays, generated ids →
+    text (no torch). Sentences over ``max_length`` tokens are cut, ending with eos, as the torch model cuts them."""
+
+    def __init__(self, tokenizer_file: str | Path, *, max_length: int, pad_token_id: int, eos_token_id: int):
+        from tokenizers import Tokenizer
+
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as exc:  # tokenizers raises a bare Exception on a bad file
+            raise InputError(f"{tokenizer_file} is not a tokenizer.json file the tokenizers library can read: {exc}") from None
+        vocab = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        for name, value, low, high in (("max_length", max_length, 2, MAX_LENGTH_LIMIT),
+                                       ("pad_token_id", pad_token_id, 0, vocab - 1),
+                                       ("eos_token_id", eos_token_id, 0, vocab - 1)):
+            if not _is_int(value) or not low <= value <= high:
+                raise InputError(f"{name} must be a whole number from {low} to {high}, got {value!r:.40}")
+        self.max_length, self.pad_token_id, self.eos_token_id = max_length, pad_token_id, eos_token_id
+
+    @classmethod
+    def from_bundle(cls, files, spec: dict) -> "TranslationBatcher":
+        """``files`` is the bundle's :class:`zoo.runtime.BundleFiles`: the tokenizer must be one of its verified files."""
+        return cls(files.path(spec.get("tokenizer", "tokenizer.json")), max_length=spec["max_length"],
+                   pad_token_id=spec["pad_token_id"], eos_token_id=spec["eos_token_id"])
+
+    def encode(self, sentences: Sequence[str]) -> list[list[int]]:
+        """Each sentence's token ids (ending with eos), cut at ``max_length``; a warning counts the cut ones."""
+        for i, sentence in enumerate(sentences):
+            if not isinstance(sentence, str):
+                raise InputError(f"expected text to translate, got {type(sentence).__name__} at position {i}")
+        rows = [e.ids for e in self.tokenizer.encode_batch(list(sentences))]
+        report_truncated(sum(len(r) > self.max_length for r in rows), len(rows), self.max_length, "sentences")
+        return [r if len(r) <= self.max_length else r[: self.max_length - 1] + [self.eos_token_id] for r in rows]
+
+    def __call__(self, rows: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        """Token id rows → ``input_ids`` padded with ``pad_token_id`` and the ``attention_mask`` (int64 [B, S])."""
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)], mask[i, : len(row)] = row, 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def decode(self, rows: Sequence[Sequence[int]]) -> list[str]:
+        """Generated token ids → text, special tokens dropped."""
+        return [t.strip() for t in self.tokenizer.decode_batch([list(map(int, r)) for r in rows],
+                                                                skip_special_tokens=True)]
+
+
 def report_truncated(count: int, total: int, max_length: int, what: str = "texts") -> None:
     """Log how many inputs were cut at ``max_length`` (nothing when none were)."""
     if count:

@@ -178,6 +178,50 @@ class Translation(TaskAdapter):
         """Generated token ids → text."""
         return [t.strip() for t in self.tokenizer.decode_batch(outputs.tolist(), skip_special_tokens=True)]
 
+    # -- export -------------------------------------------------------------------------
+    #: Sentences the exported pair must translate exactly as ``generate`` does (the bundle's own check).
+    PARITY_SENTENCES = ("In the beginning was the word.", "Love one another.", "Peace.",
+                        "The light shines in the darkness, and the darkness has not overcome it.",
+                        "Go in peace, and sin no more.", "Blessed are the poor in spirit, for theirs is the kingdom.",
+                        "He went up the mountain.", "Ask, and it will be given to you; seek, and you will find.")
+
+    def write_onnx(self, network, examples, directory: Path, name: str) -> dict[str, Any]:
+        """The encoder as ``model.onnx`` and one decoding step as ``decoder.onnx`` (:mod:`nlp.translation_export`);
+        their outputs against the eager graphs' on ``examples``."""
+        from backends.parity import check_parity
+        from nlp.translation_export import DECODER_FILE, ENCODER_FILE, MarianEncoderGraph, export_translator
+
+        if not hasattr(network, "model") or not hasattr(network.model, "encoder"):
+            raise InputError(f"{name}: only Transformer (Marian) translators export to ONNX; this one is "
+                             f"{type(network).__name__}")
+        export_translator(network, examples[0], directory)
+        encoder = MarianEncoderGraph(network).eval()
+        keys = check_parity(lambda **batch: encoder(**batch)[0], _OrtOutput(directory / ENCODER_FILE, "cross_keys"),
+                            examples, name=name, backend="onnxruntime")
+        return {**keys.to_dict(), "graphs": [ENCODER_FILE, DECODER_FILE]}
+
+    def runtime_preprocessing(self) -> dict[str, Any]:
+        return {"ref": "nlp.transforms:TranslationBatcher",
+                "spec": {"tokenizer": self.card.preprocessing.get("tokenizer", "tokenizer.json"),
+                         "max_length": self.max_length, "pad_token_id": self.pad_token_id,
+                         "eos_token_id": self.eos_token_id}}
+
+    def runtime_postprocessing(self) -> dict[str, Any]:
+        from nlp.translation_export import DECODER_FILE
+
+        # The decoder's position table bounds the output: the start token takes the first position.
+        positions = int((self.card.arch_args.get("config") or {}).get("max_position_embeddings", 129))
+        return {"kind": "translation", "decoder": DECODER_FILE, "decoder_start_token_id": self.pad_token_id,
+                "eos_token_id": self.eos_token_id, "max_new_tokens": min(128, positions - 1),
+                "max_positions": positions}
+
+    def bundle_checks(self, model, bundle) -> dict[str, Any]:
+        """The bundle's greedy token ids against transformers' ``generate`` on :data:`PARITY_SENTENCES`."""
+        from nlp.translation_export import greedy_parity
+
+        return greedy_parity(model.net, self, bundle, list(self.PARITY_SENTENCES),
+                             max_new_tokens=bundle.spec["postprocessing"]["max_new_tokens"])
+
     # -- files --------------------------------------------------------------------------
     def read(self, path) -> list[str]:
         """A UTF-8 text file, one sentence a line (empty lines kept)."""
@@ -199,3 +243,16 @@ class Translation(TaskAdapter):
     def files(self) -> dict[str, Path]:
         name = self.card.preprocessing.get("tokenizer", "tokenizer.json")
         return {name: self.paths[name]} if name in self.paths else {}
+
+
+class _OrtOutput:
+    """One named output of an ONNX graph, called like the eager module (for ``check_parity``)."""
+
+    def __init__(self, path: Path, output: str):
+        import onnxruntime
+
+        self.session, self.output = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]), output
+
+    def __call__(self, **inputs: torch.Tensor) -> torch.Tensor:
+        (value,) = self.session.run([self.output], {k: v.numpy() for k, v in inputs.items()})
+        return torch.from_numpy(value)

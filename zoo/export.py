@@ -26,8 +26,8 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
 
     ``quantize="int8"``: the graph quantized as the task says (dynamic, or static QDQ calibrated on the model's own
     dataset or on ``calibration``), its quality measured (:mod:`zoo.quantize`)."""
-    from backends.onnx_backend import ExportError, OnnxRunner, export_onnx
-    from backends.parity import ParityError, check_parity
+    from backends.onnx_backend import ExportError
+    from backends.parity import ParityError
     from zoo.hub import load
     from zoo.model import require_int8
     from zoo.quantize import QUANTIZATIONS, quantize_bundle
@@ -50,16 +50,13 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         try:
-            export_onnx(network, examples[0], staging / "model.onnx", axes=model.adapter.export_axes,
-                        traced=model.adapter.export_traced)
-            parity = check_parity(network, OnnxRunner(staging / "model.onnx"), examples, name=model.card.id,
-                                  backend="onnxruntime", tolerance=model.adapter.parity_tolerance())
+            parity = model.adapter.write_onnx(network, examples, staging, model.card.id)
         except (ExportError, ParityError) as e:
             raise BackendError(f"{model.card.id}: {e}") from e
         for name, path in model.adapter.files().items():  # a tokenizer, for instance
             shutil.copyfile(path, staging / name)
         (staging / "card.json").write_text(json.dumps(model.card.to_dict(), indent=2) + "\n", encoding="utf-8")
-        (staging / "parity.json").write_text(json.dumps(parity.to_dict(), indent=2) + "\n", encoding="utf-8")
+        (staging / "parity.json").write_text(json.dumps(parity, indent=2) + "\n", encoding="utf-8")
         bundle = {
             "format": BUNDLE_FORMAT,
             "version": BUNDLE_VERSION,
@@ -73,7 +70,7 @@ def export(model_or_id: Any, out_dir: str | os.PathLike, *, format: str = "onnx"
         seal(staging)
         checks = model.adapter.bundle_checks(model, load_bundle(staging))
         if checks is not None:
-            _record_checks(model.card.id, staging, parity.to_dict(), checks)
+            _record_checks(model.card.id, staging, parity, checks)
         if quantize:
             return quantize_bundle(model, staging, out_dir, allow_quality_loss=allow_quality_loss,
                                    calibration=calibration)

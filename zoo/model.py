@@ -86,6 +86,17 @@ class TaskAdapter(ABC):
         """The network as ``zoo export`` writes it: one tensor out (tasks whose networks return dicts wrap it)."""
         return net
 
+    def write_onnx(self, network: torch.nn.Module, examples: list[Any], directory: Path, name: str) -> dict[str, Any]:
+        """Write the network as ``directory/model.onnx`` and check it against eager on ``examples``: the parity
+        report (raises ``ExportError`` or ``ParityError``). Tasks that export several graphs (a translator's
+        encoder and decoder step) override it."""
+        from backends.onnx_backend import OnnxRunner, export_onnx
+        from backends.parity import check_parity
+
+        export_onnx(network, examples[0], directory / "model.onnx", axes=self.export_axes, traced=self.export_traced)
+        return check_parity(network, OnnxRunner(directory / "model.onnx"), examples, name=name,
+                            backend="onnxruntime", tolerance=self.parity_tolerance()).to_dict()
+
     def bundle_checks(self, model: Any, bundle: Any) -> dict[str, Any] | None:
         """Predictions of the exported ``bundle`` against ``model``'s on real inputs, recorded in parity.json
         (``{"passed": bool, ...}``); None: the tensor parity check is enough."""

@@ -72,10 +72,11 @@ BUNDLE_FILE, MANIFEST_FILE, DIGEST_FILE, MODEL_FILE, CARD_FILE = (
 # The only preprocessing classes a bundle may name (``module:Class``): the zoo's own batchers. Image and text
 # bundles import them from the vision and nlp packages, which a deployment installs (docs/architecture.md).
 BATCHERS = ("zoo.runtime:ArrayBatcher", "vision.transforms:ImageBatcher", "vision.transforms:PictureBatcher",
-            "vision.transforms:DetectorBatcher", "nlp.transforms:TextBatcher")
+            "vision.transforms:DetectorBatcher", "nlp.transforms:TextBatcher", "nlp.transforms:TranslationBatcher")
 # "segmentation": one picture a run (pictures differ in size), logits scaled back to the picture, best class per pixel.
 # "detection": one picture a run, raw head outputs decoded by zoo.boxes.detect (thresholds, NMS, boxes scaled back).
-POSTPROCESSING = ("classification", "raw", "segmentation", "detection")
+# "translation": model.onnx encodes, the bundle's decoder graph (one step, past keys and values) runs greedy_decode.
+POSTPROCESSING = ("classification", "raw", "segmentation", "detection", "translation")
 MAX_MANIFEST_BYTES = 1 << 20  # read before it is verified: bounded
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _REEXPORT = "re-export it with `zoo export ID --out DIR`"
@@ -165,6 +166,8 @@ class Bundle:
         self.preprocess = _batcher(files, self.spec["preprocessing"])
         self.session = _session(self.directory / MODEL_FILE, providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        post = self.spec["postprocessing"]
+        self.decoder = _session(files.path(post.get("decoder")), providers) if post["kind"] == "translation" else None
 
     @property
     def labels(self) -> list[str] | None:
@@ -191,6 +194,9 @@ class Bundle:
         if not items:
             return []
         post = self.spec["postprocessing"]
+        if post["kind"] == "translation":
+            translations = self.translate(items)
+            return translations[0] if single else translations
         if post["kind"] in ("segmentation", "detection"):
             per_picture = self._segment if post["kind"] == "segmentation" else self._detect
             predictions = [per_picture(item) for item in items]
@@ -201,6 +207,35 @@ class Bundle:
         else:
             predictions = list(outputs)
         return predictions[0] if single else predictions
+
+    def translate(self, sentences: Sequence[str], max_new_tokens: int | None = None, batch_size: int = 32) -> list[str]:
+        """Translations in input order, as the ``translation`` task's greedy ``predict``: empty lines stay empty,
+        sentences decoded longest first in batches."""
+        rows = self.token_ids(sentences, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        return [self.preprocess.decode([row])[0] if row else "" for row in rows]
+
+    def token_ids(self, sentences: Sequence[str], *, max_new_tokens: int | None = None,
+                  batch_size: int = 32) -> list[list[int]]:
+        """The greedy output ids of each sentence (up to and with eos; ``[]`` for an empty one)."""
+        post = self.spec["postprocessing"]
+        if self.decoder is None:
+            raise InputError(f"{self.directory}: a {post['kind']!r} bundle does not translate")
+        limit = post.get("max_new_tokens", 128) if max_new_tokens is None else max_new_tokens
+        positions = post.get("max_positions", limit + 1)
+        if type(limit) is not int or not 1 <= limit < positions:
+            raise InputError(f"max_new_tokens must be a whole number from 1 to {positions - 1} (the decoder has "
+                             f"{positions} positions), got {limit!r:.40}")
+        encoded = self.preprocess.encode(list(sentences))
+        todo = sorted((i for i, s in enumerate(sentences) if s.strip()), key=lambda i: -len(encoded[i]))
+        result: list[list[int]] = [[] for _ in sentences]
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            generated = greedy_decode(self.session, self.decoder, self.preprocess([encoded[i] for i in chunk]),
+                                      max_new_tokens=limit, start_id=post["decoder_start_token_id"],
+                                      eos_id=post["eos_token_id"])
+            for i, row in zip(chunk, generated):
+                result[i] = row
+        return result
 
     def _segment(self, item: Any) -> dict[str, Any]:
         """``{"mask", "labels"}`` for one picture, as the ``semantic-segmentation`` task's ``predict``."""
@@ -248,6 +283,31 @@ class Bundle:
             raise BackendError(f"{self.directory / MODEL_FILE}: expected {rows} rows of "
                                f"{classes or 'class'} float logits, got {outputs.dtype.name} {outputs.shape}")
         return outputs
+
+
+def greedy_decode(encoder, decoder, inputs: dict[str, np.ndarray], *, max_new_tokens: int, start_id: int,
+                  eos_id: int) -> list[list[int]]:
+    """Greedy decoding with an encoder graph (source → cross-attention keys and values) and a one-step decoder
+    graph with past keys and values (:mod:`nlp.translation_export`), as transformers' ``generate`` with a forced
+    eos at the last step: each row's ids up to and with its eos."""
+    cross_keys, cross_values = encoder.run(None, inputs)
+    layers, batch, heads, _, head_dim = cross_keys.shape
+    past_keys = past_values = np.zeros((layers, batch, heads, 0, head_dim), dtype=np.float32)
+    tokens = np.full((batch, 1), start_id, dtype=np.int64)
+    rows: list[list[int]] = [[] for _ in range(batch)]
+    finished = np.zeros(batch, dtype=bool)
+    for step in range(max_new_tokens):
+        logits, past_keys, past_values = decoder.run(None, {
+            "input_ids": tokens, "step": np.array([step], dtype=np.int64), "attention_mask": inputs["attention_mask"],
+            "self_keys": past_keys, "self_values": past_values, "cross_keys": cross_keys, "cross_values": cross_values})
+        chosen = logits.argmax(axis=-1) if step < max_new_tokens - 1 else np.full(batch, eos_id)
+        for i in np.flatnonzero(~finished):
+            rows[i].append(int(chosen[i]))
+        finished |= chosen == eos_id
+        if finished.all():
+            break
+        tokens = chosen[:, None].astype(np.int64)
+    return rows
 
 
 def load_bundle(directory: str | Path, providers: Sequence[str] | None = None, *, sha256: str | None = None) -> Bundle:
@@ -397,6 +457,11 @@ def _checked_spec(spec: dict[str, Any], path: Path) -> dict[str, Any]:
     if not (isinstance(post, dict) and post.get("kind") in POSTPROCESSING and type(top_k) is int and top_k >= 1):
         raise InputError(f"{path}: expected 'postprocessing' to be {{'kind': one of {POSTPROCESSING}, "
                          f"'top_k': a positive int}}, got {post!r:.80}")
+    if post["kind"] == "translation":
+        ids = ("decoder_start_token_id", "eos_token_id", "max_new_tokens")
+        if not isinstance(post.get("decoder"), str) or not all(type(post.get(k)) is int and post[k] >= 0 for k in ids):
+            raise InputError(f"{path}: expected 'translation' postprocessing to name its 'decoder' graph and give "
+                             f"whole numbers {ids}, got {post!r:.120}")
     inputs = spec.get("inputs")
     if not (isinstance(inputs, list) and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in inputs)):
         raise InputError(f"{path}: expected 'inputs' to be a list of {{'name', 'dtype', 'shape'}}, got {inputs!r:.80}")
