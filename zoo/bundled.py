@@ -7,12 +7,14 @@ recipe's defaults) and handing them to :func:`main`::
     python -m robotics.train_bundled mlp_categorical.ppo_cartpole_v1 [--resume] [--threads 1]
     python -m vision.train_bundled --list
 
+A task's own files (a tokenizer) are copied as ``weights/NAME.FILE``.
 Runs go to ``runs/bundled/NAME`` (checkpointed: ``--resume`` continues a killed run).
 ``zoo reproduce DOMAIN/NAME`` retrains from the card alone and compares the metrics.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from importlib import import_module
 from pathlib import Path
@@ -35,6 +37,10 @@ def train(package: str, name: str, configs: Configs, runs: Path, resume: bool) -
     recipe = resolve_ref(get_registry().recipe(recipe_name).recipe).from_overrides(dict(params))
     result = recipe.run(runs / name, resume=resume, progress=True)
     weights = weights_dir(package)
+    weights.mkdir(exist_ok=True)
+    for file in json.loads((result.out_dir / CARD_FILE).read_text(encoding="utf-8"))["files"]:
+        if file != WEIGHTS_FILE:  # a task's own files (a tokenizer): NAME.FILE beside the weights
+            shutil.copyfile(result.out_dir / file, weights / f"{name}.{file}")
     shutil.copyfile(result.out_dir / WEIGHTS_FILE, weights / f"{name}.safetensors")
     shutil.copyfile(result.out_dir / CARD_FILE, weights / f"{name}.json")
     shown = ", ".join(f"{m['name']} {m['value']:.4g} ({m.get('split', '')})" for m in result.metrics)

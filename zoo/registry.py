@@ -456,7 +456,8 @@ def bundled_model(package: str, name: str, **spec_fields: Any) -> ModelSpec:
     """A ModelSpec whose weights and card were written by a recipe into ``PACKAGE/weights/``.
 
     ``weights/NAME.json`` is the card the recipe produced (it pins the weights'
-    sha256); ``weights/NAME.safetensors`` the weights. Metrics, provenance and
+    sha256); ``weights/NAME.safetensors`` the weights; ``weights/NAME.FILE`` each other file the card
+    pins (a tokenizer). Metrics, provenance and
     parameter count come from that card; labels, input, preprocessing and ``arch_args`` too unless
     ``spec_fields`` give them; everything else from ``spec_fields``.
     Without the card (a recipe has not produced it yet) the spec has no weights.
@@ -468,14 +469,11 @@ def bundled_model(package: str, name: str, **spec_fields: Any) -> ModelSpec:
     if not card_file.is_file():
         return ModelSpec(**spec_fields)
     card = json.loads(card_file.read_text(encoding="utf-8"))
-    pinned = card["files"]["weights.safetensors"]
-    weights = (
-        WeightFile(
-            name="weights.safetensors",
-            sha256=pinned["sha256"],
-            size=pinned["size"],
-            source=f"package://{package}/weights/{name}.safetensors",
-        ),
+    weights = tuple(
+        WeightFile(name=file, sha256=pinned["sha256"], size=pinned["size"],
+                   source=f"package://{package}/weights/{name}.{'safetensors' if file == 'weights.safetensors' else file}",
+                   format="safetensors" if file == "weights.safetensors" else "raw")
+        for file, pinned in card["files"].items()
     )
     # What the recipe wrote about its network (classes, input, preprocessing, arch_args) is the default;
     # what it measured (metrics, provenance, parameter count) always comes from the card.

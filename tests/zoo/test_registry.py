@@ -212,3 +212,23 @@ def test_a_bundled_model_takes_what_its_recipe_wrote_unless_the_spec_says_otherw
     assert spec.weights[0].source == "package://bundledpkg/weights/net.toy.safetensors"
     assert bundled_model("bundledpkg", "net.toy", id="toy/net.toy", task="t", architecture="net",
                          arch_args={"num_classes": 3}).arch_args == {"num_classes": 3}
+
+
+def test_a_bundled_model_pins_every_file_its_card_lists_beside_the_weights(tmp_path, monkeypatch):
+    """A translator's card lists its tokenizer too: it is bundled as ``weights/NAME.tokenizer.json``, a raw file."""
+    import json
+
+    from zoo.registry import bundled_model
+
+    weights = tmp_path / "bundledpkg2" / "weights"
+    weights.mkdir(parents=True)
+    (weights.parent / "__init__.py").write_text("")
+    (weights / "mt.toy.json").write_text(json.dumps({"files": {
+        "weights.safetensors": {"sha256": "0" * 64, "size": 1}, "tokenizer.json": {"sha256": "1" * 64, "size": 2}}}))
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    spec = bundled_model("bundledpkg2", "mt.toy", id="toy/mt.toy", task="translation", architecture="mt")
+    files = {w.name: (w.source, w.format, w.sha256, w.size) for w in spec.weights}
+    assert files == {
+        "weights.safetensors": ("package://bundledpkg2/weights/mt.toy.safetensors", "safetensors", "0" * 64, 1),
+        "tokenizer.json": ("package://bundledpkg2/weights/mt.toy.tokenizer.json", "raw", "1" * 64, 2)}
