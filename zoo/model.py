@@ -112,6 +112,9 @@ class TaskAdapter(ABC):
     int8: str | None = None
     #: The most quality the int8 bundle may lose against fp32, in the units of :meth:`int8_quality`'s metric.
     int8_tolerance: float = 0.01
+    #: Dynamic int8 weights in a 7-bit range (:func:`backends.quantize.quantize_dynamic_int8`): for networks whose
+    #: 8-bit weights saturate ONNX Runtime's kernels on CPUs without VNNI.
+    int8_reduce_range: bool = False
 
     def quantize_int8(self, model: Any, source: Path, target: Path, *, calibration: str | None = None) -> dict[str, Any]:
         """Write the int8 version of the fp32 ONNX graph ``source`` (exported from ``model``) to ``target``;
@@ -123,7 +126,7 @@ class TaskAdapter(ABC):
         if calibration is not None:
             raise InputError(f"{self.card.id}: task {self.card.task!r} quantizes dynamically and takes no "
                              f"calibration set, got {calibration!r}")
-        return quantize_dynamic_int8(source, target)
+        return quantize_dynamic_int8(source, target, reduce_range=self.int8_reduce_range)
 
     def int8_quality(self, model: Any, fp32_bundle: Any, int8_bundle: Any) -> dict[str, Any]:
         """The task's quality metric of the fp32 and the int8 bundles on a real labelled set:
