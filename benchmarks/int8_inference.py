@@ -33,7 +33,7 @@ def graphs(model, folder: Path) -> dict[str, Path]:
     from backends.quantize import quantize_dynamic_int8
 
     fp32 = export_onnx(model.net, model.adapter.example_inputs()[0], folder / "fp32.onnx")
-    quantize_dynamic_int8(fp32, folder / "int8.onnx")
+    quantize_dynamic_int8(fp32, folder / "int8.onnx", reduce_range=model.adapter.int8_reduce_range)  # as zoo export
     return {"onnxruntime": fp32, "onnxruntime-int8": folder / "int8.onnx"}
 
 
