@@ -128,8 +128,10 @@ def _export_traced(module: nn.Module, example: torch.Tensor, path: Path, axes: t
 class OnnxRunner:
     """An ONNX Runtime session called like the module: ``runner(tensor_or_mapping) -> tensor``."""
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None):
-        """``threads``: ONNX Runtime's intra-op threads (None: its default, one per core)."""
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
+                 output: str = "output"):
+        """``threads``: ONNX Runtime's intra-op threads (None: its default, one per core); ``output``: the graph
+        output returned (a graph with several, such as a translator's encoder)."""
         import onnxruntime
 
         self.path = Path(path)
@@ -142,13 +144,14 @@ class OnnxRunner:
             options.intra_op_num_threads = threads
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
         self.names = [i.name for i in self.session.get_inputs()]
+        self.output = output
 
     def __call__(self, inputs: Any = None, **keywords: Any) -> torch.Tensor:
         inputs = keywords or inputs
         if not isinstance(inputs, Mapping):
             inputs = {self.names[0]: inputs}
         feed = {name: _numpy(inputs[name]) for name in self.names}
-        (output,) = self.session.run(["output"], feed)
+        (output,) = self.session.run([self.output], feed)
         return torch.from_numpy(output)
 
 

@@ -188,6 +188,7 @@ class Translation(TaskAdapter):
     def write_onnx(self, network, examples, directory: Path, name: str) -> dict[str, Any]:
         """The encoder as ``model.onnx`` and one decoding step as ``decoder.onnx`` (:mod:`nlp.translation_export`);
         their outputs against the eager graphs' on ``examples``."""
+        from backends.onnx_backend import OnnxRunner
         from backends.parity import check_parity
         from nlp.translation_export import DECODER_FILE, ENCODER_FILE, MarianEncoderGraph, export_translator
 
@@ -196,7 +197,7 @@ class Translation(TaskAdapter):
                              f"{type(network).__name__}")
         export_translator(network, examples[0], directory)
         encoder = MarianEncoderGraph(network).eval()
-        keys = check_parity(lambda **batch: encoder(**batch)[0], _OrtOutput(directory / ENCODER_FILE, "cross_keys"),
+        keys = check_parity(lambda **batch: encoder(**batch)[0], OnnxRunner(directory / ENCODER_FILE, output="cross_keys"),
                             examples, name=name, backend="onnxruntime")
         return {**keys.to_dict(), "graphs": [ENCODER_FILE, DECODER_FILE]}
 
@@ -244,15 +245,3 @@ class Translation(TaskAdapter):
         name = self.card.preprocessing.get("tokenizer", "tokenizer.json")
         return {name: self.paths[name]} if name in self.paths else {}
 
-
-class _OrtOutput:
-    """One named output of an ONNX graph, called like the eager module (for ``check_parity``)."""
-
-    def __init__(self, path: Path, output: str):
-        import onnxruntime
-
-        self.session, self.output = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]), output
-
-    def __call__(self, **inputs: torch.Tensor) -> torch.Tensor:
-        (value,) = self.session.run([self.output], {k: v.numpy() for k, v in inputs.items()})
-        return torch.from_numpy(value)
