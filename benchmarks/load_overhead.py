@@ -65,10 +65,11 @@ def main() -> None:
 
 
 def zoo_env() -> dict:
-    from zoo.envinfo import fingerprint
+    from zoo.envinfo import cpu_int8_extensions, fingerprint
 
     env = fingerprint()
-    return {k: env.get(k) for k in ("python", "torch", "cpu", "cpu_count", "gpu", "git_commit")}
+    return {**{k: env.get(k) for k in ("python", "torch", "cpu", "cpu_count", "gpu", "git_commit")},
+            "cpu_int8_extensions": cpu_int8_extensions()}
 
 
 def write(result: dict) -> None:

@@ -56,6 +56,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+INT8_EXTENSIONS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_int8_extensions() -> list[str] | None:
+    """The x86 extensions ONNX Runtime's int8 kernels choose between (without VNNI, its uint8×int8 products
+    saturate 16-bit sums unless weights keep 7 bits), as /proc/cpuinfo lists them; None where it is not readable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    flags = next((line.partition(":")[2].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [name for name in INT8_EXTENSIONS if name in flags]
+
+
 def _version(distribution: str) -> str | None:
     try:
         return metadata.version(distribution)

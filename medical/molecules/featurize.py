@@ -200,9 +200,24 @@ def scale_descriptors(raw: np.ndarray, mean: Sequence[float], std: Sequence[floa
     return (scaled if clip is None else scaled.clip(-clip, clip)).astype(np.float32)
 
 
+def quantile_descriptors(raw: np.ndarray, quantiles: Sequence[Sequence[float]]) -> np.ndarray:
+    """Descriptors mapped through their train distribution to [0, 1], float32 (Chemprop's
+    ``rdkit_2d_normalized`` idea, with the CDF read from the train split's quantiles in the card).
+
+    A rank keeps heavy-tailed descriptors (``Ipc``) and outliers inside the same range as the rest without a
+    clip; values past the train range map to 0 or 1, and a descriptor RDKit cannot compute to 0.5 (the median).
+    """
+    levels = np.linspace(0.0, 1.0, len(quantiles[0]))
+    values = np.full(len(raw), 0.5)
+    for i, (x, q) in enumerate(zip(raw, np.asarray(quantiles, dtype=np.float64))):
+        if np.isfinite(x):  # the mean of the lowest and highest level at x: a value tied over several quantiles
+            values[i] = 0.5 * (np.interp(x, q, levels) + 1.0 - np.interp(-x, -q[::-1], levels))  # gets their middle
+    return values.astype(np.float32)
+
+
 class Featurizer:
     """Molecules → network inputs as a card's ``preprocessing`` says: ``inputs`` ``"graph"`` (the D-MPNN) or
-    ``"morgan"`` (``morgan: {radius, bits}``), plus ``descriptors: {names, mean, std, clip}`` when the model reads them."""
+    ``"morgan"`` (``morgan: {radius, bits}``), plus ``descriptors: {names, mean, std, clip}`` or ``{names, quantiles}`` when the model reads them."""
 
     def __init__(self, preprocessing: dict[str, Any]):
         from zoo.errors import InputError
@@ -219,9 +234,12 @@ class Featurizer:
         features = mol_graph(mol) if self.kind == "graph" else morgan_fingerprint(mol, self.radius, self.bits)
         extra = None
         if self.descriptors:
-            names = self.descriptors["names"]
-            extra = scale_descriptors(descriptors(mol, names), self.descriptors["mean"], self.descriptors["std"],
-                                      self.descriptors.get("clip"))
+            raw = descriptors(mol, self.descriptors["names"])
+            if "quantiles" in self.descriptors:
+                extra = quantile_descriptors(raw, self.descriptors["quantiles"])
+            else:
+                extra = scale_descriptors(raw, self.descriptors["mean"], self.descriptors["std"],
+                                          self.descriptors.get("clip"))
         return features, extra
 
     def collate(self, records: Sequence[tuple[Any, np.ndarray | None]]) -> dict[str, Any]:

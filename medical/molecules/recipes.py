@@ -21,7 +21,9 @@ from zoo.errors import InputError
 from zoo.recipes import RecipeResult, TrainerRecipe, bounded, card_metrics
 
 TASK_TYPES = ("regression", "classification")
+DESCRIPTOR_SCALINGS = ("standard", "quantile")
 DESCRIPTOR_CLIP = 6.0  # standard deviations: see featurize.scale_descriptors
+DESCRIPTOR_QUANTILES = 51  # train quantiles kept per descriptor for the "quantile" scaling (every 2%)
 INPUTS_OF = {"dmpnn": "graph", "fingerprint_mlp": "morgan"}
 
 
@@ -33,7 +35,8 @@ class MolecularPropertyRecipe(TrainerRecipe):
     numeric column). ``split`` is ``fixed`` (the data's own split, or a ``split``
     column), ``random`` or ``scaffold``; ``auto`` takes the dataset's own default, or for a
     file ``fixed`` when it has a split column, else ``scaffold``. ``descriptors`` adds
-    RDKit's 2-D descriptors (standardized on train) beside the learned representation.
+    RDKit's 2-D descriptors beside the learned representation, scaled as ``descriptor_scaling`` says:
+    ``standard`` (train mean and standard deviation, clipped) or ``quantile`` (the train CDF, in [0, 1]).
     ``depth``, ``hidden``, ``readout``, ``dropout`` and ``ffn_layers`` change the model's
     architecture where it has them (None keeps the model's own). ``ensemble_size`` N > 1 trains N
     networks with seeds ``train.seed`` ... ``train.seed + N - 1`` (each kept as a model under
@@ -63,6 +66,7 @@ class MolecularPropertyRecipe(TrainerRecipe):
     standardize: bool = True
     skip_invalid: bool = False
     descriptors: bool = False
+    descriptor_scaling: str = "standard"
     max_train_molecules: int | None = bounded(None, "[1, inf)")
     depth: int | None = bounded(None, "[1, 10]")
     hidden: int | None = bounded(None, "[1, 4096]")
@@ -76,6 +80,8 @@ class MolecularPropertyRecipe(TrainerRecipe):
         super().__post_init__()
         if self.task_type not in TASK_TYPES:
             raise InputError(f"task_type must be one of {TASK_TYPES}, got {self.task_type!r}")
+        if self.descriptor_scaling not in DESCRIPTOR_SCALINGS:
+            raise InputError(f"descriptor_scaling must be one of {DESCRIPTOR_SCALINGS}, got {self.descriptor_scaling!r}")
 
     def run(self, out_dir: str | Path, *, resume: bool | str = False, progress: bool = True) -> RecipeResult:
         import torch
@@ -184,7 +190,7 @@ class MolecularPropertyRecipe(TrainerRecipe):
         preprocessing = {**card.preprocessing, "inputs": inputs, "standardize": self.standardize,
                          "standardization": dict(STANDARDIZATION) if self.standardize else None,
                          "max_heavy_atoms": MAX_HEAVY_ATOMS, "task_type": self.task_type,
-                         "descriptors": descriptor_scaling(train_mols) if self.descriptors else None}
+                         "descriptors": fit_descriptor_scaling(train_mols, self.descriptor_scaling) if self.descriptors else None}
         if self.task_type == "regression":
             preprocessing["target_scaling"] = target_scaling(train_y)
         card.arch_args = self.arch_args(card.architecture, dict(card.arch_args), len(targets),
@@ -229,13 +235,19 @@ def target_scaling(y: np.ndarray) -> dict[str, list[float]]:
     return {"mean": [float(m) for m in mean], "std": [float(s) if s > 0 else 1.0 for s in std]}
 
 
-def descriptor_scaling(mols: Sequence) -> dict[str, list]:
-    """RDKit 2-D descriptor names with their train mean and standard deviation, and the clip of scaled values."""
+def fit_descriptor_scaling(mols: Sequence, method: str = "standard") -> dict[str, list]:
+    """RDKit 2-D descriptor names with what scales them, fitted on the train molecules: ``standard``, their mean,
+    standard deviation and the clip of scaled values; ``quantile``, each one's train quantiles (its CDF)."""
     from medical.molecules.featurize import descriptor_names, descriptors
 
     names = descriptor_names()
     raw = np.stack([descriptors(m.mol, names) for m in mols])
     raw[~np.isfinite(raw)] = np.nan
+    if method == "quantile":
+        with np.errstate(all="ignore"):
+            quantiles = np.nanquantile(raw, np.linspace(0.0, 1.0, DESCRIPTOR_QUANTILES), axis=0).T
+        quantiles = np.nan_to_num(quantiles)  # a descriptor never computed on train: every value ranks alike
+        return {"names": names, "quantiles": [[float(f"{v:.6g}") for v in row] for row in quantiles]}
     with np.errstate(all="ignore"):
         mean, std = np.nanmean(raw, axis=0), np.nanstd(raw, axis=0)
     mean = np.nan_to_num(mean)

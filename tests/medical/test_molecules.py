@@ -166,6 +166,34 @@ def test_a_tiny_dmpnn_learns_solubility_and_predicts_smiles_and_marks_invalid_on
     assert model.predict("mols.csv")["error"] == "no such molecule file: mols.csv (nor is it a SMILES)"
 
 
+def test_quantile_scaling_ranks_descriptors_on_train_and_bounds_molecules_unlike_it(tmp_path):
+    from medical.molecules.recipes import MolecularPropertyRecipe
+
+    tied = featurize.quantile_descriptors(np.array([0.0, 2.5, 9.0, np.nan]),
+                                          [[0, 0, 0, 1, 2], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5]])
+    assert tied.tolist() == [0.25, 0.375, 1.0, 0.5]  # a tie takes its middle level; past the range, 1; NaN, 0.5
+    chains = [f"{'C' * n}{end}" for n in range(1, 11) for end in ("O", "N", "Cl", "")]
+    rows = ["smiles,logS"] + [f"{s},{-0.4 * s.count('C') + s.endswith(('O', 'N'))}" for s in chains]
+    (tmp_path / "mols.csv").write_text("\n".join(rows) + "\n")
+    recipe = MolecularPropertyRecipe(data=str(tmp_path / "mols.csv"), split="random", val_fraction=0.25,
+                                     test_fraction=0.0, hidden=16, descriptors=True, descriptor_scaling="quantile",
+                                     train={"epochs": 2, "batch_size": 8, "progress": False})
+    recipe.run(tmp_path / "run", progress=False)
+    model = zoo.load(tmp_path / "run")
+    scaling = model.card.preprocessing["descriptors"]
+    assert set(scaling) == {"names", "quantiles"} and len(scaling["quantiles"]) == len(scaling["names"])
+    assert all(len(q) == 51 and q == sorted(q) for q in scaling["quantiles"])
+    weight = scaling["names"].index("MolWt")
+    _, inside = featurize.Featurizer(model.card.preprocessing)(parse_smiles("CCCCCO", "test").mol)
+    # a molecule 6x as heavy as the heaviest training chain
+    _, beyond = featurize.Featurizer(model.card.preprocessing)(parse_smiles("C" * 60, "test").mol)
+    assert 0.0 < inside[weight] < 1.0 and beyond[weight] == 1.0
+    assert ((beyond >= 0) & (beyond <= 1)).all()
+    assert np.isfinite(model.predict("C" * 60)["logS"])
+    with pytest.raises(InputError, match="descriptor_scaling must be one of"):
+        MolecularPropertyRecipe(descriptor_scaling="minmax")
+
+
 @needs_datamol
 def test_a_resumed_run_is_the_same_run(tmp_path, monkeypatch):
     import torch
