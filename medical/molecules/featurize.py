@@ -207,17 +207,47 @@ def quantile_descriptors(raw: np.ndarray, quantiles: Sequence[Sequence[float]]) 
     A rank keeps heavy-tailed descriptors (``Ipc``) and outliers inside the same range as the rest without a
     clip; values past the train range map to 0 or 1, and a descriptor RDKit cannot compute to 0.5 (the median).
     """
-    levels = np.linspace(0.0, 1.0, len(quantiles[0]))
+    quantiles = np.asarray(quantiles, dtype=np.float64)
+    levels = np.linspace(0.0, 1.0, quantiles.shape[1])
     values = np.full(len(raw), 0.5)
-    for i, (x, q) in enumerate(zip(raw, np.asarray(quantiles, dtype=np.float64))):
+    for i, (x, q) in enumerate(zip(raw, quantiles)):
         if np.isfinite(x):  # the mean of the lowest and highest level at x: a value tied over several quantiles
             values[i] = 0.5 * (np.interp(x, q, levels) + 1.0 - np.interp(-x, -q[::-1], levels))  # gets their middle
     return values.astype(np.float32)
 
 
+def checked_descriptor_scaling(scaling: Any) -> dict[str, Any] | None:
+    """A card's ``descriptors`` entry with its numbers as arrays; InputError unless it holds ``names`` and either
+    ``mean`` and ``std`` of one value per name, or ``quantiles``: per name, at least 2 non-decreasing finite values."""
+    from zoo.errors import InputError
+
+    if scaling is None:
+        return None
+    names = scaling.get("names") if isinstance(scaling, dict) else None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise InputError(f"card preprocessing 'descriptors' must hold a list of descriptor 'names', got {scaling!r:.80}")
+    try:
+        if "quantiles" in scaling:
+            quantiles = np.asarray(scaling["quantiles"], dtype=np.float64)
+            if (quantiles.shape[:1] != (len(names),) or quantiles.ndim != 2 or quantiles.shape[1] < 2
+                    or not np.isfinite(quantiles).all() or (np.diff(quantiles, axis=1) < 0).any()):
+                raise ValueError
+            return {"names": names, "quantiles": quantiles}
+        mean, std = (np.asarray(scaling[key], dtype=np.float64) for key in ("mean", "std"))
+        clip = None if scaling.get("clip") is None else float(scaling["clip"])
+        if mean.shape != (len(names),) or std.shape != (len(names),) or (clip is not None and not clip > 0):
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"card preprocessing 'descriptors' must give, for each of its {len(names)} names, a 'mean' "
+                         "and a 'std' (with an optional positive 'clip'), or a row of at least 2 non-decreasing "
+                         "finite 'quantiles'") from None
+    return {"names": names, "mean": mean, "std": std, "clip": clip}
+
+
 class Featurizer:
     """Molecules → network inputs as a card's ``preprocessing`` says: ``inputs`` ``"graph"`` (the D-MPNN) or
-    ``"morgan"`` (``morgan: {radius, bits}``), plus ``descriptors: {names, mean, std, clip}`` or ``{names, quantiles}`` when the model reads them."""
+    ``"morgan"`` (``morgan: {radius, bits}``), plus ``descriptors: {names, mean, std, clip}`` or
+    ``{names, quantiles}`` when the model reads them."""
 
     def __init__(self, preprocessing: dict[str, Any]):
         from zoo.errors import InputError
@@ -227,7 +257,7 @@ class Featurizer:
             raise InputError(f"card preprocessing 'inputs' must be 'graph' or 'morgan', got {self.kind!r}")
         morgan = preprocessing.get("morgan") or {}
         self.radius, self.bits = int(morgan.get("radius", MORGAN_RADIUS)), int(morgan.get("bits", MORGAN_BITS))
-        self.descriptors = preprocessing.get("descriptors") or None
+        self.descriptors = checked_descriptor_scaling(preprocessing.get("descriptors") or None)
 
     def __call__(self, mol: Any) -> tuple[Any, np.ndarray | None]:
         """One molecule's inputs: its graph or fingerprint, and its scaled descriptors (or None)."""
@@ -239,7 +269,7 @@ class Featurizer:
                 extra = quantile_descriptors(raw, self.descriptors["quantiles"])
             else:
                 extra = scale_descriptors(raw, self.descriptors["mean"], self.descriptors["std"],
-                                          self.descriptors.get("clip"))
+                                          self.descriptors["clip"])
         return features, extra
 
     def collate(self, records: Sequence[tuple[Any, np.ndarray | None]]) -> dict[str, Any]:

@@ -190,7 +190,8 @@ class MolecularPropertyRecipe(TrainerRecipe):
         preprocessing = {**card.preprocessing, "inputs": inputs, "standardize": self.standardize,
                          "standardization": dict(STANDARDIZATION) if self.standardize else None,
                          "max_heavy_atoms": MAX_HEAVY_ATOMS, "task_type": self.task_type,
-                         "descriptors": fit_descriptor_scaling(train_mols, self.descriptor_scaling) if self.descriptors else None}
+                         "descriptors": (fit_descriptor_scaling(train_mols, self.descriptor_scaling)
+                                         if self.descriptors else None)}
         if self.task_type == "regression":
             preprocessing["target_scaling"] = target_scaling(train_y)
         card.arch_args = self.arch_args(card.architecture, dict(card.arch_args), len(targets),

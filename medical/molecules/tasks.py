@@ -38,6 +38,10 @@ class MolecularProperty(TaskAdapter):
         super().__init__(card, files)
         self.preprocessing = card.preprocessing
         self.featurizer = Featurizer(self.preprocessing)
+        named = len(self.featurizer.descriptors["names"]) if self.featurizer.descriptors else 0
+        if named != int(card.arch_args.get("num_descriptors", 0)):
+            raise InputError(f"{card.id}: the network reads {card.arch_args.get('num_descriptors', 0)} descriptors, "
+                             f"its card's preprocessing names {named}")
         self.targets = list(card.labels or [])
         scaling = self.preprocessing.get("target_scaling") or {}
         self.kind = self.preprocessing.get("task_type", "regression")

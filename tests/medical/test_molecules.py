@@ -192,6 +192,27 @@ def test_quantile_scaling_ranks_descriptors_on_train_and_bounds_molecules_unlike
     assert np.isfinite(model.predict("C" * 60)["logS"])
     with pytest.raises(InputError, match="descriptor_scaling must be one of"):
         MolecularPropertyRecipe(descriptor_scaling="minmax")
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    card["preprocessing"]["descriptors"]["names"].pop()
+    card["preprocessing"]["descriptors"]["quantiles"].pop()
+    (tmp_path / "run" / "card.json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match=r"reads \d+ descriptors, its card's preprocessing names \d+"):
+        zoo.load(tmp_path / "run")
+
+
+@pytest.mark.parametrize("scaling", [
+    {"names": "MolWt", "mean": [1.0], "std": [1.0]},
+    {"names": ["MolWt"], "quantiles": [[2.0, 1.0]]},
+    {"names": ["MolWt"], "quantiles": [[1.0, float("nan")]]},
+    {"names": ["MolWt", "TPSA"], "quantiles": [[1.0, 2.0]]},
+    {"names": ["MolWt"], "quantiles": [1.0, 2.0]},
+    {"names": ["MolWt"], "mean": [1.0]},
+    {"names": ["MolWt"], "mean": [1.0], "std": ["wide"]},
+    {"names": ["MolWt"], "mean": [1.0], "std": [1.0], "clip": -3},
+])
+def test_a_card_with_malformed_descriptor_scaling_is_an_input_error(scaling):
+    with pytest.raises(InputError, match="card preprocessing 'descriptors' must"):
+        featurize.Featurizer({"inputs": "graph", "descriptors": scaling})
 
 
 @needs_datamol
