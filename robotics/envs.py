@@ -27,11 +27,19 @@ ENV_FAMILIES = {"PointMaze_": ("gymnasium_robotics", {"continuing_task": False})
                 "MiniGrid-": ("minigrid", {}), "BabyAI-": ("minigrid", {})}
 
 
-def make_env(env_id: str):
-    """``gymnasium.make(env_id)``, with an InputError naming known ids when it does not exist."""
+def make_env(env_id: str, render_mode: str | None = None):
+    """``gymnasium.make(env_id)``, with an InputError naming known ids when it does not exist.
+
+    ``render_mode="rgb_array"`` makes ``env.render()`` return frames; without a display, MuJoCo
+    then draws through EGL (``MUJOCO_GL=egl``) unless ``MUJOCO_GL`` says otherwise.
+    """
     import importlib
+    import os
 
     import gymnasium as gym
+
+    if render_mode is not None and not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")  # GLFW, MuJoCo's default, needs a display
 
     package, kwargs = next((family for prefix, family in ENV_FAMILIES.items() if env_id.startswith(prefix)),
                            (None, {}))
@@ -41,7 +49,7 @@ def make_env(env_id: str):
         except ImportError:
             raise InputError(f"{env_id} needs the {package} package: pip install 'domain-zoo[robotics]'") from None
     try:
-        return gym.make(env_id, **kwargs)
+        return gym.make(env_id, render_mode=render_mode, **kwargs)
     except gym.error.Error as exc:
         raise InputError(f"unknown or unavailable environment {env_id!r} ({exc}); "
                          f"e.g. {', '.join(CLASSIC_CONTROL + MUJOCO + POINTMAZE + MINIGRID)}") from None

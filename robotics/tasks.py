@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -148,6 +148,32 @@ class Rollout:
         return float(self.lengths.sum() / max(self.seconds, 1e-9))
 
 
+@dataclass
+class Recording:
+    """The rendered RGB frames of each episode of a rollout (the reset's, then one a step), and their frame rate."""
+
+    episodes: list[list[np.ndarray]] = field(default_factory=list)
+    fps: float = 30.0
+
+    def write_gif(self, path: str | Path, max_side: int = 320) -> Path:
+        """The episodes one after another as an animated GIF (frames scaled to fit ``max_side`` pixels,
+        at most 50 frames/s: browsers slow faster GIFs down), written atomically."""
+        from PIL import Image
+
+        from zoo.atomic import atomic_path
+
+        frames = [Image.fromarray(frame) for episode in self.episodes for frame in episode]
+        if not frames:
+            raise InputError("no frames were rendered: the environment returned none")
+        scale = min(1.0, max_side / max(frames[0].size))
+        size = (round(frames[0].width * scale), round(frames[0].height * scale))
+        frames = [frame.resize(size, Image.Resampling.BILINEAR) for frame in frames]
+        with atomic_path(path) as tmp:
+            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                           duration=round(1000 / min(self.fps, 50.0)))
+        return Path(path)
+
+
 def recurrent_state_shape(card: ModelCard) -> tuple[int, ...] | None:
     """The shape of one episode's recurrent state, from the card's ``input.state_shape`` (None: no state)."""
     shape = card.input.get("state_shape")
@@ -219,6 +245,26 @@ class PolicyModel(Model):
         finally:
             self.train(was_training)
 
+    def render(self, path: str | Path, env_id: str | None = None, episodes: int = 1, seed: int = 0) -> Rollout:
+        """Roll out as :meth:`rollout` does (``env_id`` defaults to the first the policy was trained for) and write
+        the episodes' frames to the animated GIF ``path``."""
+        from robotics.envs import check_env
+
+        if Path(path).suffix.lower() != ".gif":
+            raise InputError(f"a rollout renders to an animated GIF: expected a path ending in .gif, got {path}")
+        env_id = env_id or self.card.input["env_ids"][0]
+        check_env(self.card, env_id)
+        recording = Recording()
+        was_training = self.training
+        self.eval()
+        try:
+            rollout = run_episodes(self.act, env_id, episodes, seed, initial_state=self.initial_state(episodes),
+                                   recording=recording)
+        finally:
+            self.train(was_training)
+        recording.write_gif(path)
+        return rollout
+
     @torch.inference_mode()
     def act(self, observations: np.ndarray, state: np.ndarray | None = None):
         """A batch of float32 observations ``[N, obs_dim]`` → actions, without per-call checks; a recurrent
@@ -249,22 +295,26 @@ def torch_threads(n: int):
 
 
 def run_episodes(act: Callable, env_id: str, episodes: int, seed: int,
-                 on_step: Callable[..., None] | None = None, initial_state: np.ndarray | None = None) -> Rollout:
+                 on_step: Callable[..., None] | None = None, initial_state: np.ndarray | None = None,
+                 recording: Recording | None = None) -> Rollout:
     """Run ``episodes`` episodes side by side, episode ``i`` reset with ``seed + i``.
 
     ``act`` maps a batch of observations to actions; given ``initial_state`` (a recurrent
     policy's, ``[episodes, ...]``), it maps observations and their episodes' states to actions
     and next states. ``on_step(episode, frame, obs, action, reward, terminated, truncated)``
-    sees every transition (for recording datasets).
+    sees every transition (for recording datasets). ``recording`` gets every episode's rendered frames.
     """
     from robotics.envs import make_env
     from robotics.observations import observation_spec
 
     if episodes < 1:
         raise InputError(f"episodes must be >= 1, got {episodes}")
-    envs = [make_env(env_id) for _ in range(episodes)]
+    envs = [make_env(env_id, render_mode=None if recording is None else "rgb_array") for _ in range(episodes)]
     flatten = observation_spec(envs[0].observation_space).flatten  # Dict observations → flat float32
     obs = np.stack([flatten(env.reset(seed=seed + i)[0]) for i, env in enumerate(envs)])
+    if recording is not None:
+        recording.fps = float(envs[0].metadata.get("render_fps") or recording.fps)
+        recording.episodes = [[env.render()] for env in envs]
     returns, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
     states = None if initial_state is None else initial_state.copy()
     active = list(range(episodes))
@@ -283,6 +333,8 @@ def run_episodes(act: Callable, env_id: str, episodes: int, seed: int,
             returns[i] += reward
             lengths[i] += 1
             obs[i] = flatten(next_obs)
+            if recording is not None:
+                recording.episodes[i].append(envs[i].render())
             if not (terminated or truncated):
                 still.append(i)
         active = still

@@ -165,8 +165,9 @@ def fetch(model_id: str = _MODEL_ID):
 @app.command()
 def predict(
     model_id: str = _MODEL_ID,
-    arguments: List[str] = typer.Argument(..., metavar="INPUTS...", help="input files (images, .npy arrays, ...); "
-                                          "for tasks that take text, the text itself (a sentence, a SMILES)"),
+    arguments: Optional[List[str]] = typer.Argument(None, metavar="INPUTS...", help="input files (images, .npy "
+                                                    "arrays, ...); for tasks that take text, the text itself (a "
+                                                    "sentence, a SMILES)"),
     as_json: bool = typer.Option(False, "--json", help="print predictions as JSON lines"),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="classifiers: the k best labels with their "
                                         "scores (default: the best one; with --json, all the model gives)"),
@@ -175,6 +176,9 @@ def predict(
                                        "folders, the predictions of every input into this folder"),
     draw: bool = typer.Option(False, "--draw", help="also write each input with its prediction drawn over it "
                               "into the --out folder (beside an --out file), for tasks that draw"),
+    render: Optional[Path] = typer.Option(None, "--render", help="policies: instead of INPUTS, run one episode in "
+                                          "the policy's environment and write it as an animated GIF here"),
+    seed: int = typer.Option(0, "--seed", help="with --render: the episode's reset seed"),
 ):
     """Run a model on input files (or folders, e.g. a DICOM series), or on inputs given as text, and print its
     predictions.
@@ -183,6 +187,11 @@ def predict(
     """
     from zoo.hub import load, tasks_of
 
+    if render is not None:
+        return _render(model_id, render, seed, given=bool(arguments or out or draw or as_json or top_k))
+    if not arguments:
+        raise InputError("expected INPUTS to predict on (files, or text for tasks that take text); "
+                         "a policy can instead --render an episode")
     if draw and out is None:
         raise InputError("--draw writes into the --out folder (or beside the --out file): give --out")
     missing = [argument for argument in arguments if not _exists(argument)]
@@ -208,6 +217,21 @@ def predict(
             console.print(f"{name}: {model.adapter.describe(prediction, top_k=top_k or 1)}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _render(model_id: str, path: Path, seed: int, given: bool) -> None:
+    """``zoo predict POLICY --render out.gif``: one episode in the policy's environment, as a GIF."""
+    from zoo.hub import load
+
+    if given:
+        raise InputError("--render rolls the policy out in its own environment: give no INPUTS, --out, --draw, "
+                         "--json or --top-k with it")
+    model = load(model_id)
+    if not hasattr(model, "render"):
+        raise InputError(f"--render needs a policy (task control), got {model_id} of task {model.card.task!r}")
+    rollout = model.render(path, seed=seed)
+    console.print(f"{rollout.env_id}, seed {seed}: return {rollout.returns[0]:.1f} in {rollout.lengths[0]} steps; "
+                  f"written to [bold]{path}[/bold]", highlight=False)
 
 
 def _takes_literal_inputs(task: str) -> bool:
