@@ -25,6 +25,8 @@ BUNDLED = {
     "robotics/mlp_gaussian.ppo_invertedpendulum_v5": "PPO policy for MuJoCo InvertedPendulum-v5 (Gaussian MLP 64×64)",
     "robotics/mlp_squashed_gaussian.sac_reacher_v5": "SAC policy for MuJoCo Reacher-v5 (tanh-Gaussian MLP 128×128)",
     "robotics/mlp_gaussian.ppo_hopper_v5": "PPO policy for MuJoCo Hopper-v5 (Gaussian MLP 64×64)",
+    "robotics/mlp_squashed_gaussian.sac_pointmaze_umaze_v3": "SAC+HER policy for the sparse PointMaze_UMaze-v3, "
+    "goal-conditioned (tanh-Gaussian MLP 128×128)",
 }
 
 

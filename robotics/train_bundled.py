@@ -24,6 +24,11 @@ CONFIGS: dict[str, tuple[str, dict]] = {
         "anneal_clip": False, "gamma": 0.99, "gae_lambda": 0.95, "update_epochs": 10, "minibatch_size": 64,
         "normalize_observations": True, "normalize_rewards": True, "checkpoint_every_steps": 50_000,
     }),
+    # Sparse reward (1 at the goal, which ends the episode): hindsight goals are what it learns from.
+    "mlp_squashed_gaussian.sac_pointmaze_umaze_v3": ("sac", {
+        "env_id": "PointMaze_UMaze-v3", "her": True, "total_steps": 120_000, "gamma": 0.98, "hidden": (128, 128),
+        "eval_episodes": 100, "checkpoint_every_steps": 20_000,
+    }),
 }
 
 
