@@ -33,7 +33,9 @@ def make_env(env_id: str, render_mode: str | None = None):
     ``render_mode="rgb_array"`` makes ``env.render()`` return frames; without a display, MuJoCo
     then draws through EGL (``MUJOCO_GL=egl``) unless ``MUJOCO_GL`` says otherwise.
     """
+    import contextlib
     import importlib
+    import io
     import os
 
     import gymnasium as gym
@@ -45,7 +47,9 @@ def make_env(env_id: str, render_mode: str | None = None):
                            (None, {}))
     if package is not None:
         try:
-            gym.register_envs(importlib.import_module(package))
+            # gymnasium-robotics prints a notice about its Adroit hands on import: not about our environments
+            with contextlib.redirect_stderr(io.StringIO()):
+                gym.register_envs(importlib.import_module(package))
         except ImportError:
             raise InputError(f"{env_id} needs the {package} package: pip install 'domain-zoo[robotics]'") from None
     try:

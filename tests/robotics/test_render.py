@@ -62,3 +62,12 @@ def test_zoo_predict_render_usage_mistakes_are_one_line_errors(tmp_path, monkeyp
     result = run_console_script("predict", *args)
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith(message) and not (tmp_path / "ep.gif").exists()
+
+
+def test_zoo_predict_renders_the_maze_policy_reaching_its_goal_with_nothing_on_stderr(tmp_path):
+    pytest.importorskip("gymnasium_robotics")
+    result = run_console_script("predict", "robotics/mlp_squashed_gaussian.sac_pointmaze_umaze_v3",
+                                "--render", str(tmp_path / "maze.gif"), "--seed", "1")
+    assert result.returncode == 0 and result.stderr == ""  # no upstream import notices either
+    assert result.stdout.startswith("PointMaze_UMaze-v3, seed 1: return 1.0 in ")
+    assert gif_frames(tmp_path / "maze.gif")[0][0] == (320, 320)
