@@ -113,17 +113,20 @@ def run_zoo(dataset, adapter, num_classes, args, out_dir) -> dict:
     return measured(len(dataset), args.batch_size, clock, counter, total)
 
 
+class WithLoss(torch.nn.Module):
+    """A classifier as the HF Trainer takes it: ``labels`` in, a dict with the cross-entropy ``loss`` out."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, labels=None, **inputs):
+        logits = self.net(**inputs)
+        return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
 def run_hf(dataset, adapter, num_classes, args, out_dir) -> dict:
     from transformers import Trainer, TrainerCallback, TrainingArguments
-
-    class WithLoss(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, labels=None, **inputs):
-            logits = self.net(**inputs)
-            return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
 
     class Clock(TrainerCallback):
         def on_step_end(self, *a, **k):

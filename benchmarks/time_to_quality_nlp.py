@@ -140,6 +140,7 @@ def run_hf(args, seed: int, out_dir: str) -> dict:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from backends.seed import seed_everything
+    from benchmarks.nlp_trainer_vs_hf import WithLoss
     from nlp.recipes import _encoded, _model_and_data
 
     recipe = recipe_for(args, seed)
@@ -149,15 +150,6 @@ def run_hf(args, seed: int, out_dir: str) -> dict:
     train = _encoded(model.adapter, splits.train, "training texts")
     probe.val = _encoded(model.adapter, splits.val, "validation texts", sort=True)
     probe.collate = model.adapter.collate
-
-    class WithLoss(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, labels=None, **inputs):
-            logits = self.net(**inputs)
-            return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
 
     class Probe(TrainerCallback):
         def on_step_end(self, training_args, state, control, **kwargs):
