@@ -53,7 +53,8 @@ def make_env(env_id: str, render_mode: str | None = None):
         except ImportError:
             raise InputError(f"{env_id} needs the {package} package: pip install 'domain-zoo[robotics]'") from None
     try:
-        return gym.make(env_id, render_mode=render_mode, **kwargs)
+        # Only when asked: an environment that does not render need not take the argument
+        return gym.make(env_id, **kwargs, **({"render_mode": render_mode} if render_mode else {}))
     except gym.error.Error as exc:
         raise InputError(f"unknown or unavailable environment {env_id!r} ({exc}); "
                          f"e.g. {', '.join(CLASSIC_CONTROL + MUJOCO + POINTMAZE + MINIGRID)}") from None
