@@ -26,6 +26,7 @@ The figure is the median over ``--seeds``; the ratio is HF / zoo (issue target >
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
@@ -128,9 +129,8 @@ def run_zoo(args, seed: int, out_dir: str) -> dict:
 
     original, zoo.train.Trainer = zoo.train.Trainer, ProbedTrainer  # the recipe imports Trainer at run time
     try:
-        recipe.run(out_dir, progress=False)
-    except QualityReached:
-        pass
+        with contextlib.suppress(QualityReached):
+            recipe.run(out_dir, progress=False)
     finally:
         zoo.train.Trainer = original
     return probe.result()
@@ -166,10 +166,8 @@ def run_hf(args, seed: int, out_dir: str) -> dict:
     )
     trainer = Trainer(model=WithLoss(model.net), args=training_args, train_dataset=rows, data_collator=collate,
                       callbacks=[Probe()])
-    try:
+    with contextlib.suppress(QualityReached):
         trainer.train()
-    except QualityReached:
-        pass
     return probe.result()
 
 

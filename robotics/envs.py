@@ -42,6 +42,7 @@ def make_env(env_id: str, render_mode: str | None = None):
 
     if render_mode is not None and not os.environ.get("DISPLAY"):
         os.environ.setdefault("MUJOCO_GL", "egl")  # GLFW, MuJoCo's default, needs a display
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (classic control) would print an SDL error
 
     package, kwargs = next((family for prefix, family in ENV_FAMILIES.items() if env_id.startswith(prefix)),
                            (None, {}))
