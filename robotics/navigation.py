@@ -9,8 +9,10 @@ Navigation Agents") of episode ``i`` is ``S_i * l_i / max(p_i, l_i)``: ``S_i`` i
   (breadth-first search, 4-connected). Turns, pick-ups and door toggles are no moves, on
   either side. Walls and objects (keys, balls, boxes, lava) block; doors that are not locked
   are passable (opening one is no move). A locked door opens only on a path that first
-  reaches a cell beside a key (DoorKey: start → beside the key → through the door → goal);
-  with several keys every locked door counts as opened by any of them, a lower bound.
+  reaches a cell beside a key (DoorKey: start → beside the key → through the door → goal),
+  and the key's own cell is free once it is carried (DoorKey can put the key in the only
+  cell before the door); with several keys every locked door counts as opened by any of
+  them and every key as carried, a lower bound.
   The goal is the goal square (MiniGrid) or, for a BabyAI ``go to`` mission, any free cell
   beside an object the mission names (the agent must face it from there).
 - **PointMaze**: metres. ``l`` is the planner expert's path (robotics.experts), from the
@@ -110,12 +112,15 @@ def _kind(obj) -> str | None:
 
 
 def _passable(obj, keys_held: bool) -> bool:
-    """Whether the agent can move into a cell holding ``obj`` (doors open; locked ones with a key)."""
+    """Whether the agent can move into a cell holding ``obj`` (doors open; locked ones, and the key's own
+    cell, once a key is held)."""
     kind = _kind(obj)
     if kind is None or kind in ("goal", "floor"):
         return True
     if kind == "door":
         return keys_held or not obj.is_locked
+    if kind == "key":
+        return keys_held
     return False  # walls, lava, and objects the agent cannot step onto
 
 

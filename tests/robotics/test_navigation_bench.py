@@ -55,6 +55,8 @@ def test_grid_shortest_paths_on_hand_made_grids():
     # An unlocked door is passable: 5 moves. Locked: to beside the key (2), then through the door (5) = 7.
     assert minigrid_shortest_path(_grid_env([row.replace("L", "D") for row in DOORKEY])) == 5
     assert minigrid_shortest_path(_grid_env(DOORKEY)) == 7
+    # The key in the only cell before the door: picked up, its cell is free (beside it 2, key cell, door, goal: 6).
+    assert minigrid_shortest_path(_grid_env(["#######", "#A.#..#", "#..#..#", "#.KL.G#", "#######"])) == 6
     with pytest.raises(InputError, match="no path"):  # a locked door and no key
         minigrid_shortest_path(_grid_env([row.replace("K", ".") for row in DOORKEY]))
 
@@ -65,6 +67,8 @@ def test_bfs_on_real_maps():
     env = make_env("MiniGrid-DoorKey-8x8-v0")
     env.reset(seed=3)  # agent (1, 1); key (2, 4); locked door (5, 5); goal (6, 6): 3 moves to beside the key, 7 on
     assert minigrid_shortest_path(env) == 10
+    env.reset(seed=1)  # agent (1, 6); key (2, 1), the only way to the door (3, 1); goal (6, 6): 5 + 2 + 8 moves
+    assert minigrid_shortest_path(env) == 15
     env.close()
     env = make_env("PointMaze_UMaze-v3")
     env.reset(seed=0)
