@@ -55,10 +55,27 @@ def make_env(env_id: str, render_mode: str | None = None):
             raise InputError(f"{env_id} needs the {package} package: pip install 'domain-zoo[robotics]'") from None
     try:
         # Only when asked: an environment that does not render need not take the argument
-        return gym.make(env_id, **kwargs, **({"render_mode": render_mode} if render_mode else {}))
+        env = gym.make(env_id, **kwargs, **({"render_mode": render_mode} if render_mode else {}))
     except gym.error.Error as exc:
         raise InputError(f"unknown or unavailable environment {env_id!r} ({exc}); "
                          f"e.g. {', '.join(CLASSIC_CONTROL + MUJOCO + POINTMAZE + MINIGRID)}") from None
+    return _muted_resets(env) if env_id.startswith("BabyAI-") else env
+
+
+def _muted_resets(env):
+    """``env`` wrapped so that its resets print nothing: BabyAI prints a line for every mission it rejects
+    while sampling one (``Sampling rejected: unreachable object at ...``), dozens a recording."""
+    import contextlib
+    import io
+
+    import gymnasium as gym
+
+    class MutedReset(gym.Wrapper):
+        def reset(self, **kwargs):
+            with contextlib.redirect_stdout(io.StringIO()):
+                return self.env.reset(**kwargs)
+
+    return MutedReset(env)
 
 
 def describe_spaces(env) -> dict[str, Any]:

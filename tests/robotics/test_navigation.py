@@ -54,6 +54,19 @@ def test_observation_dict_missing_a_key_is_an_input_error():
         observation_spec(spaces.Dict({"pixels": spaces.Box(0, 1, (4, 4))}))
 
 
+def test_babyai_resets_keep_its_rejected_missions_off_stdout(capsys):
+    import gymnasium as gym
+
+    env = gym.make("BabyAI-GoToLocal-v0")  # as minigrid makes it: a line per rejected mission
+    for seed in range(20):
+        env.reset(seed=seed)
+    assert "Sampling rejected" in capsys.readouterr().out
+    env = make_env("BabyAI-GoToLocal-v0")
+    observations = [env.reset(seed=seed)[0]["image"] for seed in range(20)]
+    assert capsys.readouterr().out == ""
+    assert env.unwrapped.spec.id == "BabyAI-GoToLocal-v0" and len({o.tobytes() for o in observations}) > 1
+
+
 def test_mission_tokens_and_unknown_words():
     ids = tokenize("go to the green ball")
     assert ids.shape == (MISSION_TOKENS,) and ids[:5].tolist() == [WORD_IDS[w] for w in "go to the green ball".split()]
