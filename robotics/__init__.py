@@ -27,6 +27,10 @@ BUNDLED = {
     "robotics/mlp_gaussian.ppo_hopper_v5": "PPO policy for MuJoCo Hopper-v5 (Gaussian MLP 64×64)",
     "robotics/mlp_squashed_gaussian.sac_pointmaze_umaze_v3": "SAC+HER policy for the sparse PointMaze_UMaze-v3, "
     "goal-conditioned (tanh-Gaussian MLP 128×128)",
+    "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_5x5_v0":
+        "recurrent PPO policy for MiniGrid-DoorKey-5x5-v0 (grid CNN + GRU 128); the start of the 8x8 policy",
+    "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_8x8_v0":
+        "recurrent PPO policy for MiniGrid-DoorKey-8x8-v0 (grid CNN + GRU 128), continued from the 5x5 policy",
 }
 
 

@@ -23,7 +23,8 @@ def make_policy(env_id: str, algorithm: str, model: str | None, pretrained: bool
     """A policy for ``env_id``: ``model`` (an id or directory) to train further, else a fresh one.
 
     A given model must fit the environment's spaces; ``arch_options`` (hidden sizes,
-    activation, ...) shape a fresh one.
+    activation, ...) shape a fresh one. Either way the card is a new model's: its id names
+    ``algorithm`` and ``env_id``, and ``env_id`` comes first in its ``env_ids``.
     """
     from robotics.envs import check_env, describe_spaces, make_env, policy_arch
     from zoo.hub import build, load
@@ -31,15 +32,16 @@ def make_policy(env_id: str, algorithm: str, model: str | None, pretrained: bool
     if model:
         policy = load(model, pretrained=pretrained, device=device)
         check_env(policy.card, env_id, same_spaces_ok=True)
-        if env_id not in policy.card.input["env_ids"]:
-            policy.card.input["env_ids"].append(env_id)
+        card = policy.card
+        card.id = policy_id(card.architecture, algorithm, env_id)
+        card.input["env_ids"] = [env_id] + [other for other in card.input["env_ids"] if other != env_id]
         return policy.train()
     architecture, arch_args = policy_arch(env_id, algorithm, **arch_options)
     env = make_env(env_id)
     spaces = describe_spaces(env)
     env.close()
     card = ModelCard(
-        id=f"robotics/{architecture}.{algorithm}_{as_tag(env_id)}",
+        id=policy_id(architecture, algorithm, env_id),
         domain="robotics",
         task="control",
         architecture=architecture,
@@ -49,6 +51,11 @@ def make_policy(env_id: str, algorithm: str, model: str | None, pretrained: bool
         license="Apache-2.0",
     )
     return build(card).to(device).train()
+
+
+def policy_id(architecture: str, algorithm: str, env_id: str) -> str:
+    """``robotics/<architecture>.<algorithm>_<env tag>``: the id a recipe gives the policy it trains."""
+    return f"robotics/{architecture}.{algorithm}_{as_tag(env_id)}"
 
 
 def open_run(recipe, out_dir: Path, resume: bool | str, algorithm: str, fields: dict[str, type], progress: bool,

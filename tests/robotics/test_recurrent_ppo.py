@@ -118,6 +118,17 @@ def test_recurrent_ppo_killed_and_resumed_continues_the_same_run(tmp_path):
     assert_same_run(tmp_path / "straight", tmp_path / "killed")
 
 
+def test_a_policy_continued_in_another_grid_is_a_new_model_for_it(tmp_path):
+    # The bundled DoorKey-8x8 curriculum: a 5x5 policy continued in the 8x8 room (the same view and actions).
+    RecurrentPPORecipe(**TINY_GRID).run(tmp_path / "small", progress=False)
+    RecurrentPPORecipe(**{**TINY_GRID, "env_id": "MiniGrid-DoorKey-8x8-v0", "model": str(tmp_path / "small")}).run(
+        tmp_path / "large", progress=False)
+    card = zoo.load(tmp_path / "large").card
+    assert card.id == "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_8x8_v0"
+    assert card.input["env_ids"] == ["MiniGrid-DoorKey-8x8-v0", "MiniGrid-DoorKey-5x5-v0"]
+    assert card.provenance["finetune_from"] == str(tmp_path / "small") and card.metric("success")["episodes"] >= 1
+
+
 def test_sequences_must_divide_the_rollout_and_minibatch_and_actions_be_discrete(tmp_path):
     with pytest.raises(InputError, match="multiples of sequence_length"):
         RecurrentPPORecipe(**{**TINY_GRID, "sequence_length": 5})
