@@ -64,8 +64,8 @@ def _parse_args(args: str) -> tuple[str, str, str | None]:
 
 
 def _budget(params: dict) -> str:
-    if params.get("total_steps"):
-        return f"{params['total_steps']:,} env steps"
+    if params.get("total_steps"):  # a policy's run, continuing ``model`` when given
+        return f"{params['total_steps']:,} env steps" + (f" after `{params['model']}`" if params.get("model") else "")
     epochs = (params.get("train") or {}).get("epochs")
     if epochs:
         return f"{epochs} epochs" + (f" on `{params['data']}`" if params.get("data") else "")
