@@ -31,6 +31,8 @@ BUNDLED = {
         "recurrent PPO policy for MiniGrid-DoorKey-5x5-v0 (grid CNN + GRU 128); the start of the 8x8 policy",
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_8x8_v0":
         "recurrent PPO policy for MiniGrid-DoorKey-8x8-v0 (grid CNN + GRU 128), continued from the 5x5 policy",
+    "robotics/gru_categorical.recurrent_ppo_minigrid_fourrooms_v0":
+        "recurrent PPO policy for MiniGrid-FourRooms-v0 (grid CNN + GRU 128), continued from the DoorKey-8x8 policy",
 }
 
 

@@ -25,6 +25,7 @@ SUCCESS_TARGETS = {
     "robotics/mlp_squashed_gaussian.sac_pointmaze_umaze_v3": 0.95,
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_5x5_v0": 0.95,
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_8x8_v0": 0.95,
+    "robotics/gru_categorical.recurrent_ppo_minigrid_fourrooms_v0": 0.60,
 }
 # A 3-episode sample of a locomotion policy varies more (one fall halves an episode's return);
 # the card's 10-episode evaluation carries the full bar. Of 3 navigation episodes one may miss.
