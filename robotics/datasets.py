@@ -379,14 +379,20 @@ def _actions(column, space: dict[str, Any]) -> np.ndarray:
 
 
 def record_expert(env_id: str, path: str | os.PathLike, *, episodes: int = 10, seed: int = 0,
-                  overwrite: bool = False) -> Path:
+                  overwrite: bool = False, driver=None) -> Path:
     """Record ``episodes`` episodes of ``env_id``'s scripted expert (robotics.experts), episode ``i``
     reset with ``seed + i``, observations flattened by robotics.observations; each row also
-    carries its episode's ``seed`` and ``success``. Nothing is written unless the whole dataset is."""
+    carries its episode's ``seed`` and ``success``. Nothing is written unless the whole dataset is.
+
+    With ``driver`` (a loaded policy for ``env_id``) the driver acts, deterministically, and the
+    expert only labels: each row's action is the expert's in the state the driver reached, and
+    ``success`` is the driver's (DAgger's data, Ross et al. 2011). An episode the expert cannot
+    follow further ends at its last labelled row, marked truncated."""
     import pyarrow as pa
 
-    from robotics.envs import describe_spaces, make_env
-    from robotics.experts import expert_for
+    from robotics.envs import check_env, describe_spaces, make_env
+    from robotics.experts import ExpertLost, expert_for
+    from robotics.navigation import policy_actor
     from robotics.observations import observation_spec
 
     path = Path(path)
@@ -395,6 +401,9 @@ def record_expert(env_id: str, path: str | os.PathLike, *, episodes: int = 10, s
     if episodes < 1:
         raise InputError(f"episodes must be >= 1, got {episodes}")
     make_expert = expert_for(env_id)
+    if driver is not None:
+        check_env(driver.card, env_id)
+        make_driver = policy_actor(driver)
     rows: dict[str, list] = {name: [] for name in COLUMNS + EPISODE_COLUMNS}
     successes = []
     for episode in range(episodes):
@@ -402,11 +411,19 @@ def record_expert(env_id: str, path: str | os.PathLike, *, episodes: int = 10, s
         spec, spaces = observation_spec(env.observation_space), describe_spaces(env)
         obs, _ = env.reset(seed=seed + episode)
         expert, frames, done, success = make_expert(env), 0, False, False
+        drive = make_driver(env) if driver is not None else None
         while not done:
-            action = expert(obs)
+            try:
+                label = expert(obs)
+            except ExpertLost:
+                rows["truncated"][-1] = True  # the driver's first action cannot lose the expert: a row exists
+                break
+            action = label if drive is None else drive(obs)
+            if drive is not None and hasattr(expert, "took"):
+                expert.took(action)
             next_obs, reward, terminated, truncated, info = env.step(action)
             success = bool(info["success"]) if "success" in info else bool(terminated and reward > 0)
-            for name, value in zip(COLUMNS, (episode, frames, spec.flatten(obs), action, reward, terminated,
+            for name, value in zip(COLUMNS, (episode, frames, spec.flatten(obs), label, reward, terminated,
                                              truncated)):
                 rows[name].append(value)
             obs, frames, done = next_obs, frames + 1, terminated or truncated
@@ -432,7 +449,8 @@ def record_expert(env_id: str, path: str | os.PathLike, *, episodes: int = 10, s
         "episodes": episodes,
         "frames": table.num_rows,
         "columns": list(COLUMNS + EPISODE_COLUMNS),
-        "recorded_by": {"policy": f"robotics.experts.{make_expert.__name__}", "seed": seed, "episodes": episodes},
+        "recorded_by": {"policy": f"robotics.experts.{make_expert.__name__}", "seed": seed, "episodes": episodes,
+                        **({"driver": driver.card.id} if driver is not None else {})},
         "success_rate": float(np.mean(successes)),
     }
     return write(table, meta, path, overwrite=overwrite)

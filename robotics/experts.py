@@ -6,7 +6,9 @@
 - :func:`babyai_bot`: minigrid's own ``BabyAIBot``, which plans on the full grid state.
 
 An expert for one episode is made by ``expert_for(env)`` from the environment just reset;
-it maps the raw observation to an action.
+it maps the raw observation to an action. Where a learner acts instead (DAgger), an expert
+with a ``took(action)`` method is told each action taken; the planner needs none, as it
+plans from the observation alone.
 """
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from zoo.errors import InputError
+from zoo.errors import InputError, ZooError
+
+class ExpertLost(ZooError):
+    """A learner led the expert where it cannot label the next state (DAgger ends that episode there)."""
+
 
 KP, KD = 10.0, 1.0  # PD gains on the point mass: position error (m) and velocity (m/s) → force in [-1, 1]
 
@@ -79,12 +85,34 @@ def pointmaze_expert(env) -> PointMazeExpert:
     return PointMazeExpert(env.unwrapped.maze)
 
 
-def babyai_bot(env) -> Callable[[dict[str, Any]], int]:
-    """minigrid's ``BabyAIBot`` for the episode ``env`` was just reset into (it reads the grid, not ``obs``)."""
-    from minigrid.utils.baby_ai_bot import BabyAIBot
+class BabyAIExpert:
+    """minigrid's ``BabyAIBot`` for the episode ``env`` was just reset into; it plans on the full grid state, not on
+    ``obs``. Told the action a learner took instead of its suggestion (:meth:`took`), it plans from where that
+    led: what DAgger labels learner-driven states with."""
 
-    bot = BabyAIBot(env.unwrapped)
-    return lambda obs: int(bot.replan())
+    def __init__(self, env):
+        from minigrid.utils.baby_ai_bot import BabyAIBot
+
+        self.bot = BabyAIBot(env.unwrapped)
+        self.taken: int | None = None  # None: the bot's own suggestion was taken
+
+    def __call__(self, obs: dict[str, Any]) -> int:
+        """The bot's action; ExpertLost where the learner did what the bot cannot plan around (opened a box)."""
+        from minigrid.utils.baby_ai_bot import DisappearedBoxError
+
+        try:
+            return int(self.bot.replan(self.taken))
+        except DisappearedBoxError as exc:
+            raise ExpertLost(f"BabyAIBot cannot go on: {exc}") from None
+
+    def took(self, action: int) -> None:
+        """The action actually taken after the last suggestion."""
+        self.taken = int(action)
+
+
+def babyai_bot(env) -> BabyAIExpert:
+    """minigrid's ``BabyAIBot`` for the episode ``env`` was just reset into."""
+    return BabyAIExpert(env)
 
 
 def expert_for(env_id: str) -> Callable[[Any], Callable[[Any], Any]]:

@@ -9,6 +9,14 @@ baseline; with ``memory=True`` a GRU over the steps follows it (the baseline's m
 what was seen before, once out of view) and training runs on whole episodes, each from
 a fresh state. The Trainer gives checkpoints and exact resume; the result is evaluated
 by rollouts in the dataset's environment and saved as a loadable policy.
+
+With ``dagger_rounds`` (DAgger, Ross et al. 2011: "A Reduction of Imitation Learning and
+Structured Prediction to No-Regret Online Learning") the cloned policy then drives
+``dagger_episodes`` episodes a round while the environment's scripted expert
+(robotics.experts) labels every state it reaches; the policy trains on and on the growing
+set. Cloning alone never sees the states its own mistakes lead to, so a small error
+compounds (a BabyAI policy turning left, right, left, ... where the bot never hesitates);
+DAgger's labels show the way back from them.
 """
 from __future__ import annotations
 
@@ -110,6 +118,11 @@ class BCRecipe(TrainerRecipe):
     channels: int = bounded(128, "[1, inf)")  # width of the FiLM CNN, for grid observations with a mission
     memory: bool = False  # grid observations: a GRU over the steps after the FiLM CNN, trained on whole episodes
     core_size: int = bounded(128, "[1, inf)")  # that GRU's width
+    episodes: int | None = bounded(None, "[1, inf)")  # clone only the dataset's first N episodes
+    dagger_rounds: int = bounded(0, "[0, inf)")  # rounds of learner-driven, expert-labelled episodes after cloning
+    dagger_episodes: int = bounded(500, "[1, inf)")  # episodes a round; round r's episode i is reset with
+    dagger_seed: int = bounded(100_000, "[0, 4294967296)")  # dagger_seed + (r - 1) * dagger_episodes + i
+    dagger_epochs: int | None = bounded(None, "[1, inf)")  # each round's training epochs (default: train.epochs)
     eval_episodes: int = bounded(10, "[1, inf)")
     threads: int = bounded(1, "[1, inf)")
 
@@ -126,7 +139,6 @@ class BCRecipe(TrainerRecipe):
         from robotics.envs import check_env
         from robotics.recipes.common import finish, make_policy
         from zoo.errors import InputError
-        from zoo.train import Trainer
 
         demos = datasets.load(self._data_path())
         if self.env_id is None:
@@ -142,34 +154,74 @@ class BCRecipe(TrainerRecipe):
         if policy.net.discrete != demos.discrete:
             raise InputError(f"{self.data} has {'discrete' if demos.discrete else 'continuous'} actions, "
                              f"policy {policy.card.id} the other kind")
-        observations = torch.as_tensor(demos.observations)
+        labelled = _first_episodes(demos, self.episodes)
         if hasattr(policy.net, "obs_norm"):  # an MLP's inputs; the FiLM policy embeds grid and mission indices
+            observations = torch.as_tensor(labelled[0])
             policy.net.obs_norm.set_stats(observations.mean(0), observations.var(0), len(observations))
-        actions = torch.as_tensor(demos.actions)
-        train_rows, val_rows = _split_by_episode(demos.episode_index, self.val_fraction, self.seed)
+        result = self._clone(policy, labelled, out_dir, resume, progress, self.train.epochs)
+        training = {"epochs": self.train.epochs, "best": result.best_metrics, "frames": len(labelled[1]),
+                    "episodes": int(labelled[2].max() + 1),
+                    "dataset_mean_return": float(demos.episode_returns().mean())}
+        if self.dagger_rounds:
+            labelled, training["dagger"] = self._dagger(policy, labelled, out_dir, resume, progress)
+        return finish(policy, self, out_dir, demos.meta["fingerprint"], training)
+
+    def _clone(self, policy, labelled, out_dir: Path, resume: bool | str, progress: bool, epochs: int):
+        """Train ``policy`` on ``(observations, actions, episode_index)`` with the Trainer in ``out_dir``; the best
+        epoch's weights are in ``policy.net`` afterwards."""
+        from dataclasses import replace
+
+        from zoo.train import Trainer
+
+        observations, actions = torch.as_tensor(labelled[0]), torch.as_tensor(labelled[1])
+        episode_index = labelled[2]
+        train_rows, val_rows = _split_by_episode(episode_index, self.val_fraction, self.seed)
         if getattr(policy.net, "recurrent", False):  # batches of whole episodes; batch_size counts episodes
-            train = Episodes(observations, actions, demos.episode_index, train_rows)
-            val = Episodes(observations, actions, demos.episode_index, val_rows) if len(val_rows) else None
+            train = Episodes(observations, actions, episode_index, train_rows)
+            val = Episodes(observations, actions, episode_index, val_rows) if len(val_rows) else None
             head, collate = EpisodeActionHead(policy.net), pad_episodes
         else:
             train = torch.utils.data.TensorDataset(observations[train_rows], actions[train_rows])
             val = torch.utils.data.TensorDataset(observations[val_rows], actions[val_rows]) if len(val_rows) else None
             head, collate = ActionHead(policy.net), None
+        discrete = policy.net.discrete
         trainer = Trainer(
             head,
             train,
             val,
-            config=self.train_config(progress),
+            config=replace(self.train_config(progress), epochs=epochs),
             out_dir=out_dir,
-            loss_fn=nn.functional.cross_entropy if demos.discrete else _mse,
-            metrics_fn=_accuracy if demos.discrete else None,
+            loss_fn=nn.functional.cross_entropy if discrete else _mse,
+            metrics_fn=_accuracy if discrete else None,
             collate_fn=collate,
         )
-        result = trainer.fit(resume=resume)  # the best epoch's weights are in policy.net afterwards
-        training = {"epochs": self.train.epochs, "best": result.best_metrics, "frames": len(demos),
-                    "episodes": int(demos.episode_index.max() + 1),
-                    "dataset_mean_return": float(demos.episode_returns().mean())}
-        return finish(policy, self, out_dir, demos.meta["fingerprint"], training)
+        return trainer.fit(resume=resume)
+
+    def _dagger(self, policy, labelled, out_dir: Path, resume: bool | str, progress: bool):
+        """DAgger's rounds, each in ``out_dir/dagger/round-R``: its learner-driven episodes (``demos``, a dataset)
+        and its training run (``train``). A resumed run records no round twice and trains on from the last
+        checkpoint. Returns the labelled set grown by every round, and what the card records of them."""
+        from robotics import datasets
+
+        rounds = []
+        for round_number in range(1, self.dagger_rounds + 1):
+            where = out_dir / "dagger" / f"round-{round_number}"
+            data = where / "demos"
+            if not (data / datasets.META_FILE).is_file():
+                policy.net.eval()
+                with torch.no_grad():
+                    seed = self.dagger_seed + (round_number - 1) * self.dagger_episodes
+                    datasets.record_expert(self.env_id, data, episodes=self.dagger_episodes, seed=seed,
+                                           driver=policy, overwrite=True)
+            driven = datasets.load(data)
+            labelled = _concatenated(labelled, driven)
+            result = self._clone(policy, labelled, where / "train", bool(resume), progress,
+                                 self.dagger_epochs or self.train.epochs)
+            rounds.append({"round": round_number, "episodes": int(driven.meta["episodes"]), "frames": len(driven),
+                           "driver_success": driven.meta["success_rate"], "fingerprint": driven.meta["fingerprint"],
+                           "best": result.best_metrics})
+        return labelled, {"rounds": rounds, "labelled_episodes": int(labelled[2].max() + 1),
+                          "labelled_frames": len(labelled[1])}
 
     def _data_path(self) -> Path:
         """A registered dataset id → its directory (recorded on first use); else the path itself."""
@@ -179,6 +231,30 @@ class BCRecipe(TrainerRecipe):
         if self.data in registry.datasets:
             return resolve_ref(registry.dataset(self.data).loader)()
         return Path(self.data)
+
+
+def _first_episodes(demos, episodes: int | None) -> tuple:
+    """``(observations, actions, episode_index)`` of the dataset's first ``episodes`` episodes (all for None);
+    InputError if it has fewer."""
+    from zoo.errors import InputError
+
+    available = int(demos.episode_index.max()) + 1
+    if episodes is None:
+        return demos.observations, demos.actions, demos.episode_index
+    if episodes > available:
+        raise InputError(f"episodes={episodes} asks for more episodes than the dataset has ({available})")
+    rows = demos.episode_index < episodes
+    return demos.observations[rows], demos.actions[rows], demos.episode_index[rows]
+
+
+def _concatenated(labelled: tuple, more) -> tuple:
+    """``labelled`` and the demonstrations ``more`` as one ``(observations, actions, episode_index)``, ``more``'s
+    episodes numbered after ``labelled``'s."""
+    import numpy as np
+
+    first_free = int(labelled[2].max()) + 1
+    return (np.concatenate([labelled[0], more.observations]), np.concatenate([labelled[1], more.actions]),
+            np.concatenate([labelled[2], more.episode_index + first_free]))
 
 
 def _split_by_episode(episode_index, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
