@@ -27,6 +27,8 @@ BUNDLED = {
     "robotics/mlp_gaussian.ppo_hopper_v5": "PPO policy for MuJoCo Hopper-v5 (Gaussian MLP 64×64)",
     "robotics/mlp_squashed_gaussian.sac_pointmaze_umaze_v3": "SAC+HER policy for the sparse PointMaze_UMaze-v3, "
     "goal-conditioned (tanh-Gaussian MLP 128×128)",
+    "robotics/mlp_gaussian.bc_pointmaze_medium_v3": "goal-conditioned PointMaze_Medium-v3 policy cloned from 300 "
+    "episodes of the planner expert, then 2 DAgger rounds (Gaussian MLP 256×256)",
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_5x5_v0":
         "recurrent PPO policy for MiniGrid-DoorKey-5x5-v0 (grid CNN + GRU 128); the start of the 8x8 policy",
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_8x8_v0":
@@ -82,6 +84,7 @@ def register(registry: Registry) -> None:
     ))
     for name, env_id, expert, episodes in (
             ("pointmaze_umaze_expert", "PointMaze_UMaze-v3", "the BFS + PD planner expert", 100),
+            ("pointmaze_medium_expert", "PointMaze_Medium-v3", "the BFS + PD planner expert", 300),
             ("babyai_gotolocal_expert", "BabyAI-GoToLocal-v0", "minigrid's BabyAIBot", 100),
             ("babyai_gotolocal_expert_5k", "BabyAI-GoToLocal-v0", "minigrid's BabyAIBot", 5000)):
         registry.add(DatasetSpec(

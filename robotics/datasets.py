@@ -487,6 +487,13 @@ def pointmaze_umaze_expert() -> Path:
                           lambda path: record_expert("PointMaze_UMaze-v3", path, episodes=100, seed=1000))
 
 
+def pointmaze_medium_expert() -> Path:
+    """``robotics/pointmaze_medium_expert``: 300 PointMaze_Medium-v3 episodes (seeds 1000-1299) of the planner expert
+    (about 30,000 frames, half a minute to record on first use)."""
+    return _recorded_once("pointmaze_medium_expert",
+                          lambda path: record_expert("PointMaze_Medium-v3", path, episodes=300, seed=1000))
+
+
 def babyai_gotolocal_expert() -> Path:
     """``robotics/babyai_gotolocal_expert``: 100 BabyAI-GoToLocal-v0 episodes (seeds 1000-1099) of ``BabyAIBot``."""
     return _recorded_once("babyai_gotolocal_expert",

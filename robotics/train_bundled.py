@@ -29,6 +29,13 @@ CONFIGS: dict[str, tuple[str, dict]] = {
         "env_id": "PointMaze_UMaze-v3", "her": True, "total_steps": 120_000, "gamma": 0.98, "hidden": (128, 128),
         "eval_episodes": 100, "checkpoint_every_steps": 20_000,
     }),
+    # Behaviour cloning of the planner expert (BFS over the maze's cells + a PD controller), then DAgger: the
+    # cloned policy drives and the expert labels the states it reaches (robotics.recipes.bc).
+    "mlp_gaussian.bc_pointmaze_medium_v3": ("bc", {
+        "data": "robotics/pointmaze_medium_expert", "hidden": (256, 256), "activation": "relu", "val_fraction": 0.05,
+        "dagger_rounds": 2, "dagger_episodes": 100, "dagger_epochs": 10, "eval_episodes": 100,
+        "train": {"epochs": 20, "batch_size": 256, "lr": 1e-3},
+    }),
     # A curriculum of two bundles. From scratch, DoorKey-8x8 gives PPO almost no reward to learn from (a
     # run's mean return fell from 0.02 to 0 within 50k steps and stayed there to 400k); the 5x5 room is
     # solved in ~50k steps, and its policy carries over (the same 7×7 view and actions).
