@@ -32,7 +32,8 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     # Behaviour cloning of the planner expert (BFS over the maze's cells + a PD controller), then DAgger: the
     # cloned policy drives and the expert labels the states it reaches (robotics.recipes.bc).
     "mlp_gaussian.bc_pointmaze_medium_v3": ("bc", {
-        "data": "robotics/pointmaze_medium_expert", "hidden": (256, 256), "activation": "relu", "val_fraction": 0.05,
+        "data": "robotics/pointmaze_medium_expert", "env_id": "PointMaze_Medium-v3", "hidden": (256, 256),
+        "activation": "relu", "val_fraction": 0.05,
         "dagger_rounds": 2, "dagger_episodes": 100, "dagger_epochs": 10, "eval_episodes": 100,
         "train": {"epochs": 20, "batch_size": 256, "lr": 1e-3},
     }),

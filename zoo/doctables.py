@@ -68,7 +68,9 @@ def _budget(params: dict) -> str:
         return f"{params['total_steps']:,} env steps" + (f" after `{params['model']}`" if params.get("model") else "")
     epochs = (params.get("train") or {}).get("epochs")
     if epochs:
-        return f"{epochs} epochs" + (f" on `{params['data']}`" if params.get("data") else "")
+        dagger = (f" + {params['dagger_rounds']} DAgger rounds of {params['dagger_episodes']} episodes"
+                  if params.get("dagger_rounds") else "")
+        return f"{epochs} epochs" + (f" on `{params['data']}`" if params.get("data") else "") + dagger
     return "—"
 
 

@@ -23,6 +23,7 @@ TARGETS = {
 # positive only at the goal, so a live episode succeeded when its return is positive.
 SUCCESS_TARGETS = {
     "robotics/mlp_squashed_gaussian.sac_pointmaze_umaze_v3": 0.95,
+    "robotics/mlp_gaussian.bc_pointmaze_medium_v3": 0.80,
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_5x5_v0": 0.95,
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_8x8_v0": 0.95,
     "robotics/gru_categorical.recurrent_ppo_minigrid_fourrooms_v0": 0.60,
