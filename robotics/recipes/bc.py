@@ -154,6 +154,10 @@ class BCRecipe(TrainerRecipe):
         if policy.net.discrete != demos.discrete:
             raise InputError(f"{self.data} has {'discrete' if demos.discrete else 'continuous'} actions, "
                              f"policy {policy.card.id} the other kind")
+        if self.dagger_rounds:
+            from robotics.experts import expert_for
+
+            expert_for(self.env_id)  # InputError now, not after cloning, where no scripted expert would label
         labelled = _first_episodes(demos, self.episodes)
         if hasattr(policy.net, "obs_norm"):  # an MLP's inputs; the FiLM policy embeds grid and mission indices
             observations = torch.as_tensor(labelled[0])

@@ -125,3 +125,9 @@ def test_a_finished_dagger_run_resumes_without_recording_again(cloned, monkeypat
 def test_more_episodes_than_the_dataset_has_is_an_input_error(cloned, tmp_path):
     with pytest.raises(InputError, match=r"episodes=7 asks for more episodes than the dataset has \(6\)"):
         BCRecipe(data=str(cloned[1]), episodes=7, channels=8, hidden=(8,)).run(tmp_path / "bc", progress=False)
+
+
+def test_dagger_without_a_scripted_expert_is_refused_before_training(tmp_path):
+    with pytest.raises(InputError, match="no scripted expert for CartPole-v1"):
+        BCRecipe(data="robotics/cartpole-v1.ppo-expert", dagger_rounds=1).run(tmp_path / "bc", progress=False)
+    assert not (tmp_path / "bc").exists()
