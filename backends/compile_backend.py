@@ -28,15 +28,17 @@ class TorchCompileBackend(TorchBackend):
 
 
 class CompiledRunner:
-    """A compiled module, called without autograd: ``runner(tensor_or_mapping) -> outputs``."""
+    """A compiled module, called without autograd: ``runner(tensor_or_mapping) -> outputs`` (or several tensors,
+    as the module takes them)."""
 
     def __init__(self, module: nn.Module, mode: str | None = None):
         self.module = module.eval()
         self.compiled = torch.compile(self.module, mode=mode)
         self.seen_layouts: set[tuple] = set()
 
-    def __call__(self, inputs: Any = None, **keywords: Any) -> Any:
-        inputs = keywords or inputs
+    def __call__(self, *args: Any, **keywords: Any) -> Any:
+        """``runner(tensor)``, ``runner(mapping)`` / ``runner(**tensors)`` (keywords), or ``runner(a, b)`` (positional)."""
+        inputs = keywords or (args[0] if len(args) == 1 else args)
         # Freezing is set around calls that may compile, not passed as torch.compile(options=...):
         # Dynamo reads the global Inductor config when it traces to decide that parameters are
         # constants; through `options` only Inductor saw it, so nothing was folded or pre-packed.
@@ -45,7 +47,10 @@ class CompiledRunner:
         layout = input_layout(inputs)
         may_compile = layout not in self.seen_layouts
         with torch.no_grad(), torch._inductor.config.patch(freezing=True) if may_compile else nullcontext():
-            outputs = self.compiled(**inputs) if isinstance(inputs, Mapping) else self.compiled(inputs)
+            if isinstance(inputs, Mapping):
+                outputs = self.compiled(**inputs)
+            else:
+                outputs = self.compiled(*inputs) if isinstance(inputs, tuple) else self.compiled(inputs)
         self.seen_layouts.add(layout)
         return outputs
 

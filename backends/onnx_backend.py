@@ -1,9 +1,11 @@
 """The ``onnxruntime`` backend: a module exported to ONNX and run by ONNX Runtime.
 
 Inputs are one tensor (named ``input``) or a mapping of named tensors (passed to
-the module as keywords, e.g. a tokenizer's ``input_ids``/``attention_mask``). The
-batch dimension is dynamic; so is the second dimension of 2-D integer inputs
-(token sequences). ONNX Runtime takes the CUDA execution provider when present.
+the module as keywords, e.g. a tokenizer's ``input_ids``/``attention_mask``, or a
+recurrent policy's ``input`` and ``state``). Outputs are one tensor (``output``) or
+several (a recurrent policy's action and ``next_state``). The batch dimension is
+dynamic; so is the second dimension of 2-D integer inputs (token sequences). ONNX
+Runtime takes the CUDA execution provider when present.
 """
 from __future__ import annotations
 
@@ -75,8 +77,11 @@ def _dynamic_dims(tensor: torch.Tensor, axes: tuple[int, ...] | None) -> dict[in
 
 
 def export_onnx(module: nn.Module, example_inputs: Any, path: str | os.PathLike, *,
-                axes: tuple[int, ...] | None = None, traced: bool = False) -> Path:
+                axes: tuple[int, ...] | None = None, traced: bool = False,
+                output_names: tuple[str, ...] = ("output",)) -> Path:
     """Write ``module`` as a self-contained ONNX file (weights inside) with dynamic batch size.
+
+    ``output_names`` names the graph's outputs in the order the module returns them.
 
     ``axes`` names the dynamic dimensions of every input instead (a segmenter's height and width too).
     ``traced``: through the TorchScript tracer instead of torch.export (a detector with dynamic height and width
@@ -94,7 +99,7 @@ def export_onnx(module: nn.Module, example_inputs: Any, path: str | os.PathLike,
     if traced:
         return _export_traced(module, tensors[0], path, axes or (0,))
     try:
-        program = torch.onnx.export(wrapped, tensors, dynamo=True, input_names=names, output_names=["output"],
+        program = torch.onnx.export(wrapped, tensors, dynamo=True, input_names=names, output_names=list(output_names),
                                     dynamic_shapes=dynamic_shapes, verbose=False)
     except Exception as e:  # torch.export raises many kinds; all mean "this graph cannot be exported"
         cause = e.__cause__ or e
@@ -126,12 +131,13 @@ def _export_traced(module: nn.Module, example: torch.Tensor, path: Path, axes: t
 
 
 class OnnxRunner:
-    """An ONNX Runtime session called like the module: ``runner(tensor_or_mapping) -> tensor``."""
+    """An ONNX Runtime session called like the module: ``runner(tensor_or_mapping) -> tensor``, or
+    ``runner(a, b) -> (x, y)`` for a graph of several inputs and outputs (a recurrent policy's step)."""
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
-                 output: str = "output"):
-        """``threads``: ONNX Runtime's intra-op threads (None: its default, one per core); ``output``: the graph
-        output returned (a graph with several, such as a translator's encoder)."""
+                 output: str | None = None):
+        """``threads``: ONNX Runtime's intra-op threads (None: its default, one per core); ``output``: the one graph
+        output returned (a translator's encoder has several); None: all of them, a tuple where there are several."""
         import onnxruntime
 
         self.path = Path(path)
@@ -146,13 +152,14 @@ class OnnxRunner:
         self.names = [i.name for i in self.session.get_inputs()]
         self.output = output
 
-    def __call__(self, inputs: Any = None, **keywords: Any) -> torch.Tensor:
-        inputs = keywords or inputs
-        if not isinstance(inputs, Mapping):
-            inputs = {self.names[0]: inputs}
+    def __call__(self, *args: Any, **keywords: Any) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if keywords or (len(args) == 1 and isinstance(args[0], Mapping)):
+            inputs = keywords or args[0]
+        else:  # positional, in the graph's input order
+            inputs = dict(zip(self.names, args))
         feed = {name: _numpy(inputs[name]) for name in self.names}
-        (output,) = self.session.run([self.output], feed)
-        return torch.from_numpy(output)
+        outputs = [torch.from_numpy(o) for o in self.session.run(None if self.output is None else [self.output], feed)]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
 def _numpy(value: Any) -> np.ndarray:

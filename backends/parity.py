@@ -61,7 +61,11 @@ def _shapes(inputs: Any) -> Any:
 
 
 def _call(fn: Callable, inputs: Any) -> torch.Tensor:
+    """``fn``'s output as float32 on the CPU; several outputs (a recurrent step's action and state) side by side,
+    one row per batch item, so that every one of them is compared."""
     out = fn(**inputs) if isinstance(inputs, dict) else fn(inputs)
+    if isinstance(out, (tuple, list)):
+        return torch.cat([o.detach().float().cpu().reshape(len(o), -1) for o in out], dim=1)
     return out.detach().float().cpu()
 
 

@@ -42,13 +42,17 @@ class Clock:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start - self.paused
 
+    def paused_for(self, work):
+        """``work()``'s result; the time it took is not counted."""
+        began = time.perf_counter()
+        result = work()
+        self.paused += time.perf_counter() - began
+        return result
+
     def success(self, make_actor) -> float:
         from robotics.navigation import run_navigation
 
-        began = time.perf_counter()
-        rate = float(run_navigation(make_actor, LARGE, EVAL_EPISODES, EVAL_SEED).successes.mean())
-        self.paused += time.perf_counter() - began
-        return rate
+        return self.paused_for(lambda: float(run_navigation(make_actor, LARGE, EVAL_EPISODES, EVAL_SEED).successes.mean()))
 
 
 def crossed(step: int, batch: int, every: int) -> bool:

@@ -108,6 +108,40 @@ class ObservationSpec:
                 "parts": [[name, list(shape)] for name, shape in self.parts]}
 
 
+class ObservationBatcher:
+    """Raw observations (an environment's goal or grid ``Dict``, or its flat vector) → one float32 batch
+    ``{"input": [N, size]}``, flattened as the torch policy does: an exported navigation policy's preprocessing
+    (:mod:`zoo.runtime`; numpy only)."""
+
+    def __init__(self, observation_space: Any):
+        spec = spec_from_description(observation_space, "the bundle's preprocessing spec")
+        if spec is None:
+            raise InputError(f"expected a goal or grid observation_space description, got {observation_space!r:.80}")
+        self.spec = spec
+
+    @classmethod
+    def from_bundle(cls, files: Any, spec: dict[str, Any]) -> "ObservationBatcher":
+        return cls(spec["observation_space"])
+
+    def __call__(self, raw_inputs: Any) -> dict[str, np.ndarray]:
+        return {"input": np.stack([self._flat(i, obs) for i, obs in enumerate(raw_inputs)])}
+
+    def _flat(self, i: int, obs: Any) -> np.ndarray:
+        try:
+            if isinstance(obs, dict):
+                return self.spec.flatten(obs)
+            array = np.asarray(obs, dtype=np.float32)
+        except InputError as e:  # before ValueError, which it is
+            raise InputError(f"input {i}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise InputError(f"input {i}: expected a {self.spec.kind} observation dict or {self.spec.size} numbers, "
+                             f"got {type(obs).__name__} ({e})") from None
+        if array.shape != (self.spec.size,) or not np.isfinite(array).all():
+            raise InputError(f"input {i}: expected a {self.spec.kind} observation dict or {self.spec.size} finite "
+                             f"numbers, got an array of shape {array.shape}")
+        return array
+
+
 def check_grid(image: np.ndarray, direction: Any) -> None:
     """InputError unless the 7×7×3 ``image`` holds whole object / colour / state indices in range
     (:data:`GRID_VALUES`) and ``direction`` is one of the :data:`DIRECTIONS`."""

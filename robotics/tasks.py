@@ -54,12 +54,29 @@ class ControlPolicy(TaskAdapter):
         return torch.as_tensor(array, dtype=torch.float32)
 
     def example_inputs(self) -> list[Any]:
-        if self.state_shape is not None:  # the graph would need the state as a second input and output
-            from zoo.errors import BackendError
+        """Observations of two batch sizes; a recurrent policy's step also takes states (a GRU's lie in (-1, 1))."""
+        if self.state_shape is None:
+            return super().example_inputs()
+        generator = torch.Generator().manual_seed(0)
+        return [{"input": torch.rand((n, *self.obs_shape), generator=generator),
+                 "state": torch.rand((n, *self.state_shape), generator=generator) * 2 - 1} for n in (2, 3)]
 
-            raise BackendError(f"{self.card.id} is a recurrent policy: conversion to other backends and export "
-                               "take single-input policies only, so far")
-        return super().example_inputs()
+    @property
+    def export_outputs(self) -> tuple[str, ...]:
+        return ("output",) if self.state_shape is None else ("output", "next_state")
+
+    def runtime_preprocessing(self) -> dict[str, Any]:
+        """Arrays of the card's shape; a navigation policy's bundle also takes its environment's raw ``Dict``."""
+        if self.observation_spec is None:
+            return super().runtime_preprocessing()
+        return {"ref": "robotics.observations:ObservationBatcher",
+                "spec": {"observation_space": self.card.input["observation_space"]}}
+
+    def runtime_postprocessing(self) -> dict[str, Any]:
+        """Actions as they come (``raw``); a recurrent policy's graph also gives the next state (``recurrent``)."""
+        if self.state_shape is None:
+            return {"kind": "raw"}
+        return {"kind": "recurrent", "state_shape": list(self.state_shape)}
 
     def predict(self, module, raw_inputs, *, device: torch.device, **options: Any) -> list[Any]:
         """Actions for observations; a recurrent policy starts each from a fresh state (an episode's first step)."""
@@ -92,6 +109,32 @@ class ControlPolicy(TaskAdapter):
         if not np.isfinite(array).all():
             raise InputError(f"expected a finite recurrent state for {self.card.id}, got non-finite values")
         return torch.as_tensor(array, dtype=torch.float32)
+
+    #: The episodes a recurrent policy's exported bundle is checked on, at export (seeded from ``int8_quality_seed``).
+    bundle_check_episodes = 5
+
+    def bundle_checks(self, model, bundle) -> dict[str, Any] | None:
+        """A recurrent policy's bundle stepped beside the eager policy along real episodes (the eager policy acts;
+        both get the same observations and states): the share of equal actions and the largest state difference.
+        A feed-forward policy's tensor parity check is enough."""
+        if self.state_shape is None:
+            return None
+        env_id = self.card.input["env_ids"][0]
+        steps, agreed, state_diff = 0, 0, 0.0
+
+        def act(obs, state):
+            nonlocal steps, agreed, state_diff
+            actions, next_state = model.act(obs, state)
+            bundle_actions, bundle_state = bundle.run({"input": obs.astype(np.float32), "state": state})
+            steps, agreed = steps + len(actions), agreed + int((bundle_actions == actions).sum())
+            state_diff = max(state_diff, float(np.abs(bundle_state - next_state).max()))
+            return actions, next_state
+
+        run_episodes(act, env_id, self.bundle_check_episodes, self.int8_quality_seed,
+                     initial_state=model.initial_state(self.bundle_check_episodes))
+        return {"metric": "action_agreement", "dataset": env_id, "episodes": self.bundle_check_episodes,
+                "seed": self.int8_quality_seed, "steps": steps, "agreement": agreed / steps,
+                "max_state_diff": state_diff, "passed": agreed == steps and state_diff <= 1e-3}
 
     @property
     def int8(self) -> str | None:

@@ -78,6 +78,8 @@ class TaskAdapter(ABC):
 
     #: The dynamic dimensions of the exported graph's inputs; None: the batch (and token sequences' length).
     export_axes: tuple[int, ...] | None = None
+    #: The exported graph's outputs, in the order the network returns them.
+    export_outputs: tuple[str, ...] = ("output",)
     #: Whether ``zoo export`` writes the graph through the TorchScript tracer (one tensor in and out) instead of
     #: torch.export: detectors, whose dynamic height and width torch.export takes many minutes over.
     export_traced: bool = False
@@ -93,7 +95,8 @@ class TaskAdapter(ABC):
         from backends.onnx_backend import OnnxRunner, export_onnx
         from backends.parity import check_parity
 
-        export_onnx(network, examples[0], directory / "model.onnx", axes=self.export_axes, traced=self.export_traced)
+        export_onnx(network, examples[0], directory / "model.onnx", axes=self.export_axes, traced=self.export_traced,
+                    output_names=self.export_outputs)
         return check_parity(network, OnnxRunner(directory / "model.onnx"), examples, name=name,
                             backend="onnxruntime", tolerance=self.parity_tolerance()).to_dict()
 

@@ -43,8 +43,9 @@ tamper-evident against that too. The check happens at load: the folder must not
 change while it loads.
 
 Preprocessing classes live in the domain packages (``vision.transforms:ImageBatcher``,
-``nlp.transforms:TextBatcher``) and import no torch; a bundle of array inputs
-(control policies, volumes) needs none: :class:`ArrayBatcher` is built in.
+``nlp.transforms:TextBatcher``, ``robotics.observations:ObservationBatcher`` for a
+navigation policy's ``Dict`` observations) and import no torch; a bundle of array
+inputs (control policies, volumes) needs none: :class:`ArrayBatcher` is built in.
 """
 from __future__ import annotations
 
@@ -72,14 +73,18 @@ BUNDLE_FILE, MANIFEST_FILE, DIGEST_FILE, MODEL_FILE, CARD_FILE = (
 # The only preprocessing classes a bundle may name (``module:Class``): the zoo's own batchers. Image and text
 # bundles import them from the vision and nlp packages, which a deployment installs (docs/architecture.md).
 BATCHERS = ("zoo.runtime:ArrayBatcher", "vision.transforms:ImageBatcher", "vision.transforms:PictureBatcher",
-            "vision.transforms:DetectorBatcher", "nlp.transforms:TextBatcher", "nlp.transforms:TranslationBatcher")
+            "vision.transforms:DetectorBatcher", "nlp.transforms:TextBatcher", "nlp.transforms:TranslationBatcher",
+            "robotics.observations:ObservationBatcher")
 # "segmentation": one picture a run (pictures differ in size), logits scaled back to the picture, best class per pixel.
 # "detection": one picture a run, raw head outputs decoded by zoo.boxes.detect (thresholds, NMS, boxes scaled back).
 # "translation": model.onnx encodes, the bundle's decoder graph (one step, past keys and values) runs greedy_decode.
-POSTPROCESSING = ("classification", "raw", "segmentation", "detection", "translation")
+# "recurrent": a policy's step: model.onnx takes observations ("input") and states ("state", [N, *state_shape]) and
+# gives actions ("output") and the next states ("next_state").
+POSTPROCESSING = ("classification", "raw", "segmentation", "detection", "translation", "recurrent")
 MAX_MANIFEST_BYTES = 1 << 20  # read before it is verified: bounded
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _REEXPORT = "re-export it with `zoo export ID --out DIR`"
+_NO_STATE = object()  # Bundle.predict without a state argument
 
 
 class ArrayBatcher:
@@ -173,8 +178,14 @@ class Bundle:
     def labels(self) -> list[str] | None:
         return self.card.get("labels")
 
-    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """The network's output for a dict of named input arrays."""
+    @property
+    def state_shape(self) -> tuple[int, ...] | None:
+        """The shape of one episode's recurrent state (a recurrent policy's bundle), else None."""
+        post = self.spec["postprocessing"]
+        return tuple(post["state_shape"]) if post["kind"] == "recurrent" else None
+
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The network's output for a dict of named input arrays; a recurrent policy's, ``(actions, next_states)``."""
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
             raise InputError(f"expected inputs {self.input_names}, got {sorted(inputs)} (missing {missing})")
@@ -183,14 +194,22 @@ class Bundle:
         except _onnxruntime_errors() as e:
             raise BackendError(f"{self.directory / MODEL_FILE}: ONNX Runtime could not run the model on inputs "
                                f"{ {n: (inputs[n].dtype.name, inputs[n].shape) for n in self.input_names} }: {e}") from None
-        if len(outputs) != 1:
-            raise BackendError(f"{self.directory / MODEL_FILE}: expected a network with one output, got {len(outputs)}")
-        return outputs[0]
+        expected = 1 if self.state_shape is None else 2
+        if len(outputs) != expected:
+            raise BackendError(f"{self.directory / MODEL_FILE}: expected a network with {expected} output(s), got "
+                               f"{len(outputs)}; {_REEXPORT}")
+        return outputs[0] if expected == 1 else tuple(outputs)
 
-    def predict(self, raw_inputs: Any) -> Any:
-        """One raw input or a list of them (a list in gives a list out), as the torch model's ``predict``."""
+    def predict(self, raw_inputs: Any, state: Any = _NO_STATE) -> Any:
+        """One raw input or a list of them (a list in gives a list out), as the torch model's ``predict``.
+
+        A recurrent policy's bundle also takes the state its previous step returned (None at an episode's start;
+        ``state_shape`` for one observation, ``[N, *state_shape]`` for a list of N) and then returns
+        ``(action(s), next_state)``; without a state, each observation starts an episode."""
         single = not isinstance(raw_inputs, (list, tuple))
         items = [raw_inputs] if single else list(raw_inputs)
+        if state is not _NO_STATE or self.state_shape is not None:
+            return self._step(items, single, state)
         if not items:
             return []
         post = self.spec["postprocessing"]
@@ -275,6 +294,32 @@ class Bundle:
             raise InputError(f"{self.directory / BUNDLE_FILE}: the 'detection' postprocessing spec is not valid: "
                              f"{type(e).__name__}: {e}; {_REEXPORT}") from None
         return {"boxes": boxes.tolist(), "scores": scores.tolist(), "labels": [labels[i] for i in indices]}
+
+    def _step(self, items: list[Any], single: bool, state: Any) -> Any:
+        """A recurrent policy's step; ``state`` _NO_STATE: from fresh states, the actions alone."""
+        if self.state_shape is None:
+            raise InputError(f"{self.directory}: this bundle is not a recurrent policy: it takes no state; "
+                             "call predict(inputs)")
+        if not items:
+            raise InputError("expected at least one observation")
+        expected = self.state_shape if single else (len(items), *self.state_shape)
+        if state is _NO_STATE or state is None:
+            states = np.zeros((len(items), *self.state_shape), np.float32)
+        else:
+            states = np.asarray(state)
+            if states.dtype.kind not in "fiu" or states.shape != expected or not np.isfinite(states).all():
+                raise InputError(f"expected a finite recurrent state of shape {expected} for {len(items)} "
+                                 f"observation(s), got {states.dtype.name} {states.shape}: pass the state the previous "
+                                 "predict returned for the same observations, or None at an episode's start")
+            states = states.astype(np.float32).reshape(len(items), *self.state_shape)
+        actions, next_states = self.run({**self.preprocess(items), "state": states})
+        if actions.shape[:1] != (len(items),) or next_states.shape != (len(items), *self.state_shape):
+            raise BackendError(f"{self.directory / MODEL_FILE}: expected {len(items)} actions and states "
+                               f"{(len(items), *self.state_shape)}, got {actions.shape} and {next_states.shape}")
+        actions = list(actions)
+        if state is _NO_STATE:
+            return actions[0] if single else actions
+        return (actions[0], next_states[0]) if single else (actions, next_states)
 
     def _logits(self, outputs: np.ndarray, rows: int) -> np.ndarray:
         classes = len(self.labels) if self.labels else None
@@ -462,6 +507,11 @@ def _checked_spec(spec: dict[str, Any], path: Path) -> dict[str, Any]:
         if not isinstance(post.get("decoder"), str) or not all(type(post.get(k)) is int and post[k] >= 0 for k in ids):
             raise InputError(f"{path}: expected 'translation' postprocessing to name its 'decoder' graph and give "
                              f"whole numbers {ids}, got {post!r:.120}")
+    if post["kind"] == "recurrent":
+        shape = post.get("state_shape")
+        if not (isinstance(shape, list) and shape and all(type(d) is int and 0 < d <= 4096 for d in shape)):
+            raise InputError(f"{path}: expected 'recurrent' postprocessing to give the 'state_shape' of one episode "
+                             f"(positive whole numbers), got {post!r:.120}")
     inputs = spec.get("inputs")
     if not (isinstance(inputs, list) and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in inputs)):
         raise InputError(f"{path}: expected 'inputs' to be a list of {{'name', 'dtype', 'shape'}}, got {inputs!r:.80}")

@@ -55,9 +55,10 @@ class GRUActorCritic(nn.Module):
             outputs.append(state)
         return torch.stack(outputs), state
 
-    def forward(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of ``N`` episodes: the most likely actions ``[N]`` and the next state ``[N, core]``."""
-        core, state = self.unroll(obs[None], state, torch.zeros(1, obs.shape[0], device=obs.device))
+    def forward(self, input: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of ``N`` episodes: observations ``input [N, obs_dim]`` and states ``[N, core]`` → the most likely
+        actions ``[N]`` and the next states (named as an exported graph's inputs, which callers may pass as keywords)."""
+        core, state = self.unroll(input[None], state, torch.zeros(1, input.shape[0], device=input.device))
         return self.actor(core[0]).argmax(-1), state
 
     def distribution(self, core: torch.Tensor) -> Categorical:

@@ -127,3 +127,20 @@ def test_listing_and_cards_import_neither_torch_nor_gymnasium():
             "print(sorted({'torch', 'gymnasium', 'mujoco'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_exported_maze_policy_takes_the_raw_dict_observation(tmp_path):
+    from robotics.envs import make_env
+    from zoo.export import export
+    from zoo.runtime import load_bundle
+
+    model = zoo.load("robotics/mlp_gaussian.bc_pointmaze_medium_v3")
+    bundle = load_bundle(export(model, tmp_path / "bundle"))
+    obs, _ = make_env("PointMaze_Medium-v3").reset(seed=4)
+    np.testing.assert_allclose(bundle.predict(obs), model.predict(obs), atol=1e-5)
+    flat = np.concatenate([obs["observation"], obs["achieved_goal"], obs["desired_goal"]]).astype(np.float32)
+    np.testing.assert_allclose(bundle.predict([flat, obs])[0], bundle.predict(obs))  # the flat vector, or the Dict
+    with pytest.raises(zoo.InputError, match=r"input 1: observation dict lacks key\(s\) \['desired_goal'\]"):
+        bundle.predict([obs, {"observation": obs["observation"], "achieved_goal": obs["achieved_goal"]}])
+    with pytest.raises(zoo.InputError, match="input 0: expected a goal observation dict or 8 finite numbers"):
+        bundle.predict(np.zeros(7))

@@ -1,5 +1,6 @@
 """Recurrent PPO and the grid encoder: the GRU core's episode resets, BPTT sequences, exact resume,
-learning a task that needs memory, and recurrent predict with its state checked."""
+learning a task that needs memory, recurrent predict with its state checked, and the policy on ONNX Runtime
+and in an exported bundle (the state as a second input and output)."""
 import json
 
 import gymnasium as gym
@@ -14,7 +15,7 @@ from robotics.models.recurrent import GRUActorCritic
 from robotics.observations import observation_spec
 from robotics.recipes.recurrent_ppo import RecurrentPPORecipe, to_sequences
 from tests.robotics.test_recipes import Killed, assert_same_run, kill_at
-from zoo.errors import BackendError, InputError
+from zoo.errors import InputError
 
 pytest.importorskip("minigrid")
 
@@ -178,8 +179,6 @@ def test_a_recurrent_state_of_the_wrong_shape_is_an_input_error(recall_policy):
         recall_policy.predict([obs], np.full((1, 16), np.nan))
     with pytest.raises(InputError, match=r"got shape \(\) dtype <U"):
         recall_policy.predict([obs], "state")
-    with pytest.raises(BackendError, match="recurrent policy"):
-        recall_policy.to_backend("onnxruntime")
     with pytest.raises(InputError, match="not recurrent"):
         zoo.load("robotics/mlp_categorical.ppo_cartpole_v1").predict(np.zeros(4), None)
 
@@ -201,3 +200,62 @@ def test_zoo_predict_runs_a_recurrent_policy_from_an_observation_file(recall_pol
     result = run_console_script("predict", str(tmp_path / "policy"), str(tmp_path / "obs.npy"))
     expected = recall_policy.predict(np.array([1, 1], np.float32))
     assert result.returncode == 0 and result.stdout.strip() == f"{tmp_path / 'obs.npy'}: {expected}"
+
+
+def bundle_returns(bundle, episodes: int, seed: int) -> list[float]:
+    """Recall episodes played by an exported bundle alone, its state carried from step to step."""
+    env, returns = make_env("ZooTest/Recall-v0"), []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        state, total, done = None, 0.0, False
+        while not done:
+            action, state = bundle.predict(obs, state)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total, done = total + reward, terminated or truncated
+        returns.append(total)
+    return returns
+
+
+def test_a_recurrent_policy_on_onnxruntime_remembers_as_eager_does(recall_policy):
+    converted = recall_policy.to_backend("onnxruntime")
+    assert converted.parity.passed and converted.parity.batches[0]["inputs"] == {"input": [2, 2], "state": [2, 16]}
+    eager, onnx = (p.rollout("ZooTest/Recall-v0", episodes=40, seed=3).returns for p in (recall_policy, converted))
+    assert eager.tolist() == onnx.tolist() and onnx.mean() > 0.9  # without the state it would be ~0.5
+
+
+def test_an_exported_recurrent_bundle_carries_its_state_without_torch(recall_policy, tmp_path):
+    from zoo.export import export
+    from zoo.runtime import load_bundle, seal
+
+    bundle = load_bundle(export(recall_policy, tmp_path / "bundle"))
+    spec = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert spec["postprocessing"] == {"kind": "recurrent", "state_shape": [16]}
+    assert [i["name"] for i in spec["inputs"]] == ["input", "state"]
+    checks = json.loads((tmp_path / "bundle" / "parity.json").read_text())["predictions"]
+    assert checks["passed"] and checks["agreement"] == 1.0 and checks["steps"] >= 10
+    returns = bundle_returns(bundle, 40, seed=3)
+    assert returns == recall_policy.rollout("ZooTest/Recall-v0", episodes=40, seed=3).returns.tolist()
+    assert np.mean(returns) > 0.9
+    obs = np.array([1, 1], np.float32)
+    assert bundle.predict(obs) == recall_policy.predict(obs)  # no state: an episode's first step
+    actions, states = bundle.predict([obs, -obs], None)
+    assert len(actions) == 2 and states.shape == (2, 16)
+    with pytest.raises(InputError, match=r"state of shape \(2, 16\) for 2 observation\(s\), got float64 \(3, 16\)"):
+        bundle.predict([obs, obs], np.zeros((3, 16)))  # a state from another batch size
+    with pytest.raises(InputError, match="finite recurrent state"):
+        bundle.predict(obs, np.full(16, np.inf))
+    spec["postprocessing"]["state_shape"] = [0]
+    (tmp_path / "bundle" / "bundle.json").write_text(json.dumps(spec))
+    seal(tmp_path / "bundle")
+    with pytest.raises(InputError, match="state_shape"):
+        load_bundle(tmp_path / "bundle")
+
+
+def test_a_feed_forward_bundle_takes_no_state(tmp_path):
+    from zoo.export import export
+    from zoo.runtime import load_bundle
+
+    bundle = load_bundle(export("robotics/mlp_categorical.ppo_cartpole_v1", tmp_path / "bundle"))
+    assert bundle.predict(np.zeros(4, np.float32)) in (0, 1)
+    with pytest.raises(InputError, match="not a recurrent policy"):
+        bundle.predict(np.zeros(4, np.float32), None)
