@@ -78,15 +78,18 @@ def episodes_per_seed(env_id: str, quick: bool) -> int:
 
 
 def reference(model_id: str, env_id: str) -> dict | None:
-    """The rl-baselines3-zoo row for this policy's algorithm and environment, if the zoo has one."""
+    """The rl-baselines3-zoo row for this policy's algorithm (or one it stands beside: an MLP PPO beside our
+    recurrent PPO) and environment, if the zoo has one."""
     from zoo.hub import info
 
     published = json.loads((files("robotics") / "data" / "rl_zoo_reference.json").read_text(encoding="utf-8"))
-    algo = (info(model_id).provenance.get("recipe") or {}).get("name")  # ppo, sac, bc
-    row = next((r for r in published["rows"] if r["algo"] == algo and r["env_id"] == env_id), None)
+    algo = (info(model_id).provenance.get("recipe") or {}).get("name")  # ppo, sac, bc, recurrent_ppo
+    row = next((r for r in published["rows"] if algo in (r["algo"], *r.get("beside", ())) and r["env_id"] == env_id),
+               None)
     if row is None:
         return None
-    return {"source": f"rl-baselines3-zoo {algo.upper()} {row['env_version']}, {row['n_timesteps']} steps",
+    policy = f" ({row['policy']})" if "policy" in row else ""
+    return {"source": f"rl-baselines3-zoo {row['algo'].upper()}{policy} {row['env_version']}, {row['n_timesteps']} steps",
             "metrics": {"mean_return": row["mean_reward"]}}
 
 

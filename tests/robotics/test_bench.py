@@ -20,6 +20,10 @@ def test_references_come_from_the_zoo_table_for_the_same_algorithm_and_env():
     assert reference("robotics/mlp_squashed_gaussian.sac_pendulum_v1", "Pendulum-v1")["metrics"] == {"mean_return": -156.995}
     assert reference("robotics/mlp_categorical.bc_cartpole_v1", "CartPole-v1") is None  # the zoo has no BC row
     assert "Hopper-v3" in reference("robotics/mlp_gaussian.ppo_hopper_v5", "Hopper-v5")["source"]  # the zoo's version
+    four_rooms = reference("robotics/gru_categorical.recurrent_ppo_minigrid_fourrooms_v0", "MiniGrid-FourRooms-v0")
+    assert four_rooms == {"source": "rl-baselines3-zoo PPO (MLP on FlatObsWrapper) MiniGrid-FourRooms-v0, 5M steps",
+                          "metrics": {"mean_return": 0.573}}  # an MLP PPO beside our recurrent one
+    assert reference("robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_8x8_v0", "MiniGrid-DoorKey-8x8-v0") is None
 
 
 def test_cartpole_rows_rank_the_policy_above_the_random_control(tmp_path):
