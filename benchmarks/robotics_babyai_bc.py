@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--memory", action="store_true", help="a GRU over the steps (trained on whole episodes)")
+    parser.add_argument("--augment", action="store_true", help="train under colour permutations and mirrorings")
     parser.add_argument("--core-size", type=int, default=128, help="that GRU's width")
     parser.add_argument("--batch-size", type=int, default=128, help="frames, or episodes with --memory")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -66,7 +67,7 @@ def main() -> None:
 
     out_dir = Path(args.out or tempfile.mkdtemp(prefix="babyai_bc_"))
     recipe = BCRecipe(data=args.data, episodes=args.demos, val_fraction=0.05, eval_episodes=10, channels=args.channels,
-                      hidden=(64,), memory=args.memory, core_size=args.core_size, threads=args.threads,
+                      hidden=(64,), memory=args.memory, augment=args.augment, core_size=args.core_size, threads=args.threads,
                       dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes,
                       dagger_epochs=args.dagger_epochs,
                       train={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -80,12 +81,14 @@ def main() -> None:
     training = policy.card.provenance["training"]
     dagger = training.get("dagger")
     write({
-        "benchmark": "robotics_babyai_" + ("dagger" if dagger else "bc") + ("_memory" if args.memory else ""),
+        "benchmark": "robotics_babyai_" + ("dagger" if dagger else "bc") + ("_memory" if args.memory else "")
+                     + ("_augmented" if args.augment else ""),
         "env_id": ENV_ID,
         "data": args.data,
         "demonstrations": {"episodes": training["episodes"], "frames": training["frames"]},
         "expert_labelled_episodes": dagger["labelled_episodes"] if dagger else training["episodes"],
-        "recipe": {"channels": args.channels, "memory": args.memory, "core_size": args.core_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "recipe": {"channels": args.channels, "memory": args.memory, "augment": args.augment,
+                   "core_size": args.core_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                    "max_minutes": args.minutes, "threads": args.threads,
                    **({"dagger_rounds": args.dagger_rounds, "dagger_episodes": args.dagger_episodes,
                        "dagger_epochs": args.dagger_epochs or args.epochs} if dagger else {})},

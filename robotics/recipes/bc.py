@@ -7,7 +7,9 @@ observations with a mission (BabyAI, MiniGrid) to the FiLM policy of
 robotics.models.film, a GRU mission encoder conditioning a CNN, as in the BabyAI
 baseline; with ``memory=True`` a GRU over the steps follows it (the baseline's memory:
 what was seen before, once out of view) and training runs on whole episodes, each from
-a fresh state. The Trainer gives checkpoints and exact resume; the result is evaluated
+a fresh state. ``augment=True`` trains grid policies under the task's symmetries
+(robotics.augment: object colours permuted in the view and the mission alike, the world
+mirrored with left and right turns swapped), drawn afresh each epoch. The Trainer gives checkpoints and exact resume; the result is evaluated
 by rollouts in the dataset's environment and saved as a loadable policy.
 
 With ``dagger_rounds`` (DAgger, Ross et al. 2011: "A Reduction of Imitation Learning and
@@ -79,6 +81,25 @@ class Episodes(torch.utils.data.Dataset):
         return {"obs": self.observations[rows]}, self.actions[rows]
 
 
+class Augmented(torch.utils.data.Dataset):
+    """A training set of frames ``(obs, action)`` or of episodes (:class:`Episodes`) under random grid
+    symmetries (robotics.augment): a fresh draw every time an item is read, one per episode."""
+
+    def __init__(self, base: torch.utils.data.Dataset, symmetries):
+        self.base, self.symmetries = base, symmetries
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        inputs, actions = self.base[i]
+        if isinstance(inputs, dict):  # an episode: all its steps under the same transform
+            obs, actions = self.symmetries(inputs["obs"], actions, per_row=False)
+            return {"obs": obs}, actions
+        obs, actions = self.symmetries(inputs[None], actions[None])
+        return obs[0], actions[0]
+
+
 def pad_episodes(batch):
     """Episodes of different lengths → ``{"obs": [B, L, obs_dim], "valid": [B, L]}`` and the real steps'
     actions in (episode, step) order: what :class:`EpisodeActionHead` takes and returns."""
@@ -117,6 +138,7 @@ class BCRecipe(TrainerRecipe):
     activation: str = "tanh"
     channels: int = bounded(128, "[1, inf)")  # width of the FiLM CNN, for grid observations with a mission
     memory: bool = False  # grid observations: a GRU over the steps after the FiLM CNN, trained on whole episodes
+    augment: bool = False  # grid observations: train under random colour permutations and mirrorings
     core_size: int = bounded(128, "[1, inf)")  # that GRU's width
     episodes: int | None = bounded(None, "[1, inf)")  # clone only the dataset's first N episodes
     dagger_rounds: int = bounded(0, "[0, inf)")  # rounds of learner-driven, expert-labelled episodes after cloning
@@ -158,21 +180,22 @@ class BCRecipe(TrainerRecipe):
             from robotics.experts import expert_for
 
             expert_for(self.env_id)  # InputError now, not after cloning, where no scripted expert would label
+        symmetries = self._symmetries() if self.augment else None  # InputError now for observations without any
         labelled = _first_episodes(demos, self.episodes)
         if hasattr(policy.net, "obs_norm"):  # an MLP's inputs; the FiLM policy embeds grid and mission indices
             observations = torch.as_tensor(labelled[0])
             policy.net.obs_norm.set_stats(observations.mean(0), observations.var(0), len(observations))
-        result = self._clone(policy, labelled, out_dir, resume, progress, self.train.epochs)
+        result = self._clone(policy, labelled, out_dir, resume, progress, self.train.epochs, symmetries)
         training = {"epochs": self.train.epochs, "best": result.best_metrics, "frames": len(labelled[1]),
                     "episodes": int(labelled[2].max() + 1),
                     "dataset_mean_return": float(demos.episode_returns().mean())}
         if self.dagger_rounds:
-            labelled, training["dagger"] = self._dagger(policy, labelled, out_dir, resume, progress)
+            labelled, training["dagger"] = self._dagger(policy, labelled, out_dir, resume, progress, symmetries)
         return finish(policy, self, out_dir, demos.meta["fingerprint"], training)
 
-    def _clone(self, policy, labelled, out_dir: Path, resume: bool | str, progress: bool, epochs: int):
-        """Train ``policy`` on ``(observations, actions, episode_index)`` with the Trainer in ``out_dir``; the best
-        epoch's weights are in ``policy.net`` afterwards."""
+    def _clone(self, policy, labelled, out_dir: Path, resume: bool | str, progress: bool, epochs: int, symmetries):
+        """Train ``policy`` on ``(observations, actions, episode_index)`` with the Trainer in ``out_dir``, under
+        ``symmetries`` if given; the best epoch's weights are in ``policy.net`` afterwards."""
         from dataclasses import replace
 
         from zoo.train import Trainer
@@ -188,6 +211,8 @@ class BCRecipe(TrainerRecipe):
             train = torch.utils.data.TensorDataset(observations[train_rows], actions[train_rows])
             val = torch.utils.data.TensorDataset(observations[val_rows], actions[val_rows]) if len(val_rows) else None
             head, collate = ActionHead(policy.net), None
+        if symmetries is not None:
+            train = Augmented(train, symmetries)
         discrete = policy.net.discrete
         trainer = Trainer(
             head,
@@ -201,7 +226,7 @@ class BCRecipe(TrainerRecipe):
         )
         return trainer.fit(resume=resume)
 
-    def _dagger(self, policy, labelled, out_dir: Path, resume: bool | str, progress: bool):
+    def _dagger(self, policy, labelled, out_dir: Path, resume: bool | str, progress: bool, symmetries):
         """DAgger's rounds, each in ``out_dir/dagger/round-R``: its learner-driven episodes (``demos``, a dataset)
         and its training run (``train``). A resumed run records no round twice and trains on from the last
         checkpoint. Returns the labelled set grown by every round, and what the card records of them."""
@@ -220,12 +245,20 @@ class BCRecipe(TrainerRecipe):
             driven = datasets.load(data)
             labelled = _concatenated(labelled, driven)
             result = self._clone(policy, labelled, where / "train", bool(resume), progress,
-                                 self.dagger_epochs or self.train.epochs)
+                                 self.dagger_epochs or self.train.epochs, symmetries)
             rounds.append({"round": round_number, "episodes": int(driven.meta["episodes"]), "frames": len(driven),
                            "driver_success": driven.meta["success_rate"], "fingerprint": driven.meta["fingerprint"],
                            "best": result.best_metrics})
         return labelled, {"rounds": rounds, "labelled_episodes": int(labelled[2].max() + 1),
                           "labelled_frames": len(labelled[1])}
+
+    def _symmetries(self):
+        """The grid symmetries of the environment's observations (InputError for other kinds)."""
+        from robotics.augment import GridSymmetries
+        from robotics.envs import make_env
+        from robotics.observations import observation_spec
+
+        return GridSymmetries(observation_spec(make_env(self.env_id).observation_space))
 
     def _data_path(self) -> Path:
         """A registered dataset id → its directory (recorded on first use); else the path itself."""

@@ -173,3 +173,76 @@ def test_memory_is_refused_for_observations_without_a_grid(tmp_path):
     with pytest.raises(InputError, match="memory=True needs a recurrent policy; robotics/mlp_categorical"):
         BCRecipe(data="robotics/cartpole-v1.ppo-expert", model="robotics/mlp_categorical.bc_cartpole_v1",
                  memory=True).run(tmp_path / "bc", progress=False)
+
+
+def mirrored_world(env) -> None:
+    """``env``'s grid reflected east-west in place, the agent with it."""
+    from minigrid.core.grid import Grid
+
+    base = env.unwrapped
+    width, height = base.grid.width, base.grid.height
+    mirror = Grid(width, height)
+    for x in range(width):
+        for y in range(height):
+            mirror.set(width - 1 - x, y, base.grid.get(x, y))
+    base.grid = mirror
+    base.agent_pos = (width - 1 - base.agent_pos[0], base.agent_pos[1])
+    base.agent_dir = (2, 1, 0, 3)[base.agent_dir]
+
+
+def test_grid_symmetries_give_the_views_of_recoloured_and_mirrored_worlds():
+    from robotics.augment import COLOURS, GridSymmetries
+    from robotics.envs import make_env
+    from robotics.observations import observation_spec
+
+    env = make_env("BabyAI-GoToLocal-v0")
+    spec = observation_spec(env.observation_space)
+    symmetries, generator = GridSymmetries(spec), torch.Generator().manual_seed(0)
+    for seed in range(4):
+        obs, _ = env.reset(seed=seed)
+        flat = torch.as_tensor(spec.flatten(obs))[None]
+        mirrored_world(env)
+        mirrored, actions = symmetries.apply(flat, torch.tensor([0]), torch.arange(6)[None], torch.tensor([True]))
+        assert torch.equal(mirrored[0], torch.as_tensor(spec.flatten(env.unwrapped.gen_obs())))
+        assert actions.tolist() == [1]  # a left turn in the mirrored world is a right turn
+        permutation = torch.randperm(6, generator=generator)
+        for cell in env.unwrapped.grid.grid:
+            if cell is not None and cell.type in ("door", "key", "ball", "box"):
+                cell.color = COLOURS[permutation[COLOURS.index(cell.color)]]
+        recoloured = env.unwrapped.gen_obs()
+        recoloured["mission"] = " ".join(COLOURS[permutation[COLOURS.index(word)]] if word in COLOURS else word
+                                         for word in obs["mission"].split())
+        both, actions = symmetries.apply(mirrored, torch.tensor([2]), permutation[None], torch.tensor([False]))
+        assert torch.equal(both[0], torch.as_tensor(spec.flatten(recoloured))) and actions.tolist() == [2]
+
+
+def test_an_episode_takes_one_draw_and_frames_their_own():
+    from robotics.augment import GridSymmetries
+    from robotics.observations import spec_from_description
+
+    spec = spec_from_description({"type": "Box", "shape": [OBS_DIM], "kind": "grid", "parts": PARTS}, "test")
+    frames = grid_observation("go to the red ball").repeat(64, 1)
+    actions = torch.zeros(64, dtype=torch.int64)  # all left turns
+    torch.manual_seed(0)
+    episode, episode_actions = GridSymmetries(spec)(frames, actions, per_row=False)
+    assert (episode == episode[0]).all() and len(set(episode_actions.tolist())) == 1
+    shuffled, shuffled_actions = GridSymmetries(spec)(frames, actions)
+    assert len({tuple(row.tolist()) for row in shuffled}) > 10 and set(shuffled_actions.tolist()) == {0, 1}
+    mirrored = shuffled_actions == 1  # the mirrored rows, and only they, have the view flipped left-right
+    images = shuffled[:, :147].reshape(64, 3, 7, 7)
+    original = frames[0, :147].reshape(3, 7, 7)
+    assert torch.equal(images[mirrored, 0], original[0].flip(0).expand(int(mirrored.sum()), 7, 7))
+    assert torch.equal(images[~mirrored, 0], original[0].expand(int((~mirrored).sum()), 7, 7))
+
+
+def test_bc_with_augment_trains_under_the_symmetries_and_is_refused_without_a_grid(cloned, tmp_path):
+    _, data = cloned
+    result = BCRecipe(data=str(data), val_fraction=0.0, eval_episodes=2, hidden=(16,), channels=16, augment=True,
+                      train={"epochs": 10, "batch_size": 8, "lr": 5e-3}).run(tmp_path / "bc", progress=False)
+    losses = [json.loads(line)["train_loss"] for line in (result.out_dir / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line).get("event") == "eval"]
+    assert losses[-1] < 0.7 * losses[0]
+    assert zoo.load(result.out_dir).card.provenance["recipe"]["params"]["augment"] is True
+    with pytest.raises(InputError, match="grid symmetries need grid observations"):
+        BCRecipe(data="robotics/cartpole-v1.ppo-expert", augment=True).run(tmp_path / "cartpole", progress=False)
+    assert not (tmp_path / "cartpole").exists()
