@@ -184,6 +184,12 @@ def summary(runs: dict[str, list]) -> dict:
             "ratio_upper_bound": ours_s / median(runs["sb3"], reached_only=False) if censored else None}
 
 
+def comparison(benchmark: str, task: str, runs: dict[str, list], note: str, **settings) -> dict:
+    """The results file of a wall-clock-to-success comparison: the runs so far, their summary and the machine."""
+    return {"benchmark": benchmark, "task": task, **settings, "runs": runs, **summary(runs), "target": "<= 0.7",
+            "note": note, "env": zoo_env()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -197,19 +203,11 @@ def main() -> None:
         for name, arm in (("ours", ours), ("sb3", sb3)):
             runs[name].append({"seed": seed, **arm(seed, args.max_steps, args.eval_every)})
             print(name, runs[name][-1], flush=True)
-            write({
-                "benchmark": "robotics_recurrent_ppo_vs_sb3",
-                "task": f"success >= {TARGET_SUCCESS} over {EVAL_EPISODES} deterministic episodes of {LARGE}, "
-                        f"after {FIRST_STAGE_STEPS:,} steps of {SMALL} (counted)",
-                "hyper_parameters": HYPER,
-                "eval_every_steps": args.eval_every,
-                "max_steps_large": args.max_steps,
-                "runs": runs,
-                **summary(runs),
-                "target": "<= 0.7",
-                "note": args.note,
-                "env": zoo_env(),
-            })
+            write(comparison("robotics_recurrent_ppo_vs_sb3",
+                             f"success >= {TARGET_SUCCESS} over {EVAL_EPISODES} deterministic episodes of {LARGE}, "
+                             f"after {FIRST_STAGE_STEPS:,} steps of {SMALL} (counted)",
+                             runs, args.note, hyper_parameters=HYPER, eval_every_steps=args.eval_every,
+                             max_steps_large=args.max_steps))
 
 
 if __name__ == "__main__":
