@@ -14,6 +14,7 @@ from robotics.models.encoders import GridEncoder, build_encoder
 from robotics.models.recurrent import GRUActorCritic
 from robotics.observations import observation_spec
 from robotics.recipes.recurrent_ppo import RecurrentPPORecipe, to_sequences
+from tests.bundles import run_without_torch
 from tests.robotics.test_recipes import Killed, assert_same_run, kill_at
 from zoo.errors import InputError
 
@@ -202,6 +203,10 @@ def test_zoo_predict_runs_a_recurrent_policy_from_an_observation_file(recall_pol
     assert result.returncode == 0 and result.stdout.strip() == f"{tmp_path / 'obs.npy'}: {expected}"
 
 
+# Steps fed one after another, the state carried throughout: cue, blank, another cue, blank.
+OBSERVATIONS = ([1, 1], [0, 0], [-1, 1], [0, 0])
+
+
 def bundle_returns(bundle, episodes: int, seed: int) -> list[float]:
     """Recall episodes played by an exported bundle alone, its state carried from step to step."""
     env, returns = make_env("ZooTest/Recall-v0"), []
@@ -244,6 +249,20 @@ def test_an_exported_recurrent_bundle_carries_its_state_without_torch(recall_pol
         bundle.predict([obs, obs], np.zeros((3, 16)))  # a state from another batch size
     with pytest.raises(InputError, match="finite recurrent state"):
         bundle.predict(obs, np.full(16, np.inf))
+    script = f"""
+        import json, numpy as np
+        from zoo.runtime import load_bundle
+        bundle, state, actions = load_bundle({str(tmp_path / "bundle")!r}), None, []
+        for obs in {OBSERVATIONS!r}:
+            action, state = bundle.predict(np.array(obs, np.float32), state)
+            actions.append(int(action))
+        print(json.dumps(actions))
+    """
+    state, expected = None, []
+    for obs in OBSERVATIONS:
+        action, state = recall_policy.predict(np.array(obs, np.float32), state)
+        expected.append(action)
+    assert run_without_torch(script) == expected
     spec["postprocessing"]["state_shape"] = [0]
     (tmp_path / "bundle" / "bundle.json").write_text(json.dumps(spec))
     seal(tmp_path / "bundle")
