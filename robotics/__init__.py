@@ -29,6 +29,8 @@ BUNDLED = {
     "goal-conditioned (tanh-Gaussian MLP 128×128)",
     "robotics/mlp_gaussian.bc_pointmaze_medium_v3": "goal-conditioned PointMaze_Medium-v3 policy cloned from 300 "
     "episodes of the planner expert, then 2 DAgger rounds (Gaussian MLP 256×256)",
+    "robotics/film_categorical.bc_babyai_gotolocal_v0": "BabyAI-GoToLocal-v0 policy cloned from 5,000 BabyAIBot "
+    "episodes (a GRU mission encoder FiLM-conditioning a grid CNN; no memory over steps)",
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_5x5_v0":
         "recurrent PPO policy for MiniGrid-DoorKey-5x5-v0 (grid CNN + GRU 128); the start of the 8x8 policy",
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_8x8_v0":

@@ -37,6 +37,13 @@ CONFIGS: dict[str, tuple[str, dict]] = {
         "dagger_rounds": 2, "dagger_episodes": 100, "dagger_epochs": 10, "eval_episodes": 100,
         "train": {"epochs": 20, "batch_size": 256, "lr": 1e-3},
     }),
+    # Behaviour cloning of BabyAIBot on the 5,000 GoToLocal demonstrations issue 18 allows (the FiLM policy,
+    # memoryless); the best of 12 epochs by held-out loss.
+    "film_categorical.bc_babyai_gotolocal_v0": ("bc", {
+        "data": "robotics/babyai_gotolocal_expert_5k", "env_id": "BabyAI-GoToLocal-v0", "channels": 64,
+        "hidden": (64,), "val_fraction": 0.05, "eval_episodes": 100,
+        "train": {"epochs": 12, "batch_size": 128, "lr": 1e-3},
+    }),
     # A curriculum of two bundles. From scratch, DoorKey-8x8 gives PPO almost no reward to learn from (a
     # run's mean return fell from 0.02 to 0 within 50k steps and stayed there to 400k); the 5x5 room is
     # solved in ~50k steps, and its policy carries over (the same 7×7 view and actions).

@@ -31,13 +31,17 @@ def test_film_policy_shapes_and_the_mission_steers_the_actions():
     batch = torch.stack([view, grid_observation("go to the blue key", 0), grid_observation("go to a box", 1)])
     assert net(batch).shape == (3,) and net(batch).dtype == torch.int64
     assert net.actor_outputs(batch).shape == (3, 7) and net.value(batch).shape == (3,)
-    # Same view, other missions: only the FiLM path sees the mission, so the logits differ through it.
+    # Same view, other missions: the mission reaches the view through the FiLM blocks and the match map.
     logits = net.actor_outputs(batch)
     assert not torch.allclose(logits[0], logits[1], atol=1e-4)
-    with torch.no_grad():  # with gamma and beta fixed the mission no longer reaches the view
+    with torch.no_grad():  # gamma and beta fixed: the match map alone still tells the missions apart
         for film in net.encoder.films:
             film.gamma.weight.zero_()
             film.beta.weight.zero_()
+    logits = net.actor_outputs(batch)
+    assert not torch.allclose(logits[0], logits[1], atol=1e-4)
+    with torch.no_grad():  # and without the cells' projection the mission no longer reaches the view
+        net.encoder.cell_key.weight.zero_()
     logits = net.actor_outputs(batch)
     torch.testing.assert_close(logits[0], logits[1])
 

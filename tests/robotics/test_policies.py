@@ -24,6 +24,7 @@ TARGETS = {
 SUCCESS_TARGETS = {
     "robotics/mlp_squashed_gaussian.sac_pointmaze_umaze_v3": 0.95,
     "robotics/mlp_gaussian.bc_pointmaze_medium_v3": 0.80,
+    "robotics/film_categorical.bc_babyai_gotolocal_v0": 0.90,
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_5x5_v0": 0.95,
     "robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_8x8_v0": 0.95,
     "robotics/gru_categorical.recurrent_ppo_minigrid_fourrooms_v0": 0.60,
@@ -98,7 +99,7 @@ def test_weights_are_safetensors_with_observation_statistics(model_id):
     path = files("robotics") / "weights" / f"{bundled_name(model_id)}.safetensors"
     assert path.read_bytes()[:2] != b"\x80\x04"  # not a pickle
     state = load_file(str(path))
-    if not zoo.info(model_id).input.get("state_shape"):  # grid policies embed cell indices: no statistics
+    if zoo.info(model_id).input["observation_space"].get("kind") != "grid":  # grid policies embed cell indices
         assert {"obs_norm.mean", "obs_norm.var", "obs_norm.count"} <= set(state)
     card = json.loads((files("robotics") / "weights" / f"{bundled_name(model_id)}.json").read_text())
     assert card["id"] == model_id
