@@ -13,7 +13,9 @@ shortest path at reset, over ``NAVIGATION_EPISODES_PER_SEED`` held-out episodes 
 gets two control arms, a random policy and the expert (the ceiling), whether or not a
 bundled policy runs there; a bundled navigation policy gets its rows as soon as it is bundled.
 Published rl-baselines3-zoo returns (``robotics/data/rl_zoo_reference.json``)
-sit beside ours where the zoo has the same algorithm and environment.
+sit beside ours where the zoo has the same algorithm and environment, and the BabyAI
+paper's imitation success (``robotics/data/babyai_reference.json``) beside our cloned
+GoToLocal policy.
 
 The plot (:data:`PLOT`) shows return against the environment steps a policy
 was trained with, the random control as a dashed line; latency says little
@@ -78,12 +80,17 @@ def episodes_per_seed(env_id: str, quick: bool) -> int:
 
 
 def reference(model_id: str, env_id: str) -> dict | None:
-    """The rl-baselines3-zoo row for this policy's algorithm (or one it stands beside: an MLP PPO beside our
-    recurrent PPO) and environment, if the zoo has one."""
+    """The published row for this policy's algorithm (or one it stands beside: an MLP PPO beside our recurrent
+    PPO) and environment: rl-baselines3-zoo's returns, or the BabyAI paper's imitation success."""
     from zoo.hub import info
 
-    published = json.loads((files("robotics") / "data" / "rl_zoo_reference.json").read_text(encoding="utf-8"))
     algo = (info(model_id).provenance.get("recipe") or {}).get("name")  # ppo, sac, bc, recurrent_ppo
+    babyai = _published("babyai_reference.json")
+    row = next((r for r in babyai["rows"] if r["algo"] == algo and r["env_id"] == env_id), None)
+    if row is not None:
+        return {"source": f"BabyAI paper, imitation learning from {row['demonstrations']} demonstrations",
+                "metrics": {"success": row["success"]}}
+    published = _published("rl_zoo_reference.json")
     row = next((r for r in published["rows"] if algo in (r["algo"], *r.get("beside", ())) and r["env_id"] == env_id),
                None)
     if row is None:
@@ -91,6 +98,11 @@ def reference(model_id: str, env_id: str) -> dict | None:
     policy = f" ({row['policy']})" if "policy" in row else ""
     return {"source": f"rl-baselines3-zoo {row['algo'].upper()}{policy} {row['env_version']}, {row['n_timesteps']} steps",
             "metrics": {"mean_return": row["mean_reward"]}}
+
+
+def _published(name: str) -> dict:
+    """A table of published figures in ``robotics/data``."""
+    return json.loads((files("robotics") / "data" / name).read_text(encoding="utf-8"))
 
 
 def _episode_results(rollout) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:

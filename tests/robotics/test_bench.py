@@ -15,7 +15,7 @@ def test_suite_has_every_bundled_policy_and_a_random_control_per_env():
     assert all(len(t.seeds) >= 10 for t in suite(quick=False))
 
 
-def test_references_come_from_the_zoo_table_for_the_same_algorithm_and_env():
+def test_references_come_from_published_tables_for_the_same_algorithm_and_env():
     assert reference("robotics/mlp_categorical.ppo_cartpole_v1", "CartPole-v1")["metrics"] == {"mean_return": 500.0}
     assert reference("robotics/mlp_squashed_gaussian.sac_pendulum_v1", "Pendulum-v1")["metrics"] == {"mean_return": -156.995}
     assert reference("robotics/mlp_categorical.bc_cartpole_v1", "CartPole-v1") is None  # the zoo has no BC row
@@ -24,6 +24,9 @@ def test_references_come_from_the_zoo_table_for_the_same_algorithm_and_env():
     assert four_rooms == {"source": "rl-baselines3-zoo PPO (MLP on FlatObsWrapper) MiniGrid-FourRooms-v0, 5M steps",
                           "metrics": {"mean_return": 0.573}}  # an MLP PPO beside our recurrent one
     assert reference("robotics/gru_categorical.recurrent_ppo_minigrid_doorkey_8x8_v0", "MiniGrid-DoorKey-8x8-v0") is None
+    gotolocal = reference("robotics/film_categorical.bc_babyai_gotolocal_v0", "BabyAI-GoToLocal-v0")
+    assert gotolocal == {"source": "BabyAI paper, imitation learning from 1M demonstrations",
+                         "metrics": {"success": 0.998}}
 
 
 def test_cartpole_rows_rank_the_policy_above_the_random_control(tmp_path):
