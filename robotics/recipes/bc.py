@@ -9,8 +9,9 @@ baseline; with ``memory=True`` a GRU over the steps follows it (the baseline's m
 what was seen before, once out of view) and training runs on whole episodes, each from
 a fresh state. ``augment=True`` trains grid policies under the task's symmetries
 (robotics.augment: object colours permuted in the view and the mission alike, the world
-mirrored with left and right turns swapped), drawn afresh each epoch. The Trainer gives checkpoints and exact resume; the result is evaluated
-by rollouts in the dataset's environment and saved as a loadable policy.
+mirrored with left and right turns swapped), drawn afresh each time an example is read.
+The Trainer gives checkpoints and exact resume; the result is evaluated by rollouts in
+the dataset's environment and saved as a loadable policy.
 
 With ``dagger_rounds`` (DAgger, Ross et al. 2011: "A Reduction of Imitation Learning and
 Structured Prediction to No-Regret Online Learning") the cloned policy then drives
